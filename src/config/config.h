@@ -1,0 +1,120 @@
+/* Configuration: YAML file -> validated, immutable, reference-counted snapshot.
+ * A snapshot is built once by config_load, shared read-only by every worker, and freed when
+ * the last holder drops it (after a reload, requests in flight finish on the old snapshot). */
+#ifndef GH_CONFIG_H
+#define GH_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+enum cfg_log_format { CFG_LOG_COMBINED, CFG_LOG_JSON };
+enum cfg_log_level { CFG_LOG_DEBUG, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR };
+
+struct cfg_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    char *text; /* as written in the config, e.g. "127.0.0.1:9090" or "[::1]:80" */
+};
+
+struct cfg_logs {
+    char *access;             /* file path; NULL when `off`; "-" for stdout */
+    enum cfg_log_format format;
+    char *error;              /* file path, or "-" for stderr */
+    enum cfg_log_level level;
+};
+
+struct cfg_limits {
+    uint32_t max_request_line;      /* bytes, default 8192 -> 414 */
+    uint32_t max_header_size;       /* whole head, default 32768 -> 431 */
+    uint32_t max_header_count;      /* default 100 -> 431 */
+    uint32_t client_header_timeout; /* ms, default 10000 -> 408 */
+    uint32_t client_body_timeout;   /* ms, default 30000 -> 408 */
+    uint32_t send_timeout;          /* ms, default 60000: client not reading our response */
+    uint32_t keepalive_timeout;     /* ms, default 75000 */
+    uint32_t max_requests_per_connection; /* default 10000 */
+    uint32_t max_connections_per_worker;  /* default 10000 */
+    uint64_t max_body_size;         /* bytes, default 0 = unlimited -> 413 */
+};
+
+struct cfg_upstream {
+    char *name;
+    size_t index;                  /* position in config->upstreams */
+    struct cfg_addr *servers;
+    size_t nservers;
+    uint32_t connect_timeout;      /* ms, default 5000 -> 502 */
+    uint32_t read_timeout;         /* ms, default 60000; between response bytes -> 504 */
+    uint32_t send_timeout;         /* ms, default 60000; upstream not reading request */
+    uint32_t keepalive;            /* idle pooled connections per worker, default 32; 0 = none */
+    uint32_t keepalive_timeout;    /* ms an idle pooled connection is kept, default 30000 */
+    uint32_t keepalive_requests;   /* requests per upstream connection, default 1000 */
+};
+
+enum cfg_action { CFG_ACTION_PROXY, CFG_ACTION_REDIRECT, CFG_ACTION_RESPOND };
+
+struct cfg_route {
+    char *path;                    /* prefix, starts with '/', no trailing '/' unless it is "/" */
+    size_t path_len;
+    enum cfg_action action;
+    struct cfg_upstream *upstream; /* proxy */
+    int status;                    /* redirect (default 302) and respond (default 200) */
+    char *location;                /* redirect target (absolute URL or path) */
+    bool append_path;              /* redirect: append the path after the prefix, and the query */
+    char *body;                    /* respond body, may be NULL */
+    size_t body_len;
+    char *content_type;            /* respond, default "text/plain; charset=utf-8" */
+};
+
+struct cfg_site {
+    char *name;                    /* optional; defaults to the first host */
+    char **hosts;                  /* lowercased; "*.example.com" wildcards kept as written */
+    size_t nhosts;
+    struct cfg_route *routes;      /* sorted by path_len, longest first */
+    size_t nroutes;
+};
+
+struct cfg_listener {
+    struct cfg_addr addr;          /* port 0 = pick a free port */
+    int backlog;                   /* default 511 */
+};
+
+struct config {
+    atomic_int refs;
+    char *path;                    /* the file it came from */
+    int workers;                   /* resolved: `auto` -> number of online CPUs */
+    uint32_t shutdown_grace;       /* ms, default 30000 (key `shutdown_timeout`) */
+    struct cfg_logs logs;
+    struct cfg_limits limits;
+    struct cfg_listener *listeners;
+    size_t nlisteners;
+    struct cfg_upstream *upstreams;
+    size_t nupstreams;
+    struct cfg_site *sites;
+    size_t nsites;
+};
+
+/* Parse and validate `path`. On success returns 0 and stores a snapshot with one reference in
+ * *out. On failure returns the number of problems found (> 0) after printing each one to
+ * `errs` as "FILE:LINE:COL: message\n"; *out is left NULL. Every problem is reported, not just
+ * the first. I/O errors are reported as "FILE: message". */
+int config_load(const char *path, struct config **out, FILE *errs);
+
+/* Same, from an in-memory YAML document; `name` is used in messages. */
+int config_load_string(const char *name, const char *yaml, size_t len, struct config **out,
+                       FILE *errs);
+
+void config_ref(struct config *c);
+void config_unref(struct config *c); /* frees on the last reference */
+
+/* Helpers shared with other modules. */
+/* "5s", "250ms", "2m", "1h", bare integer = seconds -> ms. Returns 0 on success. */
+int config_parse_duration(const char *s, uint32_t *ms);
+/* "100", "64k", "10m", "1g" (powers of 1024) -> bytes. Returns 0 on success. */
+int config_parse_size(const char *s, uint64_t *bytes);
+/* "1.2.3.4:80", "[::1]:80", "*:80" / ":80" (any IPv4), "localhost:80". Returns 0 on success. */
+int config_parse_addr(const char *s, struct cfg_addr *out);
+
+#endif
