@@ -1,0 +1,50 @@
+/* Logging. The error log is process-wide (one fd, one level, swapped on reload); access-log
+ * lines are formatted by each worker into its own buffer and written once per loop turn. */
+#ifndef GH_LOG_H
+#define GH_LOG_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+struct logger {
+    atomic_int err_fd;
+    atomic_int level;
+    atomic_int access_fd; /* -1 = off */
+};
+
+/* Open the targets: error "-" = stderr, access "-" = stdout, NULL = off. On failure returns -1
+ * and leaves the logger unchanged; the message goes to the current error log. */
+int log_open(struct logger *lg, const char *error_path, const char *access_path, int level);
+
+void log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_vmsg(struct logger *lg, enum log_level level, const char *fmt, va_list ap);
+
+static inline int log_enabled(struct logger *lg, enum log_level level)
+{
+    return (int)level >= atomic_load_explicit(&lg->level, memory_order_relaxed);
+}
+
+/* A worker's access-log buffer. */
+struct log_buf {
+    char data[16384];
+    size_t len;
+    time_t stamp_sec;        /* second the cached stamps describe */
+    char clf_stamp[32];      /* 24/Nov/2026:10:00:00 +0000 */
+    char iso_stamp[32];      /* 2026-11-24T10:00:00Z */
+    char http_date[32];      /* Tue, 24 Nov 2026 10:00:00 GMT (RFC 9110 IMF-fixdate) */
+};
+
+/* Reserve room for one line; returns a pointer to write at most `max` bytes, after flushing if
+ * needed; commit the bytes written with log_buf_commit. */
+char *log_buf_reserve(struct log_buf *b, struct logger *lg, size_t max);
+void log_buf_commit(struct log_buf *b, size_t n);
+void log_buf_flush(struct log_buf *b, struct logger *lg);
+void log_buf_stamp(struct log_buf *b);
+
+#endif

@@ -1,0 +1,77 @@
+/* A worker thread: its own event loop, listening sockets, buffers, upstream pools and the
+ * configuration snapshot new requests use. A connection lives its whole life on one worker, so
+ * nothing here is locked; the server struct is the only thing workers share. */
+#ifndef GH_WORKER_H
+#define GH_WORKER_H
+
+#include "core/buf.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/loop.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct config;
+struct upool;
+
+struct server {
+    struct logger log;
+    _Atomic(struct config *) config; /* current snapshot; the server holds one reference */
+    atomic_uint config_gen;
+    atomic_bool stopping;
+    pthread_mutex_t config_lock;     /* serialises taking a reference against a swap */
+    struct worker *workers;
+    int nworkers;
+};
+
+struct worker_listener {
+    struct ev_io io;
+    struct worker *w;
+};
+
+struct worker {
+    int id;
+    pthread_t thread;
+    struct server *srv;
+    struct ev_loop loop;
+    struct buf_pool bufs;
+    struct log_buf access;
+    struct ev_defer access_flush;
+    struct config *config; /* snapshot for new requests; the worker holds one reference */
+    unsigned config_gen;
+    struct upool **pools;  /* one per upstream of `config` */
+    size_t npools;
+    int *listen_fds;                  /* owned; -1 once closed */
+    struct worker_listener *listen_io;
+    size_t nlisten;
+    bool accepting;
+    int notify_fd;         /* eventfd: reload or stop */
+    struct ev_io notify_io;
+    struct ev_timer drain_timer;
+    struct dlist conns;    /* every client connection */
+    unsigned nconns;
+    bool draining;
+};
+
+/* Create a worker's loop and state; listen_fds are taken over. Returns 0 or -1. */
+int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, size_t nlisten);
+int worker_start(struct worker *w);
+/* Wake the worker to pick up a new configuration or to stop (srv->stopping). */
+void worker_notify(struct worker *w);
+void worker_join(struct worker *w);
+void worker_fini(struct worker *w);
+
+/* Take a reference to the server's current snapshot. */
+struct config *server_config_get(struct server *srv);
+/* Publish a new snapshot (takes over the caller's reference) and wake every worker. */
+void server_config_swap(struct server *srv, struct config *c);
+
+/* Connection bookkeeping used by the codecs. */
+void worker_conn_closed(struct worker *w);
+/* Access-log line for a finished exchange. */
+struct http_stream;
+void worker_access_log(struct worker *w, const struct http_stream *s);
+
+#endif

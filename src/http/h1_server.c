@@ -1,0 +1,920 @@
+/* HTTP/1.1 server connection. One exchange at a time: a request is parsed, handed to the router
+ * as an http_stream, and its response framed here; pipelined requests wait in the input buffer.
+ *
+ * Buffer discipline: while an exchange runs, its request head stays at the start of `in`
+ * (the stream's slices point into it) and body bytes stream through the space after it. */
+#include "http/h1_server.h"
+
+#include "config/config.h"
+#include "core/worker.h"
+#include "http/h1_parse.h"
+#include "http/handler.h"
+#include "http/request.h"
+#include "net/outq.h"
+#include "net/sock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum conn_state {
+    CS_IDLE,      /* between requests, nothing buffered */
+    CS_HEAD,      /* part of a request head received */
+    CS_EXCHANGE,  /* a request is being handled */
+    CS_FLUSHING,  /* response complete, last bytes being written */
+    CS_LINGER,    /* response done, discarding the rest of the client's input before close */
+    CS_CLOSED,
+};
+
+struct h1_conn {
+    struct http_stream stream; /* the exchange in flight (one at a time) */
+    struct worker *w;
+    struct dlist link;
+    int fd;
+    enum conn_state state;
+    struct ev_io io;
+    struct ev_timer timer;
+    struct ev_defer flush_defer;
+    struct ev_defer process_defer; /* continue with the next request outside the handler's call */
+    struct ev_defer fail_defer;    /* answer fail_status outside the handler's call */
+    struct ev_defer close_defer;
+    int fail_status;
+    const char *fail_why;
+    struct buf *in;
+    struct outq out;
+    struct h1_header *hdrs;
+    struct http_field *fields;
+    uint32_t cap_hdrs;
+    struct config *config; /* snapshot of the current (or last) exchange; one reference */
+    char peer[64];
+    unsigned requests;
+    bool rd_ready, wr_ready;
+    bool eof;          /* the client closed its side */
+    bool keepalive;    /* may serve another request after this one */
+    bool http10;
+    bool handler_on;   /* stream.handler must be told if the connection dies */
+    bool send_pending; /* the handler waits for on_writable */
+    bool head_sent;
+    bool head_final;
+    bool chunked_out;
+    bool no_body_out;
+    bool pinned;       /* a head is pinned at in[0..head_len) */
+    uint32_t head_len;
+    /* Request body. */
+    enum h1_body body_kind;
+    uint64_t body_left;        /* LENGTH: bytes still to come */
+    uint64_t body_received;
+    struct h1_chunked chunk;
+    bool body_done;
+    bool body_handed;          /* a slice is out with the handler */
+    bool body_rewindable;      /* every body byte is still in `in` from head_len on */
+    bool continue_sent;
+    bool expect_continue;
+};
+
+static const struct http_stream_ops h1_stream_ops;
+static void conn_on_io(struct ev_io *io, uint32_t events);
+static void conn_on_timer(struct ev_timer *t);
+static void conn_on_flush(struct ev_defer *d);
+static void conn_on_close(struct ev_defer *d);
+static void conn_on_process(struct ev_defer *d);
+static void conn_on_fail(struct ev_defer *d);
+static void conn_process(struct h1_conn *c);
+static void conn_close(struct h1_conn *c);
+static void exchange_finished(struct h1_conn *c);
+static void conn_fail_later(struct h1_conn *c, int status, const char *why);
+
+static struct logger *conn_log(struct h1_conn *c)
+{
+    return &c->w->srv->log;
+}
+
+static const struct cfg_limits *conn_limits(struct h1_conn *c)
+{
+    return &c->config->limits;
+}
+
+void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer)
+{
+    struct h1_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->fd = fd;
+    c->io = (struct ev_io){.fd = fd, .cb = conn_on_io};
+    c->timer.cb = conn_on_timer;
+    c->flush_defer.cb = conn_on_flush;
+    c->close_defer.cb = conn_on_close;
+    c->process_defer.cb = conn_on_process;
+    c->fail_defer.cb = conn_on_fail;
+    c->config = w->config;
+    config_ref(c->config);
+    sock_host_text(peer, c->peer, sizeof(c->peer));
+    c->state = CS_IDLE;
+    if (ev_io_add(&w->loop, &c->io, 0) < 0) {
+        config_unref(c->config);
+        free(c);
+        close(fd);
+        return;
+    }
+    dlist_push(&w->conns, &c->link);
+    w->nconns++;
+    ev_timer_start(&w->loop, &c->timer, conn_limits(c)->client_header_timeout);
+}
+
+/* ---- closing ------------------------------------------------------------------------------ */
+
+/* Closing is deferred to the end of the loop turn so that no caller is left holding a freed
+ * connection; the fd goes at once so nothing more is read or written. */
+static void conn_close(struct h1_conn *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    c->state = CS_CLOSED;
+    ev_io_del(&c->w->loop, &c->io);
+    ev_timer_stop(&c->w->loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    ev_defer(&c->w->loop, &c->close_defer);
+}
+
+static void conn_on_close(struct ev_defer *d)
+{
+    struct h1_conn *c = container_of(d, struct h1_conn, close_defer);
+    if (c->flush_defer.queued || c->process_defer.queued || c->fail_defer.queued) {
+        /* Another callback of ours is still queued behind us: free after it ran. */
+        ev_defer(&c->w->loop, &c->close_defer);
+        return;
+    }
+    if (c->handler_on) {
+        c->handler_on = false;
+        c->stream.handler->on_close(&c->stream);
+    }
+    dlist_remove(&c->link);
+    buf_put(&c->w->bufs, c->in);
+    outq_release(&c->out, &c->w->bufs);
+    config_unref(c->config);
+    free(c->hdrs);
+    free(c->fields);
+    worker_conn_closed(c->w);
+    free(c);
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static int conn_flush(struct h1_conn *c)
+{
+    int r = outq_flush(&c->out, c->fd, &c->w->bufs);
+    if (r == OUTQ_AGAIN) {
+        c->wr_ready = false;
+        ev_timer_start(&c->w->loop, &c->timer, conn_limits(c)->send_timeout);
+    } else if (r == OUTQ_ERROR) {
+        log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->peer, strerror(errno));
+        conn_close(c);
+    }
+    return r;
+}
+
+static void conn_on_flush(struct ev_defer *d)
+{
+    struct h1_conn *c = container_of(d, struct h1_conn, flush_defer);
+    if (c->state == CS_CLOSED || outq_empty(&c->out) || !c->wr_ready)
+        return;
+    if (conn_flush(c) == OUTQ_DONE)
+        conn_process(c);
+}
+
+static void conn_on_process(struct ev_defer *d)
+{
+    struct h1_conn *c = container_of(d, struct h1_conn, process_defer);
+    if (c->state != CS_CLOSED)
+        conn_process(c);
+}
+
+/* A failed send closes the connection; the handler hears of it through on_close. */
+static enum send_result send_failed(struct h1_conn *c)
+{
+    conn_close(c);
+    return SEND_ERROR;
+}
+
+/* Reserve-and-format into the generated part of the output. */
+static int out_printf(struct h1_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int out_printf(struct h1_conn *c, const char *fmt, ...)
+{
+    size_t room;
+    char *p = outq_reserve(&c->out, &c->w->bufs, &room);
+    if (!p)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(p, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room)
+        return -1;
+    outq_commit(&c->out, (size_t)n);
+    return 0;
+}
+
+static int out_fields(struct h1_conn *c, const struct http_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t room;
+        char *p = outq_reserve(&c->out, &c->w->bufs, &room);
+        size_t need = f[i].name_len + f[i].value_len + 4;
+        if (!p || room < need)
+            return -1;
+        memcpy(p, f[i].name, f[i].name_len);
+        p += f[i].name_len;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, f[i].value, f[i].value_len);
+        p += f[i].value_len;
+        *p++ = '\r';
+        *p++ = '\n';
+        outq_commit(&c->out, need);
+    }
+    return 0;
+}
+
+/* Date is generated once per second per worker. */
+static const char *http_date(struct h1_conn *c)
+{
+    log_buf_stamp(&c->w->access);
+    return c->w->access.http_date;
+}
+
+static enum send_result h1_send_interim(struct h1_conn *c, const struct http_response *res)
+{
+    if (c->http10)
+        return SEND_DONE; /* HTTP/1.0 clients do not understand 1xx */
+    if (out_printf(c, "HTTP/1.1 %d %s\r\n", res->status, http_reason(res->status)) < 0 ||
+        out_fields(c, res->fields, res->nfields) < 0 || out_printf(c, "\r\n") < 0)
+        return send_failed(c);
+    ev_defer(&c->w->loop, &c->flush_defer);
+    return SEND_DONE;
+}
+
+static enum send_result h1_send_head(struct http_stream *s, const struct http_response *res)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    if (c->state == CS_CLOSED || c->head_sent)
+        return SEND_ERROR;
+    if (res->status < 200)
+        return h1_send_interim(c, res);
+    s->status = res->status;
+    c->head_sent = true;
+    c->no_body_out = res->no_body || s->req.head;
+    if (c->w->draining || c->requests >= conn_limits(c)->max_requests_per_connection)
+        c->keepalive = false;
+    if (out_printf(c, "HTTP/1.%d %d %s\r\nDate: %s\r\n", c->http10 ? 0 : 1, res->status,
+                   http_reason(res->status), http_date(c)) < 0 ||
+        out_fields(c, res->fields, res->nfields) < 0)
+        return send_failed(c);
+    int rc = 0;
+    if (res->status == 204) {
+        /* RFC 9110 8.6: never a Content-Length on 204 */
+    } else if (res->content_length >= 0) {
+        /* HEAD and 304 carry the length the full response would have had */
+        rc = out_printf(c, "Content-Length: %lld\r\n", (long long)res->content_length);
+    } else if (!c->no_body_out) {
+        if (c->http10)
+            c->keepalive = false; /* close-delimited */
+        else {
+            c->chunked_out = true;
+            rc = out_printf(c, "Transfer-Encoding: chunked\r\n");
+        }
+    }
+    if (rc == 0) {
+        if (!c->keepalive)
+            rc = out_printf(c, "Connection: close\r\n\r\n");
+        else if (c->http10)
+            rc = out_printf(c, "Connection: keep-alive\r\n\r\n");
+        else
+            rc = out_printf(c, "\r\n");
+    }
+    if (rc < 0)
+        return send_failed(c);
+    c->head_final = true;
+    ev_defer(&c->w->loop, &c->flush_defer);
+    return SEND_DONE;
+}
+
+static enum send_result send_result_of(struct h1_conn *c, int r)
+{
+    if (r == OUTQ_DONE)
+        return SEND_DONE;
+    if (r == OUTQ_AGAIN) {
+        c->send_pending = true;
+        return SEND_PENDING;
+    }
+    return SEND_ERROR;
+}
+
+static enum send_result h1_send_body(struct http_stream *s, const char *data, size_t len)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    if (c->state == CS_CLOSED)
+        return SEND_ERROR;
+    if (c->no_body_out || len == 0)
+        return SEND_DONE;
+    if (c->chunked_out && out_printf(c, "%zx\r\n", len) < 0)
+        return send_failed(c);
+    if (len <= SEND_COPY_MAX) {
+        /* Small slices are copied: one iovec fewer, and callers may pass stack memory. */
+        if (outq_append(&c->out, &c->w->bufs, data, len) < 0 ||
+            (c->chunked_out && outq_append(&c->out, &c->w->bufs, "\r\n", 2) < 0))
+            return send_failed(c);
+    } else {
+        outq_set_ext(&c->out, data, len, c->chunked_out ? "\r\n" : "", c->chunked_out ? 2 : 0);
+    }
+    s->body_bytes_sent += len;
+    if (!c->wr_ready) {
+        c->send_pending = true;
+        return SEND_PENDING;
+    }
+    return send_result_of(c, conn_flush(c));
+}
+
+/* The handler is done; the connection finishes the exchange on its own from here. */
+static enum send_result h1_send_end(struct http_stream *s)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    c->handler_on = false;
+    if (c->state == CS_CLOSED)
+        return SEND_ERROR;
+    if (c->chunked_out && !c->no_body_out && out_printf(c, "0\r\n\r\n") < 0) {
+        conn_close(c);
+        return SEND_ERROR;
+    }
+    c->state = CS_FLUSHING;
+    if (!c->wr_ready)
+        return SEND_PENDING;
+    int r = conn_flush(c);
+    if (r == OUTQ_DONE)
+        exchange_finished(c);
+    return r == OUTQ_DONE ? SEND_DONE : r == OUTQ_AGAIN ? SEND_PENDING : SEND_ERROR;
+}
+
+static void h1_abort(struct http_stream *s)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    c->handler_on = false;
+    worker_access_log(c->w, s);
+    conn_close(c);
+}
+
+/* ---- request body ------------------------------------------------------------------------- */
+
+static int conn_read(struct h1_conn *c);
+
+static void send_continue(struct h1_conn *c)
+{
+    if (!c->expect_continue || c->continue_sent || c->head_sent)
+        return;
+    c->continue_sent = true;
+    if (out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
+        conn_flush(c);
+}
+
+/* Decode the next body slice from what is buffered. */
+static enum body_result body_next(struct h1_conn *c, const char **data, size_t *len)
+{
+    size_t avail = c->in ? buf_len(c->in) : 0;
+    const char *p = c->in ? c->in->data + c->in->start : NULL;
+    if (c->body_kind == H1_BODY_LENGTH) {
+        if (!avail)
+            return BODY_AGAIN;
+        *data = p;
+        *len = avail < c->body_left ? avail : (size_t)c->body_left;
+        return BODY_DATA;
+    }
+    while (avail) {
+        size_t used = 0;
+        int r = h1_chunked_decode(&c->chunk, p, avail, &used, data, len);
+        if (r == H1_CHUNK_ERROR) {
+            conn_fail_later(c, 400, "invalid chunked request body");
+            return BODY_ERROR;
+        }
+        if (r == H1_CHUNK_DATA) {
+            c->in->start += (uint32_t)(*data - p); /* framing before the data is consumed */
+            return BODY_DATA;
+        }
+        c->in->start += (uint32_t)used;
+        c->body_rewindable = false; /* framing bytes are gone */
+        if (r == H1_CHUNK_END) {
+            c->body_done = true;
+            return BODY_END;
+        }
+        p += used;
+        avail -= used;
+    }
+    return BODY_AGAIN;
+}
+
+static enum body_result h1_read_body(struct http_stream *s, const char **data, size_t *len)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    if (c->state == CS_CLOSED)
+        return BODY_ERROR;
+    if (c->body_done)
+        return BODY_END;
+    for (;;) {
+        enum body_result r = body_next(c, data, len);
+        uint64_t max = conn_limits(c)->max_body_size;
+        if (r == BODY_DATA && max && c->body_received + *len > max) {
+            conn_fail_later(c, 413, "request body larger than max_body_size");
+            return BODY_ERROR;
+        }
+        if (r == BODY_DATA) {
+            c->body_handed = true;
+            return r;
+        }
+        if (r != BODY_AGAIN)
+            return r;
+        send_continue(c);
+        if (!c->rd_ready || c->eof)
+            break;
+        int n = conn_read(c);
+        if (n <= 0)
+            break;
+    }
+    if (c->eof && !c->body_done) {
+        log_msg(conn_log(c), LOG_INFO, "client %s: closed during the request body", c->peer);
+        conn_close(c);
+        return BODY_ERROR;
+    }
+    ev_timer_start(&c->w->loop, &c->timer, conn_limits(c)->client_body_timeout);
+    return BODY_AGAIN;
+}
+
+static void h1_body_consumed(struct http_stream *s, size_t n)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    c->body_handed = false;
+    if (c->state == CS_CLOSED)
+        return;
+    c->in->start += (uint32_t)n;
+    c->body_received += n;
+    if (c->body_kind == H1_BODY_LENGTH) {
+        c->body_left -= n;
+        if (c->body_left == 0)
+            c->body_done = true;
+    }
+}
+
+static bool h1_body_rewind(struct http_stream *s)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    if (c->body_kind == H1_BODY_NONE)
+        return true;
+    if (!c->body_rewindable || c->body_kind != H1_BODY_LENGTH || c->body_handed)
+        return false;
+    c->in->start = c->head_len;
+    c->body_left += c->body_received;
+    c->body_received = 0;
+    c->body_done = c->body_left == 0;
+    return true;
+}
+
+static const struct http_stream_ops h1_stream_ops = {
+    .send_head = h1_send_head,
+    .send_body = h1_send_body,
+    .send_end = h1_send_end,
+    .abort = h1_abort,
+    .read_body = h1_read_body,
+    .body_consumed = h1_body_consumed,
+    .body_rewind = h1_body_rewind,
+};
+
+/* ---- errors answered by the codec itself -------------------------------------------------- */
+
+/* Answer `status` and close: for requests we refuse before (or instead of) a handler. Must
+ * not be called from inside a handler's call into the stream (see conn_fail_later). */
+static void conn_fail(struct h1_conn *c, int status, const char *why)
+{
+    log_msg(conn_log(c), LOG_INFO, "client %s: %d %s: %s", c->peer, status, http_reason(status),
+            why);
+    if (c->handler_on) {
+        c->handler_on = false;
+        c->stream.handler->on_close(&c->stream);
+    }
+    if (c->head_sent || c->state == CS_CLOSED) {
+        conn_close(c);
+        return;
+    }
+    c->keepalive = false;
+    c->state = CS_EXCHANGE;
+    c->stream.handler = NULL;
+    http_respond_text(&c->stream, status, NULL);
+}
+
+static void conn_on_fail(struct ev_defer *d)
+{
+    struct h1_conn *c = container_of(d, struct h1_conn, fail_defer);
+    if (c->state != CS_CLOSED)
+        conn_fail(c, c->fail_status, c->fail_why);
+}
+
+static void conn_fail_later(struct h1_conn *c, int status, const char *why)
+{
+    c->fail_status = status;
+    c->fail_why = why;
+    ev_defer(&c->w->loop, &c->fail_defer);
+}
+
+/* A stream for an answer the codec gives on its own (the request head was unusable). */
+static void prepare_error_stream(struct h1_conn *c)
+{
+    c->stream = (struct http_stream){.ops = &h1_stream_ops, .worker = c->w, .peer = c->peer,
+                                     .config = c->config, .start_ms = c->w->loop.now};
+    c->http10 = false;
+    c->head_sent = c->chunked_out = c->no_body_out = c->send_pending = false;
+    c->body_kind = H1_BODY_NONE;
+    c->body_done = true;
+    c->pinned = false;
+}
+
+/* ---- request start ------------------------------------------------------------------------ */
+
+static int ensure_header_room(struct h1_conn *c, uint32_t n)
+{
+    if (c->cap_hdrs >= n)
+        return 0;
+    struct h1_header *h = realloc(c->hdrs, n * sizeof(*h));
+    if (!h)
+        return -1;
+    c->hdrs = h;
+    struct http_field *f = realloc(c->fields, n * sizeof(*f));
+    if (!f)
+        return -1;
+    c->fields = f;
+    c->cap_hdrs = n;
+    return 0;
+}
+
+/* Split the target into path and query; absolute-form gives its authority. */
+static void split_target(struct http_request *r)
+{
+    const char *t = r->target.p;
+    size_t len = r->target.len;
+    if (len && t[0] != '/' && t[0] != '*') {
+        const char *scheme_end = memchr(t, ':', len);
+        if (scheme_end && (size_t)(scheme_end - t) + 3 <= len && scheme_end[1] == '/' &&
+            scheme_end[2] == '/') {
+            const char *auth = scheme_end + 3;
+            const char *end = t + len;
+            const char *slash = auth;
+            while (slash < end && *slash != '/' && *slash != '?')
+                slash++;
+            r->authority = (struct slice){auth, (size_t)(slash - auth)};
+            t = slash;
+            len = (size_t)(end - slash);
+        }
+    }
+    const char *q = memchr(t, '?', len);
+    if (q) {
+        r->path = (struct slice){t, (size_t)(q - t)};
+        r->query = (struct slice){q + 1, len - (size_t)(q - t) - 1};
+    } else {
+        r->path = (struct slice){t, len};
+        r->query = (struct slice){NULL, 0};
+    }
+    if (r->path.len == 0)
+        r->path = SLICE_LIT("/");
+}
+
+static void fill_request(struct h1_conn *c, const struct h1_request *h)
+{
+    struct http_request *r = &c->stream.req;
+    *r = (struct http_request){0};
+    r->method = (struct slice){h->method, h->method_len};
+    r->target = (struct slice){h->target, h->target_len};
+    r->protocol = h->minor ? SLICE_LIT("HTTP/1.1") : SLICE_LIT("HTTP/1.0");
+    if (h->host)
+        r->authority = (struct slice){h->host, h->host_len};
+    for (uint32_t i = 0; i < h->nheaders; i++)
+        c->fields[i] = (struct http_field){c->hdrs[i].name, c->hdrs[i].value,
+                                           c->hdrs[i].name_len, c->hdrs[i].value_len};
+    r->fields = c->fields;
+    r->nfields = h->nheaders;
+    r->head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
+    r->has_body = h->body != H1_BODY_NONE;
+    r->content_length = h->body == H1_BODY_LENGTH ? (int64_t)h->content_length : -1;
+    if (h->body == H1_BODY_LENGTH && h->content_length == 0)
+        r->has_body = false;
+    r->expect_continue = (h->flags & H1_F_EXPECT_CONTINUE) != 0;
+    split_target(r);
+}
+
+static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
+{
+    struct http_stream *s = &c->stream;
+    *s = (struct http_stream){.ops = &h1_stream_ops, .worker = c->w, .peer = c->peer};
+    s->start_ms = c->w->loop.now;
+    s->config = c->config;
+    c->requests++;
+    c->http10 = h->minor == 0;
+    c->keepalive = c->http10 ? (h->flags & H1_F_CONN_KEEPALIVE) != 0
+                             : (h->flags & H1_F_CONN_CLOSE) == 0;
+    if (conn_limits(c)->keepalive_timeout == 0)
+        c->keepalive = false;
+    c->send_pending = c->head_sent = c->head_final = false;
+    c->chunked_out = c->no_body_out = false;
+    c->head_len = h->head_len;
+    c->pinned = true;
+    c->body_kind = h->body;
+    c->body_left = h->content_length;
+    c->body_received = 0;
+    c->body_done = h->body == H1_BODY_NONE || (h->body == H1_BODY_LENGTH && !h->content_length);
+    c->body_handed = false;
+    c->body_rewindable = true;
+    c->continue_sent = false;
+    c->expect_continue = (h->flags & H1_F_EXPECT_CONTINUE) && !c->http10;
+    h1_chunked_init(&c->chunk);
+}
+
+/* Start the exchange for a complete, valid head. */
+static void start_exchange(struct h1_conn *c, const struct h1_request *h)
+{
+    if (c->config != c->w->config) { /* a reload happened: new requests use the new snapshot */
+        config_unref(c->config);
+        c->config = c->w->config;
+        config_ref(c->config);
+    }
+    reset_exchange(c, h);
+    fill_request(c, h);
+    c->in->start = h->head_len;
+    c->state = CS_EXCHANGE;
+    ev_timer_stop(&c->w->loop, &c->timer);
+    if (h->minor == 1 && h->host_count != 1) {
+        conn_fail(c, 400, h->host_count ? "several Host headers" : "missing Host header");
+        return;
+    }
+    uint64_t max = conn_limits(c)->max_body_size;
+    if (max && h->body == H1_BODY_LENGTH && h->content_length > max) {
+        conn_fail(c, 413, "Content-Length larger than max_body_size");
+        return;
+    }
+    c->handler_on = true;
+    handler_dispatch(&c->stream);
+}
+
+/* ---- input -------------------------------------------------------------------------------- */
+
+/* Read what the socket has into `in`. Returns bytes read, 0 on EOF/full/again, -1 on error. */
+static int conn_read(struct h1_conn *c)
+{
+    if (!c->in) {
+        c->in = buf_get(&c->w->bufs);
+        if (!c->in)
+            return -1;
+    }
+    if (buf_room(c->in) == 0 && c->in->start > (c->pinned ? c->head_len : 0) && !c->body_handed)
+        buf_compact(c->in, c->pinned ? c->head_len : 0);
+    size_t room = buf_room(c->in);
+    if (room == 0)
+        return 0;
+    ssize_t n;
+    do
+        n = recv(c->fd, c->in->data + c->in->end, room, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        c->in->end += (uint32_t)n;
+        if ((size_t)n < room)
+            c->rd_ready = false; /* a short read drained the socket */
+        return (int)n;
+    }
+    c->rd_ready = false;
+    if (n == 0) {
+        c->eof = true;
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+    c->eof = true;
+    return -1;
+}
+
+static void parse_head(struct h1_conn *c)
+{
+    const struct cfg_limits *lim = conn_limits(c);
+    if (ensure_header_room(c, lim->max_header_count) < 0) {
+        conn_close(c);
+        return;
+    }
+    struct h1_limits hl = {lim->max_request_line, lim->max_header_size, lim->max_header_count};
+    struct h1_request h;
+    int r = h1_parse_request(c->in->data + c->in->start, buf_len(c->in), &h, c->hdrs, &hl);
+    if (r == H1_OK) {
+        start_exchange(c, &h);
+        return;
+    }
+    if (r == H1_ERROR) {
+        prepare_error_stream(c);
+        conn_fail(c, h.status ? h.status : 400, h.error ? h.error : "malformed request");
+        return;
+    }
+    if (buf_room(c->in) == 0) {
+        prepare_error_stream(c);
+        conn_fail(c, 431, "request head too large");
+        return;
+    }
+    if (c->state == CS_IDLE) {
+        c->state = CS_HEAD;
+        ev_timer_start(&c->w->loop, &c->timer, lim->client_header_timeout);
+    }
+}
+
+/* Between requests: parse a pipelined request or read a new one. */
+static void read_requests(struct h1_conn *c)
+{
+    while (c->state == CS_IDLE || c->state == CS_HEAD) {
+        size_t before = c->in ? buf_len(c->in) : 0;
+        if (before) {
+            if (c->in->start) {
+                buf_compact(c->in, 0);
+            }
+            parse_head(c);
+            if (c->state != CS_HEAD && c->state != CS_IDLE)
+                return;
+        }
+        if (!c->rd_ready)
+            break;
+        int n = conn_read(c);
+        if (n < 0 || (n == 0 && c->eof)) {
+            if (c->state == CS_HEAD && buf_len(c->in))
+                log_msg(conn_log(c), LOG_INFO, "client %s: closed with an incomplete request head",
+                        c->peer);
+            conn_close(c);
+            return;
+        }
+        if (n == 0)
+            break;
+    }
+    if (c->state == CS_IDLE && c->in && buf_len(c->in) == 0) {
+        buf_put(&c->w->bufs, c->in); /* idle connections hold no buffer */
+        c->in = NULL;
+    }
+}
+
+/* The handler may have been waiting for body bytes: read and wake it. */
+static void feed_body(struct h1_conn *c)
+{
+    if (c->body_done || c->body_handed || !c->handler_on)
+        return;
+    if (c->rd_ready && !c->eof) {
+        int n = conn_read(c);
+        if (n <= 0 && !c->eof && !(c->in && buf_len(c->in)))
+            return;
+    }
+    if ((c->in && buf_len(c->in)) || c->eof)
+        c->stream.handler->on_body(&c->stream);
+}
+
+/* Discard input after the response so the close does not reset the connection while the
+ * client is still sending (which would destroy the response in its receive queue). */
+static void linger_read(struct h1_conn *c)
+{
+    char sink[16384];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            conn_close(c);
+        return;
+    }
+}
+
+static void start_linger(struct h1_conn *c)
+{
+    c->state = CS_LINGER;
+    shutdown(c->fd, SHUT_WR);
+    ev_timer_start(&c->w->loop, &c->timer, 2000);
+    linger_read(c);
+}
+
+static void exchange_finished(struct h1_conn *c)
+{
+    worker_access_log(c->w, &c->stream);
+    c->pinned = false;
+    bool body_left = !c->body_done;
+    if (!c->keepalive || c->w->draining || body_left) {
+        if (body_left || (c->in && buf_len(c->in)))
+            start_linger(c);
+        else
+            conn_close(c);
+        return;
+    }
+    c->state = CS_IDLE;
+    ev_timer_start(&c->w->loop, &c->timer, conn_limits(c)->keepalive_timeout);
+    if (c->in && buf_len(c->in)) {
+        c->state = CS_HEAD;
+        ev_timer_start(&c->w->loop, &c->timer, conn_limits(c)->client_header_timeout);
+    }
+    /* Not read_requests() directly: we may be inside the handler's send_end, and a buffer
+     * of pipelined requests must not become a recursion. */
+    ev_defer(&c->w->loop, &c->process_defer);
+}
+
+static void conn_process(struct h1_conn *c)
+{
+    switch (c->state) {
+    case CS_IDLE:
+    case CS_HEAD:
+        read_requests(c);
+        break;
+    case CS_EXCHANGE:
+        if (c->send_pending && outq_empty(&c->out)) {
+            c->send_pending = false;
+            ev_timer_stop(&c->w->loop, &c->timer);
+            c->stream.handler->on_writable(&c->stream);
+        }
+        if (c->state == CS_EXCHANGE)
+            feed_body(c);
+        break;
+    case CS_FLUSHING:
+        if (outq_empty(&c->out))
+            exchange_finished(c);
+        break;
+    case CS_LINGER:
+        linger_read(c);
+        break;
+    case CS_CLOSED:
+        break;
+    }
+}
+
+static void conn_on_io(struct ev_io *io, uint32_t events)
+{
+    struct h1_conn *c = container_of(io, struct h1_conn, io);
+    if (c->state == CS_CLOSED)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rd_ready = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->wr_ready = true;
+    if (c->wr_ready && !outq_empty(&c->out)) {
+        if (conn_flush(c) == OUTQ_ERROR)
+            return;
+    }
+    conn_process(c);
+}
+
+static void conn_on_timer(struct ev_timer *t)
+{
+    struct h1_conn *c = container_of(t, struct h1_conn, timer);
+    switch (c->state) {
+    case CS_IDLE:
+        conn_close(c);
+        break;
+    case CS_HEAD:
+        prepare_error_stream(c);
+        conn_fail(c, 408, "request head not received within client_header_timeout");
+        break;
+    case CS_EXCHANGE:
+        if (c->send_pending || !outq_empty(&c->out)) {
+            log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
+                    c->peer);
+            conn_close(c);
+        } else if (!c->body_done) {
+            conn_fail(c, 408, "request body stalled for client_body_timeout");
+        }
+        break;
+    case CS_FLUSHING:
+        log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
+                c->peer);
+        conn_close(c);
+        break;
+    case CS_LINGER:
+    case CS_CLOSED:
+        conn_close(c);
+        break;
+    }
+}
+
+/* ---- worker hooks ------------------------------------------------------------------------- */
+
+void h1_conn_drain(struct dlist *link)
+{
+    struct h1_conn *c = container_of(link, struct h1_conn, link);
+    if (c->state == CS_IDLE)
+        conn_close(c);
+    else
+        c->keepalive = false;
+}
+
+void h1_conn_force_close(struct dlist *link)
+{
+    struct h1_conn *c = container_of(link, struct h1_conn, link);
+    conn_close(c);
+}

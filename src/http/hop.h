@@ -1,0 +1,29 @@
+/* Hop-by-hop header fields (RFC 9110 section 7.6.1): the fixed set that never crosses a proxy,
+ * plus every name a Connection field lists. */
+#ifndef GH_HOP_H
+#define GH_HOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct http_field;
+
+#define HOP_MAX_EXTRA 16
+
+struct hop_set {
+    struct {
+        const char *p;
+        size_t len;
+    } extra[HOP_MAX_EXTRA]; /* names listed in Connection */
+    size_t nextra;
+};
+
+/* Start a set from a message's fields (reads its Connection fields). */
+void hop_collect(struct hop_set *h, const struct http_field *fields, size_t n);
+/* Add the comma-separated tokens of one Connection field value. */
+void hop_add_tokens(struct hop_set *h, const char *value, size_t len);
+/* True for Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-* and every
+ * name in the set. */
+bool hop_is_hop(const struct hop_set *h, const char *name, size_t len);
+
+#endif

@@ -1,0 +1,112 @@
+/* The protocol-neutral exchange: a request (method, target, fields, a body stream) and the
+ * response a handler produces through the stream's operations. The HTTP/1.1 codec implements
+ * them today, the HTTP/2 codec tomorrow; routers and handlers never see wire bytes. */
+#ifndef GH_REQUEST_H
+#define GH_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct worker;
+struct config;
+struct cfg_route;
+struct cfg_site;
+
+struct http_field {
+    const char *name;
+    const char *value;
+    uint32_t name_len;
+    uint32_t value_len;
+};
+
+struct slice {
+    const char *p;
+    size_t len;
+};
+
+#define SLICE_LIT(s) ((struct slice){(s), sizeof(s) - 1})
+
+/* What the handler may do with the request body, and what it may send back. */
+enum body_result { BODY_DATA = 1, BODY_AGAIN = 0, BODY_END = 2, BODY_ERROR = -1 };
+enum send_result { SEND_DONE = 0, SEND_PENDING = 1, SEND_ERROR = -1 };
+#define SEND_COPY_MAX 1024
+
+struct http_stream;
+
+struct http_response {
+    int status;
+    const struct http_field *fields; /* end-to-end fields only; the codec adds framing */
+    size_t nfields;
+    int64_t content_length;          /* -1 = unknown (streamed) */
+    bool no_body;                    /* HEAD, 204, 304, 1xx */
+};
+
+struct http_stream_ops {
+    /* Interim (1xx) or final response head. A final head with a known length sets the body
+     * length; the codec frames the body as its protocol requires. */
+    enum send_result (*send_head)(struct http_stream *s, const struct http_response *res);
+    /* Body bytes. Slices of up to SEND_COPY_MAX bytes are copied at once; a larger one must
+     * stay valid and untouched until on_writable when SEND_PENDING is returned. With SEND_DONE
+     * it was fully taken. */
+    enum send_result (*send_body)(struct http_stream *s, const char *data, size_t len);
+    /* Body complete. May return SEND_PENDING (wait for on_writable, then the exchange ends). */
+    enum send_result (*send_end)(struct http_stream *s);
+    /* The response cannot be completed (upstream died mid-body): the client must see an error,
+     * never a clean end. The handler must not touch the stream afterwards. */
+    void (*abort)(struct http_stream *s);
+    /* Request body: hand out the next slice that is ready. BODY_DATA: the slice in data and len is valid until
+     * body_consumed; BODY_AGAIN: wait for on_body; BODY_END: no more; BODY_ERROR: the client's
+     * body was invalid or the client went away (the codec answers and closes). */
+    enum body_result (*read_body)(struct http_stream *s, const char **data, size_t *len);
+    void (*body_consumed)(struct http_stream *s, size_t n);
+    /* Rewind the body to its start if every byte is still held (for a retry). */
+    bool (*body_rewind)(struct http_stream *s);
+};
+
+/* Callbacks from the codec to whichever handler owns the exchange. */
+struct http_handler_ops {
+    void (*on_body)(struct http_stream *s);     /* read_body may now return more */
+    void (*on_writable)(struct http_stream *s); /* a pending send finished */
+    void (*on_close)(struct http_stream *s);    /* client gone or timed out: release all */
+};
+
+struct http_request {
+    struct slice method;
+    struct slice target;    /* as received */
+    struct slice path;      /* origin-form path (absolute-form reduced to it), no query */
+    struct slice query;     /* after '?', without it; len 0 if none */
+    struct slice authority; /* Host (or the absolute-form authority) */
+    struct slice protocol;  /* "HTTP/1.1" */
+    const struct http_field *fields;
+    size_t nfields;
+    bool has_body;
+    int64_t content_length; /* -1 = unknown (chunked) */
+    bool head;              /* method is HEAD */
+    bool expect_continue;
+};
+
+struct http_stream {
+    const struct http_stream_ops *ops;
+    const struct http_handler_ops *handler;
+    void *handler_data;
+    struct worker *worker;
+    struct config *config;  /* the snapshot this exchange started on */
+    struct http_request req;
+    const char *peer;       /* client address text */
+    /* Filled by handlers for the access log. */
+    const char *upstream_addr;
+    uint64_t upstream_ms_start, upstream_ms; /* ms; upstream_ms valid when upstream_addr set */
+    uint64_t start_ms;
+    int status;
+    uint64_t body_bytes_sent;
+};
+
+/* Case-insensitive search of a field by lowercase name. */
+const struct http_field *http_find_field(const struct http_request *r, const char *lower_name,
+                                         size_t name_len);
+
+/* Reason phrase for a status code ("OK", "Not Found", ...; "" for unknown). */
+const char *http_reason(int status);
+
+#endif

@@ -1,0 +1,96 @@
+#include "net/outq.h"
+
+#include "core/buf.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+char *outq_reserve(struct outq *q, struct buf_pool *pool, size_t *room)
+{
+    if (!q->gen) {
+        q->gen = buf_get(pool);
+        if (!q->gen)
+            return NULL;
+    } else if (q->gen->start == q->gen->end) {
+        q->gen->start = q->gen->end = 0;
+    }
+    *room = buf_room(q->gen);
+    return q->gen->data + q->gen->end;
+}
+
+void outq_commit(struct outq *q, size_t n)
+{
+    q->gen->end += (uint32_t)n;
+}
+
+int outq_append(struct outq *q, struct buf_pool *pool, const void *data, size_t len)
+{
+    size_t room;
+    char *p = outq_reserve(q, pool, &room);
+    if (!p || room < len)
+        return -1;
+    memcpy(p, data, len);
+    outq_commit(q, len);
+    return 0;
+}
+
+void outq_set_ext(struct outq *q, const char *data, size_t len, const char *tail, size_t tail_len)
+{
+    q->ext = data;
+    q->ext_len = len;
+    memcpy(q->tail, tail, tail_len);
+    q->tail_off = 0;
+    q->tail_len = (unsigned char)tail_len;
+}
+
+/* Account `n` written bytes against the three parts, in order. */
+static void outq_advance(struct outq *q, size_t n)
+{
+    if (q->gen) {
+        size_t g = buf_len(q->gen);
+        size_t take = n < g ? n : g;
+        q->gen->start += (uint32_t)take;
+        n -= take;
+    }
+    size_t e = n < q->ext_len ? n : q->ext_len;
+    q->ext += e;
+    q->ext_len -= e;
+    n -= e;
+    q->tail_off += (unsigned char)n;
+}
+
+int outq_flush(struct outq *q, int fd, struct buf_pool *pool)
+{
+    while (!outq_empty(q)) {
+        struct iovec iov[3];
+        int n = 0;
+        if (q->gen && buf_len(q->gen))
+            iov[n++] = (struct iovec){q->gen->data + q->gen->start, buf_len(q->gen)};
+        if (q->ext_len)
+            iov[n++] = (struct iovec){(void *)q->ext, q->ext_len};
+        if (q->tail_off < q->tail_len)
+            iov[n++] = (struct iovec){q->tail + q->tail_off, (size_t)(q->tail_len - q->tail_off)};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return (errno == EAGAIN || errno == EWOULDBLOCK) ? OUTQ_AGAIN : OUTQ_ERROR;
+        }
+        outq_advance(q, (size_t)w);
+    }
+    q->tail_off = q->tail_len = 0;
+    if (q->gen) {
+        buf_put(pool, q->gen);
+        q->gen = NULL;
+    }
+    return OUTQ_DONE;
+}
+
+void outq_release(struct outq *q, struct buf_pool *pool)
+{
+    buf_put(pool, q->gen);
+    *q = (struct outq){0};
+}

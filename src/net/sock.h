@@ -1,0 +1,20 @@
+/* Socket helpers shared by listeners, client connections and upstream connections. */
+#ifndef GH_SOCK_H
+#define GH_SOCK_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* "1.2.3.4:80" or "[::1]:80" into out (at least 64 bytes). */
+void sock_addr_text(const struct sockaddr *sa, char *out, size_t cap);
+/* Numeric host only ("1.2.3.4" / "::1"). */
+void sock_host_text(const struct sockaddr *sa, char *out, size_t cap);
+
+/* Listening socket with SO_REUSEPORT; returns fd or -1 (errno set). */
+int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog);
+/* Start a non-blocking connect; returns fd (connect may be in progress) or -1 (errno set). */
+int sock_connect(const struct sockaddr *sa, socklen_t len);
+/* Pending error of a socket after a non-blocking connect (0 = connected). */
+int sock_error(int fd);
+
+#endif

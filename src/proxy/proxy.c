@@ -1,0 +1,629 @@
+/* The proxy handler: forwards one exchange to an upstream over a pooled HTTP/1.1 connection.
+ * Both directions stream: request body slices go from the client's buffer straight to the
+ * upstream socket, response body slices from the upstream's buffer straight to the client;
+ * whichever side is slower stops the other from reading (back-pressure). */
+#include "proxy/proxy.h"
+
+#include "config/config.h"
+#include "core/worker.h"
+#include "http/h1_parse.h"
+#include "http/handler.h"
+#include "http/hop.h"
+#include "http/request.h"
+#include "net/sock.h"
+#include "proxy/upstream.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROXY_MAX_FIELDS 256
+
+struct proxy {
+    struct http_stream *s;
+    struct upool *pool;
+    struct upconn *uc;
+    const struct cfg_upstream *up;
+    char addr[64];
+    bool head_received;   /* final response head seen */
+    bool any_response;    /* any response byte seen on this connection */
+    bool retried;
+    bool req_sent;        /* request head and body fully written */
+    bool body_end_queued; /* last chunk queued, waiting for the flush */
+    bool chunked_up;      /* request body goes chunked to the upstream */
+    bool waiting_body;    /* read_body said AGAIN */
+    bool client_blocked;  /* send_body said PENDING */
+    bool up_keepalive;    /* the upstream lets us reuse the connection after this response */
+    bool dead;            /* released; memory goes at the end of the loop turn */
+    struct ev_defer free_defer;
+    const char *up_slice; /* request body slice being written upstream */
+    size_t up_slice_len;
+    size_t down_slice_len; /* response bytes handed to the client, not yet consumed */
+    enum h1_body res_body;
+    uint64_t res_left;
+    struct h1_chunked chunk;
+    struct h1_header hdrs[PROXY_MAX_FIELDS];
+    struct http_field fields[PROXY_MAX_FIELDS];
+};
+
+static const struct http_handler_ops proxy_handler_ops;
+static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev);
+static void pump_request(struct proxy *p);
+static void pump_response(struct proxy *p);
+
+static size_t buf_len_of(const struct upconn *uc)
+{
+    return uc->in ? buf_len(uc->in) : 0;
+}
+
+static struct logger *proxy_log(struct proxy *p)
+{
+    return &p->s->worker->srv->log;
+}
+
+static void proxy_on_free(struct ev_defer *d)
+{
+    free(container_of(d, struct proxy, free_defer));
+}
+
+/* Release everything now but the memory, which goes after this loop turn: callers up the
+ * stack may still look at p->dead. */
+static void proxy_free(struct proxy *p)
+{
+    if (p->dead)
+        return;
+    p->dead = true;
+    if (p->uc)
+        upconn_close(p->uc);
+    p->uc = NULL;
+    upool_drop(p->pool);
+    ev_defer(&p->s->worker->loop, &p->free_defer);
+}
+
+/* Before any response byte went to the client: answer with an error of our own. */
+static void proxy_fail(struct proxy *p, int status, const char *what)
+{
+    log_msg(proxy_log(p), status == 504 ? LOG_WARN : LOG_ERROR, "upstream %s (%s): %s -> %d",
+            p->up->name, p->addr, what, status);
+    struct http_stream *s = p->s;
+    bool head_sent = p->head_received;
+    proxy_free(p);
+    if (head_sent) {
+        s->ops->abort(s); /* the client already has a head: the body can only be cut off */
+        return;
+    }
+    s->handler = NULL;
+    http_respond_text(s, status, NULL);
+}
+
+/* ---- request head ------------------------------------------------------------------------- */
+
+static int put(struct upconn *uc, struct worker *w, const char *data, size_t len)
+{
+    return outq_append(&uc->out, &w->bufs, data, len);
+}
+
+static int put_field(struct upconn *uc, struct worker *w, const char *name, size_t nlen,
+                     const char *value, size_t vlen)
+{
+    if (put(uc, w, name, nlen) || put(uc, w, ": ", 2) || put(uc, w, value, vlen) ||
+        put(uc, w, "\r\n", 2))
+        return -1;
+    return 0;
+}
+
+/* The request line, end-to-end fields, and our framing. */
+static int write_request_head(struct proxy *p)
+{
+    struct http_stream *s = p->s;
+    const struct http_request *r = &s->req;
+    struct worker *w = s->worker;
+    struct upconn *uc = p->uc;
+    struct hop_set hop;
+    hop_collect(&hop, r->fields, r->nfields);
+    if (put(uc, w, r->method.p, r->method.len) || put(uc, w, " ", 1) ||
+        put(uc, w, r->path.p, r->path.len))
+        return -1;
+    if (r->query.p && (put(uc, w, "?", 1) || put(uc, w, r->query.p, r->query.len)))
+        return -1;
+    if (put(uc, w, " HTTP/1.1\r\n", 11))
+        return -1;
+    bool host_seen = false;
+    for (size_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        if (hop_is_hop(&hop, f->name, f->name_len) ||
+            h1_token_eq(f->name, f->name_len, "content-length", 14) ||
+            h1_token_eq(f->name, f->name_len, "expect", 6))
+            continue;
+        host_seen |= h1_token_eq(f->name, f->name_len, "host", 4);
+        if (put_field(uc, w, f->name, f->name_len, f->value, f->value_len))
+            return -1;
+    }
+    if (!host_seen) {
+        /* HTTP/1.0 requests may lack Host; HTTP/1.1 upstreams require one. */
+        const char *h = r->authority.len ? r->authority.p : p->addr;
+        size_t hl = r->authority.len ? r->authority.len : strlen(p->addr);
+        if (put_field(uc, w, "Host", 4, h, hl))
+            return -1;
+    }
+    p->chunked_up = r->has_body && r->content_length < 0;
+    if (r->has_body && !p->chunked_up) {
+        char cl[40];
+        int n = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
+        if (put(uc, w, cl, (size_t)n))
+            return -1;
+    } else if (p->chunked_up && put(uc, w, "Transfer-Encoding: chunked\r\n", 28)) {
+        return -1;
+    }
+    return put(uc, w, "\r\n", 2);
+}
+
+/* Acquire a connection and queue the request on it. */
+static int start_upstream(struct proxy *p, bool fresh)
+{
+    p->uc = upconn_acquire(p->pool, fresh);
+    if (!p->uc) {
+        char what[128];
+        snprintf(what, sizeof(what), "connect failed: %s", strerror(errno));
+        proxy_fail(p, 502, what);
+        return -1;
+    }
+    struct upconn *uc = p->uc;
+    uc->user = p;
+    uc->on_event = proxy_on_upconn;
+    uc->requests++;
+    snprintf(p->addr, sizeof(p->addr), "%s", upconn_addr_text(uc));
+    p->s->upstream_addr = p->addr;
+    p->any_response = p->head_received = p->req_sent = p->body_end_queued = false;
+    p->up_slice = NULL;
+    p->up_slice_len = 0;
+    if (write_request_head(p) < 0) {
+        proxy_fail(p, 502, "request head too large to forward");
+        return -1;
+    }
+    if (!uc->reused) {
+        ev_timer_start(&uc->w->loop, &uc->timer, p->up->connect_timeout);
+        return 0; /* the connect completion event starts the writing */
+    }
+    uc->connected = true;
+    pump_request(p);
+    return 0;
+}
+
+/* ---- request body ------------------------------------------------------------------------- */
+
+static void request_sent(struct proxy *p)
+{
+    p->req_sent = true;
+    if (!p->client_blocked)
+        ev_timer_start(&p->uc->w->loop, &p->uc->timer, p->up->read_timeout);
+}
+
+/* Queue the next body slice (or the end) behind what is already queued. Returns false when
+ * there is nothing to queue now. */
+static bool queue_body(struct proxy *p)
+{
+    struct http_stream *s = p->s;
+    struct upconn *uc = p->uc;
+    const char *data;
+    size_t len;
+    if (!s->req.has_body || p->body_end_queued)
+        return false;
+    enum body_result r = s->ops->read_body(s, &data, &len);
+    if (r == BODY_AGAIN) {
+        p->waiting_body = true;
+        return false;
+    }
+    if (r == BODY_ERROR)
+        return false; /* the codec answers the client and then calls on_close */
+    if (r == BODY_END) {
+        p->body_end_queued = true;
+        if (p->chunked_up)
+            put(uc, s->worker, "0\r\n\r\n", 5);
+        return true;
+    }
+    if (p->chunked_up) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        put(uc, s->worker, size, (size_t)n);
+        outq_set_ext(&uc->out, data, len, "\r\n", 2);
+    } else {
+        outq_set_ext(&uc->out, data, len, "", 0);
+    }
+    p->up_slice = data;
+    p->up_slice_len = len;
+    return true;
+}
+
+static void upstream_write_failed(struct proxy *p, int err);
+
+static void pump_request(struct proxy *p)
+{
+    struct upconn *uc = p->uc;
+    p->waiting_body = false;
+    while (!p->req_sent && uc->connected) {
+        if (!outq_empty(&uc->out)) {
+            int r = outq_flush(&uc->out, uc->fd, &uc->w->bufs);
+            if (r == OUTQ_AGAIN) {
+                uc->wr_ready = false;
+                ev_timer_start(&uc->w->loop, &uc->timer, p->up->send_timeout);
+                return;
+            }
+            if (r == OUTQ_ERROR) {
+                upstream_write_failed(p, errno);
+                return;
+            }
+        }
+        if (p->up_slice) {
+            p->up_slice = NULL;
+            p->s->ops->body_consumed(p->s, p->up_slice_len);
+        }
+        if (p->dead)
+            return;
+        if (!p->s->req.has_body || p->body_end_queued) {
+            request_sent(p);
+            return;
+        }
+        if (!queue_body(p))
+            return;
+    }
+}
+
+/* ---- response ----------------------------------------------------------------------------- */
+
+static bool upstream_keeps_alive(const struct h1_response *res)
+{
+    return !(res->flags & H1_F_CONN_CLOSE) && res->body != H1_BODY_UNTIL_CLOSE;
+}
+
+static void finish(struct proxy *p, bool reusable)
+{
+    struct http_stream *s = p->s;
+    s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
+    upconn_release(p->uc, reusable && p->req_sent);
+    p->uc = NULL;
+    proxy_free(p);
+    s->ops->send_end(s);
+}
+
+/* Forward an interim or final head. Returns false if the exchange ended. */
+static bool handle_head(struct proxy *p, const struct h1_response *res)
+{
+    struct http_stream *s = p->s;
+    struct hop_set hop;
+    hop_collect(&hop, (const struct http_field *)NULL, 0);
+    size_t n = 0;
+    for (uint32_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (h1_token_eq(h->name, h->name_len, "connection", 10))
+            hop_add_tokens(&hop, h->value, h->value_len);
+    }
+    for (uint32_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (hop_is_hop(&hop, h->name, h->name_len) ||
+            h1_token_eq(h->name, h->name_len, "content-length", 14))
+            continue;
+        p->fields[n++] = (struct http_field){h->name, h->value, h->name_len, h->value_len};
+    }
+    struct http_response out = {.status = res->status, .fields = p->fields, .nfields = n};
+    out.no_body = res->body == H1_BODY_NONE && (res->status < 200 || res->status == 204 ||
+                                               res->status == 304 || s->req.head);
+    out.content_length = res->body == H1_BODY_LENGTH ? (int64_t)res->content_length : -1;
+    if (res->body == H1_BODY_NONE && !out.no_body)
+        out.content_length = 0;
+    if (s->req.head && res->body == H1_BODY_NONE) {
+        /* HEAD: pass the length the upstream announced, if any. */
+        out.content_length = -1;
+        for (uint32_t i = 0; i < res->nheaders; i++)
+            if (h1_token_eq(res->headers[i].name, res->headers[i].name_len, "content-length",
+                            14)) {
+                out.content_length = (int64_t)strtoll(res->headers[i].value, NULL, 10);
+                break;
+            }
+    }
+    return s->ops->send_head(s, &out) != SEND_ERROR;
+}
+
+/* Parse a head from the upstream buffer. Returns 1 when a final head was handled, 0 when more
+ * bytes are needed, -1 when the exchange ended. */
+static int parse_response_head(struct proxy *p)
+{
+    struct upconn *uc = p->uc;
+    const struct cfg_limits *lim = &p->s->config->limits;
+    struct h1_limits hl = {lim->max_request_line, BUF_SIZE, PROXY_MAX_FIELDS};
+    for (;;) {
+        struct h1_response res;
+        int r = h1_parse_response(uc->in->data + uc->in->start, buf_len(uc->in), &res, p->hdrs,
+                                  &hl, p->s->req.head);
+        if (r == H1_INCOMPLETE) {
+            if (buf_room(uc->in) == 0 && uc->in->start == 0) {
+                proxy_fail(p, 502, "response head too large");
+                return -1;
+            }
+            return 0;
+        }
+        if (r == H1_ERROR) {
+            char what[160];
+            snprintf(what, sizeof(what), "invalid response: %s", res.error ? res.error : "?");
+            proxy_fail(p, 502, what);
+            return -1;
+        }
+        uc->in->start += res.head_len;
+        if (res.status == 101) {
+            proxy_fail(p, 502, "protocol upgrade is not supported on this route");
+            return -1;
+        }
+        if (res.status < 200) {
+            /* 100 Continue is ours to send (the codec answers Expect); other 1xx go through. */
+            if (res.status != 100 && !handle_head(p, &res))
+                return -1;
+            continue;
+        }
+        p->head_received = true;
+        p->res_body = res.body;
+        p->res_left = res.content_length;
+        p->up_keepalive = upstream_keeps_alive(&res);
+        h1_chunked_init(&p->chunk);
+        if (!handle_head(p, &res))
+            return -1;
+        return 1;
+    }
+}
+
+/* Next slice of response body from the upstream buffer. 1 = slice, 0 = need more, 2 = end,
+ * -1 = invalid. */
+static int response_slice(struct proxy *p, const char **data, size_t *len)
+{
+    struct upconn *uc = p->uc;
+    size_t avail = uc->in ? buf_len(uc->in) : 0;
+    const char *at = avail ? uc->in->data + uc->in->start : NULL;
+    switch (p->res_body) {
+    case H1_BODY_NONE:
+        return 2;
+    case H1_BODY_LENGTH:
+        if (p->res_left == 0)
+            return 2;
+        if (!avail)
+            return 0;
+        *data = at;
+        *len = avail < p->res_left ? avail : (size_t)p->res_left;
+        return 1;
+    case H1_BODY_UNTIL_CLOSE:
+        if (!avail)
+            return uc->eof ? 2 : 0;
+        *data = at;
+        *len = avail;
+        return 1;
+    case H1_BODY_CHUNKED:
+        while (avail) {
+            size_t used = 0;
+            int r = h1_chunked_decode(&p->chunk, at, avail, &used, data, len);
+            if (r == H1_CHUNK_ERROR)
+                return -1;
+            if (r == H1_CHUNK_DATA) {
+                uc->in->start += (uint32_t)(*data - at);
+                return 1;
+            }
+            uc->in->start += (uint32_t)used;
+            if (r == H1_CHUNK_END)
+                return 2;
+            at += used;
+            avail -= used;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static void consume_down(struct proxy *p)
+{
+    p->uc->in->start += (uint32_t)p->down_slice_len;
+    if (p->res_body == H1_BODY_LENGTH)
+        p->res_left -= p->down_slice_len;
+    p->down_slice_len = 0;
+}
+
+/* The upstream ended the connection (or failed) at a point where the exchange is not done. */
+static void upstream_gone(struct proxy *p, const char *what)
+{
+    struct upconn *uc = p->uc;
+    if (!p->any_response && uc->reused && !p->retried && p->s->ops->body_rewind(p->s)) {
+        /* A pooled connection the upstream closed while idle: the request never reached it.
+         * Try once more on a fresh connection so the race never reaches the client. */
+        log_msg(proxy_log(p), LOG_DEBUG, "upstream %s (%s): pooled connection closed, retrying",
+                p->up->name, p->addr);
+        p->retried = true;
+        upconn_close(uc);
+        p->uc = NULL;
+        start_upstream(p, true);
+        return;
+    }
+    if (p->head_received)
+        log_msg(proxy_log(p), LOG_WARN, "upstream %s (%s): %s mid-response; closing client",
+                p->up->name, p->addr, what);
+    proxy_fail(p, 502, what);
+}
+
+static void upstream_write_failed(struct proxy *p, int err)
+{
+    char what[96];
+    snprintf(what, sizeof(what), "write failed: %s", strerror(err));
+    upstream_gone(p, what);
+}
+
+/* Hand the next response body slice to the client. Returns 1 after progress, 0 when more
+ * bytes are needed, -1 when pumping must stop. */
+static int forward_body(struct proxy *p)
+{
+    const char *data;
+    size_t len;
+    int r = response_slice(p, &data, &len);
+    if (r < 0) {
+        upstream_gone(p, "invalid chunked response body");
+        return -1;
+    }
+    if (r == 2) {
+        finish(p, p->up_keepalive && p->res_body != H1_BODY_UNTIL_CLOSE);
+        return -1;
+    }
+    if (r == 0)
+        return 0;
+    p->down_slice_len = len;
+    enum send_result sr = p->s->ops->send_body(p->s, data, len);
+    if (sr == SEND_PENDING) {
+        p->client_blocked = true;
+        ev_timer_stop(&p->uc->w->loop, &p->uc->timer);
+        return -1;
+    }
+    if (sr == SEND_ERROR)
+        return -1; /* on_close follows */
+    consume_down(p);
+    return 1;
+}
+
+static void pump_response(struct proxy *p)
+{
+    struct upconn *uc = p->uc;
+    while (!p->dead && !p->client_blocked) {
+        size_t before = buf_len_of(uc);
+        if (!p->head_received && before) {
+            p->any_response = true;
+            int r = parse_response_head(p);
+            if (r < 0)
+                return;
+            if (r == 1)
+                continue;
+        } else if (p->head_received) {
+            int r = forward_body(p);
+            if (r < 0)
+                return;
+            if (r > 0)
+                continue;
+        }
+        if (uc->eof) {
+            if (p->head_received && p->res_body == H1_BODY_UNTIL_CLOSE && !buf_len_of(uc)) {
+                finish(p, false);
+                return;
+            }
+            upstream_gone(p, p->any_response ? "closed the connection"
+                                             : "closed the connection before responding");
+            return;
+        }
+        if (!uc->rd_ready)
+            return;
+        int n = upconn_read(uc);
+        if (n < 0) {
+            char what[96];
+            snprintf(what, sizeof(what), "read failed: %s", strerror(errno));
+            upstream_gone(p, what);
+            return;
+        }
+        if (n > 0 && (p->req_sent || p->head_received))
+            ev_timer_start(&uc->w->loop, &uc->timer, p->up->read_timeout);
+    }
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+static void on_connected(struct proxy *p)
+{
+    struct upconn *uc = p->uc;
+    int err = sock_error(uc->fd);
+    if (err) {
+        char what[128];
+        snprintf(what, sizeof(what), "connect failed: %s", strerror(err));
+        proxy_fail(p, 502, what);
+        return;
+    }
+    uc->connected = true;
+    ev_timer_stop(&uc->w->loop, &uc->timer);
+    pump_request(p);
+}
+
+static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev)
+{
+    struct proxy *p = uc->user;
+    if (p->dead)
+        return;
+    if (ev == UPCONN_TIMEOUT) {
+        if (!uc->connected)
+            proxy_fail(p, 502, "connect timed out (connect_timeout)");
+        else if (!p->req_sent && !outq_empty(&uc->out))
+            upstream_gone(p, "not reading the request (send_timeout)");
+        else if (!p->head_received)
+            proxy_fail(p, 504, "no response within read_timeout");
+        else
+            upstream_gone(p, "silent for read_timeout");
+        return;
+    }
+    if (!uc->connected) {
+        if (!uc->wr_ready && !uc->rd_ready)
+            return;
+        on_connected(p);
+        if (p->dead || p->uc != uc)
+            return;
+    } else if (uc->wr_ready && !p->req_sent) {
+        pump_request(p);
+        if (p->dead || p->uc != uc)
+            return;
+    }
+    if (uc->rd_ready || (uc->in && buf_len(uc->in)))
+        pump_response(p);
+}
+
+static void proxy_on_body(struct http_stream *s)
+{
+    struct proxy *p = s->handler_data;
+    if (!p->dead && p->waiting_body && p->uc && p->uc->connected)
+        pump_request(p);
+}
+
+static void proxy_on_writable(struct http_stream *s)
+{
+    struct proxy *p = s->handler_data;
+    if (p->dead)
+        return;
+    p->client_blocked = false;
+    consume_down(p);
+    ev_timer_start(&p->uc->w->loop, &p->uc->timer, p->up->read_timeout);
+    pump_response(p);
+}
+
+static void proxy_on_close(struct http_stream *s)
+{
+    struct proxy *p = s->handler_data;
+    proxy_free(p);
+}
+
+static const struct http_handler_ops proxy_handler_ops = {
+    .on_body = proxy_on_body,
+    .on_writable = proxy_on_writable,
+    .on_close = proxy_on_close,
+};
+
+void proxy_handle(struct http_stream *s, const struct cfg_route *route)
+{
+    struct upool *pool = upool_for(s->worker, route->upstream);
+    if (!pool) {
+        http_respond_text(s, 503, NULL);
+        return;
+    }
+    /* Not calloc: the header arrays are large and need no zeroing. */
+    struct proxy *p = malloc(sizeof(*p));
+    if (p)
+        memset(p, 0, offsetof(struct proxy, hdrs));
+    if (!p) {
+        http_respond_text(s, 503, NULL);
+        return;
+    }
+    upool_hold(pool);
+    p->s = s;
+    p->pool = pool;
+    p->up = route->upstream;
+    p->free_defer.cb = proxy_on_free;
+    s->handler = &proxy_handler_ops;
+    s->handler_data = p;
+    s->upstream_ms_start = s->worker->loop.now;
+    start_upstream(p, false);
+}

@@ -1,0 +1,10 @@
+/* The `proxy` route action: forward the exchange to the route's upstream. */
+#ifndef GH_PROXY_H
+#define GH_PROXY_H
+
+struct http_stream;
+struct cfg_route;
+
+void proxy_handle(struct http_stream *s, const struct cfg_route *route);
+
+#endif

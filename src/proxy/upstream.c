@@ -1,0 +1,262 @@
+#include "proxy/upstream.h"
+
+#include "config/config.h"
+#include "core/worker.h"
+#include "net/sock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct upool {
+    struct worker *w;
+    struct config *config; /* keeps `up` alive */
+    const struct cfg_upstream *up;
+    struct dlist *idle;    /* one list per server, most recently used first */
+    uint32_t nidle;
+    size_t rr;             /* round-robin position */
+    unsigned refs;         /* 1 for the worker while current + 1 per busy connection */
+    bool retired;
+};
+
+void upool_drop(struct upool *p)
+{
+    if (--p->refs)
+        return;
+    config_unref(p->config);
+    free(p->idle);
+    free(p);
+}
+
+void upool_hold(struct upool *p)
+{
+    p->refs++;
+}
+
+static void upconn_free(struct ev_defer *d)
+{
+    struct upconn *uc = container_of(d, struct upconn, free_defer);
+    buf_put(&uc->w->bufs, uc->in);
+    outq_release(&uc->out, &uc->w->bufs);
+    free(uc);
+}
+
+void upconn_close(struct upconn *uc)
+{
+    if (uc->closed)
+        return;
+    uc->closed = true;
+    if (uc->idle) {
+        dlist_remove(&uc->idle_link);
+        uc->pool->nidle--;
+    }
+    ev_io_del(&uc->w->loop, &uc->io);
+    ev_timer_stop(&uc->w->loop, &uc->timer);
+    close(uc->fd);
+    uc->fd = -1;
+    upool_drop(uc->pool);
+    ev_defer(&uc->w->loop, &uc->free_defer);
+}
+
+static void retire(struct upool *p)
+{
+    p->retired = true;
+    for (size_t i = 0; i < p->up->nservers; i++)
+        while (!dlist_empty(&p->idle[i]))
+            upconn_close(container_of(p->idle[i].next, struct upconn, idle_link));
+    upool_drop(p);
+}
+
+int upool_set_config(struct worker *w, struct config *c)
+{
+    for (size_t i = 0; i < w->npools; i++)
+        retire(w->pools[i]);
+    free(w->pools);
+    w->pools = NULL;
+    w->npools = 0;
+    if (!c)
+        return 0;
+    w->pools = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*w->pools));
+    if (!w->pools)
+        return -1;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        struct upool *p = calloc(1, sizeof(*p));
+        const struct cfg_upstream *u = &c->upstreams[i];
+        if (!p || !(p->idle = calloc(u->nservers, sizeof(*p->idle)))) {
+            free(p);
+            return -1;
+        }
+        for (size_t j = 0; j < u->nservers; j++)
+            dlist_init(&p->idle[j]);
+        p->w = w;
+        p->up = u;
+        p->config = c;
+        config_ref(c);
+        p->refs = 1;
+        p->rr = (size_t)w->id; /* workers start at different servers */
+        w->pools[i] = p;
+        w->npools++;
+    }
+    return 0;
+}
+
+struct upool *upool_for(struct worker *w, const struct cfg_upstream *u)
+{
+    if (u->index < w->npools && w->pools[u->index]->up == u)
+        return w->pools[u->index];
+    return NULL;
+}
+
+const char *upconn_addr_text(const struct upconn *uc)
+{
+    return uc->pool->up->servers[uc->server].text;
+}
+
+/* Events on a busy connection go to its user; on an idle one any event means the upstream
+ * closed it (or sent garbage), so it is dropped. */
+static void upconn_on_io(struct ev_io *io, uint32_t events)
+{
+    struct upconn *uc = container_of(io, struct upconn, io);
+    if (uc->closed)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        uc->rd_ready = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        uc->wr_ready = true;
+    if (uc->idle) {
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            upconn_close(uc);
+        return;
+    }
+    uc->on_event(uc, UPCONN_IO);
+}
+
+static void upconn_on_timer(struct ev_timer *t)
+{
+    struct upconn *uc = container_of(t, struct upconn, timer);
+    if (uc->idle) {
+        upconn_close(uc); /* idle past keepalive_timeout */
+        return;
+    }
+    uc->on_event(uc, UPCONN_TIMEOUT);
+}
+
+static struct upconn *take_idle(struct upool *p, size_t server)
+{
+    if (dlist_empty(&p->idle[server]))
+        return NULL;
+    struct upconn *uc = container_of(p->idle[server].next, struct upconn, idle_link);
+    dlist_remove(&uc->idle_link);
+    p->nidle--;
+    uc->idle = false;
+    ev_timer_stop(&p->w->loop, &uc->timer);
+    uc->reused = true;
+    return uc;
+}
+
+static struct upconn *connect_new(struct upool *p, size_t server)
+{
+    const struct cfg_addr *a = &p->up->servers[server];
+    int fd = sock_connect((const struct sockaddr *)&a->sa, a->len);
+    if (fd < 0)
+        return NULL;
+    struct upconn *uc = calloc(1, sizeof(*uc));
+    if (!uc) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    uc->w = p->w;
+    uc->pool = p;
+    uc->server = server;
+    uc->fd = fd;
+    uc->io = (struct ev_io){.fd = fd, .cb = upconn_on_io};
+    uc->timer.cb = upconn_on_timer;
+    uc->free_defer.cb = upconn_free;
+    dlist_init(&uc->idle_link);
+    if (ev_io_add(&p->w->loop, &uc->io, 0) < 0) {
+        int e = errno;
+        close(fd);
+        free(uc);
+        errno = e;
+        return NULL;
+    }
+    p->refs++;
+    return uc;
+}
+
+struct upconn *upconn_acquire(struct upool *p, bool fresh)
+{
+    size_t server = p->rr++ % p->up->nservers;
+    struct upconn *uc = fresh ? NULL : take_idle(p, server);
+    if (uc)
+        return uc;
+    return connect_new(p, server);
+}
+
+int upconn_read(struct upconn *uc)
+{
+    if (!uc->in && !(uc->in = buf_get(&uc->w->bufs))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (buf_room(uc->in) == 0 && uc->in->start)
+        buf_compact(uc->in, 0);
+    size_t room = buf_room(uc->in);
+    if (!room)
+        return 0;
+    ssize_t n;
+    do
+        n = recv(uc->fd, uc->in->data + uc->in->end, room, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        uc->in->end += (uint32_t)n;
+        if ((size_t)n < room)
+            uc->rd_ready = false;
+        return (int)n;
+    }
+    uc->rd_ready = false;
+    if (n == 0) {
+        uc->eof = true;
+        return 0;
+    }
+    return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+}
+
+/* Whether bytes or a close arrived that we have not seen: such a connection is unusable. */
+static bool has_unread(struct upconn *uc)
+{
+    if (uc->in && buf_len(uc->in))
+        return true;
+    if (!uc->rd_ready)
+        return false;
+    char b;
+    ssize_t n = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        uc->rd_ready = false;
+        return false;
+    }
+    return true;
+}
+
+void upconn_release(struct upconn *uc, bool reusable)
+{
+    struct upool *p = uc->pool;
+    uc->user = NULL;
+    uc->on_event = NULL;
+    if (!reusable || p->retired || uc->eof || p->nidle >= p->up->keepalive ||
+        uc->requests >= p->up->keepalive_requests || has_unread(uc)) {
+        upconn_close(uc);
+        return;
+    }
+    buf_put(&uc->w->bufs, uc->in); /* idle connections hold no buffer */
+    uc->in = NULL;
+    outq_release(&uc->out, &uc->w->bufs);
+    dlist_push(&p->idle[uc->server], &uc->idle_link);
+    p->nidle++;
+    uc->idle = true;
+    ev_timer_start(&uc->w->loop, &uc->timer, p->up->keepalive_timeout);
+}

@@ -1,0 +1,62 @@
+/* Upstream connections and the per-worker pools of idle keep-alive ones. A pool belongs to one
+ * upstream of one configuration snapshot; a reload retires the old pools (their idle
+ * connections close, busy ones close when their exchange ends). */
+#ifndef GH_UPSTREAM_H
+#define GH_UPSTREAM_H
+
+#include "core/list.h"
+#include "core/loop.h"
+#include "net/outq.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct worker;
+struct config;
+struct cfg_upstream;
+struct upool;
+struct upconn;
+
+/* What a busy connection tells its user. */
+enum upconn_event { UPCONN_IO, UPCONN_TIMEOUT };
+
+struct upconn {
+    struct worker *w;
+    struct upool *pool;
+    size_t server;      /* index in the upstream's servers */
+    int fd;
+    struct ev_io io;
+    struct ev_timer timer;
+    struct ev_defer free_defer;
+    struct dlist idle_link;
+    struct buf *in;
+    struct outq out;
+    unsigned requests;  /* exchanges started on this connection */
+    bool connected, reused, closed, idle;
+    bool rd_ready, wr_ready, eof;
+    /* The user while busy; NULL while idle in the pool. */
+    void (*on_event)(struct upconn *uc, enum upconn_event ev);
+    void *user;
+};
+
+/* Build this worker's pools for snapshot `c` (NULL: retire all). Returns 0 or -1 (OOM). */
+int upool_set_config(struct worker *w, struct config *c);
+/* The worker's current pool for an upstream of its current snapshot, or NULL if the snapshot
+ * changed since (the caller's snapshot is older: it gets a pool-less fresh connection). */
+struct upool *upool_for(struct worker *w, const struct cfg_upstream *u);
+/* A user that may acquire several connections over time (retries) holds the pool. */
+void upool_hold(struct upool *p);
+void upool_drop(struct upool *p);
+
+/* Pick a server (round robin) and return a connection to it: an idle pooled one unless
+ * `fresh`, else a new one whose connect is in progress. NULL with errno on failure. */
+struct upconn *upconn_acquire(struct upool *p, bool fresh);
+const char *upconn_addr_text(const struct upconn *uc);
+/* Read into uc->in. Returns bytes read; 0 when nothing now (EAGAIN), on EOF (uc->eof) or when
+ * the buffer is full; -1 on error (errno). */
+int upconn_read(struct upconn *uc);
+/* Give the connection back: kept idle for reuse when `reusable`, else closed. */
+void upconn_release(struct upconn *uc, bool reusable);
+void upconn_close(struct upconn *uc);
+
+#endif

@@ -1,0 +1,81 @@
+#include "route/router.h"
+
+#include "config/config.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* Strip the port (and IPv6 brackets stay as they are: "[::1]:80" -> "[::1]") and a trailing
+ * dot, so "Example.COM.:8080" compares equal to "example.com". */
+static size_t host_without_port(const char *host, size_t len)
+{
+    size_t end = len;
+    if (len && host[0] == '[') {
+        const char *close = memchr(host, ']', len);
+        return close ? (size_t)(close - host) + 1 : len;
+    }
+    const char *colon = memchr(host, ':', len);
+    if (colon)
+        end = (size_t)(colon - host);
+    if (end && host[end - 1] == '.')
+        end--;
+    return end;
+}
+
+static bool name_eq(const char *pattern, const char *host, size_t len)
+{
+    return strlen(pattern) == len && strncasecmp(pattern, host, len) == 0;
+}
+
+/* "*.example.com" covers any name ending in ".example.com" with at least one label before. */
+static bool wildcard_match(const char *pattern, const char *host, size_t len)
+{
+    size_t plen = strlen(pattern) - 1; /* ".example.com" */
+    return len > plen && strncasecmp(pattern + 1, host + len - plen, plen) == 0;
+}
+
+const struct cfg_site *router_site(const struct config *c, const char *host, size_t len)
+{
+    len = host_without_port(host, len);
+    const struct cfg_site *wild = NULL, *any = NULL;
+    size_t wild_len = 0;
+    for (size_t i = 0; i < c->nsites; i++) {
+        const struct cfg_site *s = &c->sites[i];
+        for (size_t j = 0; j < s->nhosts; j++) {
+            const char *p = s->hosts[j];
+            if (p[0] == '*' && p[1] == '\0') {
+                if (!any)
+                    any = s;
+            } else if (p[0] == '*' && p[1] == '.') {
+                size_t plen = strlen(p);
+                if (plen > wild_len && wildcard_match(p, host, len)) {
+                    wild = s; /* the most specific wildcard wins */
+                    wild_len = plen;
+                }
+            } else if (name_eq(p, host, len)) {
+                return s;
+            }
+        }
+    }
+    return wild ? wild : any;
+}
+
+bool router_prefix_match(const char *prefix, size_t plen, const char *path, size_t len)
+{
+    if (plen == 1 && prefix[0] == '/')
+        return true;
+    if (len < plen || memcmp(prefix, path, plen) != 0)
+        return false;
+    return len == plen || path[plen] == '/';
+}
+
+const struct cfg_route *router_route(const struct cfg_site *site, const char *path, size_t len)
+{
+    /* Routes are sorted longest first, so the first match is the longest prefix. */
+    for (size_t i = 0; i < site->nroutes; i++) {
+        const struct cfg_route *r = &site->routes[i];
+        if (router_prefix_match(r->path, r->path_len, path, len))
+            return r;
+    }
+    return NULL;
+}

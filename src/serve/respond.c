@@ -1,0 +1,75 @@
+#include "serve/serve.h"
+
+#include "config/config.h"
+#include "http/handler.h"
+#include "http/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void http_respond(struct http_stream *s, int status, const char *ctype, const char *body,
+                  size_t body_len, const struct http_field *extra, size_t nextra)
+{
+    struct http_field fields[8];
+    size_t n = 0;
+    for (size_t i = 0; i < nextra && n < 7; i++)
+        fields[n++] = extra[i];
+    if (ctype)
+        fields[n++] = (struct http_field){"Content-Type", ctype, 12, (uint32_t)strlen(ctype)};
+    struct http_response res = {.status = status, .fields = fields, .nfields = n,
+                                .content_length = (int64_t)body_len};
+    /* send_end is called whatever happens: it is what detaches the handler from the stream. */
+    if (s->ops->send_head(s, &res) != SEND_ERROR && body_len)
+        s->ops->send_body(s, body, body_len);
+    s->ops->send_end(s);
+}
+
+void http_respond_text(struct http_stream *s, int status, const char *body)
+{
+    char text[96];
+    if (!body) {
+        snprintf(text, sizeof(text), "%d %s\n", status, http_reason(status));
+        body = text;
+    }
+    /* The body is copied by the codec only if the socket takes it now; keep it alive. */
+    http_respond(s, status, "text/plain; charset=utf-8", body, strlen(body), NULL, 0);
+}
+
+void serve_respond(struct http_stream *s, const struct cfg_route *route)
+{
+    http_respond(s, route->status, route->body_len || route->content_type ? route->content_type
+                                                                          : NULL,
+                 route->body ? route->body : "", route->body_len, NULL, 0);
+}
+
+void serve_redirect(struct http_stream *s, const struct cfg_route *route)
+{
+    const struct http_request *r = &s->req;
+    char location[8192];
+    size_t n = (size_t)snprintf(location, sizeof(location), "%s", route->location);
+    if (route->append_path && n < sizeof(location)) {
+        const char *rest = r->path.p + route->path_len;
+        size_t rest_len = r->path.len - route->path_len;
+        if (route->path_len == 1) { /* route "/" keeps the whole path */
+            rest = r->path.p;
+            rest_len = r->path.len;
+        }
+        if (n && location[n - 1] == '/' && rest_len && rest[0] == '/') {
+            rest++;
+            rest_len--;
+        }
+        n += (size_t)snprintf(location + n, sizeof(location) - n, "%.*s", (int)rest_len, rest);
+        if (r->query.p && n < sizeof(location))
+            n += (size_t)snprintf(location + n, sizeof(location) - n, "?%.*s", (int)r->query.len,
+                                  r->query.p);
+    }
+    if (n >= sizeof(location)) {
+        http_respond_text(s, 414, NULL);
+        return;
+    }
+    struct http_field loc = {"Location", location, 8, (uint32_t)n};
+    char body[64];
+    int blen = snprintf(body, sizeof(body), "%d %s\n", route->status, http_reason(route->status));
+    http_respond(s, route->status, "text/plain; charset=utf-8", body, (size_t)blen, &loc, 1);
+}
