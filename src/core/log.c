@@ -11,10 +11,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 static int open_target(const char *path, int std_fd)
 {
-    if (!path)
-        return -1;
-    if (strcmp(path, "-") == 0)
-        return std_fd;
+    if (!path) return -1;
+    if (strcmp(path, "-") == 0) return std_fd;
     return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
@@ -28,8 +26,7 @@ int log_open(struct logger *lg, const char *error_path, const char *access_path,
     int afd = open_target(access_path, STDOUT_FILENO);
     if (access_path && afd < 0) {
         log_msg(lg, LOG_ERROR, "cannot open access log %s: %s", access_path, strerror(errno));
-        if (efd > STDERR_FILENO)
-            close(efd);
+        if (efd > STDERR_FILENO) close(efd);
         return -1;
     }
     /* Old descriptors are left open on purpose: another thread may be writing to them right
@@ -53,17 +50,14 @@ static size_t iso_now(char *out, size_t cap)
 
 void log_vmsg(struct logger *lg, enum log_level level, const char *fmt, va_list ap)
 {
-    if (!log_enabled(lg, level))
-        return;
+    if (!log_enabled(lg, level)) return;
     char line[2048];
     size_t n = iso_now(line, sizeof(line));
     n += (size_t)snprintf(line + n, sizeof(line) - n, " [%s] ", level_names[level]);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    if (m < 0)
-        m = 0;
+    if (m < 0) m = 0;
     n += (size_t)m;
-    if (n > sizeof(line) - 2)
-        n = sizeof(line) - 2;
+    if (n > sizeof(line) - 2) n = sizeof(line) - 2;
     line[n++] = '\n';
     /* One write per line keeps lines whole when workers log at the same time. */
     ssize_t w = write(atomic_load_explicit(&lg->err_fd, memory_order_relaxed), line, n);
@@ -84,10 +78,8 @@ void log_buf_flush(struct log_buf *b, struct logger *lg)
     size_t off = 0;
     while (fd >= 0 && off < b->len) {
         ssize_t w = write(fd, b->data + off, b->len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break; /* a full disk must not stop the proxy: the lines are dropped */
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break; /* a full disk must not stop the proxy: the lines are dropped */
         off += (size_t)w;
     }
     b->len = 0;
@@ -95,10 +87,8 @@ void log_buf_flush(struct log_buf *b, struct logger *lg)
 
 char *log_buf_reserve(struct log_buf *b, struct logger *lg, size_t max)
 {
-    if (max > sizeof(b->data))
-        return NULL;
-    if (sizeof(b->data) - b->len < max)
-        log_buf_flush(b, lg);
+    if (max > sizeof(b->data)) return NULL;
+    if (sizeof(b->data) - b->len < max) log_buf_flush(b, lg);
     return b->data + b->len;
 }
 
@@ -110,8 +100,7 @@ void log_buf_commit(struct log_buf *b, size_t n)
 void log_buf_stamp(struct log_buf *b)
 {
     time_t now = time(NULL);
-    if (now == b->stamp_sec)
-        return;
+    if (now == b->stamp_sec) return;
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(b->clf_stamp, sizeof(b->clf_stamp), "%d/%b/%Y:%H:%M:%S +0000", &tm);

@@ -34,10 +34,10 @@ static inline int log_enabled(struct logger *lg, enum log_level level)
 struct log_buf {
     char data[16384];
     size_t len;
-    time_t stamp_sec;        /* second the cached stamps describe */
-    char clf_stamp[32];      /* 24/Nov/2026:10:00:00 +0000 */
-    char iso_stamp[32];      /* 2026-11-24T10:00:00Z */
-    char http_date[32];      /* Tue, 24 Nov 2026 10:00:00 GMT (RFC 9110 IMF-fixdate) */
+    time_t stamp_sec;   /* second the cached stamps describe */
+    char clf_stamp[32]; /* 24/Nov/2026:10:00:00 +0000 */
+    char iso_stamp[32]; /* 2026-11-24T10:00:00Z */
+    char http_date[32]; /* Tue, 24 Nov 2026 10:00:00 GMT (RFC 9110 IMF-fixdate) */
 };
 
 /* Reserve room for one line; returns a pointer to write at most `max` bytes, after flushing if

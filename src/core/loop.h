@@ -53,6 +53,9 @@ static inline bool ev_timer_armed(const struct ev_timer *t)
 /* Run d->cb at the end of this loop turn (once, however often it is queued). */
 void ev_defer(struct ev_loop *l, struct ev_defer *d);
 
+/* Run the deferred calls now (used at shutdown, after the last turn). */
+void ev_run_defers(struct ev_loop *l);
+
 /* One turn: wait up to the next timer (at most `max_wait_ms`), dispatch I/O, timers, defers. */
 void ev_loop_turn(struct ev_loop *l, int max_wait_ms);
 

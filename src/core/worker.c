@@ -3,6 +3,7 @@
 #include "config/config.h"
 #include "http/h1_server.h"
 #include "http/request.h"
+#include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
 #include <errno.h>
@@ -30,8 +31,7 @@ void server_config_swap(struct server *srv, struct config *c)
     struct config *old = atomic_exchange(&srv->config, c);
     atomic_fetch_add(&srv->config_gen, 1);
     pthread_mutex_unlock(&srv->config_lock);
-    if (old)
-        config_unref(old);
+    if (old) config_unref(old);
     for (int i = 0; i < srv->nworkers; i++)
         worker_notify(&srv->workers[i]);
 }
@@ -56,8 +56,7 @@ static void accept_all(struct worker *w, int lfd)
         socklen_t plen = sizeof(peer);
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+            if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 log_msg(&w->srv->log, LOG_WARN, "accept: %s", strerror(errno));
             return;
@@ -75,8 +74,7 @@ static void on_listen(struct ev_io *io, uint32_t events)
 
 static void close_listeners(struct worker *w)
 {
-    if (!w->accepting)
-        return;
+    if (!w->accepting) return;
     w->accepting = false;
     for (size_t i = 0; i < w->nlisten; i++) {
         /* Take what is already queued first: those clients connected before we stopped. */
@@ -92,8 +90,7 @@ static void close_listeners(struct worker *w)
 static void adopt_config(struct worker *w)
 {
     unsigned gen = atomic_load(&w->srv->config_gen);
-    if (gen == w->config_gen)
-        return;
+    if (gen == w->config_gen) return;
     struct config *c = server_config_get(w->srv);
     upool_set_config(w, c);
     config_unref(w->config);
@@ -103,8 +100,7 @@ static void adopt_config(struct worker *w)
 
 static void check_done(struct worker *w)
 {
-    if (w->draining && w->nconns == 0)
-        w->loop.stop = true;
+    if (w->draining && w->nconns == 0) w->loop.stop = true;
 }
 
 static void on_drain_timeout(struct ev_timer *t)
@@ -123,8 +119,7 @@ static void on_drain_timeout(struct ev_timer *t)
 
 static void start_drain(struct worker *w)
 {
-    if (w->draining)
-        return;
+    if (w->draining) return;
     w->draining = true;
     close_listeners(w);
     struct dlist *n = w->conns.next;
@@ -145,8 +140,7 @@ static void on_notify(struct ev_io *io, uint32_t events)
         ;
     (void)events;
     adopt_config(w);
-    if (atomic_load(&w->srv->stopping))
-        start_drain(w);
+    if (atomic_load(&w->srv->stopping)) start_drain(w);
 }
 
 void worker_conn_closed(struct worker *w)
@@ -192,8 +186,7 @@ struct log_fields {
     char up_time[32], req_time[32];
 };
 
-static void log_fields_of(const struct worker *w, const struct http_stream *s,
-                          struct log_fields *f)
+static void log_fields_of(const struct worker *w, const struct http_stream *s, struct log_fields *f)
 {
     const struct http_field *h;
     h = s->req.fields ? http_find_field(&s->req, "referer", 7) : NULL;
@@ -264,11 +257,9 @@ static size_t format_json(char *p, const struct http_stream *s, const struct log
 void worker_access_log(struct worker *w, const struct http_stream *s)
 {
     struct logger *lg = &w->srv->log;
-    if (atomic_load_explicit(&lg->access_fd, memory_order_relaxed) < 0 || !s->config)
-        return;
+    if (atomic_load_explicit(&lg->access_fd, memory_order_relaxed) < 0 || !s->config) return;
     char *p = log_buf_reserve(&w->access, lg, LOG_LINE_MAX);
-    if (!p)
-        return;
+    if (!p) return;
     struct log_fields f;
     log_fields_of(w, s, &f);
     log_buf_stamp(&w->access);
@@ -286,25 +277,21 @@ int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, s
     *w = (struct worker){.id = id, .srv = srv, .notify_fd = -1};
     dlist_init(&w->conns);
     buf_pool_init(&w->bufs, 256);
+    freelist_init(&w->proxies, proxy_object_size(), 256);
     w->access_flush.cb = on_access_flush;
     w->drain_timer.cb = on_drain_timeout;
-    if (ev_loop_init(&w->loop) < 0)
-        return -1;
+    if (ev_loop_init(&w->loop) < 0) return -1;
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->notify_fd < 0)
-        return -1;
+    if (w->notify_fd < 0) return -1;
     w->notify_io = (struct ev_io){.fd = w->notify_fd, .cb = on_notify};
-    if (ev_io_add(&w->loop, &w->notify_io, EPOLLIN) < 0)
-        return -1;
+    if (ev_io_add(&w->loop, &w->notify_io, EPOLLIN) < 0) return -1;
     w->listen_io = calloc(nlisten ? nlisten : 1, sizeof(*w->listen_io));
     w->listen_fds = listen_fds;
     w->nlisten = nlisten;
-    if (!w->listen_io)
-        return -1;
+    if (!w->listen_io) return -1;
     w->config = server_config_get(srv);
     w->config_gen = atomic_load(&srv->config_gen);
-    if (upool_set_config(w, w->config) < 0)
-        return -1;
+    if (upool_set_config(w, w->config) < 0) return -1;
     return 0;
 }
 
@@ -319,8 +306,7 @@ static void *worker_main(void *arg)
             log_msg(&w->srv->log, LOG_ERROR, "worker %d: epoll: %s", w->id, strerror(errno));
     }
     /* A stop may have been requested before this thread got going. */
-    if (atomic_load(&w->srv->stopping))
-        start_drain(w);
+    if (atomic_load(&w->srv->stopping)) start_drain(w);
     while (!w->loop.stop)
         ev_loop_turn(&w->loop, 1000);
     log_buf_flush(&w->access, &w->srv->log);
@@ -340,15 +326,14 @@ void worker_join(struct worker *w)
 void worker_fini(struct worker *w)
 {
     upool_set_config(w, NULL);
+    ev_run_defers(&w->loop); /* the closes above free their memory in deferred calls */
     for (size_t i = 0; i < w->nlisten; i++)
-        if (w->listen_fds && w->listen_fds[i] >= 0)
-            close(w->listen_fds[i]);
+        if (w->listen_fds && w->listen_fds[i] >= 0) close(w->listen_fds[i]);
     free(w->listen_fds);
     free(w->listen_io);
-    if (w->notify_fd >= 0)
-        close(w->notify_fd);
-    if (w->config)
-        config_unref(w->config);
+    if (w->notify_fd >= 0) close(w->notify_fd);
+    if (w->config) config_unref(w->config);
     ev_loop_fini(&w->loop);
     buf_pool_fini(&w->bufs);
+    freelist_fini(&w->proxies);
 }

@@ -5,6 +5,7 @@
 #define GH_WORKER_H
 
 #include "core/buf.h"
+#include "core/freelist.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -21,7 +22,7 @@ struct server {
     _Atomic(struct config *) config; /* current snapshot; the server holds one reference */
     atomic_uint config_gen;
     atomic_bool stopping;
-    pthread_mutex_t config_lock;     /* serialises taking a reference against a swap */
+    pthread_mutex_t config_lock; /* serialises taking a reference against a swap */
     struct worker *workers;
     int nworkers;
 };
@@ -37,20 +38,21 @@ struct worker {
     struct server *srv;
     struct ev_loop loop;
     struct buf_pool bufs;
+    struct freelist proxies; /* struct proxy, one per proxied exchange */
     struct log_buf access;
     struct ev_defer access_flush;
     struct config *config; /* snapshot for new requests; the worker holds one reference */
     unsigned config_gen;
-    struct upool **pools;  /* one per upstream of `config` */
+    struct upool **pools; /* one per upstream of `config` */
     size_t npools;
-    int *listen_fds;                  /* owned; -1 once closed */
+    int *listen_fds; /* owned; -1 once closed */
     struct worker_listener *listen_io;
     size_t nlisten;
     bool accepting;
-    int notify_fd;         /* eventfd: reload or stop */
+    int notify_fd; /* eventfd: reload or stop */
     struct ev_io notify_io;
     struct ev_timer drain_timer;
-    struct dlist conns;    /* every client connection */
+    struct dlist conns; /* every client connection */
     unsigned nconns;
     bool draining;
 };

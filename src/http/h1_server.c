@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 enum conn_state {
-    CS_IDLE,      /* between requests, nothing buffered */
-    CS_HEAD,      /* part of a request head received */
-    CS_EXCHANGE,  /* a request is being handled */
-    CS_FLUSHING,  /* response complete, last bytes being written */
-    CS_LINGER,    /* response done, discarding the rest of the client's input before close */
+    CS_IDLE,     /* between requests, nothing buffered */
+    CS_HEAD,     /* part of a request head received */
+    CS_EXCHANGE, /* a request is being handled */
+    CS_FLUSHING, /* response complete, last bytes being written */
+    CS_LINGER,   /* response done, discarding the rest of the client's input before close */
     CS_CLOSED,
 };
 
@@ -53,8 +53,8 @@ struct h1_conn {
     char peer[64];
     unsigned requests;
     bool rd_ready, wr_ready;
-    bool eof;          /* the client closed its side */
-    bool keepalive;    /* may serve another request after this one */
+    bool eof;       /* the client closed its side */
+    bool keepalive; /* may serve another request after this one */
     bool http10;
     bool handler_on;   /* stream.handler must be told if the connection dies */
     bool send_pending; /* the handler waits for on_writable */
@@ -62,16 +62,16 @@ struct h1_conn {
     bool head_final;
     bool chunked_out;
     bool no_body_out;
-    bool pinned;       /* a head is pinned at in[0..head_len) */
+    bool pinned; /* a head is pinned at in[0..head_len) */
     uint32_t head_len;
     /* Request body. */
     enum h1_body body_kind;
-    uint64_t body_left;        /* LENGTH: bytes still to come */
+    uint64_t body_left; /* LENGTH: bytes still to come */
     uint64_t body_received;
     struct h1_chunked chunk;
     bool body_done;
-    bool body_handed;          /* a slice is out with the handler */
-    bool body_rewindable;      /* every body byte is still in `in` from head_len on */
+    bool body_handed;     /* a slice is out with the handler */
+    bool body_rewindable; /* every body byte is still in `in` from head_len on */
     bool continue_sent;
     bool expect_continue;
 };
@@ -134,8 +134,7 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer)
  * connection; the fd goes at once so nothing more is read or written. */
 static void conn_close(struct h1_conn *c)
 {
-    if (c->state == CS_CLOSED)
-        return;
+    if (c->state == CS_CLOSED) return;
     c->state = CS_CLOSED;
     ev_io_del(&c->w->loop, &c->io);
     ev_timer_stop(&c->w->loop, &c->timer);
@@ -184,17 +183,14 @@ static int conn_flush(struct h1_conn *c)
 static void conn_on_flush(struct ev_defer *d)
 {
     struct h1_conn *c = container_of(d, struct h1_conn, flush_defer);
-    if (c->state == CS_CLOSED || outq_empty(&c->out) || !c->wr_ready)
-        return;
-    if (conn_flush(c) == OUTQ_DONE)
-        conn_process(c);
+    if (c->state == CS_CLOSED || outq_empty(&c->out) || !c->wr_ready) return;
+    if (conn_flush(c) == OUTQ_DONE) conn_process(c);
 }
 
 static void conn_on_process(struct ev_defer *d)
 {
     struct h1_conn *c = container_of(d, struct h1_conn, process_defer);
-    if (c->state != CS_CLOSED)
-        conn_process(c);
+    if (c->state != CS_CLOSED) conn_process(c);
 }
 
 /* A failed send closes the connection; the handler hears of it through on_close. */
@@ -205,19 +201,18 @@ static enum send_result send_failed(struct h1_conn *c)
 }
 
 /* Reserve-and-format into the generated part of the output. */
-static int out_printf(struct h1_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int out_printf(struct h1_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int out_printf(struct h1_conn *c, const char *fmt, ...)
 {
     size_t room;
     char *p = outq_reserve(&c->out, &c->w->bufs, &room);
-    if (!p)
-        return -1;
+    if (!p) return -1;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(p, room, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= room)
-        return -1;
+    if (n < 0 || (size_t)n >= room) return -1;
     outq_commit(&c->out, (size_t)n);
     return 0;
 }
@@ -228,8 +223,7 @@ static int out_fields(struct h1_conn *c, const struct http_field *f, size_t n)
         size_t room;
         char *p = outq_reserve(&c->out, &c->w->bufs, &room);
         size_t need = f[i].name_len + f[i].value_len + 4;
-        if (!p || room < need)
-            return -1;
+        if (!p || room < need) return -1;
         memcpy(p, f[i].name, f[i].name_len);
         p += f[i].name_len;
         *p++ = ':';
@@ -252,8 +246,7 @@ static const char *http_date(struct h1_conn *c)
 
 static enum send_result h1_send_interim(struct h1_conn *c, const struct http_response *res)
 {
-    if (c->http10)
-        return SEND_DONE; /* HTTP/1.0 clients do not understand 1xx */
+    if (c->http10) return SEND_DONE; /* HTTP/1.0 clients do not understand 1xx */
     if (out_printf(c, "HTTP/1.1 %d %s\r\n", res->status, http_reason(res->status)) < 0 ||
         out_fields(c, res->fields, res->nfields) < 0 || out_printf(c, "\r\n") < 0)
         return send_failed(c);
@@ -264,10 +257,8 @@ static enum send_result h1_send_interim(struct h1_conn *c, const struct http_res
 static enum send_result h1_send_head(struct http_stream *s, const struct http_response *res)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
-    if (c->state == CS_CLOSED || c->head_sent)
-        return SEND_ERROR;
-    if (res->status < 200)
-        return h1_send_interim(c, res);
+    if (c->state == CS_CLOSED || c->head_sent) return SEND_ERROR;
+    if (res->status < 200) return h1_send_interim(c, res);
     s->status = res->status;
     c->head_sent = true;
     c->no_body_out = res->no_body || s->req.head;
@@ -299,8 +290,7 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
         else
             rc = out_printf(c, "\r\n");
     }
-    if (rc < 0)
-        return send_failed(c);
+    if (rc < 0) return send_failed(c);
     c->head_final = true;
     ev_defer(&c->w->loop, &c->flush_defer);
     return SEND_DONE;
@@ -308,8 +298,7 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
 
 static enum send_result send_result_of(struct h1_conn *c, int r)
 {
-    if (r == OUTQ_DONE)
-        return SEND_DONE;
+    if (r == OUTQ_DONE) return SEND_DONE;
     if (r == OUTQ_AGAIN) {
         c->send_pending = true;
         return SEND_PENDING;
@@ -320,12 +309,9 @@ static enum send_result send_result_of(struct h1_conn *c, int r)
 static enum send_result h1_send_body(struct http_stream *s, const char *data, size_t len)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
-    if (c->state == CS_CLOSED)
-        return SEND_ERROR;
-    if (c->no_body_out || len == 0)
-        return SEND_DONE;
-    if (c->chunked_out && out_printf(c, "%zx\r\n", len) < 0)
-        return send_failed(c);
+    if (c->state == CS_CLOSED) return SEND_ERROR;
+    if (c->no_body_out || len == 0) return SEND_DONE;
+    if (c->chunked_out && out_printf(c, "%zx\r\n", len) < 0) return send_failed(c);
     if (len <= SEND_COPY_MAX) {
         /* Small slices are copied: one iovec fewer, and callers may pass stack memory. */
         if (outq_append(&c->out, &c->w->bufs, data, len) < 0 ||
@@ -347,18 +333,15 @@ static enum send_result h1_send_end(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->handler_on = false;
-    if (c->state == CS_CLOSED)
-        return SEND_ERROR;
+    if (c->state == CS_CLOSED) return SEND_ERROR;
     if (c->chunked_out && !c->no_body_out && out_printf(c, "0\r\n\r\n") < 0) {
         conn_close(c);
         return SEND_ERROR;
     }
     c->state = CS_FLUSHING;
-    if (!c->wr_ready)
-        return SEND_PENDING;
+    if (!c->wr_ready) return SEND_PENDING;
     int r = conn_flush(c);
-    if (r == OUTQ_DONE)
-        exchange_finished(c);
+    if (r == OUTQ_DONE) exchange_finished(c);
     return r == OUTQ_DONE ? SEND_DONE : r == OUTQ_AGAIN ? SEND_PENDING : SEND_ERROR;
 }
 
@@ -376,11 +359,9 @@ static int conn_read(struct h1_conn *c);
 
 static void send_continue(struct h1_conn *c)
 {
-    if (!c->expect_continue || c->continue_sent || c->head_sent)
-        return;
+    if (!c->expect_continue || c->continue_sent || c->head_sent) return;
     c->continue_sent = true;
-    if (out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
-        conn_flush(c);
+    if (out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n") == 0) conn_flush(c);
 }
 
 /* Decode the next body slice from what is buffered. */
@@ -389,8 +370,7 @@ static enum body_result body_next(struct h1_conn *c, const char **data, size_t *
     size_t avail = c->in ? buf_len(c->in) : 0;
     const char *p = c->in ? c->in->data + c->in->start : NULL;
     if (c->body_kind == H1_BODY_LENGTH) {
-        if (!avail)
-            return BODY_AGAIN;
+        if (!avail) return BODY_AGAIN;
         *data = p;
         *len = avail < c->body_left ? avail : (size_t)c->body_left;
         return BODY_DATA;
@@ -421,10 +401,8 @@ static enum body_result body_next(struct h1_conn *c, const char **data, size_t *
 static enum body_result h1_read_body(struct http_stream *s, const char **data, size_t *len)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
-    if (c->state == CS_CLOSED)
-        return BODY_ERROR;
-    if (c->body_done)
-        return BODY_END;
+    if (c->state == CS_CLOSED) return BODY_ERROR;
+    if (c->body_done) return BODY_END;
     for (;;) {
         enum body_result r = body_next(c, data, len);
         uint64_t max = conn_limits(c)->max_body_size;
@@ -436,14 +414,11 @@ static enum body_result h1_read_body(struct http_stream *s, const char **data, s
             c->body_handed = true;
             return r;
         }
-        if (r != BODY_AGAIN)
-            return r;
+        if (r != BODY_AGAIN) return r;
         send_continue(c);
-        if (!c->rd_ready || c->eof)
-            break;
+        if (!c->rd_ready || c->eof) break;
         int n = conn_read(c);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
     }
     if (c->eof && !c->body_done) {
         log_msg(conn_log(c), LOG_INFO, "client %s: closed during the request body", c->peer);
@@ -458,24 +433,20 @@ static void h1_body_consumed(struct http_stream *s, size_t n)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->body_handed = false;
-    if (c->state == CS_CLOSED)
-        return;
+    if (c->state == CS_CLOSED) return;
     c->in->start += (uint32_t)n;
     c->body_received += n;
     if (c->body_kind == H1_BODY_LENGTH) {
         c->body_left -= n;
-        if (c->body_left == 0)
-            c->body_done = true;
+        if (c->body_left == 0) c->body_done = true;
     }
 }
 
 static bool h1_body_rewind(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
-    if (c->body_kind == H1_BODY_NONE)
-        return true;
-    if (!c->body_rewindable || c->body_kind != H1_BODY_LENGTH || c->body_handed)
-        return false;
+    if (c->body_kind == H1_BODY_NONE) return true;
+    if (!c->body_rewindable || c->body_kind != H1_BODY_LENGTH || c->body_handed) return false;
     c->in->start = c->head_len;
     c->body_left += c->body_received;
     c->body_received = 0;
@@ -518,8 +489,7 @@ static void conn_fail(struct h1_conn *c, int status, const char *why)
 static void conn_on_fail(struct ev_defer *d)
 {
     struct h1_conn *c = container_of(d, struct h1_conn, fail_defer);
-    if (c->state != CS_CLOSED)
-        conn_fail(c, c->fail_status, c->fail_why);
+    if (c->state != CS_CLOSED) conn_fail(c, c->fail_status, c->fail_why);
 }
 
 static void conn_fail_later(struct h1_conn *c, int status, const char *why)
@@ -532,8 +502,11 @@ static void conn_fail_later(struct h1_conn *c, int status, const char *why)
 /* A stream for an answer the codec gives on its own (the request head was unusable). */
 static void prepare_error_stream(struct h1_conn *c)
 {
-    c->stream = (struct http_stream){.ops = &h1_stream_ops, .worker = c->w, .peer = c->peer,
-                                     .config = c->config, .start_ms = c->w->loop.now};
+    c->stream = (struct http_stream){.ops = &h1_stream_ops,
+                                     .worker = c->w,
+                                     .peer = c->peer,
+                                     .config = c->config,
+                                     .start_ms = c->w->loop.now};
     c->http10 = false;
     c->head_sent = c->chunked_out = c->no_body_out = c->send_pending = false;
     c->body_kind = H1_BODY_NONE;
@@ -545,15 +518,12 @@ static void prepare_error_stream(struct h1_conn *c)
 
 static int ensure_header_room(struct h1_conn *c, uint32_t n)
 {
-    if (c->cap_hdrs >= n)
-        return 0;
+    if (c->cap_hdrs >= n) return 0;
     struct h1_header *h = realloc(c->hdrs, n * sizeof(*h));
-    if (!h)
-        return -1;
+    if (!h) return -1;
     c->hdrs = h;
     struct http_field *f = realloc(c->fields, n * sizeof(*f));
-    if (!f)
-        return -1;
+    if (!f) return -1;
     c->fields = f;
     c->cap_hdrs = n;
     return 0;
@@ -586,8 +556,7 @@ static void split_target(struct http_request *r)
         r->path = (struct slice){t, len};
         r->query = (struct slice){NULL, 0};
     }
-    if (r->path.len == 0)
-        r->path = SLICE_LIT("/");
+    if (r->path.len == 0) r->path = SLICE_LIT("/");
 }
 
 static void fill_request(struct h1_conn *c, const struct h1_request *h)
@@ -597,18 +566,16 @@ static void fill_request(struct h1_conn *c, const struct h1_request *h)
     r->method = (struct slice){h->method, h->method_len};
     r->target = (struct slice){h->target, h->target_len};
     r->protocol = h->minor ? SLICE_LIT("HTTP/1.1") : SLICE_LIT("HTTP/1.0");
-    if (h->host)
-        r->authority = (struct slice){h->host, h->host_len};
+    if (h->host) r->authority = (struct slice){h->host, h->host_len};
     for (uint32_t i = 0; i < h->nheaders; i++)
-        c->fields[i] = (struct http_field){c->hdrs[i].name, c->hdrs[i].value,
-                                           c->hdrs[i].name_len, c->hdrs[i].value_len};
+        c->fields[i] = (struct http_field){c->hdrs[i].name, c->hdrs[i].value, c->hdrs[i].name_len,
+                                           c->hdrs[i].value_len};
     r->fields = c->fields;
     r->nfields = h->nheaders;
     r->head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     r->has_body = h->body != H1_BODY_NONE;
     r->content_length = h->body == H1_BODY_LENGTH ? (int64_t)h->content_length : -1;
-    if (h->body == H1_BODY_LENGTH && h->content_length == 0)
-        r->has_body = false;
+    if (h->body == H1_BODY_LENGTH && h->content_length == 0) r->has_body = false;
     r->expect_continue = (h->flags & H1_F_EXPECT_CONTINUE) != 0;
     split_target(r);
 }
@@ -621,10 +588,9 @@ static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
     s->config = c->config;
     c->requests++;
     c->http10 = h->minor == 0;
-    c->keepalive = c->http10 ? (h->flags & H1_F_CONN_KEEPALIVE) != 0
-                             : (h->flags & H1_F_CONN_CLOSE) == 0;
-    if (conn_limits(c)->keepalive_timeout == 0)
-        c->keepalive = false;
+    c->keepalive =
+        c->http10 ? (h->flags & H1_F_CONN_KEEPALIVE) != 0 : (h->flags & H1_F_CONN_CLOSE) == 0;
+    if (conn_limits(c)->keepalive_timeout == 0) c->keepalive = false;
     c->send_pending = c->head_sent = c->head_final = false;
     c->chunked_out = c->no_body_out = false;
     c->head_len = h->head_len;
@@ -673,22 +639,19 @@ static int conn_read(struct h1_conn *c)
 {
     if (!c->in) {
         c->in = buf_get(&c->w->bufs);
-        if (!c->in)
-            return -1;
+        if (!c->in) return -1;
     }
     if (buf_room(c->in) == 0 && c->in->start > (c->pinned ? c->head_len : 0) && !c->body_handed)
         buf_compact(c->in, c->pinned ? c->head_len : 0);
     size_t room = buf_room(c->in);
-    if (room == 0)
-        return 0;
+    if (room == 0) return 0;
     ssize_t n;
     do
         n = recv(c->fd, c->in->data + c->in->end, room, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         c->in->end += (uint32_t)n;
-        if ((size_t)n < room)
-            c->rd_ready = false; /* a short read drained the socket */
+        if ((size_t)n < room) c->rd_ready = false; /* a short read drained the socket */
         return (int)n;
     }
     c->rd_ready = false;
@@ -696,8 +659,7 @@ static int conn_read(struct h1_conn *c)
         c->eof = true;
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
     c->eof = true;
     return -1;
 }
@@ -742,11 +704,9 @@ static void read_requests(struct h1_conn *c)
                 buf_compact(c->in, 0);
             }
             parse_head(c);
-            if (c->state != CS_HEAD && c->state != CS_IDLE)
-                return;
+            if (c->state != CS_HEAD && c->state != CS_IDLE) return;
         }
-        if (!c->rd_ready)
-            break;
+        if (!c->rd_ready) break;
         int n = conn_read(c);
         if (n < 0 || (n == 0 && c->eof)) {
             if (c->state == CS_HEAD && buf_len(c->in))
@@ -755,8 +715,7 @@ static void read_requests(struct h1_conn *c)
             conn_close(c);
             return;
         }
-        if (n == 0)
-            break;
+        if (n == 0) break;
     }
     if (c->state == CS_IDLE && c->in && buf_len(c->in) == 0) {
         buf_put(&c->w->bufs, c->in); /* idle connections hold no buffer */
@@ -767,15 +726,12 @@ static void read_requests(struct h1_conn *c)
 /* The handler may have been waiting for body bytes: read and wake it. */
 static void feed_body(struct h1_conn *c)
 {
-    if (c->body_done || c->body_handed || !c->handler_on)
-        return;
+    if (c->body_done || c->body_handed || !c->handler_on) return;
     if (c->rd_ready && !c->eof) {
         int n = conn_read(c);
-        if (n <= 0 && !c->eof && !(c->in && buf_len(c->in)))
-            return;
+        if (n <= 0 && !c->eof && !(c->in && buf_len(c->in))) return;
     }
-    if ((c->in && buf_len(c->in)) || c->eof)
-        c->stream.handler->on_body(&c->stream);
+    if ((c->in && buf_len(c->in)) || c->eof) c->stream.handler->on_body(&c->stream);
 }
 
 /* Discard input after the response so the close does not reset the connection while the
@@ -785,12 +741,9 @@ static void linger_read(struct h1_conn *c)
     char sink[16384];
     for (;;) {
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            conn_close(c);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) conn_close(c);
         return;
     }
 }
@@ -839,12 +792,10 @@ static void conn_process(struct h1_conn *c)
             ev_timer_stop(&c->w->loop, &c->timer);
             c->stream.handler->on_writable(&c->stream);
         }
-        if (c->state == CS_EXCHANGE)
-            feed_body(c);
+        if (c->state == CS_EXCHANGE) feed_body(c);
         break;
     case CS_FLUSHING:
-        if (outq_empty(&c->out))
-            exchange_finished(c);
+        if (outq_empty(&c->out)) exchange_finished(c);
         break;
     case CS_LINGER:
         linger_read(c);
@@ -857,15 +808,11 @@ static void conn_process(struct h1_conn *c)
 static void conn_on_io(struct ev_io *io, uint32_t events)
 {
     struct h1_conn *c = container_of(io, struct h1_conn, io);
-    if (c->state == CS_CLOSED)
-        return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->rd_ready = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        c->wr_ready = true;
+    if (c->state == CS_CLOSED) return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->rd_ready = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->wr_ready = true;
     if (c->wr_ready && !outq_empty(&c->out)) {
-        if (conn_flush(c) == OUTQ_ERROR)
-            return;
+        if (conn_flush(c) == OUTQ_ERROR) return;
     }
     conn_process(c);
 }

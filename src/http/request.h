@@ -38,8 +38,8 @@ struct http_response {
     int status;
     const struct http_field *fields; /* end-to-end fields only; the codec adds framing */
     size_t nfields;
-    int64_t content_length;          /* -1 = unknown (streamed) */
-    bool no_body;                    /* HEAD, 204, 304, 1xx */
+    int64_t content_length; /* -1 = unknown (streamed) */
+    bool no_body;           /* HEAD, 204, 304, 1xx */
 };
 
 struct http_stream_ops {
@@ -55,9 +55,9 @@ struct http_stream_ops {
     /* The response cannot be completed (upstream died mid-body): the client must see an error,
      * never a clean end. The handler must not touch the stream afterwards. */
     void (*abort)(struct http_stream *s);
-    /* Request body: hand out the next slice that is ready. BODY_DATA: the slice in data and len is valid until
-     * body_consumed; BODY_AGAIN: wait for on_body; BODY_END: no more; BODY_ERROR: the client's
-     * body was invalid or the client went away (the codec answers and closes). */
+    /* Request body: hand out the next slice that is ready. BODY_DATA: the slice in data and len is
+     * valid until body_consumed; BODY_AGAIN: wait for on_body; BODY_END: no more; BODY_ERROR: the
+     * client's body was invalid or the client went away (the codec answers and closes). */
     enum body_result (*read_body)(struct http_stream *s, const char **data, size_t *len);
     void (*body_consumed)(struct http_stream *s, size_t n);
     /* Rewind the body to its start if every byte is still held (for a retry). */
@@ -91,9 +91,9 @@ struct http_stream {
     const struct http_handler_ops *handler;
     void *handler_data;
     struct worker *worker;
-    struct config *config;  /* the snapshot this exchange started on */
+    struct config *config; /* the snapshot this exchange started on */
     struct http_request req;
-    const char *peer;       /* client address text */
+    const char *peer; /* client address text */
     /* Filled by handlers for the access log. */
     const char *upstream_addr;
     uint64_t upstream_ms_start, upstream_ms; /* ms; upstream_ms valid when upstream_addr set */

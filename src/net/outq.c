@@ -11,8 +11,7 @@ char *outq_reserve(struct outq *q, struct buf_pool *pool, size_t *room)
 {
     if (!q->gen) {
         q->gen = buf_get(pool);
-        if (!q->gen)
-            return NULL;
+        if (!q->gen) return NULL;
     } else if (q->gen->start == q->gen->end) {
         q->gen->start = q->gen->end = 0;
     }
@@ -29,8 +28,7 @@ int outq_append(struct outq *q, struct buf_pool *pool, const void *data, size_t 
 {
     size_t room;
     char *p = outq_reserve(q, pool, &room);
-    if (!p || room < len)
-        return -1;
+    if (!p || room < len) return -1;
     memcpy(p, data, len);
     outq_commit(q, len);
     return 0;
@@ -54,10 +52,12 @@ static void outq_advance(struct outq *q, size_t n)
         q->gen->start += (uint32_t)take;
         n -= take;
     }
-    size_t e = n < q->ext_len ? n : q->ext_len;
-    q->ext += e;
-    q->ext_len -= e;
-    n -= e;
+    if (q->ext_len) {
+        size_t e = n < q->ext_len ? n : q->ext_len;
+        q->ext += e;
+        q->ext_len -= e;
+        n -= e;
+    }
     q->tail_off += (unsigned char)n;
 }
 
@@ -68,15 +68,13 @@ int outq_flush(struct outq *q, int fd, struct buf_pool *pool)
         int n = 0;
         if (q->gen && buf_len(q->gen))
             iov[n++] = (struct iovec){q->gen->data + q->gen->start, buf_len(q->gen)};
-        if (q->ext_len)
-            iov[n++] = (struct iovec){(void *)q->ext, q->ext_len};
+        if (q->ext_len) iov[n++] = (struct iovec){(void *)q->ext, q->ext_len};
         if (q->tail_off < q->tail_len)
             iov[n++] = (struct iovec){q->tail + q->tail_off, (size_t)(q->tail_len - q->tail_off)};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return (errno == EAGAIN || errno == EWOULDBLOCK) ? OUTQ_AGAIN : OUTQ_ERROR;
         }
         outq_advance(q, (size_t)w);

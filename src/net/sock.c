@@ -27,8 +27,7 @@ void sock_addr_text(const struct sockaddr *sa, char *out, size_t cap)
     char host[64];
     sock_host_text(sa, host, sizeof(host));
     if (sa->sa_family == AF_INET6)
-        snprintf(out, cap, "[%s]:%u", host,
-                 ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
+        snprintf(out, cap, "[%s]:%u", host, ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
     else if (sa->sa_family == AF_INET)
         snprintf(out, cap, "%s:%u", host, ntohs(((const struct sockaddr_in *)sa)->sin_port));
     else
@@ -38,16 +37,12 @@ void sock_addr_text(const struct sockaddr *sa, char *out, size_t cap)
 int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-        goto fail;
-    if (sa->sa_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
-        goto fail;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) goto fail;
+    if (sa->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) goto fail;
     return fd;
 fail:;
     int e = errno;
@@ -59,8 +54,7 @@ fail:;
 int sock_connect(const struct sockaddr *sa, socklen_t len)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
@@ -76,7 +70,6 @@ int sock_error(int fd)
 {
     int err = 0;
     socklen_t len = sizeof(err);
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        return errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return errno;
     return err;
 }

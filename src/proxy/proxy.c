@@ -21,13 +21,14 @@
 #define PROXY_MAX_FIELDS 256
 
 struct proxy {
-    struct http_stream *s;
+    struct http_stream *s; /* gone once `dead`: the stream may be freed before we are */
+    struct worker *w;
     struct upool *pool;
     struct upconn *uc;
     const struct cfg_upstream *up;
     char addr[64];
-    bool head_received;   /* final response head seen */
-    bool any_response;    /* any response byte seen on this connection */
+    bool head_received; /* final response head seen */
+    bool any_response;  /* any response byte seen on this connection */
     bool retried;
     bool req_sent;        /* request head and body fully written */
     bool body_end_queued; /* last chunk queued, waiting for the flush */
@@ -59,26 +60,30 @@ static size_t buf_len_of(const struct upconn *uc)
 
 static struct logger *proxy_log(struct proxy *p)
 {
-    return &p->s->worker->srv->log;
+    return &p->w->srv->log;
+}
+
+size_t proxy_object_size(void)
+{
+    return sizeof(struct proxy);
 }
 
 static void proxy_on_free(struct ev_defer *d)
 {
-    free(container_of(d, struct proxy, free_defer));
+    struct proxy *p = container_of(d, struct proxy, free_defer);
+    freelist_put(&p->w->proxies, p);
 }
 
 /* Release everything now but the memory, which goes after this loop turn: callers up the
  * stack may still look at p->dead. */
 static void proxy_free(struct proxy *p)
 {
-    if (p->dead)
-        return;
+    if (p->dead) return;
     p->dead = true;
-    if (p->uc)
-        upconn_close(p->uc);
+    if (p->uc) upconn_close(p->uc);
     p->uc = NULL;
     upool_drop(p->pool);
-    ev_defer(&p->s->worker->loop, &p->free_defer);
+    ev_defer(&p->w->loop, &p->free_defer);
 }
 
 /* Before any response byte went to the client: answer with an error of our own. */
@@ -125,10 +130,8 @@ static int write_request_head(struct proxy *p)
     if (put(uc, w, r->method.p, r->method.len) || put(uc, w, " ", 1) ||
         put(uc, w, r->path.p, r->path.len))
         return -1;
-    if (r->query.p && (put(uc, w, "?", 1) || put(uc, w, r->query.p, r->query.len)))
-        return -1;
-    if (put(uc, w, " HTTP/1.1\r\n", 11))
-        return -1;
+    if (r->query.p && (put(uc, w, "?", 1) || put(uc, w, r->query.p, r->query.len))) return -1;
+    if (put(uc, w, " HTTP/1.1\r\n", 11)) return -1;
     bool host_seen = false;
     for (size_t i = 0; i < r->nfields; i++) {
         const struct http_field *f = &r->fields[i];
@@ -137,22 +140,19 @@ static int write_request_head(struct proxy *p)
             h1_token_eq(f->name, f->name_len, "expect", 6))
             continue;
         host_seen |= h1_token_eq(f->name, f->name_len, "host", 4);
-        if (put_field(uc, w, f->name, f->name_len, f->value, f->value_len))
-            return -1;
+        if (put_field(uc, w, f->name, f->name_len, f->value, f->value_len)) return -1;
     }
     if (!host_seen) {
         /* HTTP/1.0 requests may lack Host; HTTP/1.1 upstreams require one. */
         const char *h = r->authority.len ? r->authority.p : p->addr;
         size_t hl = r->authority.len ? r->authority.len : strlen(p->addr);
-        if (put_field(uc, w, "Host", 4, h, hl))
-            return -1;
+        if (put_field(uc, w, "Host", 4, h, hl)) return -1;
     }
     p->chunked_up = r->has_body && r->content_length < 0;
     if (r->has_body && !p->chunked_up) {
         char cl[40];
         int n = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
-        if (put(uc, w, cl, (size_t)n))
-            return -1;
+        if (put(uc, w, cl, (size_t)n)) return -1;
     } else if (p->chunked_up && put(uc, w, "Transfer-Encoding: chunked\r\n", 28)) {
         return -1;
     }
@@ -196,8 +196,7 @@ static int start_upstream(struct proxy *p, bool fresh)
 static void request_sent(struct proxy *p)
 {
     p->req_sent = true;
-    if (!p->client_blocked)
-        ev_timer_start(&p->uc->w->loop, &p->uc->timer, p->up->read_timeout);
+    if (!p->client_blocked) ev_timer_start(&p->uc->w->loop, &p->uc->timer, p->up->read_timeout);
 }
 
 /* Queue the next body slice (or the end) behind what is already queued. Returns false when
@@ -208,19 +207,16 @@ static bool queue_body(struct proxy *p)
     struct upconn *uc = p->uc;
     const char *data;
     size_t len;
-    if (!s->req.has_body || p->body_end_queued)
-        return false;
+    if (!s->req.has_body || p->body_end_queued) return false;
     enum body_result r = s->ops->read_body(s, &data, &len);
     if (r == BODY_AGAIN) {
         p->waiting_body = true;
         return false;
     }
-    if (r == BODY_ERROR)
-        return false; /* the codec answers the client and then calls on_close */
+    if (r == BODY_ERROR) return false; /* the codec answers the client and then calls on_close */
     if (r == BODY_END) {
         p->body_end_queued = true;
-        if (p->chunked_up)
-            put(uc, s->worker, "0\r\n\r\n", 5);
+        if (p->chunked_up) put(uc, s->worker, "0\r\n\r\n", 5);
         return true;
     }
     if (p->chunked_up) {
@@ -259,14 +255,12 @@ static void pump_request(struct proxy *p)
             p->up_slice = NULL;
             p->s->ops->body_consumed(p->s, p->up_slice_len);
         }
-        if (p->dead)
-            return;
+        if (p->dead) return;
         if (!p->s->req.has_body || p->body_end_queued) {
             request_sent(p);
             return;
         }
-        if (!queue_body(p))
-            return;
+        if (!queue_body(p)) return;
     }
 }
 
@@ -307,17 +301,15 @@ static bool handle_head(struct proxy *p, const struct h1_response *res)
         p->fields[n++] = (struct http_field){h->name, h->value, h->name_len, h->value_len};
     }
     struct http_response out = {.status = res->status, .fields = p->fields, .nfields = n};
-    out.no_body = res->body == H1_BODY_NONE && (res->status < 200 || res->status == 204 ||
-                                               res->status == 304 || s->req.head);
+    out.no_body = res->body == H1_BODY_NONE &&
+                  (res->status < 200 || res->status == 204 || res->status == 304 || s->req.head);
     out.content_length = res->body == H1_BODY_LENGTH ? (int64_t)res->content_length : -1;
-    if (res->body == H1_BODY_NONE && !out.no_body)
-        out.content_length = 0;
+    if (res->body == H1_BODY_NONE && !out.no_body) out.content_length = 0;
     if (s->req.head && res->body == H1_BODY_NONE) {
         /* HEAD: pass the length the upstream announced, if any. */
         out.content_length = -1;
         for (uint32_t i = 0; i < res->nheaders; i++)
-            if (h1_token_eq(res->headers[i].name, res->headers[i].name_len, "content-length",
-                            14)) {
+            if (h1_token_eq(res->headers[i].name, res->headers[i].name_len, "content-length", 14)) {
                 out.content_length = (int64_t)strtoll(res->headers[i].value, NULL, 10);
                 break;
             }
@@ -334,8 +326,8 @@ static int parse_response_head(struct proxy *p)
     struct h1_limits hl = {lim->max_request_line, BUF_SIZE, PROXY_MAX_FIELDS};
     for (;;) {
         struct h1_response res;
-        int r = h1_parse_response(uc->in->data + uc->in->start, buf_len(uc->in), &res, p->hdrs,
-                                  &hl, p->s->req.head);
+        int r = h1_parse_response(uc->in->data + uc->in->start, buf_len(uc->in), &res, p->hdrs, &hl,
+                                  p->s->req.head);
         if (r == H1_INCOMPLETE) {
             if (buf_room(uc->in) == 0 && uc->in->start == 0) {
                 proxy_fail(p, 502, "response head too large");
@@ -356,8 +348,7 @@ static int parse_response_head(struct proxy *p)
         }
         if (res.status < 200) {
             /* 100 Continue is ours to send (the codec answers Expect); other 1xx go through. */
-            if (res.status != 100 && !handle_head(p, &res))
-                return -1;
+            if (res.status != 100 && !handle_head(p, &res)) return -1;
             continue;
         }
         p->head_received = true;
@@ -365,8 +356,7 @@ static int parse_response_head(struct proxy *p)
         p->res_left = res.content_length;
         p->up_keepalive = upstream_keeps_alive(&res);
         h1_chunked_init(&p->chunk);
-        if (!handle_head(p, &res))
-            return -1;
+        if (!handle_head(p, &res)) return -1;
         return 1;
     }
 }
@@ -382,16 +372,13 @@ static int response_slice(struct proxy *p, const char **data, size_t *len)
     case H1_BODY_NONE:
         return 2;
     case H1_BODY_LENGTH:
-        if (p->res_left == 0)
-            return 2;
-        if (!avail)
-            return 0;
+        if (p->res_left == 0) return 2;
+        if (!avail) return 0;
         *data = at;
         *len = avail < p->res_left ? avail : (size_t)p->res_left;
         return 1;
     case H1_BODY_UNTIL_CLOSE:
-        if (!avail)
-            return uc->eof ? 2 : 0;
+        if (!avail) return uc->eof ? 2 : 0;
         *data = at;
         *len = avail;
         return 1;
@@ -399,15 +386,13 @@ static int response_slice(struct proxy *p, const char **data, size_t *len)
         while (avail) {
             size_t used = 0;
             int r = h1_chunked_decode(&p->chunk, at, avail, &used, data, len);
-            if (r == H1_CHUNK_ERROR)
-                return -1;
+            if (r == H1_CHUNK_ERROR) return -1;
             if (r == H1_CHUNK_DATA) {
                 uc->in->start += (uint32_t)(*data - at);
                 return 1;
             }
             uc->in->start += (uint32_t)used;
-            if (r == H1_CHUNK_END)
-                return 2;
+            if (r == H1_CHUNK_END) return 2;
             at += used;
             avail -= used;
         }
@@ -419,8 +404,7 @@ static int response_slice(struct proxy *p, const char **data, size_t *len)
 static void consume_down(struct proxy *p)
 {
     p->uc->in->start += (uint32_t)p->down_slice_len;
-    if (p->res_body == H1_BODY_LENGTH)
-        p->res_left -= p->down_slice_len;
+    if (p->res_body == H1_BODY_LENGTH) p->res_left -= p->down_slice_len;
     p->down_slice_len = 0;
 }
 
@@ -467,8 +451,7 @@ static int forward_body(struct proxy *p)
         finish(p, p->up_keepalive && p->res_body != H1_BODY_UNTIL_CLOSE);
         return -1;
     }
-    if (r == 0)
-        return 0;
+    if (r == 0) return 0;
     p->down_slice_len = len;
     enum send_result sr = p->s->ops->send_body(p->s, data, len);
     if (sr == SEND_PENDING) {
@@ -476,8 +459,7 @@ static int forward_body(struct proxy *p)
         ev_timer_stop(&p->uc->w->loop, &p->uc->timer);
         return -1;
     }
-    if (sr == SEND_ERROR)
-        return -1; /* on_close follows */
+    if (sr == SEND_ERROR) return -1; /* on_close follows */
     consume_down(p);
     return 1;
 }
@@ -490,16 +472,12 @@ static void pump_response(struct proxy *p)
         if (!p->head_received && before) {
             p->any_response = true;
             int r = parse_response_head(p);
-            if (r < 0)
-                return;
-            if (r == 1)
-                continue;
+            if (r < 0) return;
+            if (r == 1) continue;
         } else if (p->head_received) {
             int r = forward_body(p);
-            if (r < 0)
-                return;
-            if (r > 0)
-                continue;
+            if (r < 0) return;
+            if (r > 0) continue;
         }
         if (uc->eof) {
             if (p->head_received && p->res_body == H1_BODY_UNTIL_CLOSE && !buf_len_of(uc)) {
@@ -510,8 +488,7 @@ static void pump_response(struct proxy *p)
                                              : "closed the connection before responding");
             return;
         }
-        if (!uc->rd_ready)
-            return;
+        if (!uc->rd_ready) return;
         int n = upconn_read(uc);
         if (n < 0) {
             char what[96];
@@ -544,8 +521,7 @@ static void on_connected(struct proxy *p)
 static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev)
 {
     struct proxy *p = uc->user;
-    if (p->dead)
-        return;
+    if (p->dead) return;
     if (ev == UPCONN_TIMEOUT) {
         if (!uc->connected)
             proxy_fail(p, 502, "connect timed out (connect_timeout)");
@@ -558,32 +534,26 @@ static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev)
         return;
     }
     if (!uc->connected) {
-        if (!uc->wr_ready && !uc->rd_ready)
-            return;
+        if (!uc->wr_ready && !uc->rd_ready) return;
         on_connected(p);
-        if (p->dead || p->uc != uc)
-            return;
+        if (p->dead || p->uc != uc) return;
     } else if (uc->wr_ready && !p->req_sent) {
         pump_request(p);
-        if (p->dead || p->uc != uc)
-            return;
+        if (p->dead || p->uc != uc) return;
     }
-    if (uc->rd_ready || (uc->in && buf_len(uc->in)))
-        pump_response(p);
+    if (uc->rd_ready || (uc->in && buf_len(uc->in))) pump_response(p);
 }
 
 static void proxy_on_body(struct http_stream *s)
 {
     struct proxy *p = s->handler_data;
-    if (!p->dead && p->waiting_body && p->uc && p->uc->connected)
-        pump_request(p);
+    if (!p->dead && p->waiting_body && p->uc && p->uc->connected) pump_request(p);
 }
 
 static void proxy_on_writable(struct http_stream *s)
 {
     struct proxy *p = s->handler_data;
-    if (p->dead)
-        return;
+    if (p->dead) return;
     p->client_blocked = false;
     consume_down(p);
     ev_timer_start(&p->uc->w->loop, &p->uc->timer, p->up->read_timeout);
@@ -609,16 +579,16 @@ void proxy_handle(struct http_stream *s, const struct cfg_route *route)
         http_respond_text(s, 503, NULL);
         return;
     }
-    /* Not calloc: the header arrays are large and need no zeroing. */
-    struct proxy *p = malloc(sizeof(*p));
-    if (p)
-        memset(p, 0, offsetof(struct proxy, hdrs));
+    /* Only the state before the header arrays needs zeroing. */
+    struct proxy *p = freelist_get(&s->worker->proxies);
+    if (p) memset(p, 0, offsetof(struct proxy, hdrs));
     if (!p) {
         http_respond_text(s, 503, NULL);
         return;
     }
     upool_hold(pool);
     p->s = s;
+    p->w = s->worker;
     p->pool = pool;
     p->up = route->upstream;
     p->free_defer.cb = proxy_on_free;

@@ -23,7 +23,7 @@ enum upconn_event { UPCONN_IO, UPCONN_TIMEOUT };
 struct upconn {
     struct worker *w;
     struct upool *pool;
-    size_t server;      /* index in the upstream's servers */
+    size_t server; /* index in the upstream's servers */
     int fd;
     struct ev_io io;
     struct ev_timer timer;
@@ -31,7 +31,7 @@ struct upconn {
     struct dlist idle_link;
     struct buf *in;
     struct outq out;
-    unsigned requests;  /* exchanges started on this connection */
+    unsigned requests; /* exchanges started on this connection */
     bool connected, reused, closed, idle;
     bool rd_ready, wr_ready, eof;
     /* The user while busy; NULL while idle in the pool. */

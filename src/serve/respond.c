@@ -17,11 +17,10 @@ void http_respond(struct http_stream *s, int status, const char *ctype, const ch
         fields[n++] = extra[i];
     if (ctype)
         fields[n++] = (struct http_field){"Content-Type", ctype, 12, (uint32_t)strlen(ctype)};
-    struct http_response res = {.status = status, .fields = fields, .nfields = n,
-                                .content_length = (int64_t)body_len};
+    struct http_response res = {
+        .status = status, .fields = fields, .nfields = n, .content_length = (int64_t)body_len};
     /* send_end is called whatever happens: it is what detaches the handler from the stream. */
-    if (s->ops->send_head(s, &res) != SEND_ERROR && body_len)
-        s->ops->send_body(s, body, body_len);
+    if (s->ops->send_head(s, &res) != SEND_ERROR && body_len) s->ops->send_body(s, body, body_len);
     s->ops->send_end(s);
 }
 
@@ -38,8 +37,8 @@ void http_respond_text(struct http_stream *s, int status, const char *body)
 
 void serve_respond(struct http_stream *s, const struct cfg_route *route)
 {
-    http_respond(s, route->status, route->body_len || route->content_type ? route->content_type
-                                                                          : NULL,
+    http_respond(s, route->status,
+                 route->body_len || route->content_type ? route->content_type : NULL,
                  route->body ? route->body : "", route->body_len, NULL, 0);
 }
 
