@@ -21,42 +21,42 @@ struct cfg_addr {
 };
 
 struct cfg_logs {
-    char *access;             /* file path; NULL when `off`; "-" for stdout */
+    char *access; /* file path; NULL when `off`; "-" for stdout */
     enum cfg_log_format format;
-    char *error;              /* file path, or "-" for stderr */
+    char *error; /* file path, or "-" for stderr */
     enum cfg_log_level level;
 };
 
 struct cfg_limits {
-    uint32_t max_request_line;      /* bytes, default 8192 -> 414 */
-    uint32_t max_header_size;       /* whole head, default 32768 -> 431 */
-    uint32_t max_header_count;      /* default 100 -> 431 */
-    uint32_t client_header_timeout; /* ms, default 10000 -> 408 */
-    uint32_t client_body_timeout;   /* ms, default 30000 -> 408 */
-    uint32_t send_timeout;          /* ms, default 60000: client not reading our response */
-    uint32_t keepalive_timeout;     /* ms, default 75000 */
+    uint32_t max_request_line;            /* bytes, default 8192 -> 414 */
+    uint32_t max_header_size;             /* whole head, default 32768 -> 431 */
+    uint32_t max_header_count;            /* default 100 -> 431 */
+    uint32_t client_header_timeout;       /* ms, default 10000 -> 408 */
+    uint32_t client_body_timeout;         /* ms, default 30000 -> 408 */
+    uint32_t send_timeout;                /* ms, default 60000: client not reading our response */
+    uint32_t keepalive_timeout;           /* ms, default 75000 */
     uint32_t max_requests_per_connection; /* default 10000 */
     uint32_t max_connections_per_worker;  /* default 10000 */
-    uint64_t max_body_size;         /* bytes, default 0 = unlimited -> 413 */
+    uint64_t max_body_size;               /* bytes, default 0 = unlimited -> 413 */
 };
 
 struct cfg_upstream {
     char *name;
-    size_t index;                  /* position in config->upstreams */
+    size_t index; /* position in config->upstreams */
     struct cfg_addr *servers;
     size_t nservers;
-    uint32_t connect_timeout;      /* ms, default 5000 -> 502 */
-    uint32_t read_timeout;         /* ms, default 60000; between response bytes -> 504 */
-    uint32_t send_timeout;         /* ms, default 60000; upstream not reading request */
-    uint32_t keepalive;            /* idle pooled connections per worker, default 32; 0 = none */
-    uint32_t keepalive_timeout;    /* ms an idle pooled connection is kept, default 30000 */
-    uint32_t keepalive_requests;   /* requests per upstream connection, default 1000 */
+    uint32_t connect_timeout;    /* ms, default 5000 -> 502 */
+    uint32_t read_timeout;       /* ms, default 60000; between response bytes -> 504 */
+    uint32_t send_timeout;       /* ms, default 60000; upstream not reading request */
+    uint32_t keepalive;          /* idle pooled connections per worker, default 32; 0 = none */
+    uint32_t keepalive_timeout;  /* ms an idle pooled connection is kept, default 30000 */
+    uint32_t keepalive_requests; /* requests per upstream connection, default 1000 */
 };
 
 enum cfg_action { CFG_ACTION_PROXY, CFG_ACTION_REDIRECT, CFG_ACTION_RESPOND };
 
 struct cfg_route {
-    char *path;                    /* prefix, starts with '/', no trailing '/' unless it is "/" */
+    char *path; /* prefix, starts with '/', no trailing '/' unless it is "/" */
     size_t path_len;
     enum cfg_action action;
     struct cfg_upstream *upstream; /* proxy */
@@ -65,27 +65,27 @@ struct cfg_route {
     bool append_path;              /* redirect: append the path after the prefix, and the query */
     char *body;                    /* respond body, may be NULL */
     size_t body_len;
-    char *content_type;            /* respond, default "text/plain; charset=utf-8" */
+    char *content_type; /* respond, default "text/plain; charset=utf-8" */
 };
 
 struct cfg_site {
-    char *name;                    /* optional; defaults to the first host */
-    char **hosts;                  /* lowercased; "*.example.com" wildcards kept as written */
+    char *name;   /* optional; defaults to the first host */
+    char **hosts; /* lowercased; "*.example.com" wildcards kept as written */
     size_t nhosts;
-    struct cfg_route *routes;      /* sorted by path_len, longest first */
+    struct cfg_route *routes; /* sorted by path_len, longest first */
     size_t nroutes;
 };
 
 struct cfg_listener {
-    struct cfg_addr addr;          /* port 0 = pick a free port */
-    int backlog;                   /* default 511 */
+    struct cfg_addr addr; /* port 0 = pick a free port */
+    int backlog;          /* default 511 */
 };
 
 struct config {
     atomic_int refs;
-    char *path;                    /* the file it came from */
-    int workers;                   /* resolved: `auto` -> number of online CPUs */
-    uint32_t shutdown_grace;       /* ms, default 30000 (key `shutdown_timeout`) */
+    char *path;              /* the file it came from */
+    int workers;             /* resolved: `auto` -> number of online CPUs */
+    uint32_t shutdown_grace; /* ms, default 30000 (key `shutdown_timeout`) */
     struct cfg_logs logs;
     struct cfg_limits limits;
     struct cfg_listener *listeners;
@@ -116,5 +116,17 @@ int config_parse_duration(const char *s, uint32_t *ms);
 int config_parse_size(const char *s, uint64_t *bytes);
 /* "1.2.3.4:80", "[::1]:80", "*:80" / ":80" (any IPv4), "localhost:80". Returns 0 on success. */
 int config_parse_addr(const char *s, struct cfg_addr *out);
+
+/* config_parse_addr's out->text is a malloc'd copy of `s`: release it with this. Addresses in a
+ * snapshot belong to the snapshot and must not be passed here. */
+void config_addr_free(struct cfg_addr *a);
+
+/* Resolves a host name (never a numeric address, "*" or "localhost", which are handled without
+ * it) into *sa; the port is set by the caller. Returns 0, or an EAI_* code for gai_strerror.
+ * The default uses getaddrinfo and takes the first address; tests and fuzzers install their
+ * own to stay off the network. NULL restores the default. Set it before loading, not while
+ * loads run. */
+typedef int (*config_resolver_fn)(const char *host, struct sockaddr_storage *sa, socklen_t *len);
+void config_set_resolver(config_resolver_fn fn);
 
 #endif
