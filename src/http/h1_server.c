@@ -412,6 +412,7 @@ static enum body_result h1_read_body(struct http_stream *s, const char **data, s
         }
         if (r == BODY_DATA) {
             c->body_handed = true;
+            ev_timer_stop(&c->w->loop, &c->timer); /* the client is sending: no body timeout */
             return r;
         }
         if (r != BODY_AGAIN) return r;
@@ -641,8 +642,12 @@ static int conn_read(struct h1_conn *c)
         c->in = buf_get(&c->w->bufs);
         if (!c->in) return -1;
     }
-    if (buf_room(c->in) == 0 && c->in->start > (c->pinned ? c->head_len : 0) && !c->body_handed)
-        buf_compact(c->in, c->pinned ? c->head_len : 0);
+    uint32_t keep = c->pinned ? c->head_len : 0;
+    if (buf_room(c->in) == 0 && c->in->start > keep && !c->body_handed) {
+        if (c->pinned)
+            c->body_rewindable = false; /* consumed body bytes are overwritten */
+        buf_compact(c->in, keep);
+    }
     size_t room = buf_room(c->in);
     if (room == 0) return 0;
     ssize_t n;
