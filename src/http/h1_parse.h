@@ -113,7 +113,7 @@ struct h1_chunked {
 };
 
 enum {
-    H1_CHUNK_DATA = 1,  /* *data/*data_len is body data; *consumed bytes were used */
+    H1_CHUNK_DATA = 1,  /* *data, *data_len: body data; *consumed bytes were used */
     H1_CHUNK_AGAIN = 0, /* consumed all input (framing only); feed more */
     H1_CHUNK_END = 2,   /* body complete; *consumed bytes used (bytes after it belong to the
                            next message) */
@@ -130,5 +130,15 @@ int h1_chunked_decode(struct h1_chunked *c, const char *in, size_t len, size_t *
 
 /* Case-insensitive ASCII comparison of a slice with a lowercase literal. */
 bool h1_token_eq(const char *s, size_t len, const char *lower_lit, size_t lit_len);
+
+/* Character classes of RFC 9110 section 5.6, one table lookup per byte. Shared by the head
+ * parser and the chunked decoder; also for callers that validate field names or values they
+ * build (a name is 1+ H1_CT_TCHAR bytes, a value is H1_CT_FIELD bytes). */
+enum {
+    H1_CT_TCHAR = 1, /* token character */
+    H1_CT_FIELD = 2, /* field-vchar, SP, HTAB, obs-text: what a field value may hold */
+    H1_CT_HEX = 4,   /* HEXDIG */
+};
+extern const uint8_t h1_ctype[256];
 
 #endif
