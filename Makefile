@@ -20,7 +20,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
-PYTEST    ?= python3 -m pytest
+PYTEST    ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3) -m pytest
 
 .PHONY: all test unit integration asan fuzz format clean bench
 all: $(BUILD)/gatehouse

@@ -60,7 +60,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         }
     }
     if (optind < argc || !o->config) {
-        if (!o->config) fprintf(stderr, "gatehouse: -c FILE is required\n");
+        if (!o->config)
+            fprintf(stderr, "gatehouse: -c FILE is required\n");
         usage(stderr);
         return -1;
     }
@@ -82,10 +83,12 @@ static void set_port(struct sockaddr_storage *sa, unsigned short port_be)
 static int open_listeners(struct server *srv, const struct config *c, int ***out)
 {
     int **fds = calloc((size_t)c->workers, sizeof(*fds));
-    if (!fds) return -1;
+    if (!fds)
+        return -1;
     for (int w = 0; w < c->workers; w++) {
         fds[w] = malloc((c->nlisteners ? c->nlisteners : 1) * sizeof(int));
-        if (!fds[w]) return -1;
+        if (!fds[w])
+            return -1;
     }
     *out = fds;
     for (size_t i = 0; i < c->nlisteners; i++) {
@@ -119,9 +122,11 @@ static int open_listeners(struct server *srv, const struct config *c, int ***out
 
 static bool same_listeners(const struct config *a, const struct config *b)
 {
-    if (a->nlisteners != b->nlisteners) return false;
+    if (a->nlisteners != b->nlisteners)
+        return false;
     for (size_t i = 0; i < a->nlisteners; i++)
-        if (strcmp(a->listeners[i].addr.text, b->listeners[i].addr.text) != 0) return false;
+        if (strcmp(a->listeners[i].addr.text, b->listeners[i].addr.text) != 0)
+            return false;
     return true;
 }
 
@@ -139,12 +144,14 @@ static void reload(struct server *srv, const char *path)
     FILE *errs = open_memstream(&report, &report_len);
     struct config *c = NULL;
     int problems = errs ? config_load(path, &c, errs) : -1;
-    if (errs) fclose(errs);
+    if (errs)
+        fclose(errs);
     if (problems != 0) {
         log_msg(&srv->log, LOG_ERROR,
                 "reload failed, keeping the running configuration (%d problem%s):", problems,
                 problems == 1 ? "" : "s");
-        if (report) log_lines(&srv->log, report);
+        if (report)
+            log_lines(&srv->log, report);
         free(report);
         return;
     }
@@ -165,9 +172,11 @@ static void reload(struct server *srv, const char *path)
 static int start_workers(struct server *srv, const struct config *c)
 {
     int **fds = NULL;
-    if (open_listeners(srv, c, &fds) < 0) return -1;
+    if (open_listeners(srv, c, &fds) < 0)
+        return -1;
     srv->workers = calloc((size_t)c->workers, sizeof(*srv->workers));
-    if (!srv->workers) return -1;
+    if (!srv->workers)
+        return -1;
     for (int i = 0; i < c->workers; i++) {
         if (worker_init(&srv->workers[i], srv, i, fds[i], c->nlisteners) < 0 ||
             worker_start(&srv->workers[i]) < 0) {
@@ -225,16 +234,20 @@ static int serve(struct server *srv, const char *path)
 int main(int argc, char **argv)
 {
     struct options o = {0};
-    if (parse_args(argc, argv, &o) < 0) return 2;
+    if (parse_args(argc, argv, &o) < 0)
+        return 2;
     signal(SIGPIPE, SIG_IGN);
     struct config *c = NULL;
     int problems = config_load(o.config, &c, stderr);
     if (o.test) {
-        if (problems == 0) printf("%s: configuration OK\n", o.config);
-        if (c) config_unref(c);
+        if (problems == 0)
+            printf("%s: configuration OK\n", o.config);
+        if (c)
+            config_unref(c);
         return problems ? 1 : 0;
     }
-    if (problems) return 1;
+    if (problems)
+        return 1;
     struct server srv = {0};
     atomic_init(&srv.log.err_fd, 2);
     atomic_init(&srv.log.access_fd, -1);

@@ -15,7 +15,7 @@
 
 enum {
     MAX_WORKERS = 256,
-    IO_BUFFER = 65536,   /* a request head must fit in one I/O buffer */
+    IO_BUFFER = 57344,   /* a request head must fit in one 64 KiB I/O buffer with room to spare */
     MAX_FILE = 16 << 20, /* a config larger than this is not a config */
 };
 
@@ -32,7 +32,8 @@ static void conv_workers(struct load *ld, const struct field *f, const struct yn
     const char *s = cfg_text(ld, f->key, val, "'auto' or an integer");
     uint64_t n;
 
-    if (!s) return;
+    if (!s)
+        return;
     if (!strcmp(s, "auto")) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         n = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (uint64_t)cpus;
@@ -52,7 +53,8 @@ static void log_path(struct load *ld, const struct field *f, const struct ynode 
     const char *s = cfg_text(ld, f->key, val, "a file path");
     char **dst = CFG_AT(base, f, char *);
 
-    if (!s) return;
+    if (!s)
+        return;
     if (!strcmp(s, std) || !strcmp(s, "-")) {
         *dst = cfg_strdup(ld, "-", 1);
     } else if (access && !strcmp(s, "off")) {
@@ -89,7 +91,7 @@ static const struct field log_fields[] = {
 };
 static const struct fields log_table = FIELDS(log_fields);
 
-static const char io_note[] = " (the size of the I/O buffer)";
+static const char io_note[] = " (what fits the I/O buffer)";
 
 static const struct field limit_fields[] = {
     {FIELD("max_request_line", cfg_conv_size32, struct cfg_limits, max_request_line, "8192"),
@@ -134,7 +136,8 @@ static void check_listeners(struct load *ld, const struct config *c, const struc
     struct cfg_key *keys = cfg_scratch(ld, c->nlisteners * sizeof *keys);
     size_t n = 0;
 
-    if (!keys) return;
+    if (!keys)
+        return;
     for (size_t i = 0; i < c->nlisteners; i++) {
         const struct cfg_addr *a = &c->listeners[i].addr;
         if (a->len && cfg_addr_port(&a->sa))
@@ -153,7 +156,8 @@ static void conv_listen(struct load *ld, const struct field *f, const struct yno
     struct config *c = base;
     const struct ynode *list = cfg_list(ld, f->key, val);
 
-    if (!list || !(c->listeners = cfg_alloc(ld, list->nitems * sizeof *c->listeners))) return;
+    if (!list || !(c->listeners = cfg_alloc(ld, list->nitems * sizeof *c->listeners)))
+        return;
     c->nlisteners = list->nitems;
     for (size_t i = 0; i < list->nitems; i++) {
         const struct ynode *item = list->items[i];
@@ -208,7 +212,8 @@ int config_load_string(const char *name, const char *yaml, size_t len, struct co
 
     *out = NULL;
     if (ydoc_parse(&doc, yaml, len, &yerr)) {
-        if (errs) fprintf(errs, "%s:%d:%d: %s\n", name, yerr.line, yerr.col, yerr.msg);
+        if (errs)
+            fprintf(errs, "%s:%d:%d: %s\n", name, yerr.line, yerr.col, yerr.msg);
         return 1;
     }
     s = calloc(1, sizeof *s);
@@ -223,7 +228,8 @@ int config_load_string(const char *name, const char *yaml, size_t len, struct co
     problems = cfg_load_end(&ld, errs);
     ydoc_free(&doc);
     if (problems) {
-        if (s) snapshot_free(s);
+        if (s)
+            snapshot_free(s);
         return problems;
     }
     atomic_init(&s->cfg.refs, 1);
@@ -235,7 +241,8 @@ static char *read_fail(int fd, char *buf, const char *path, int err, FILE *errs)
 {
     close(fd);
     free(buf);
-    if (errs) fprintf(errs, "%s: cannot read: %s\n", path, strerror(err));
+    if (errs)
+        fprintf(errs, "%s: cannot read: %s\n", path, strerror(err));
     return NULL;
 }
 
@@ -248,21 +255,26 @@ static char *read_file(const char *path, size_t *len, FILE *errs)
     char *buf = NULL;
 
     if (fd < 0) {
-        if (errs) fprintf(errs, "%s: cannot open: %s\n", path, strerror(errno));
+        if (errs)
+            fprintf(errs, "%s: cannot open: %s\n", path, strerror(errno));
         return NULL;
     }
     for (;;) {
         ssize_t r;
         if (n == cap) {
             char *p = cap < MAX_FILE ? realloc(buf, cap ? cap * 2 : 4096) : NULL;
-            if (!p) return read_fail(fd, buf, path, cap < MAX_FILE ? ENOMEM : EFBIG, errs);
+            if (!p)
+                return read_fail(fd, buf, path, cap < MAX_FILE ? ENOMEM : EFBIG, errs);
             buf = p;
             cap = cap ? cap * 2 : 4096;
         }
         r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return read_fail(fd, buf, path, errno, errs);
-        if (r == 0) break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return read_fail(fd, buf, path, errno, errs);
+        if (r == 0)
+            break;
         n += (size_t)r;
     }
     close(fd);
@@ -278,7 +290,8 @@ int config_load(const char *path, struct config **out, FILE *errs)
 
     *out = NULL;
     text = read_file(path, &len, errs);
-    if (!text) return 1;
+    if (!text)
+        return 1;
     rc = config_load_string(path, text, len, out, errs);
     free(text);
     return rc;

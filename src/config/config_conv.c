@@ -76,7 +76,8 @@ static bool integer(struct load *ld, const struct field *f, const struct ynode *
     uint64_t max = f->max ? f->max : typemax;
     const char *s = cfg_text(ld, f->key, val, "an integer");
 
-    if (!s) return false;
+    if (!s)
+        return false;
     if (cfg_parse_uint(s, max, v) || *v < f->min) {
         cfg_report(ld, val, "'%s' must be an integer %" PRIu64 "..%" PRIu64 "%s", f->key, f->min,
                    max, f->note ? f->note : "");
@@ -89,14 +90,16 @@ void cfg_conv_u32(struct load *ld, const struct field *f, const struct ynode *va
 {
     uint64_t v;
 
-    if (integer(ld, f, val, UINT32_MAX, &v)) *CFG_AT(base, f, uint32_t) = (uint32_t)v;
+    if (integer(ld, f, val, UINT32_MAX, &v))
+        *CFG_AT(base, f, uint32_t) = (uint32_t)v;
 }
 
 void cfg_conv_int(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     uint64_t v;
 
-    if (integer(ld, f, val, INT_MAX, &v)) *CFG_AT(base, f, int) = (int)v;
+    if (integer(ld, f, val, INT_MAX, &v))
+        *CFG_AT(base, f, int) = (int)v;
 }
 
 static bool size(struct load *ld, const struct field *f, const struct ynode *val, uint64_t typemax,
@@ -104,7 +107,8 @@ static bool size(struct load *ld, const struct field *f, const struct ynode *val
 {
     const char *s = cfg_text(ld, f->key, val, "a size");
 
-    if (!s) return false;
+    if (!s)
+        return false;
     if (config_parse_size(s, v)) {
         cfg_report(ld, val, "'%s' must be a size like 8192, 64k or 1m", f->key);
         return false;
@@ -116,14 +120,16 @@ void cfg_conv_size32(struct load *ld, const struct field *f, const struct ynode 
 {
     uint64_t v;
 
-    if (size(ld, f, val, UINT32_MAX, &v)) *CFG_AT(base, f, uint32_t) = (uint32_t)v;
+    if (size(ld, f, val, UINT32_MAX, &v))
+        *CFG_AT(base, f, uint32_t) = (uint32_t)v;
 }
 
 void cfg_conv_size64(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     uint64_t v;
 
-    if (size(ld, f, val, UINT64_MAX, &v)) *CFG_AT(base, f, uint64_t) = v;
+    if (size(ld, f, val, UINT64_MAX, &v))
+        *CFG_AT(base, f, uint64_t) = v;
 }
 
 void cfg_conv_duration(struct load *ld, const struct field *f, const struct ynode *val, void *base)
@@ -131,7 +137,8 @@ void cfg_conv_duration(struct load *ld, const struct field *f, const struct ynod
     const char *s = cfg_text(ld, f->key, val, "a duration");
     uint32_t ms;
 
-    if (!s) return;
+    if (!s)
+        return;
     if (config_parse_duration(s, &ms)) {
         cfg_report(ld, val, "'%s' must be a duration like 250ms, 5s, 2m, 1h or 1d (under 49d)",
                    f->key);
@@ -148,7 +155,8 @@ void cfg_conv_bool(struct load *ld, const struct field *f, const struct ynode *v
                                                                               "FALSE"};
     const char *s = cfg_text(ld, f->key, val, "true or false");
 
-    if (!s) return;
+    if (!s)
+        return;
     for (size_t i = 0; i < 3; i++) {
         if (!strcmp(s, yes[i]) || !strcmp(s, no[i])) {
             *CFG_AT(base, f, bool) = !strcmp(s, yes[i]);
@@ -165,7 +173,8 @@ void cfg_conv_text(struct load *ld, const struct field *f, const struct ynode *v
     bool nospace = f->flags & F_NOSPACE;
     const char *s = cfg_text(ld, f->key, val, "a string");
 
-    if (!s) return;
+    if (!s)
+        return;
     if (!*s) {
         cfg_report(ld, val, "'%s' must not be empty", f->key);
         return;
@@ -183,9 +192,11 @@ static int choose(struct load *ld, const struct field *f, const struct ynode *va
     char list[160] = "";
     const char *s = cfg_text(ld, f->key, val, "a name");
 
-    if (!s) return -1;
+    if (!s)
+        return -1;
     for (int i = 0; f->names[i]; i++) {
-        if (!strcmp(s, f->names[i])) return i;
+        if (!strcmp(s, f->names[i]))
+            return i;
     }
     for (int i = 0; f->names[i]; i++) {
         strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
@@ -202,7 +213,8 @@ void cfg_conv_enum(struct load *ld, const struct field *f, const struct ynode *v
 {
     int i = choose(ld, f, val);
 
-    if (i >= 0) *CFG_AT(base, f, int) = i;
+    if (i >= 0)
+        *CFG_AT(base, f, int) = i;
 }
 
 /* An integer from a fixed set written in f->names, e.g. redirect status codes. */
@@ -210,7 +222,8 @@ void cfg_conv_choice(struct load *ld, const struct field *f, const struct ynode 
 {
     int i = choose(ld, f, val);
 
-    if (i >= 0) *CFG_AT(base, f, int) = atoi(f->names[i]);
+    if (i >= 0)
+        *CFG_AT(base, f, int) = atoi(f->names[i]);
 }
 
 void cfg_conv_map(struct load *ld, const struct field *f, const struct ynode *val, void *base)
@@ -228,7 +241,8 @@ bool cfg_addr(struct load *ld, const char *key, const struct ynode *val, struct 
     char why[320];
     const char *s = cfg_text(ld, key, val, "an address like 127.0.0.1:8080");
 
-    if (!s) return false;
+    if (!s)
+        return false;
     if (cfg_resolve_addr(s, &out->sa, &out->len, why, sizeof why)) {
         cfg_report(ld, val, "bad address '%.64s' (%s)", s, why);
         return false;

@@ -53,7 +53,8 @@ static void conv_respond(struct load *ld, const struct field *f, const struct yn
     struct cfg_route *r = base;
 
     (void)f;
-    if (!cfg_want(ld, "'respond'", val, YNODE_MAP)) return;
+    if (!cfg_want(ld, "'respond'", val, YNODE_MAP))
+        return;
     cfg_walk(ld, val, val, &respond_table, base, "in 'respond'");
     if (r->body_len && (r->status < 200 || r->status == 204 || r->status == 304))
         cfg_report(ld, val, "a %d response cannot have a body", r->status);
@@ -64,9 +65,11 @@ static void conv_proxy(struct load *ld, const struct field *f, const struct ynod
     struct cfg_route *r = base;
     const char *name = cfg_text(ld, f->key, val, "an upstream name");
 
-    if (!name) return;
+    if (!name)
+        return;
     r->upstream = cfg_find_upstream(ld, name);
-    if (!r->upstream) cfg_report(ld, val, "undefined upstream '%.64s'", name);
+    if (!r->upstream)
+        cfg_report(ld, val, "undefined upstream '%.64s'", name);
 }
 
 /* Trailing slashes go so that "/app/" and "/app" are one prefix, which the router matches on
@@ -77,7 +80,8 @@ static void conv_path(struct load *ld, const struct field *f, const struct ynode
     const char *s = cfg_text(ld, f->key, val, "a path");
     size_t len;
 
-    if (!s) return;
+    if (!s)
+        return;
     if (s[0] != '/') {
         cfg_report(ld, val, "route path '%.64s' must start with '/'", s);
         return;
@@ -130,7 +134,8 @@ static void check_action(struct load *ld, const struct ynode *item, const struct
     int first = -1;
 
     for (int i = R_PROXY; i <= R_RESPOND; i++) {
-        if (vals[i] && !vals[i]->is_null && (first < 0 || earlier(vals[i], vals[first]))) first = i;
+        if (vals[i] && !vals[i]->is_null && (first < 0 || earlier(vals[i], vals[first])))
+            first = i;
     }
     if (first < 0) {
         cfg_report(ld, item, "route %s needs one of 'proxy', 'redirect' or 'respond'", label);
@@ -155,7 +160,8 @@ static void route(struct load *ld, const struct ynode *item, struct route_item *
     else
         snprintf(label, sizeof label, "#%zu", ri->idx + 1);
     snprintf(where, sizeof where, "in route %s", label);
-    if (!cfg_want(ld, "each item of 'routes'", item, YNODE_MAP)) return;
+    if (!cfg_want(ld, "each item of 'routes'", item, YNODE_MAP))
+        return;
     cfg_match(ld, item, &route_table, vals, where);
     check_action(ld, item, vals, &ri->route, label);
     for (size_t i = 0; i < route_table.n; i++)
@@ -168,7 +174,8 @@ static void check_paths(struct load *ld, const struct route_item *items, size_t 
     struct cfg_key *keys = cfg_scratch(ld, n * sizeof *keys);
     size_t nkeys = 0;
 
-    if (!keys) return;
+    if (!keys)
+        return;
     for (size_t i = 0; i < n; i++) {
         if (items[i].route.path)
             keys[nkeys++] = (struct cfg_key){items[i].route.path, items[i].route.path_len, i,
@@ -199,11 +206,13 @@ static void conv_routes(struct load *ld, const struct field *f, const struct yno
     struct route_item *items;
     size_t n;
 
-    if (!list) return;
+    if (!list)
+        return;
     n = list->nitems;
     items = cfg_scratch(ld, n * sizeof *items);
     site->routes = cfg_alloc(ld, n * sizeof *site->routes);
-    if (!items || !site->routes) return;
+    if (!items || !site->routes)
+        return;
     for (size_t i = 0; i < n; i++) {
         items[i].idx = i;
         route(ld, list->items[i], &items[i]);
@@ -220,9 +229,11 @@ static void conv_routes(struct load *ld, const struct field *f, const struct yno
 /* One DNS label (RFC 1123): 1..63 letters, digits and '-', not starting or ending with '-'. */
 static bool valid_label(const char *s, size_t n)
 {
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') return false;
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
     for (size_t i = 0; i < n; i++) {
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-') return false;
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+            return false;
     }
     return true;
 }
@@ -230,13 +241,18 @@ static bool valid_label(const char *s, size_t n)
 /* "*", or a DNS name, optionally after a leading "*." wildcard. */
 static bool valid_host(const char *h)
 {
-    if (!strcmp(h, "*")) return true;
-    if (!strncmp(h, "*.", 2)) h += 2;
-    if (strlen(h) > 253) return false;
+    if (!strcmp(h, "*"))
+        return true;
+    if (!strncmp(h, "*.", 2))
+        h += 2;
+    if (strlen(h) > 253)
+        return false;
     for (;;) {
         size_t n = strcspn(h, ".");
-        if (!valid_label(h, n)) return false;
-        if (!h[n]) return true;
+        if (!valid_label(h, n))
+            return false;
+        if (!h[n])
+            return true;
         h += n + 1;
     }
 }
@@ -246,14 +262,16 @@ static void conv_hosts(struct load *ld, const struct field *f, const struct ynod
     struct cfg_site *site = base;
     const struct ynode *list = cfg_list(ld, f->key, val);
 
-    if (!list || !(site->hosts = cfg_alloc(ld, list->nitems * sizeof *site->hosts))) return;
+    if (!list || !(site->hosts = cfg_alloc(ld, list->nitems * sizeof *site->hosts)))
+        return;
     site->nhosts = list->nitems;
     for (size_t i = 0; i < list->nitems; i++) {
         const struct ynode *item = list->items[i];
         const char *s = cfg_text(ld, f->key, item, "a list of host names");
         char *h;
 
-        if (!s || !(h = cfg_strdup(ld, s, item->len))) continue;
+        if (!s || !(h = cfg_strdup(ld, s, item->len)))
+            continue;
         for (char *p = h; *p; p++)
             *p = (char)tolower((unsigned char)*p);
         if (!valid_host(h))
@@ -285,7 +303,8 @@ static void site(struct load *ld, const struct ynode *item, struct cfg_site *s, 
         snprintf(where, sizeof where, "in site '%.64s'", label);
     else
         snprintf(where, sizeof where, "in site #%zu", i + 1);
-    if (!cfg_want(ld, "each item of 'sites'", item, YNODE_MAP)) return;
+    if (!cfg_want(ld, "each item of 'sites'", item, YNODE_MAP))
+        return;
     cfg_walk(ld, item, item, &site_table, s, where);
     for (size_t j = 0; !s->name && j < s->nhosts; j++)
         s->name = s->hosts[j];
@@ -301,12 +320,14 @@ static void check_hosts(struct load *ld, const struct config *c, const struct yn
         total += c->sites[i].nhosts;
     keys = cfg_scratch(ld, total * sizeof *keys);
     site_of = cfg_scratch(ld, total * sizeof *site_of);
-    if (!keys || !site_of) return;
+    if (!keys || !site_of)
+        return;
     for (size_t i = 0; i < c->nsites; i++) {
         const struct ynode *hosts = cfg_get(list->items[i], "hosts");
         for (size_t j = 0; j < c->sites[i].nhosts; j++) {
             const char *h = c->sites[i].hosts[j];
-            if (!h) continue;
+            if (!h)
+                continue;
             site_of[n] = i;
             keys[n] = (struct cfg_key){h, strlen(h), n, hosts->items[j]};
             n++;
@@ -327,7 +348,8 @@ static void check_names(struct load *ld, const struct config *c, const struct yn
     struct cfg_key *keys = cfg_scratch(ld, c->nsites * sizeof *keys);
     size_t n = 0;
 
-    if (!keys) return;
+    if (!keys)
+        return;
     for (size_t i = 0; i < c->nsites; i++) {
         const struct ynode *name = cfg_get(list->items[i], "name");
         if (name && !name->is_null && c->sites[i].name)
@@ -345,7 +367,8 @@ void cfg_conv_sites(struct load *ld, const struct field *f, const struct ynode *
     struct config *c = base;
     const struct ynode *list = cfg_list(ld, f->key, val);
 
-    if (!list || !(c->sites = cfg_alloc(ld, list->nitems * sizeof *c->sites))) return;
+    if (!list || !(c->sites = cfg_alloc(ld, list->nitems * sizeof *c->sites)))
+        return;
     c->nsites = list->nitems;
     for (size_t i = 0; i < list->nitems; i++)
         site(ld, list->items[i], &c->sites[i], i);

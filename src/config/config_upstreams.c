@@ -10,7 +10,8 @@ static void conv_servers(struct load *ld, const struct field *f, const struct yn
     struct cfg_upstream *u = base;
     const struct ynode *list = cfg_list(ld, f->key, val);
 
-    if (!list || !(u->servers = cfg_alloc(ld, list->nitems * sizeof *u->servers))) return;
+    if (!list || !(u->servers = cfg_alloc(ld, list->nitems * sizeof *u->servers)))
+        return;
     u->nservers = list->nitems;
     for (size_t i = 0; i < list->nitems; i++) {
         const struct ynode *item = list->items[i];
@@ -56,7 +57,8 @@ static void upstream(struct load *ld, const struct ynode *key, const struct ynod
     const char *name = upstream_name(ld, key);
     char what[100], where[100];
 
-    if (!name) return;
+    if (!name)
+        return;
     u->name = cfg_strdup(ld, name, key->len);
     snprintf(what, sizeof what, "upstream '%.64s'", name);
     snprintf(where, sizeof where, "in upstream '%.64s'", name);
@@ -73,10 +75,12 @@ void cfg_conv_upstreams(struct load *ld, const struct field *f, const struct yno
     struct cfg_key *keys;
 
     (void)f;
-    if (!cfg_want(ld, "'upstreams'", val, YNODE_MAP) || n == 0) return;
+    if (!cfg_want(ld, "'upstreams'", val, YNODE_MAP) || n == 0)
+        return;
     c->upstreams = cfg_alloc(ld, n * sizeof *c->upstreams);
     keys = cfg_scratch(ld, n * sizeof *keys);
-    if (!c->upstreams || !keys) return;
+    if (!c->upstreams || !keys)
+        return;
     c->nupstreams = n;
     for (size_t i = 0; i < n; i++) {
         struct cfg_upstream *u = &c->upstreams[i];

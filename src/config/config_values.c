@@ -19,10 +19,12 @@ static int leading_uint(const char *s, const char **end, uint64_t *out)
 
     for (; *p >= '0' && *p <= '9'; p++) {
         unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10) return -1;
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
         v = v * 10 + d;
     }
-    if (p == s) return -1;
+    if (p == s)
+        return -1;
     *end = p;
     *out = v;
     return 0;
@@ -33,7 +35,8 @@ int cfg_parse_uint(const char *s, uint64_t max, uint64_t *out)
     const char *end;
     uint64_t v;
 
-    if (leading_uint(s, &end, &v) || *end || v > max) return -1;
+    if (leading_uint(s, &end, &v) || *end || v > max)
+        return -1;
     *out = v;
     return 0;
 }
@@ -62,7 +65,8 @@ static uint64_t unit_factor(const struct unit *units, size_t n, const char *name
 {
     for (size_t i = 0; i < n; i++) {
         int diff = nocase ? strcasecmp(units[i].name, name) : strcmp(units[i].name, name);
-        if (diff == 0) return units[i].factor;
+        if (diff == 0)
+            return units[i].factor;
     }
     return 0;
 }
@@ -73,9 +77,11 @@ static int scaled(const char *s, const struct unit *units, size_t n, bool nocase
     const char *end;
     uint64_t v, factor;
 
-    if (leading_uint(s, &end, &v)) return -1;
+    if (leading_uint(s, &end, &v))
+        return -1;
     factor = unit_factor(units, n, end, nocase);
-    if (!factor || v > max / factor) return -1;
+    if (!factor || v > max / factor)
+        return -1;
     *out = v * factor;
     return 0;
 }
@@ -110,7 +116,8 @@ static int resolve_getaddrinfo(const char *host, struct sockaddr_storage *sa, so
     struct addrinfo *res;
     int rc = getaddrinfo(host, NULL, &hints, &res);
 
-    if (rc) return rc;
+    if (rc)
+        return rc;
     memcpy(sa, res->ai_addr, res->ai_addrlen);
     *len = res->ai_addrlen;
     freeaddrinfo(res);
@@ -124,7 +131,8 @@ static int numeric_host(const char *host, int family, struct sockaddr_storage *s
         .ai_family = family, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     struct addrinfo *res;
 
-    if (getaddrinfo(host, NULL, &hints, &res)) return -1;
+    if (getaddrinfo(host, NULL, &hints, &res))
+        return -1;
     memcpy(sa, res->ai_addr, res->ai_addrlen);
     *len = res->ai_addrlen;
     freeaddrinfo(res);
@@ -147,9 +155,11 @@ static bool resolvable_name(const char *s)
 {
     size_t n = strlen(s);
 
-    if (n == 0 || n > 253) return false;
+    if (n == 0 || n > 253)
+        return false;
     for (; *s; s++) {
-        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_') return false;
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_')
+            return false;
     }
     return true;
 }
@@ -169,7 +179,8 @@ static int resolve_host(const char *host, struct sockaddr_storage *sa, socklen_t
         ipv4(sa, len, INADDR_LOOPBACK);
         return 0;
     }
-    if (numeric_host(host, AF_INET, sa, len) == 0) return 0;
+    if (numeric_host(host, AF_INET, sa, len) == 0)
+        return 0;
     if (strspn(host, "0123456789.") == strlen(host)) {
         snprintf(why, whylen, "'%s' is not an IPv4 address", host);
         return -1;
@@ -196,8 +207,10 @@ static void set_port(struct sockaddr_storage *sa, uint16_t port)
 
 uint16_t cfg_addr_port(const struct sockaddr_storage *sa)
 {
-    if (sa->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    if (sa->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    if (sa->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
     return 0;
 }
 
@@ -248,7 +261,8 @@ int cfg_resolve_addr(const char *s, struct sockaddr_storage *sa, socklen_t *len,
     uint64_t port;
     bool v6;
 
-    if (split_host_port(s, host, sizeof host, &port_text, &v6, why, whylen)) return -1;
+    if (split_host_port(s, host, sizeof host, &port_text, &v6, why, whylen))
+        return -1;
     if (cfg_parse_uint(port_text, 65535, &port)) {
         snprintf(why, whylen, "port must be 0..65535");
         return -1;
@@ -257,7 +271,8 @@ int cfg_resolve_addr(const char *s, struct sockaddr_storage *sa, socklen_t *len,
         snprintf(why, whylen, "'%s' is not an IPv6 address", host);
         return -1;
     }
-    if (!v6 && resolve_host(host, sa, len, why, whylen)) return -1;
+    if (!v6 && resolve_host(host, sa, len, why, whylen))
+        return -1;
     set_port(sa, (uint16_t)port);
     return 0;
 }
@@ -267,7 +282,8 @@ int config_parse_addr(const char *s, struct cfg_addr *out)
     char why[300];
 
     memset(out, 0, sizeof *out);
-    if (cfg_resolve_addr(s, &out->sa, &out->len, why, sizeof why)) return -1;
+    if (cfg_resolve_addr(s, &out->sa, &out->len, why, sizeof why))
+        return -1;
     out->text = strdup(s);
     return out->text ? 0 : -1;
 }

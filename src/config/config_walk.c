@@ -23,12 +23,14 @@ void *arena_alloc(struct arena *a, size_t size)
 {
     struct arena_chunk *c = a->head;
 
-    if (size > SIZE_MAX / 2) return NULL;
+    if (size > SIZE_MAX / 2)
+        return NULL;
     size = size ? (size + ALIGN - 1) & ~(size_t)(ALIGN - 1) : ALIGN;
     if (!c || c->size - c->used < size) {
         size_t cap = size > CHUNK_SIZE ? size : CHUNK_SIZE;
         c = calloc(1, sizeof *c + cap);
-        if (!c) return NULL;
+        if (!c)
+            return NULL;
         c->size = cap;
         c->next = a->head;
         a->head = c;
@@ -59,7 +61,8 @@ struct problem {
 static void sanitize(char *s)
 {
     for (; *s; s++) {
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
     }
 }
 
@@ -100,10 +103,13 @@ static int problem_cmp(const void *a, const void *b)
     const struct problem *x = a, *y = b;
     int d;
 
-    if (x->line != y->line) return x->line < y->line ? -1 : 1;
-    if (x->col != y->col) return x->col < y->col ? -1 : 1;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
     d = strcmp(x->msg, y->msg);
-    if (d) return d;
+    if (d)
+        return d;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -114,17 +120,20 @@ int cfg_load_end(struct load *ld, FILE *errs)
 {
     int count = 0;
 
-    if (ld->nproblems) qsort(ld->problems, ld->nproblems, sizeof *ld->problems, problem_cmp);
+    if (ld->nproblems)
+        qsort(ld->problems, ld->nproblems, sizeof *ld->problems, problem_cmp);
     for (size_t i = 0; i < ld->nproblems; i++) {
         const struct problem *p = &ld->problems[i];
         if (i > 0 && p->line == p[-1].line && p->col == p[-1].col && !strcmp(p->msg, p[-1].msg))
             continue;
         count++;
-        if (errs) fprintf(errs, "%s:%d:%d: %s\n", ld->name, p->line, p->col, p->msg);
+        if (errs)
+            fprintf(errs, "%s:%d:%d: %s\n", ld->name, p->line, p->col, p->msg);
     }
     if (ld->oom) {
         count++;
-        if (errs) fprintf(errs, "%s: out of memory\n", ld->name);
+        if (errs)
+            fprintf(errs, "%s: out of memory\n", ld->name);
     }
     free(ld->problems);
     ld->problems = NULL;
@@ -137,7 +146,8 @@ int cfg_load_end(struct load *ld, FILE *errs)
 
 static void *checked(struct load *ld, void *p)
 {
-    if (!p) ld->oom = true;
+    if (!p)
+        ld->oom = true;
     return p;
 }
 
@@ -155,7 +165,8 @@ char *cfg_strdup(struct load *ld, const char *s, size_t len)
 {
     char *d = cfg_alloc(ld, len + 1);
 
-    if (d) memcpy(d, s, len);
+    if (d)
+        memcpy(d, s, len);
     return d;
 }
 
@@ -216,7 +227,8 @@ void cfg_apply(struct load *ld, const struct field *f, const struct ynode *val,
         cfg_walk(ld, NULL, at, f->sub, (char *)base + f->offset, where);
         return;
     }
-    if (!val && !f->dflt) return;
+    if (!val && !f->dflt)
+        return;
     if (!val) {
         /* Defaults go through the converter, so a default and the same text written in the
          * file cannot disagree. Position 0:0 would betray a bad default in a table. */
@@ -262,7 +274,8 @@ const char *cfg_text(struct load *ld, const char *key, const struct ynode *val, 
 
 bool cfg_want(struct load *ld, const char *what, const struct ynode *val, enum ynode_kind kind)
 {
-    if (val->kind == kind) return true;
+    if (val->kind == kind)
+        return true;
     if (val->kind == YNODE_SCALAR)
         cfg_report(ld, val, "%s must be %s, not '%.64s'", what, kind_name(kind), val->text);
     else
@@ -275,7 +288,8 @@ const struct ynode *cfg_list(struct load *ld, const char *key, const struct ynod
     char what[80];
 
     snprintf(what, sizeof what, "'%s'", key);
-    if (!cfg_want(ld, what, val, YNODE_LIST)) return NULL;
+    if (!cfg_want(ld, what, val, YNODE_LIST))
+        return NULL;
     if (val->nitems == 0) {
         cfg_report(ld, val, "'%s' must not be empty", key);
         return NULL;
@@ -287,7 +301,8 @@ bool cfg_printable(const char *s, bool space_ok)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f || (c == ' ' && !space_ok)) return false;
+        if (c < 0x20 || c == 0x7f || (c == ' ' && !space_ok))
+            return false;
     }
     return true;
 }
@@ -295,10 +310,12 @@ bool cfg_printable(const char *s, bool space_ok)
 /* The first occurrence wins, as in cfg_match. */
 const struct ynode *cfg_get(const struct ynode *map, const char *key)
 {
-    if (map->kind != YNODE_MAP) return NULL;
+    if (map->kind != YNODE_MAP)
+        return NULL;
     for (size_t i = 0; i + 1 < map->nitems; i += 2) {
         const struct ynode *k = map->items[i];
-        if (k->kind == YNODE_SCALAR && !strcmp(k->text, key)) return map->items[i + 1];
+        if (k->kind == YNODE_SCALAR && !strcmp(k->text, key))
+            return map->items[i + 1];
     }
     return NULL;
 }
@@ -316,7 +333,8 @@ static int key_bytes_cmp(const struct cfg_key *x, const struct cfg_key *y)
 {
     int d = memcmp(x->data, y->data, x->len < y->len ? x->len : y->len);
 
-    if (d) return d;
+    if (d)
+        return d;
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
@@ -325,13 +343,15 @@ static int key_cmp(const void *a, const void *b)
     const struct cfg_key *x = a, *y = b;
     int d = key_bytes_cmp(x, y);
 
-    if (d) return d;
+    if (d)
+        return d;
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 void cfg_sort_keys(struct cfg_key *keys, size_t n)
 {
-    if (n > 1) qsort(keys, n, sizeof *keys, key_cmp);
+    if (n > 1)
+        qsort(keys, n, sizeof *keys, key_cmp);
 }
 
 bool cfg_key_repeats(const struct cfg_key *keys, size_t i)

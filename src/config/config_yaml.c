@@ -62,12 +62,14 @@ static struct ynode *node_new(struct builder *b, enum ynode_kind kind, const yam
     if (d->nnodes == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 64;
         struct ynode **nodes = realloc(d->nodes, cap * sizeof *nodes);
-        if (!nodes) return NULL;
+        if (!nodes)
+            return NULL;
         d->nodes = nodes;
         d->cap = cap;
     }
     n = calloc(1, sizeof *n);
-    if (!n) return NULL;
+    if (!n)
+        return NULL;
     d->nodes[d->nnodes++] = n;
     n->kind = kind;
     n->line = (int)m->line + 1;
@@ -91,7 +93,8 @@ static int attach(struct builder *b, struct ynode *n, const yaml_mark_t *m)
     k = parent->nitems;
     if (k == 0 || (k >= 4 && (k & (k - 1)) == 0)) {
         struct ynode **items = realloc(parent->items, (k ? k * 2 : 4) * sizeof *items);
-        if (!items) return fail(b, m, "out of memory");
+        if (!items)
+            return fail(b, m, "out of memory");
         parent->items = items;
     }
     parent->items[parent->nitems++] = n;
@@ -127,7 +130,8 @@ static bool plain_null(const yaml_event_t *ev)
 {
     const char *v = (const char *)ev->data.scalar.value;
 
-    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return false;
+    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
     return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
 }
 
@@ -136,15 +140,18 @@ static int on_scalar(struct builder *b, const yaml_event_t *ev)
     size_t len = ev->data.scalar.length;
     struct ynode *n = node_new(b, YNODE_SCALAR, &ev->start_mark);
 
-    if (!n || !(n->text = malloc(len + 1))) return fail(b, &ev->start_mark, "out of memory");
+    if (!n || !(n->text = malloc(len + 1)))
+        return fail(b, &ev->start_mark, "out of memory");
     memcpy(n->text, ev->data.scalar.value, len);
     n->text[len] = '\0';
     n->len = len;
     n->is_null = plain_null(ev);
     if (ev->data.scalar.anchor) {
         char *name = dup_anchor(ev->data.scalar.anchor);
-        if (!name) return fail(b, &ev->start_mark, "out of memory");
-        if (anchor_add(b, name, n, &ev->start_mark)) return -1;
+        if (!name)
+            return fail(b, &ev->start_mark, "out of memory");
+        if (anchor_add(b, name, n, &ev->start_mark))
+            return -1;
     }
     return attach(b, n, &ev->start_mark);
 }
@@ -157,7 +164,8 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 
     for (size_t i = b->nanchors; i-- > 0;) {
         struct ynode *n = b->anchors[i].node;
-        if (strcmp(b->anchors[i].name, name) != 0) continue;
+        if (strcmp(b->anchors[i].name, name) != 0)
+            continue;
         b->expanded = sat_add(b->expanded, n->weight);
         if (b->expanded > ALIAS_BUDGET)
             return fail(b, &ev->start_mark, "aliases expand to more than %d nodes", ALIAS_BUDGET);
@@ -171,11 +179,14 @@ static int on_open(struct builder *b, enum ynode_kind kind, const yaml_char_t *a
 {
     struct ynode *n;
 
-    if (b->depth == MAX_DEPTH) return fail(b, m, "nesting deeper than %d levels", MAX_DEPTH);
+    if (b->depth == MAX_DEPTH)
+        return fail(b, m, "nesting deeper than %d levels", MAX_DEPTH);
     n = node_new(b, kind, m);
-    if (!n) return fail(b, m, "out of memory");
+    if (!n)
+        return fail(b, m, "out of memory");
     b->stack_anchor[b->depth] = dup_anchor(anchor);
-    if (anchor && !b->stack_anchor[b->depth]) return fail(b, m, "out of memory");
+    if (anchor && !b->stack_anchor[b->depth])
+        return fail(b, m, "out of memory");
     b->stack[b->depth++] = n;
     return 0;
 }
@@ -186,7 +197,8 @@ static int on_close(struct builder *b, const yaml_mark_t *m)
     char *anchor = b->stack_anchor[b->depth];
 
     b->stack_anchor[b->depth] = NULL;
-    if (anchor && anchor_add(b, anchor, n, m)) return -1;
+    if (anchor && anchor_add(b, anchor, n, m))
+        return -1;
     return attach(b, n, m);
 }
 
@@ -194,7 +206,8 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 {
     switch (ev->type) {
     case YAML_DOCUMENT_START_EVENT:
-        if (++b->ndocs > 1) return fail(b, &ev->start_mark, "only one YAML document is allowed");
+        if (++b->ndocs > 1)
+            return fail(b, &ev->start_mark, "only one YAML document is allowed");
         return 0;
     case YAML_SCALAR_EVENT:
         return on_scalar(b, ev);
@@ -284,7 +297,8 @@ int ydoc_parse(struct ydoc *doc, const char *text, size_t len, struct yerror *er
     }
     yaml_parser_delete(&parser);
     builder_free(&b);
-    if (rc) ydoc_free(doc);
+    if (rc)
+        ydoc_free(doc);
     return rc;
 }
 

@@ -26,7 +26,8 @@ struct buf *buf_get(struct buf_pool *p)
         p->nfree--;
     } else {
         b = malloc(sizeof(*b));
-        if (!b) return NULL;
+        if (!b)
+            return NULL;
     }
     b->next_free = NULL;
     b->start = b->end = 0;
@@ -36,7 +37,8 @@ struct buf *buf_get(struct buf_pool *p)
 
 void buf_put(struct buf_pool *p, struct buf *b)
 {
-    if (!b) return;
+    if (!b)
+        return;
     p->in_use--;
     if (p->nfree >= p->max_free) {
         free(b);
@@ -49,9 +51,11 @@ void buf_put(struct buf_pool *p, struct buf *b)
 
 void buf_compact(struct buf *b, uint32_t keep)
 {
-    if (b->start == keep) return;
+    if (b->start == keep)
+        return;
     size_t n = buf_len(b);
-    if (n) memmove(b->data + keep, b->data + b->start, n);
+    if (n)
+        memmove(b->data + keep, b->data + b->start, n);
     b->start = keep;
     b->end = keep + (uint32_t)n;
 }

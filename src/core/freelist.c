@@ -5,7 +5,8 @@
 void *freelist_get(struct freelist *f)
 {
     void *p = f->head;
-    if (!p) return malloc(f->size);
+    if (!p)
+        return malloc(f->size);
     f->head = *(void **)p;
     f->n--;
     return p;
@@ -13,7 +14,8 @@ void *freelist_get(struct freelist *f)
 
 void freelist_put(struct freelist *f, void *p)
 {
-    if (!p) return;
+    if (!p)
+        return;
     if (f->n >= f->max) {
         free(p);
         return;

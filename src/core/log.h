@@ -15,6 +15,7 @@ struct logger {
     atomic_int err_fd;
     atomic_int level;
     atomic_int access_fd; /* -1 = off */
+    int retired_fds[2];   /* replaced by the last reload; closed by the next one */
 };
 
 /* Open the targets: error "-" = stderr, access "-" = stdout, NULL = off. On failure returns -1

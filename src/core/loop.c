@@ -17,7 +17,8 @@ int ev_loop_init(struct ev_loop *l)
 {
     *l = (struct ev_loop){0};
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (l->epfd < 0) return -1;
+    if (l->epfd < 0)
+        return -1;
     l->now = ev_clock_ms();
     l->defer_tail = &l->defer_head;
     return 0;
@@ -25,7 +26,8 @@ int ev_loop_init(struct ev_loop *l)
 
 void ev_loop_fini(struct ev_loop *l)
 {
-    if (l->epfd >= 0) close(l->epfd);
+    if (l->epfd >= 0)
+        close(l->epfd);
     free(l->heap);
     l->heap = NULL;
     l->epfd = -1;
@@ -55,7 +57,8 @@ static void heap_up(struct ev_loop *l, uint32_t i)
     struct ev_timer *t = l->heap[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (l->heap[parent]->deadline <= t->deadline) break;
+        if (l->heap[parent]->deadline <= t->deadline)
+            break;
         heap_place(l, i, l->heap[parent]);
         i = parent;
     }
@@ -67,9 +70,12 @@ static void heap_down(struct ev_loop *l, uint32_t i)
     struct ev_timer *t = l->heap[i];
     for (;;) {
         uint32_t c = 2 * i + 1;
-        if (c >= l->nheap) break;
-        if (c + 1 < l->nheap && l->heap[c + 1]->deadline < l->heap[c]->deadline) c++;
-        if (t->deadline <= l->heap[c]->deadline) break;
+        if (c >= l->nheap)
+            break;
+        if (c + 1 < l->nheap && l->heap[c + 1]->deadline < l->heap[c]->deadline)
+            c++;
+        if (t->deadline <= l->heap[c]->deadline)
+            break;
         heap_place(l, i, l->heap[c]);
         i = c;
     }
@@ -78,11 +84,13 @@ static void heap_down(struct ev_loop *l, uint32_t i)
 
 void ev_timer_stop(struct ev_loop *l, struct ev_timer *t)
 {
-    if (!t->slot) return;
+    if (!t->slot)
+        return;
     uint32_t i = t->slot - 1;
     t->slot = 0;
     struct ev_timer *last = l->heap[--l->nheap];
-    if (i == l->nheap) return;
+    if (i == l->nheap)
+        return;
     heap_place(l, i, last);
     heap_up(l, i);
     heap_down(l, last->slot - 1);
@@ -105,7 +113,8 @@ void ev_timer_start(struct ev_loop *l, struct ev_timer *t, uint64_t ms)
     if (l->nheap == l->capheap) {
         uint32_t cap = l->capheap ? l->capheap * 2 : 256;
         struct ev_timer **h = realloc(l->heap, cap * sizeof(*h));
-        if (!h) abort(); /* out of memory for a timer: nothing sane to do */
+        if (!h)
+            abort(); /* out of memory for a timer: nothing sane to do */
         l->heap = h;
         l->capheap = cap;
     }
@@ -116,7 +125,8 @@ void ev_timer_start(struct ev_loop *l, struct ev_timer *t, uint64_t ms)
 
 void ev_defer(struct ev_loop *l, struct ev_defer *d)
 {
-    if (d->queued) return;
+    if (d->queued)
+        return;
     d->queued = true;
     d->next = NULL;
     *l->defer_tail = d;
@@ -138,7 +148,8 @@ void ev_run_defers(struct ev_loop *l)
     while (l->defer_head) {
         struct ev_defer *d = l->defer_head;
         l->defer_head = d->next;
-        if (!l->defer_head) l->defer_tail = &l->defer_head;
+        if (!l->defer_head)
+            l->defer_tail = &l->defer_head;
         d->queued = false;
         d->cb(d);
     }
@@ -153,7 +164,8 @@ void ev_loop_turn(struct ev_loop *l, int max_wait_ms)
     else if (l->nheap) {
         uint64_t d = l->heap[0]->deadline;
         int until = d <= l->now ? 0 : (int)(d - l->now);
-        if (wait < 0 || until < wait) wait = until;
+        if (wait < 0 || until < wait)
+            wait = until;
     }
     int n = epoll_wait(l->epfd, evs, 256, wait);
     l->now = ev_clock_ms();
@@ -161,7 +173,8 @@ void ev_loop_turn(struct ev_loop *l, int max_wait_ms)
         struct ev_io *io = evs[i].data.ptr;
         io->cb(io, evs[i].events);
     }
-    if (n < 0 && errno != EINTR) l->stop = true;
+    if (n < 0 && errno != EINTR)
+        l->stop = true;
     run_timers(l);
     ev_run_defers(l);
 }

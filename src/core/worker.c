@@ -31,7 +31,8 @@ void server_config_swap(struct server *srv, struct config *c)
     struct config *old = atomic_exchange(&srv->config, c);
     atomic_fetch_add(&srv->config_gen, 1);
     pthread_mutex_unlock(&srv->config_lock);
-    if (old) config_unref(old);
+    if (old)
+        config_unref(old);
     for (int i = 0; i < srv->nworkers; i++)
         worker_notify(&srv->workers[i]);
 }
@@ -56,7 +57,8 @@ static void accept_all(struct worker *w, int lfd)
         socklen_t plen = sizeof(peer);
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 log_msg(&w->srv->log, LOG_WARN, "accept: %s", strerror(errno));
             return;
@@ -74,7 +76,8 @@ static void on_listen(struct ev_io *io, uint32_t events)
 
 static void close_listeners(struct worker *w)
 {
-    if (!w->accepting) return;
+    if (!w->accepting)
+        return;
     w->accepting = false;
     for (size_t i = 0; i < w->nlisten; i++) {
         /* Take what is already queued first: those clients connected before we stopped. */
@@ -90,7 +93,8 @@ static void close_listeners(struct worker *w)
 static void adopt_config(struct worker *w)
 {
     unsigned gen = atomic_load(&w->srv->config_gen);
-    if (gen == w->config_gen) return;
+    if (gen == w->config_gen)
+        return;
     struct config *c = server_config_get(w->srv);
     upool_set_config(w, c);
     config_unref(w->config);
@@ -100,7 +104,8 @@ static void adopt_config(struct worker *w)
 
 static void check_done(struct worker *w)
 {
-    if (w->draining && w->nconns == 0) w->loop.stop = true;
+    if (w->draining && w->nconns == 0)
+        w->loop.stop = true;
 }
 
 static void on_drain_timeout(struct ev_timer *t)
@@ -119,7 +124,8 @@ static void on_drain_timeout(struct ev_timer *t)
 
 static void start_drain(struct worker *w)
 {
-    if (w->draining) return;
+    if (w->draining)
+        return;
     w->draining = true;
     close_listeners(w);
     struct dlist *n = w->conns.next;
@@ -140,7 +146,8 @@ static void on_notify(struct ev_io *io, uint32_t events)
         ;
     (void)events;
     adopt_config(w);
-    if (atomic_load(&w->srv->stopping)) start_drain(w);
+    if (atomic_load(&w->srv->stopping))
+        start_drain(w);
 }
 
 void worker_conn_closed(struct worker *w)
@@ -163,113 +170,6 @@ static void on_access_flush(struct ev_defer *d)
     log_buf_flush(&w->access, &w->srv->log);
 }
 
-/* Copy a slice for a quoted log field, escaping what would break the line. */
-static size_t put_escaped(char *out, size_t cap, const char *s, size_t len, bool json)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 6 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)ch;
-        } else if (ch < 0x20 || ch == 0x7f || (json && ch >= 0x80)) {
-            n += (size_t)snprintf(out + n, cap - n, json ? "\\u%04x" : "\\x%02x", ch);
-        } else {
-            out[n++] = (char)ch;
-        }
-    }
-    return n;
-}
-
-struct log_fields {
-    struct slice referer, agent;
-    char up_time[32], req_time[32];
-};
-
-static void log_fields_of(const struct worker *w, const struct http_stream *s, struct log_fields *f)
-{
-    const struct http_field *h;
-    h = s->req.fields ? http_find_field(&s->req, "referer", 7) : NULL;
-    f->referer = h ? (struct slice){h->value, h->value_len} : (struct slice){NULL, 0};
-    h = s->req.fields ? http_find_field(&s->req, "user-agent", 10) : NULL;
-    f->agent = h ? (struct slice){h->value, h->value_len} : (struct slice){NULL, 0};
-    uint64_t total = w->loop.now - s->start_ms;
-    snprintf(f->req_time, sizeof(f->req_time), "%llu.%03llu", (unsigned long long)(total / 1000),
-             (unsigned long long)(total % 1000));
-    if (s->upstream_addr)
-        snprintf(f->up_time, sizeof(f->up_time), "%llu.%03llu",
-                 (unsigned long long)(s->upstream_ms / 1000),
-                 (unsigned long long)(s->upstream_ms % 1000));
-    else
-        strcpy(f->up_time, "-");
-}
-
-#define LOG_LINE_MAX 8192
-#define ESC(p, s) put_escaped(p + n, LOG_LINE_MAX - n - 256, (s).p, (s).len, json)
-
-static size_t format_combined(char *p, const struct http_stream *s, const struct log_fields *f,
-                              const char *stamp)
-{
-    const bool json = false;
-    const struct http_request *r = &s->req;
-    size_t n = (size_t)snprintf(p, LOG_LINE_MAX, "%s - - [%s] \"", s->peer, stamp);
-    n += ESC(p, r->method);
-    p[n++] = ' ';
-    n += ESC(p, r->target);
-    p[n++] = ' ';
-    n += ESC(p, r->protocol);
-    n += (size_t)snprintf(p + n, 64, "\" %d %llu \"", s->status,
-                          (unsigned long long)s->body_bytes_sent);
-    n += f->referer.len ? ESC(p, f->referer) : (size_t)snprintf(p + n, 2, "-");
-    n += (size_t)snprintf(p + n, 4, "\" \"");
-    n += f->agent.len ? ESC(p, f->agent) : (size_t)snprintf(p + n, 2, "-");
-    n += (size_t)snprintf(p + n, 200, "\" upstream=%s upstream_time=%s request_time=%s\n",
-                          s->upstream_addr ? s->upstream_addr : "-", f->up_time, f->req_time);
-    return n;
-}
-
-static size_t format_json(char *p, const struct http_stream *s, const struct log_fields *f,
-                          const char *stamp)
-{
-    const bool json = true;
-    const struct http_request *r = &s->req;
-    size_t n = (size_t)snprintf(p, LOG_LINE_MAX, "{\"time\":\"%s\",\"client\":\"%s\",\"method\":\"",
-                                stamp, s->peer);
-    n += ESC(p, r->method);
-    n += (size_t)snprintf(p + n, 16, "\",\"target\":\"");
-    n += ESC(p, r->target);
-    n += (size_t)snprintf(p + n, 20, "\",\"protocol\":\"");
-    n += ESC(p, r->protocol);
-    n += (size_t)snprintf(p + n, 96, "\",\"status\":%d,\"bytes\":%llu,\"referer\":\"", s->status,
-                          (unsigned long long)s->body_bytes_sent);
-    n += ESC(p, f->referer);
-    n += (size_t)snprintf(p + n, 20, "\",\"user_agent\":\"");
-    n += ESC(p, f->agent);
-    if (s->upstream_addr)
-        n += (size_t)snprintf(p + n, 200, "\",\"upstream\":\"%s\",\"upstream_time\":%s",
-                              s->upstream_addr, f->up_time);
-    else
-        n += (size_t)snprintf(p + n, 64, "\",\"upstream\":null,\"upstream_time\":null");
-    n += (size_t)snprintf(p + n, 64, ",\"request_time\":%s}\n", f->req_time);
-    return n;
-}
-
-void worker_access_log(struct worker *w, const struct http_stream *s)
-{
-    struct logger *lg = &w->srv->log;
-    if (atomic_load_explicit(&lg->access_fd, memory_order_relaxed) < 0 || !s->config) return;
-    char *p = log_buf_reserve(&w->access, lg, LOG_LINE_MAX);
-    if (!p) return;
-    struct log_fields f;
-    log_fields_of(w, s, &f);
-    log_buf_stamp(&w->access);
-    size_t n = s->config->logs.format == CFG_LOG_JSON
-                   ? format_json(p, s, &f, w->access.iso_stamp)
-                   : format_combined(p, s, &f, w->access.clf_stamp);
-    log_buf_commit(&w->access, n);
-    ev_defer(&w->loop, &w->access_flush);
-}
-
 /* ---- life cycle --------------------------------------------------------------------------- */
 
 int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, size_t nlisten)
@@ -280,18 +180,23 @@ int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, s
     freelist_init(&w->proxies, proxy_object_size(), 256);
     w->access_flush.cb = on_access_flush;
     w->drain_timer.cb = on_drain_timeout;
-    if (ev_loop_init(&w->loop) < 0) return -1;
+    if (ev_loop_init(&w->loop) < 0)
+        return -1;
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->notify_fd < 0) return -1;
+    if (w->notify_fd < 0)
+        return -1;
     w->notify_io = (struct ev_io){.fd = w->notify_fd, .cb = on_notify};
-    if (ev_io_add(&w->loop, &w->notify_io, EPOLLIN) < 0) return -1;
+    if (ev_io_add(&w->loop, &w->notify_io, EPOLLIN) < 0)
+        return -1;
     w->listen_io = calloc(nlisten ? nlisten : 1, sizeof(*w->listen_io));
     w->listen_fds = listen_fds;
     w->nlisten = nlisten;
-    if (!w->listen_io) return -1;
+    if (!w->listen_io)
+        return -1;
     w->config = server_config_get(srv);
     w->config_gen = atomic_load(&srv->config_gen);
-    if (upool_set_config(w, w->config) < 0) return -1;
+    if (upool_set_config(w, w->config) < 0)
+        return -1;
     return 0;
 }
 
@@ -306,7 +211,8 @@ static void *worker_main(void *arg)
             log_msg(&w->srv->log, LOG_ERROR, "worker %d: epoll: %s", w->id, strerror(errno));
     }
     /* A stop may have been requested before this thread got going. */
-    if (atomic_load(&w->srv->stopping)) start_drain(w);
+    if (atomic_load(&w->srv->stopping))
+        start_drain(w);
     while (!w->loop.stop)
         ev_loop_turn(&w->loop, 1000);
     log_buf_flush(&w->access, &w->srv->log);
@@ -328,11 +234,14 @@ void worker_fini(struct worker *w)
     upool_set_config(w, NULL);
     ev_run_defers(&w->loop); /* the closes above free their memory in deferred calls */
     for (size_t i = 0; i < w->nlisten; i++)
-        if (w->listen_fds && w->listen_fds[i] >= 0) close(w->listen_fds[i]);
+        if (w->listen_fds && w->listen_fds[i] >= 0)
+            close(w->listen_fds[i]);
     free(w->listen_fds);
     free(w->listen_io);
-    if (w->notify_fd >= 0) close(w->notify_fd);
-    if (w->config) config_unref(w->config);
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
+    if (w->config)
+        config_unref(w->config);
     ev_loop_fini(&w->loop);
     buf_pool_fini(&w->bufs);
     freelist_fini(&w->proxies);

@@ -60,8 +60,10 @@ static int to(struct h1_chunked *c, int state)
  * has to worry about signed lengths. */
 static int size_digit(struct h1_chunked *c, unsigned char ch)
 {
-    if (!(h1_ctype[ch] & H1_CT_HEX)) return -1;
-    if (c->remaining >> 59) return -1;
+    if (!(h1_ctype[ch] & H1_CT_HEX))
+        return -1;
+    if (c->remaining >> 59)
+        return -1;
     unsigned d = ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
     c->remaining = c->remaining << 4 | d;
     return to(c, CS_SIZE);
@@ -70,16 +72,20 @@ static int size_digit(struct h1_chunked *c, unsigned char ch)
 /* After a complete size or extension value: more extensions or the end of the line. */
 static int after_value(struct h1_chunked *c, unsigned char ch)
 {
-    if (ch == ';') return to(c, CS_EXT_NAME_START);
-    if (is_ws(ch)) return to(c, CS_WS_SEMI);
+    if (ch == ';')
+        return to(c, CS_EXT_NAME_START);
+    if (is_ws(ch))
+        return to(c, CS_WS_SEMI);
     return -1;
 }
 
 /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
 static int quoted_byte(struct h1_chunked *c, unsigned char ch)
 {
-    if (ch == '"') return to(c, CS_EXT_QUOTE_END);
-    if (ch == '\\') return to(c, CS_EXT_QPAIR);
+    if (ch == '"')
+        return to(c, CS_EXT_QUOTE_END);
+    if (ch == '\\')
+        return to(c, CS_EXT_QPAIR);
     return h1_ctype[ch] & H1_CT_FIELD ? 0 : -1;
 }
 
@@ -96,17 +102,24 @@ static int size_line_byte(struct h1_chunked *c, unsigned char ch)
     case CS_EXT_NAME_START:
         return is_ws(ch) ? 0 : is_tchar(ch) ? to(c, CS_EXT_NAME) : -1;
     case CS_EXT_NAME:
-        if (is_tchar(ch)) return 0;
-        if (ch == '=') return to(c, CS_EXT_VAL_START);
-        if (ch == ';') return to(c, CS_EXT_NAME_START);
+        if (is_tchar(ch))
+            return 0;
+        if (ch == '=')
+            return to(c, CS_EXT_VAL_START);
+        if (ch == ';')
+            return to(c, CS_EXT_NAME_START);
         return is_ws(ch) ? to(c, CS_EXT_NAME_WS) : -1;
     case CS_EXT_NAME_WS:
-        if (is_ws(ch)) return 0;
-        if (ch == '=') return to(c, CS_EXT_VAL_START);
+        if (is_ws(ch))
+            return 0;
+        if (ch == '=')
+            return to(c, CS_EXT_VAL_START);
         return ch == ';' ? to(c, CS_EXT_NAME_START) : -1;
     case CS_EXT_VAL_START:
-        if (is_ws(ch)) return 0;
-        if (ch == '"') return to(c, CS_EXT_QUOTED);
+        if (is_ws(ch))
+            return 0;
+        if (ch == '"')
+            return to(c, CS_EXT_QUOTED);
         return is_tchar(ch) ? to(c, CS_EXT_TOKEN) : -1;
     case CS_EXT_TOKEN:
         return is_tchar(ch) ? 0 : after_value(c, ch);
@@ -123,7 +136,8 @@ static int size_line_byte(struct h1_chunked *c, unsigned char ch)
 static int size_line_done(struct h1_chunked *c)
 {
     c->line_len = 0;
-    if (c->remaining) return to(c, CS_DATA);
+    if (c->remaining)
+        return to(c, CS_DATA);
     c->trailer_len = 0;
     return to(c, CS_TRAILER_START);
 }
@@ -132,15 +146,18 @@ static int size_line_done(struct h1_chunked *c)
 static int size_line_end(struct h1_chunked *c, unsigned char ch)
 {
     int s = c->state;
-    if (s != CS_SIZE && s != CS_EXT_NAME && s != CS_EXT_TOKEN && s != CS_EXT_QUOTE_END) return -1;
+    if (s != CS_SIZE && s != CS_EXT_NAME && s != CS_EXT_TOKEN && s != CS_EXT_QUOTE_END)
+        return -1;
     return ch == '\r' ? to(c, CS_SIZE_LF) : size_line_done(c);
 }
 
 static int size_line(struct h1_chunked *c, unsigned char ch)
 {
-    if (ch == '\r' || ch == '\n') return size_line_end(c, ch);
+    if (ch == '\r' || ch == '\n')
+        return size_line_end(c, ch);
     uint32_t max = c->max_line ? c->max_line : DEFAULT_MAX_LINE;
-    if (++c->line_len > max) return -1;
+    if (++c->line_len > max)
+        return -1;
     return size_line_byte(c, ch);
 }
 
@@ -149,18 +166,24 @@ static int size_line(struct h1_chunked *c, unsigned char ch)
 static int trailer(struct h1_chunked *c, unsigned char ch)
 {
     uint32_t max = c->max_trailer ? c->max_trailer : DEFAULT_MAX_TRAILER;
-    if (++c->trailer_len > max) return -1;
+    if (++c->trailer_len > max)
+        return -1;
     switch (c->state) {
     case CS_TRAILER_START:
-        if (ch == '\r') return to(c, CS_FINAL_LF);
-        if (ch == '\n') return to(c, CS_END);
+        if (ch == '\r')
+            return to(c, CS_FINAL_LF);
+        if (ch == '\n')
+            return to(c, CS_END);
         return is_tchar(ch) ? to(c, CS_TRAILER_NAME) : -1;
     case CS_TRAILER_NAME:
-        if (is_tchar(ch)) return 0;
+        if (is_tchar(ch))
+            return 0;
         return ch == ':' ? to(c, CS_TRAILER_VALUE) : -1;
     case CS_TRAILER_VALUE:
-        if (ch == '\r') return to(c, CS_TRAILER_LF);
-        if (ch == '\n') return to(c, CS_TRAILER_START);
+        if (ch == '\r')
+            return to(c, CS_TRAILER_LF);
+        if (ch == '\n')
+            return to(c, CS_TRAILER_START);
         return h1_ctype[ch] & H1_CT_FIELD ? 0 : -1;
     case CS_TRAILER_LF:
         return ch == '\n' ? to(c, CS_TRAILER_START) : -1;
@@ -176,7 +199,8 @@ static int step(struct h1_chunked *c, unsigned char ch)
     case CS_SIZE_LF:
         return ch == '\n' ? size_line_done(c) : -1;
     case CS_DATA_END:
-        if (ch == '\r') return to(c, CS_DATA_LF);
+        if (ch == '\r')
+            return to(c, CS_DATA_LF);
         return ch == '\n' ? to(c, CS_SIZE_START) : -1;
     case CS_DATA_LF:
         return ch == '\n' ? to(c, CS_SIZE_START) : -1;
@@ -190,9 +214,11 @@ static int data_span(struct h1_chunked *c, const char *in, size_t off, size_t le
                      const char **data, size_t *data_len)
 {
     size_t n = len - off;
-    if (n > c->remaining) n = (size_t)c->remaining;
+    if (n > c->remaining)
+        n = (size_t)c->remaining;
     c->remaining -= n;
-    if (c->remaining == 0) c->state = CS_DATA_END;
+    if (c->remaining == 0)
+        c->state = CS_DATA_END;
     *data = in + off;
     *data_len = n;
     *consumed = off + n;
@@ -207,10 +233,13 @@ int h1_chunked_decode(struct h1_chunked *c, const char *in, size_t len, size_t *
     *data = NULL;
     *data_len = 0;
     *consumed = 0;
-    if (c->state == CS_ERROR) return H1_CHUNK_ERROR;
-    if (c->state == CS_END) return H1_CHUNK_END;
+    if (c->state == CS_ERROR)
+        return H1_CHUNK_ERROR;
+    if (c->state == CS_END)
+        return H1_CHUNK_END;
     for (size_t i = 0; i < len; i++) {
-        if (c->state == CS_DATA) return data_span(c, in, i, len, consumed, data, data_len);
+        if (c->state == CS_DATA)
+            return data_span(c, in, i, len, consumed, data, data_len);
         if (step(c, (unsigned char)in[i]) < 0) {
             c->state = CS_ERROR;
             *consumed = i;

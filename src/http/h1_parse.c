@@ -87,9 +87,11 @@ static inline unsigned char lower(unsigned char c)
 
 bool h1_token_eq(const char *s, size_t len, const char *lower_lit, size_t lit_len)
 {
-    if (len != lit_len) return false;
+    if (len != lit_len)
+        return false;
     for (size_t i = 0; i < len; i++)
-        if (lower((unsigned char)s[i]) != (unsigned char)lower_lit[i]) return false;
+        if (lower((unsigned char)s[i]) != (unsigned char)lower_lit[i])
+            return false;
     return true;
 }
 
@@ -136,9 +138,11 @@ static const char *scan_field(const char *p, const char *end)
             p += 8;
             continue;
         }
-        if (!SWAR_LE) break;
+        if (!SWAR_LE)
+            break;
         p += __builtin_ctzll(m) >> 3;
-        if (*p != '\t') return p;
+        if (*p != '\t')
+            return p;
         p++;
     }
     while (p < end && (h1_ctype[(unsigned char)*p] & H1_CT_FIELD))
@@ -155,7 +159,8 @@ static const char *scan_target(const char *p, const char *end)
             p += 8;
             continue;
         }
-        if (SWAR_LE) return p + (__builtin_ctzll(m) >> 3);
+        if (SWAR_LE)
+            return p + (__builtin_ctzll(m) >> 3);
         break;
     }
     while (p < end && (unsigned char)(*p - 0x21) < 0x5e)
@@ -169,10 +174,14 @@ static const char *scan_tchar(const char *p, const char *end)
 {
 #define TCHAR(i) (h1_ctype[(unsigned char)p[i]] & H1_CT_TCHAR)
     for (; end - p >= 4; p += 4) {
-        if (!TCHAR(0)) return p;
-        if (!TCHAR(1)) return p + 1;
-        if (!TCHAR(2)) return p + 2;
-        if (!TCHAR(3)) return p + 3;
+        if (!TCHAR(0))
+            return p;
+        if (!TCHAR(1))
+            return p + 1;
+        if (!TCHAR(2))
+            return p + 2;
+        if (!TCHAR(3))
+            return p + 3;
     }
     while (p < end && TCHAR(0))
         p++;
@@ -183,8 +192,10 @@ static const char *scan_tchar(const char *p, const char *end)
 /* Error for a byte that may not appear where it is; the reason names the likely attack. */
 static int bad_byte(struct head *h, char c, const char *where)
 {
-    if (c == '\r') return fail(h, 400, "bare CR");
-    if (c == '\0') return fail(h, 400, "NUL byte");
+    if (c == '\r')
+        return fail(h, 400, "bare CR");
+    if (c == '\0')
+        return fail(h, 400, "NUL byte");
     return fail(h, 400, where);
 }
 
@@ -227,12 +238,15 @@ static int skip_empty_lines(struct head *h, const char **pp, const char *end)
 {
     const char *p = *pp;
     for (;;) {
-        if (p == end) return H1_INCOMPLETE;
+        if (p == end)
+            return H1_INCOMPLETE;
         if (*p == '\n') {
             p++;
         } else if (*p == '\r') {
-            if (p + 1 == end) return H1_INCOMPLETE;
-            if (p[1] != '\n') return fail(h, 400, "bare CR");
+            if (p + 1 == end)
+                return H1_INCOMPLETE;
+            if (p[1] != '\n')
+                return fail(h, 400, "bare CR");
             p += 2;
         } else {
             *pp = p;
@@ -249,7 +263,8 @@ static bool version_prefix_ok(const char *p, size_t n)
     static const char pat[8] = "HTTP/0.0";
     for (size_t i = 0; i < n; i++) {
         bool ok = i == 5 || i == 7 ? is_digit(p[i]) : p[i] == pat[i];
-        if (!ok) return false;
+        if (!ok)
+            return false;
     }
     return true;
 }
@@ -268,11 +283,15 @@ static int request_version(struct head *h, const char *p, const char *ce, bool c
         h->minor = 1; /* the common case, in one compare */
         return H1_OK;
     }
-    if (n > 8 || !version_prefix_ok(p, n)) return fail(h, 400, "malformed HTTP version");
-    if (n < 8) return need_more(h, complete, "malformed HTTP version");
-    if (!complete) return H1_INCOMPLETE;
+    if (n > 8 || !version_prefix_ok(p, n))
+        return fail(h, 400, "malformed HTTP version");
+    if (n < 8)
+        return need_more(h, complete, "malformed HTTP version");
+    if (!complete)
+        return H1_INCOMPLETE;
     h->minor = version_minor(p);
-    if (h->minor < 0) return fail(h, 505, "unsupported HTTP version");
+    if (h->minor < 0)
+        return fail(h, 505, "unsupported HTTP version");
     return H1_OK;
 }
 
@@ -283,19 +302,24 @@ static int request_line(struct head *h, struct h1_request *req, const char *p, c
 {
     const char *s = p;
     p = scan_tchar(p, ce);
-    if (p == ce) return need_more(h, complete, "malformed request line");
-    if (*p != ' ' || p == s) return bad_byte(h, *p, "invalid method");
+    if (p == ce)
+        return need_more(h, complete, "malformed request line");
+    if (*p != ' ' || p == s)
+        return bad_byte(h, *p, "invalid method");
     req->method = s;
     req->method_len = (uint32_t)(p - s);
 
     s = ++p;
     p = scan_target(p, ce);
-    if (p == ce) return need_more(h, complete, "missing HTTP version");
+    if (p == ce)
+        return need_more(h, complete, "missing HTTP version");
     if (*p != ' ') {
-        if ((unsigned char)*p >= 0x80) return fail(h, 400, "non-ASCII byte in request target");
+        if ((unsigned char)*p >= 0x80)
+            return fail(h, 400, "non-ASCII byte in request target");
         return bad_byte(h, *p, "control character in request target");
     }
-    if (p == s) return fail(h, 400, "empty request target");
+    if (p == s)
+        return fail(h, 400, "empty request target");
     req->target = s;
     req->target_len = (uint32_t)(p - s);
     return request_version(h, p + 1, ce, complete);
@@ -308,16 +332,20 @@ static int status_rest(struct head *h, struct h1_response *res, const char *p, c
 {
     int code = 0;
     for (int i = 0; i < 3; i++, p++) {
-        if (p == ce) return need_more(h, complete, "malformed status code");
-        if (!is_digit(*p) || (i == 0 && *p == '0')) return fail(h, 400, "malformed status code");
+        if (p == ce)
+            return need_more(h, complete, "malformed status code");
+        if (!is_digit(*p) || (i == 0 && *p == '0'))
+            return fail(h, 400, "malformed status code");
         code = code * 10 + (*p - '0');
     }
     res->status = code;
     res->reason = p;
     if (p < ce) {
-        if (*p != ' ') return fail(h, 400, "malformed status code");
+        if (*p != ' ')
+            return fail(h, 400, "malformed status code");
         const char *bad = scan_field(++p, ce);
-        if (bad != ce) return bad_byte(h, *bad, "control character in reason phrase");
+        if (bad != ce)
+            return bad_byte(h, *bad, "control character in reason phrase");
         res->reason = p;
         res->reason_len = (uint32_t)(ce - p);
     }
@@ -329,13 +357,18 @@ static int status_line(struct head *h, struct h1_response *res, const char *p, c
                        bool complete)
 {
     size_t n = (size_t)(ce - p);
-    if (!version_prefix_ok(p, n < 8 ? n : 8)) return fail(h, 400, "malformed HTTP version");
-    if (n < 9) return need_more(h, complete, "malformed status line");
-    if (p[8] != ' ') return fail(h, 400, "malformed HTTP version");
+    if (!version_prefix_ok(p, n < 8 ? n : 8))
+        return fail(h, 400, "malformed HTTP version");
+    if (n < 9)
+        return need_more(h, complete, "malformed status line");
+    if (p[8] != ' ')
+        return fail(h, 400, "malformed HTTP version");
     int rc = status_rest(h, res, p + 9, ce, complete);
-    if (rc != H1_OK) return rc;
+    if (rc != H1_OK)
+        return rc;
     h->minor = version_minor(p);
-    if (h->minor < 0) return fail(h, 400, "unsupported HTTP version");
+    if (h->minor < 0)
+        return fail(h, 400, "unsupported HTTP version");
     return H1_OK;
 }
 
@@ -348,7 +381,8 @@ static bool next_elem(const char **pp, const char *end, const char **e, size_t *
     const char *p = *pp;
     while (p < end && (is_ws(*p) || *p == ','))
         p++;
-    if (p == end) return false;
+    if (p == end)
+        return false;
     const char *comma = memchr(p, ',', (size_t)(end - p));
     const char *q = comma ? comma : end;
     *pp = q;
@@ -370,17 +404,22 @@ static int content_length(struct head *h, const char *p, const char *end)
         uint64_t v = 0;
         for (; p < end && is_digit(*p); p++) {
             unsigned digit = (unsigned)(*p - '0');
-            if (v > (CL_MAX - digit) / 10) return fail(h, 400, "Content-Length too large");
+            if (v > (CL_MAX - digit) / 10)
+                return fail(h, 400, "Content-Length too large");
             v = v * 10 + digit;
         }
-        if (p == d) return fail(h, 400, "invalid Content-Length");
+        if (p == d)
+            return fail(h, 400, "invalid Content-Length");
         while (p < end && is_ws(*p))
             p++;
-        if (h->cl_seen && v != h->cl) return fail(h, 400, "differing Content-Length values");
+        if (h->cl_seen && v != h->cl)
+            return fail(h, 400, "differing Content-Length values");
         h->cl = v;
         h->cl_seen = true;
-        if (p == end) return H1_OK;
-        if (*p != ',') return fail(h, 400, "invalid Content-Length");
+        if (p == end)
+            return H1_OK;
+        if (*p != ',')
+            return fail(h, 400, "invalid Content-Length");
         p++;
     }
 }
@@ -397,9 +436,11 @@ static void te_coding(struct head *h, const char *e, size_t len)
     bool chunked = h1_token_eq(e, (size_t)(t - e), "chunked", 7);
     if (t == e || (r < end && (*r != ';' || chunked || memchr(r, '"', (size_t)(end - r)))))
         h->te_invalid = true;
-    if (h->te_last_chunked) h->te_chunked_early = true;
+    if (h->te_last_chunked)
+        h->te_chunked_early = true;
     h->te_last_chunked = chunked && t == end;
-    if (!chunked) h->te_unknown = true;
+    if (!chunked)
+        h->te_unknown = true;
     h->te_codings++;
 }
 
@@ -422,7 +463,8 @@ static void expect_tokens(struct head *h, const char *p, const char *end)
     const char *e;
     size_t n;
     while (next_elem(&p, end, &e, &n))
-        if (h1_token_eq(e, n, "100-continue", 12)) h->flags |= H1_F_EXPECT_CONTINUE;
+        if (h1_token_eq(e, n, "100-continue", 12))
+            h->flags |= H1_F_EXPECT_CONTINUE;
 }
 
 /* Notes what the framing and connection handling need from one field. Dispatch on the name
@@ -438,16 +480,20 @@ static int special_field(struct head *h, const struct h1_header *f)
         }
         return H1_OK;
     case 6:
-        if (h->is_request && h1_token_eq(n, 6, "expect", 6)) expect_tokens(h, v, end);
+        if (h->is_request && h1_token_eq(n, 6, "expect", 6))
+            expect_tokens(h, v, end);
         return H1_OK;
     case 7:
-        if (h1_token_eq(n, 7, "upgrade", 7)) h->flags |= H1_F_HAS_UPGRADE;
+        if (h1_token_eq(n, 7, "upgrade", 7))
+            h->flags |= H1_F_HAS_UPGRADE;
         return H1_OK;
     case 10:
-        if (h1_token_eq(n, 10, "connection", 10)) connection_tokens(h, v, end);
+        if (h1_token_eq(n, 10, "connection", 10))
+            connection_tokens(h, v, end);
         return H1_OK;
     case 14:
-        if (h1_token_eq(n, 14, "content-length", 14)) return content_length(h, v, end);
+        if (h1_token_eq(n, 14, "content-length", 14))
+            return content_length(h, v, end);
         return H1_OK;
     case 17:
         if (h1_token_eq(n, 17, "transfer-encoding", 17)) {
@@ -467,8 +513,10 @@ static int special_field(struct head *h, const struct h1_header *f)
 
 static int bad_name_byte(struct head *h, char c)
 {
-    if (is_ws(c)) return fail(h, 400, "whitespace in header name or before colon");
-    if (c == '\r' || c == '\n') return fail(h, 400, "missing colon in header");
+    if (is_ws(c))
+        return fail(h, 400, "whitespace in header name or before colon");
+    if (c == '\r' || c == '\n')
+        return fail(h, 400, "missing colon in header");
     return bad_byte(h, c, "invalid character in header name");
 }
 
@@ -476,8 +524,10 @@ static int bad_name_byte(struct head *h, char c)
 static int field_line_end(struct head *h, const char **pp, const char *p, const char *end)
 {
     if (*p == '\r') {
-        if (++p == end) return H1_INCOMPLETE;
-        if (*p != '\n') return fail(h, 400, "bare CR");
+        if (++p == end)
+            return H1_INCOMPLETE;
+        if (*p != '\n')
+            return fail(h, 400, "bare CR");
     } else if (*p != '\n') {
         return bad_byte(h, *p, "control character in header value");
     }
@@ -492,18 +542,23 @@ static int field_line(struct head *h, const char **pp, const char *end)
 {
     const char *p = *pp, *name = p;
     p = scan_tchar(p, end);
-    if (p == end) return H1_INCOMPLETE;
-    if (*p != ':') return bad_name_byte(h, *p);
-    if (p == name) return fail(h, 400, "empty header name");
+    if (p == end)
+        return H1_INCOMPLETE;
+    if (*p != ':')
+        return bad_name_byte(h, *p);
+    if (p == name)
+        return fail(h, 400, "empty header name");
     uint32_t name_len = (uint32_t)(p - name);
     for (p++; p < end && is_ws(*p); p++)
         ;
     const char *value = p;
     p = scan_field(p, end);
-    if (p == end) return H1_INCOMPLETE;
+    if (p == end)
+        return H1_INCOMPLETE;
     const char *ve = p;
     int rc = field_line_end(h, pp, p, end);
-    if (rc != H1_OK) return rc;
+    if (rc != H1_OK)
+        return rc;
     while (ve > value && is_ws(ve[-1]))
         ve--;
     struct h1_header *f = &h->headers[h->nheaders++];
@@ -518,8 +573,10 @@ static int field_line(struct head *h, const char **pp, const char *end)
 static int end_of_head(struct head *h, const char **pp, const char *p, const char *end)
 {
     if (*p == '\r') {
-        if (p + 1 == end) return H1_INCOMPLETE;
-        if (p[1] != '\n') return fail(h, 400, "bare CR");
+        if (p + 1 == end)
+            return H1_INCOMPLETE;
+        if (p[1] != '\n')
+            return fail(h, 400, "bare CR");
         p++;
     }
     *pp = p + 1;
@@ -531,14 +588,19 @@ static int field_lines(struct head *h, const char **pp, const char *end)
 {
     for (;;) {
         const char *p = *pp;
-        if (p == end) return H1_INCOMPLETE;
-        if (*p == '\r' || *p == '\n') return end_of_head(h, pp, p, end);
+        if (p == end)
+            return H1_INCOMPLETE;
+        if (*p == '\r' || *p == '\n')
+            return end_of_head(h, pp, p, end);
         /* A line starting with whitespace continues the previous one (obs-fold) or, right
          * after the start line, hides a field from some parsers: refuse both. */
-        if (is_ws(*p)) return fail(h, 400, "obs-fold in header");
-        if (h->nheaders == h->max_headers) return fail(h, 431, "too many header fields");
+        if (is_ws(*p))
+            return fail(h, 400, "obs-fold in header");
+        if (h->nheaders == h->max_headers)
+            return fail(h, 431, "too many header fields");
         int rc = field_line(h, pp, end);
-        if (rc != H1_OK) return rc;
+        if (rc != H1_OK)
+            return rc;
     }
 }
 
@@ -557,19 +619,25 @@ static void head_init(struct head *h, struct h1_header *headers, const struct h1
 /* Connection defaults: HTTP/1.0 closes unless asked to keep alive (RFC 9112 section 9.3). */
 static void connection_defaults(struct head *h)
 {
-    if (h->minor == 0 && !(h->flags & H1_F_CONN_KEEPALIVE)) h->flags |= H1_F_CONN_CLOSE;
+    if (h->minor == 0 && !(h->flags & H1_F_CONN_KEEPALIVE))
+        h->flags |= H1_F_CONN_CLOSE;
 }
 
 /* Request framing, RFC 9112 section 6.3, refusing everything a peer could read differently. */
 static int request_framing(struct head *h, struct h1_request *req)
 {
     if (h->te_seen) {
-        if (h->cl_seen) return fail(h, 400, "Content-Length with Transfer-Encoding");
-        if (h->te_invalid || h->te_codings == 0) return fail(h, 400, "invalid Transfer-Encoding");
-        if (h->te_chunked_early) return fail(h, 400, "chunked is not the final transfer coding");
+        if (h->cl_seen)
+            return fail(h, 400, "Content-Length with Transfer-Encoding");
+        if (h->te_invalid || h->te_codings == 0)
+            return fail(h, 400, "invalid Transfer-Encoding");
+        if (h->te_chunked_early)
+            return fail(h, 400, "chunked is not the final transfer coding");
         /* We forward bodies dechunked, so a coding under chunked would be lost: refuse it. */
-        if (h->te_unknown) return fail(h, 501, "unsupported transfer coding");
-        if (h->minor == 0) return fail(h, 400, "Transfer-Encoding in HTTP/1.0 request");
+        if (h->te_unknown)
+            return fail(h, 501, "unsupported transfer coding");
+        if (h->minor == 0)
+            return fail(h, 400, "Transfer-Encoding in HTTP/1.0 request");
         req->body = H1_BODY_CHUNKED;
     } else if (h->cl_seen) {
         req->body = H1_BODY_LENGTH;
@@ -582,19 +650,25 @@ static int request_head(struct head *h, struct h1_request *req, const char *buf,
 {
     const char *p = buf, *ce, *next;
     int rc = skip_empty_lines(h, &p, end);
-    if (rc != H1_OK) return rc;
+    if (rc != H1_OK)
+        return rc;
     enum line_kind kind = find_start_line(p, end, h->max_line, &ce, &next);
     rc = request_line(h, req, p, ce, kind == LINE_COMPLETE);
-    if (rc == H1_ERROR) return rc;
-    if (kind == LINE_TOO_LONG) return fail(h, 414, "request line too long");
-    if (kind == LINE_PARTIAL) return H1_INCOMPLETE;
+    if (rc == H1_ERROR)
+        return rc;
+    if (kind == LINE_TOO_LONG)
+        return fail(h, 414, "request line too long");
+    if (kind == LINE_PARTIAL)
+        return H1_INCOMPLETE;
     p = next;
     rc = field_lines(h, &p, end);
-    if (rc != H1_OK) return rc;
+    if (rc != H1_OK)
+        return rc;
     req->head_len = (uint32_t)(p - buf);
     req->minor = h->minor;
     /* RFC 9110 section 10.1.1: an HTTP/1.0 client cannot expect 100 (Continue). */
-    if (h->minor == 0) h->flags &= ~(unsigned)H1_F_EXPECT_CONTINUE;
+    if (h->minor == 0)
+        h->flags &= ~(unsigned)H1_F_EXPECT_CONTINUE;
     connection_defaults(h);
     return request_framing(h, req);
 }
@@ -610,7 +684,8 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req, struct
      * answer whether the rest has arrived or not. */
     size_t n = len < lim->max_head ? len : lim->max_head;
     int rc = request_head(&h, req, buf, buf + n);
-    if (rc == H1_INCOMPLETE && len > lim->max_head) rc = fail(&h, 431, "request head too large");
+    if (rc == H1_INCOMPLETE && len > lim->max_head)
+        rc = fail(&h, 431, "request head too large");
     req->nheaders = h.nheaders;
     req->flags = h.flags;
     req->host_count = h.host_count;
@@ -642,9 +717,12 @@ static void response_framing(struct head *h, struct h1_response *res, bool head_
 
 static int response_checks(struct head *h)
 {
-    if (!h->te_seen) return H1_OK;
-    if (h->cl_seen) return fail(h, 400, "Content-Length with Transfer-Encoding");
-    if (h->te_invalid || h->te_codings == 0) return fail(h, 400, "invalid Transfer-Encoding");
+    if (!h->te_seen)
+        return H1_OK;
+    if (h->cl_seen)
+        return fail(h, 400, "Content-Length with Transfer-Encoding");
+    if (h->te_invalid || h->te_codings == 0)
+        return fail(h, 400, "invalid Transfer-Encoding");
     /* chunked before another coding means "until close" (RFC 9112 section 6.3), but chunked
      * twice is a framing no two parsers agree on. */
     if (h->te_chunked_early && h->te_last_chunked)
@@ -658,17 +736,22 @@ static int response_head(struct head *h, struct h1_response *res, const char *bu
     const char *p = buf, *ce, *next;
     enum line_kind kind = find_start_line(p, end, h->max_line, &ce, &next);
     int rc = status_line(h, res, p, ce, kind == LINE_COMPLETE);
-    if (rc == H1_ERROR) return rc;
-    if (kind == LINE_TOO_LONG) return fail(h, 400, "status line too long");
-    if (kind == LINE_PARTIAL) return H1_INCOMPLETE;
+    if (rc == H1_ERROR)
+        return rc;
+    if (kind == LINE_TOO_LONG)
+        return fail(h, 400, "status line too long");
+    if (kind == LINE_PARTIAL)
+        return H1_INCOMPLETE;
     p = next;
     rc = field_lines(h, &p, end);
-    if (rc != H1_OK) return rc;
+    if (rc != H1_OK)
+        return rc;
     res->head_len = (uint32_t)(p - buf);
     res->minor = h->minor;
     connection_defaults(h);
     rc = response_checks(h);
-    if (rc != H1_OK) return rc;
+    if (rc != H1_OK)
+        return rc;
     response_framing(h, res, head_request);
     return H1_OK;
 }
@@ -684,7 +767,8 @@ int h1_parse_response(const char *buf, size_t len, struct h1_response *res,
     res->headers = headers;
     size_t n = len < lim->max_head ? len : lim->max_head;
     int rc = response_head(&h, res, buf, buf + n, head_request);
-    if (rc == H1_INCOMPLETE && len > lim->max_head) rc = fail(&h, 400, "response head too large");
+    if (rc == H1_INCOMPLETE && len > lim->max_head)
+        rc = fail(&h, 400, "response head too large");
     res->nheaders = h.nheaders;
     res->flags = h.flags;
     res->error = rc == H1_ERROR ? h.error : NULL;

@@ -49,15 +49,15 @@ struct h1_request {
     const char *target; /* as sent: origin-form, absolute-form, authority-form, or "*" */
     uint32_t method_len;
     uint32_t target_len;
-    int minor;          /* 0 or 1 (HTTP/1.0, HTTP/1.1) */
+    int minor;                 /* 0 or 1 (HTTP/1.0, HTTP/1.1) */
     struct h1_header *headers; /* caller-provided array */
     uint32_t nheaders;
-    uint32_t head_len;  /* bytes of request line + headers + empty line */
-    enum h1_body body;  /* NONE, LENGTH or CHUNKED */
+    uint32_t head_len; /* bytes of request line + headers + empty line */
+    enum h1_body body; /* NONE, LENGTH or CHUNKED */
     uint64_t content_length;
-    unsigned flags;     /* H1_F_* */
-    int host_count;     /* number of Host header lines */
-    const char *host;   /* value of the (first) Host header, or NULL */
+    unsigned flags;   /* H1_F_* */
+    int host_count;   /* number of Host header lines */
+    const char *host; /* value of the (first) Host header, or NULL */
     uint32_t host_len;
     /* On H1_ERROR: the status to answer (400, 414, 431, 501, 505) and a short reason for the
      * log, e.g. "obs-fold in header", "Content-Length with Transfer-Encoding". */
@@ -81,7 +81,7 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req, struct
                      const struct h1_limits *lim);
 
 struct h1_response {
-    int status;        /* 100..999 */
+    int status; /* 100..999 */
     int minor;
     const char *reason;
     uint32_t reason_len;
@@ -104,12 +104,12 @@ int h1_parse_response(const char *buf, size_t len, struct h1_response *res,
 /* Incremental chunked-body decoder. Feed it bytes; it hands back data spans and tells when the
  * body (last chunk + trailer section) ended. Chunk extensions are validated and dropped. */
 struct h1_chunked {
-    int state;          /* private */
-    uint64_t remaining; /* bytes left in the current chunk */
-    uint32_t line_len;  /* private: bytes of the current size/trailer line seen */
-    uint32_t trailer_len;     /* bytes of trailer section seen so far */
-    uint32_t max_line;        /* 0 -> 4096: size line incl. extensions */
-    uint32_t max_trailer;     /* 0 -> 16384: whole trailer section */
+    int state;            /* private */
+    uint64_t remaining;   /* bytes left in the current chunk */
+    uint32_t line_len;    /* private: bytes of the current size/trailer line seen */
+    uint32_t trailer_len; /* bytes of trailer section seen so far */
+    uint32_t max_line;    /* 0 -> 4096: size line incl. extensions */
+    uint32_t max_trailer; /* 0 -> 16384: whole trailer section */
 };
 
 enum {

@@ -37,7 +37,8 @@ struct h1_conn {
     int fd;
     enum conn_state state;
     struct ev_io io;
-    struct ev_timer timer;
+    struct ev_timer timer;      /* head, body, keep-alive and linger deadlines */
+    struct ev_timer send_timer; /* the client is not taking our response (send_timeout) */
     struct ev_defer flush_defer;
     struct ev_defer process_defer; /* continue with the next request outside the handler's call */
     struct ev_defer fail_defer;    /* answer fail_status outside the handler's call */
@@ -53,7 +54,8 @@ struct h1_conn {
     char peer[64];
     unsigned requests;
     bool rd_ready, wr_ready;
-    bool eof;       /* the client closed its side */
+    bool eof;       /* the client closed its side (a read returned 0) */
+    bool rdhup;     /* epoll saw the client close; reads go on until they see it */
     bool keepalive; /* may serve another request after this one */
     bool http10;
     bool handler_on;   /* stream.handler must be told if the connection dies */
@@ -79,6 +81,7 @@ struct h1_conn {
 static const struct http_stream_ops h1_stream_ops;
 static void conn_on_io(struct ev_io *io, uint32_t events);
 static void conn_on_timer(struct ev_timer *t);
+static void conn_on_send_timer(struct ev_timer *t);
 static void conn_on_flush(struct ev_defer *d);
 static void conn_on_close(struct ev_defer *d);
 static void conn_on_process(struct ev_defer *d);
@@ -109,6 +112,7 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer)
     c->fd = fd;
     c->io = (struct ev_io){.fd = fd, .cb = conn_on_io};
     c->timer.cb = conn_on_timer;
+    c->send_timer.cb = conn_on_send_timer;
     c->flush_defer.cb = conn_on_flush;
     c->close_defer.cb = conn_on_close;
     c->process_defer.cb = conn_on_process;
@@ -134,10 +138,12 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer)
  * connection; the fd goes at once so nothing more is read or written. */
 static void conn_close(struct h1_conn *c)
 {
-    if (c->state == CS_CLOSED) return;
+    if (c->state == CS_CLOSED)
+        return;
     c->state = CS_CLOSED;
     ev_io_del(&c->w->loop, &c->io);
     ev_timer_stop(&c->w->loop, &c->timer);
+    ev_timer_stop(&c->w->loop, &c->send_timer);
     close(c->fd);
     c->fd = -1;
     ev_defer(&c->w->loop, &c->close_defer);
@@ -155,6 +161,9 @@ static void conn_on_close(struct ev_defer *d)
         c->handler_on = false;
         c->stream.handler->on_close(&c->stream);
     }
+    /* Backstop: nothing may leave a timer pointing into freed memory. */
+    ev_timer_stop(&c->w->loop, &c->timer);
+    ev_timer_stop(&c->w->loop, &c->send_timer);
     dlist_remove(&c->link);
     buf_put(&c->w->bufs, c->in);
     outq_release(&c->out, &c->w->bufs);
@@ -167,13 +176,29 @@ static void conn_on_close(struct ev_defer *d)
 
 /* ---- output ------------------------------------------------------------------------------- */
 
+/* Arm the head/body/keep-alive timer; a closed connection keeps no timer. */
+static void conn_timer(struct h1_conn *c, uint32_t ms)
+{
+    if (c->state != CS_CLOSED)
+        ev_timer_start(&c->w->loop, &c->timer, ms);
+}
+
+/* The client must take what we queued within send_timeout (not reset by each write). */
+static void arm_send_timer(struct h1_conn *c)
+{
+    if (c->state != CS_CLOSED && !ev_timer_armed(&c->send_timer))
+        ev_timer_start(&c->w->loop, &c->send_timer, conn_limits(c)->send_timeout);
+}
+
 static int conn_flush(struct h1_conn *c)
 {
     int r = outq_flush(&c->out, c->fd, &c->w->bufs);
     if (r == OUTQ_AGAIN) {
         c->wr_ready = false;
-        ev_timer_start(&c->w->loop, &c->timer, conn_limits(c)->send_timeout);
-    } else if (r == OUTQ_ERROR) {
+        arm_send_timer(c);
+    } else if (r == OUTQ_DONE) {
+        ev_timer_stop(&c->w->loop, &c->send_timer);
+    } else {
         log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->peer, strerror(errno));
         conn_close(c);
     }
@@ -183,14 +208,17 @@ static int conn_flush(struct h1_conn *c)
 static void conn_on_flush(struct ev_defer *d)
 {
     struct h1_conn *c = container_of(d, struct h1_conn, flush_defer);
-    if (c->state == CS_CLOSED || outq_empty(&c->out) || !c->wr_ready) return;
-    if (conn_flush(c) == OUTQ_DONE) conn_process(c);
+    if (c->state == CS_CLOSED || outq_empty(&c->out) || !c->wr_ready)
+        return;
+    if (conn_flush(c) == OUTQ_DONE)
+        conn_process(c);
 }
 
 static void conn_on_process(struct ev_defer *d)
 {
     struct h1_conn *c = container_of(d, struct h1_conn, process_defer);
-    if (c->state != CS_CLOSED) conn_process(c);
+    if (c->state != CS_CLOSED)
+        conn_process(c);
 }
 
 /* A failed send closes the connection; the handler hears of it through on_close. */
@@ -207,12 +235,14 @@ static int out_printf(struct h1_conn *c, const char *fmt, ...)
 {
     size_t room;
     char *p = outq_reserve(&c->out, &c->w->bufs, &room);
-    if (!p) return -1;
+    if (!p)
+        return -1;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(p, room, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= room) return -1;
+    if (n < 0 || (size_t)n >= room)
+        return -1;
     outq_commit(&c->out, (size_t)n);
     return 0;
 }
@@ -223,7 +253,8 @@ static int out_fields(struct h1_conn *c, const struct http_field *f, size_t n)
         size_t room;
         char *p = outq_reserve(&c->out, &c->w->bufs, &room);
         size_t need = f[i].name_len + f[i].value_len + 4;
-        if (!p || room < need) return -1;
+        if (!p || room < need)
+            return -1;
         memcpy(p, f[i].name, f[i].name_len);
         p += f[i].name_len;
         *p++ = ':';
@@ -244,9 +275,18 @@ static const char *http_date(struct h1_conn *c)
     return c->w->access.http_date;
 }
 
+static bool has_field(const struct http_response *res, const char *lower, size_t len)
+{
+    for (size_t i = 0; i < res->nfields; i++)
+        if (h1_token_eq(res->fields[i].name, res->fields[i].name_len, lower, len))
+            return true;
+    return false;
+}
+
 static enum send_result h1_send_interim(struct h1_conn *c, const struct http_response *res)
 {
-    if (c->http10) return SEND_DONE; /* HTTP/1.0 clients do not understand 1xx */
+    if (c->http10)
+        return SEND_DONE; /* HTTP/1.0 clients do not understand 1xx */
     if (out_printf(c, "HTTP/1.1 %d %s\r\n", res->status, http_reason(res->status)) < 0 ||
         out_fields(c, res->fields, res->nfields) < 0 || out_printf(c, "\r\n") < 0)
         return send_failed(c);
@@ -257,15 +297,21 @@ static enum send_result h1_send_interim(struct h1_conn *c, const struct http_res
 static enum send_result h1_send_head(struct http_stream *s, const struct http_response *res)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
-    if (c->state == CS_CLOSED || c->head_sent) return SEND_ERROR;
-    if (res->status < 200) return h1_send_interim(c, res);
+    if (c->state == CS_CLOSED || c->head_sent)
+        return SEND_ERROR;
+    if (res->status < 200)
+        return h1_send_interim(c, res);
     s->status = res->status;
     c->head_sent = true;
     c->no_body_out = res->no_body || s->req.head;
-    if (c->w->draining || c->requests >= conn_limits(c)->max_requests_per_connection)
+    /* Unread request body: the connection cannot carry another request reliably, so say so
+     * now rather than close unannounced after the response. */
+    if (c->w->draining || c->requests >= conn_limits(c)->max_requests_per_connection ||
+        !c->body_done)
         c->keepalive = false;
-    if (out_printf(c, "HTTP/1.%d %d %s\r\nDate: %s\r\n", c->http10 ? 0 : 1, res->status,
-                   http_reason(res->status), http_date(c)) < 0 ||
+    if (out_printf(c, "HTTP/1.%d %d %s\r\n", c->http10 ? 0 : 1, res->status,
+                   http_reason(res->status)) < 0 ||
+        (!has_field(res, "date", 4) && out_printf(c, "Date: %s\r\n", http_date(c)) < 0) ||
         out_fields(c, res->fields, res->nfields) < 0)
         return send_failed(c);
     int rc = 0;
@@ -290,7 +336,8 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
         else
             rc = out_printf(c, "\r\n");
     }
-    if (rc < 0) return send_failed(c);
+    if (rc < 0)
+        return send_failed(c);
     c->head_final = true;
     ev_defer(&c->w->loop, &c->flush_defer);
     return SEND_DONE;
@@ -298,7 +345,8 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
 
 static enum send_result send_result_of(struct h1_conn *c, int r)
 {
-    if (r == OUTQ_DONE) return SEND_DONE;
+    if (r == OUTQ_DONE)
+        return SEND_DONE;
     if (r == OUTQ_AGAIN) {
         c->send_pending = true;
         return SEND_PENDING;
@@ -309,9 +357,12 @@ static enum send_result send_result_of(struct h1_conn *c, int r)
 static enum send_result h1_send_body(struct http_stream *s, const char *data, size_t len)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
-    if (c->state == CS_CLOSED) return SEND_ERROR;
-    if (c->no_body_out || len == 0) return SEND_DONE;
-    if (c->chunked_out && out_printf(c, "%zx\r\n", len) < 0) return send_failed(c);
+    if (c->state == CS_CLOSED)
+        return SEND_ERROR;
+    if (c->no_body_out || len == 0)
+        return SEND_DONE;
+    if (c->chunked_out && out_printf(c, "%zx\r\n", len) < 0)
+        return send_failed(c);
     if (len <= SEND_COPY_MAX) {
         /* Small slices are copied: one iovec fewer, and callers may pass stack memory. */
         if (outq_append(&c->out, &c->w->bufs, data, len) < 0 ||
@@ -323,6 +374,7 @@ static enum send_result h1_send_body(struct http_stream *s, const char *data, si
     s->body_bytes_sent += len;
     if (!c->wr_ready) {
         c->send_pending = true;
+        arm_send_timer(c);
         return SEND_PENDING;
     }
     return send_result_of(c, conn_flush(c));
@@ -333,15 +385,20 @@ static enum send_result h1_send_end(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->handler_on = false;
-    if (c->state == CS_CLOSED) return SEND_ERROR;
+    if (c->state == CS_CLOSED)
+        return SEND_ERROR;
     if (c->chunked_out && !c->no_body_out && out_printf(c, "0\r\n\r\n") < 0) {
         conn_close(c);
         return SEND_ERROR;
     }
     c->state = CS_FLUSHING;
-    if (!c->wr_ready) return SEND_PENDING;
+    if (!c->wr_ready) {
+        arm_send_timer(c);
+        return SEND_PENDING;
+    }
     int r = conn_flush(c);
-    if (r == OUTQ_DONE) exchange_finished(c);
+    if (r == OUTQ_DONE)
+        exchange_finished(c);
     return r == OUTQ_DONE ? SEND_DONE : r == OUTQ_AGAIN ? SEND_PENDING : SEND_ERROR;
 }
 
@@ -359,9 +416,11 @@ static int conn_read(struct h1_conn *c);
 
 static void send_continue(struct h1_conn *c)
 {
-    if (!c->expect_continue || c->continue_sent || c->head_sent) return;
+    if (!c->expect_continue || c->continue_sent || c->head_sent)
+        return;
     c->continue_sent = true;
-    if (out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n") == 0) conn_flush(c);
+    if (out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
+        conn_flush(c);
 }
 
 /* Decode the next body slice from what is buffered. */
@@ -370,7 +429,8 @@ static enum body_result body_next(struct h1_conn *c, const char **data, size_t *
     size_t avail = c->in ? buf_len(c->in) : 0;
     const char *p = c->in ? c->in->data + c->in->start : NULL;
     if (c->body_kind == H1_BODY_LENGTH) {
-        if (!avail) return BODY_AGAIN;
+        if (!avail)
+            return BODY_AGAIN;
         *data = p;
         *len = avail < c->body_left ? avail : (size_t)c->body_left;
         return BODY_DATA;
@@ -401,8 +461,10 @@ static enum body_result body_next(struct h1_conn *c, const char **data, size_t *
 static enum body_result h1_read_body(struct http_stream *s, const char **data, size_t *len)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
-    if (c->state == CS_CLOSED) return BODY_ERROR;
-    if (c->body_done) return BODY_END;
+    if (c->state == CS_CLOSED)
+        return BODY_ERROR;
+    if (c->body_done)
+        return BODY_END;
     for (;;) {
         enum body_result r = body_next(c, data, len);
         uint64_t max = conn_limits(c)->max_body_size;
@@ -415,18 +477,23 @@ static enum body_result h1_read_body(struct http_stream *s, const char **data, s
             ev_timer_stop(&c->w->loop, &c->timer); /* the client is sending: no body timeout */
             return r;
         }
-        if (r != BODY_AGAIN) return r;
+        if (r != BODY_AGAIN)
+            return r;
         send_continue(c);
-        if (!c->rd_ready || c->eof) break;
+        if (c->state == CS_CLOSED)
+            return BODY_ERROR; /* writing 100 Continue failed; on_close follows */
+        if (!c->rd_ready || c->eof)
+            break;
         int n = conn_read(c);
-        if (n <= 0) break;
+        if (n <= 0)
+            break;
     }
     if (c->eof && !c->body_done) {
         log_msg(conn_log(c), LOG_INFO, "client %s: closed during the request body", c->peer);
         conn_close(c);
         return BODY_ERROR;
     }
-    ev_timer_start(&c->w->loop, &c->timer, conn_limits(c)->client_body_timeout);
+    conn_timer(c, conn_limits(c)->client_body_timeout);
     return BODY_AGAIN;
 }
 
@@ -434,20 +501,24 @@ static void h1_body_consumed(struct http_stream *s, size_t n)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->body_handed = false;
-    if (c->state == CS_CLOSED) return;
+    if (c->state == CS_CLOSED)
+        return;
     c->in->start += (uint32_t)n;
     c->body_received += n;
     if (c->body_kind == H1_BODY_LENGTH) {
         c->body_left -= n;
-        if (c->body_left == 0) c->body_done = true;
+        if (c->body_left == 0)
+            c->body_done = true;
     }
 }
 
 static bool h1_body_rewind(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
-    if (c->body_kind == H1_BODY_NONE) return true;
-    if (!c->body_rewindable || c->body_kind != H1_BODY_LENGTH || c->body_handed) return false;
+    if (c->body_kind == H1_BODY_NONE)
+        return true;
+    if (!c->body_rewindable || c->body_kind != H1_BODY_LENGTH || c->body_handed)
+        return false;
     c->in->start = c->head_len;
     c->body_left += c->body_received;
     c->body_received = 0;
@@ -490,7 +561,8 @@ static void conn_fail(struct h1_conn *c, int status, const char *why)
 static void conn_on_fail(struct ev_defer *d)
 {
     struct h1_conn *c = container_of(d, struct h1_conn, fail_defer);
-    if (c->state != CS_CLOSED) conn_fail(c, c->fail_status, c->fail_why);
+    if (c->state != CS_CLOSED)
+        conn_fail(c, c->fail_status, c->fail_why);
 }
 
 static void conn_fail_later(struct h1_conn *c, int status, const char *why)
@@ -519,12 +591,15 @@ static void prepare_error_stream(struct h1_conn *c)
 
 static int ensure_header_room(struct h1_conn *c, uint32_t n)
 {
-    if (c->cap_hdrs >= n) return 0;
+    if (c->cap_hdrs >= n)
+        return 0;
     struct h1_header *h = realloc(c->hdrs, n * sizeof(*h));
-    if (!h) return -1;
+    if (!h)
+        return -1;
     c->hdrs = h;
     struct http_field *f = realloc(c->fields, n * sizeof(*f));
-    if (!f) return -1;
+    if (!f)
+        return -1;
     c->fields = f;
     c->cap_hdrs = n;
     return 0;
@@ -545,6 +620,7 @@ static void split_target(struct http_request *r)
             while (slash < end && *slash != '/' && *slash != '?')
                 slash++;
             r->authority = (struct slice){auth, (size_t)(slash - auth)};
+            r->authority_in_target = true;
             t = slash;
             len = (size_t)(end - slash);
         }
@@ -557,7 +633,8 @@ static void split_target(struct http_request *r)
         r->path = (struct slice){t, len};
         r->query = (struct slice){NULL, 0};
     }
-    if (r->path.len == 0) r->path = SLICE_LIT("/");
+    if (r->path.len == 0)
+        r->path = SLICE_LIT("/");
 }
 
 static void fill_request(struct h1_conn *c, const struct h1_request *h)
@@ -567,7 +644,8 @@ static void fill_request(struct h1_conn *c, const struct h1_request *h)
     r->method = (struct slice){h->method, h->method_len};
     r->target = (struct slice){h->target, h->target_len};
     r->protocol = h->minor ? SLICE_LIT("HTTP/1.1") : SLICE_LIT("HTTP/1.0");
-    if (h->host) r->authority = (struct slice){h->host, h->host_len};
+    if (h->host)
+        r->authority = (struct slice){h->host, h->host_len};
     for (uint32_t i = 0; i < h->nheaders; i++)
         c->fields[i] = (struct http_field){c->hdrs[i].name, c->hdrs[i].value, c->hdrs[i].name_len,
                                            c->hdrs[i].value_len};
@@ -576,7 +654,8 @@ static void fill_request(struct h1_conn *c, const struct h1_request *h)
     r->head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     r->has_body = h->body != H1_BODY_NONE;
     r->content_length = h->body == H1_BODY_LENGTH ? (int64_t)h->content_length : -1;
-    if (h->body == H1_BODY_LENGTH && h->content_length == 0) r->has_body = false;
+    if (h->body == H1_BODY_LENGTH && h->content_length == 0)
+        r->has_body = false;
     r->expect_continue = (h->flags & H1_F_EXPECT_CONTINUE) != 0;
     split_target(r);
 }
@@ -591,7 +670,8 @@ static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
     c->http10 = h->minor == 0;
     c->keepalive =
         c->http10 ? (h->flags & H1_F_CONN_KEEPALIVE) != 0 : (h->flags & H1_F_CONN_CLOSE) == 0;
-    if (conn_limits(c)->keepalive_timeout == 0) c->keepalive = false;
+    if (conn_limits(c)->keepalive_timeout == 0)
+        c->keepalive = false;
     c->send_pending = c->head_sent = c->head_final = false;
     c->chunked_out = c->no_body_out = false;
     c->head_len = h->head_len;
@@ -640,7 +720,8 @@ static int conn_read(struct h1_conn *c)
 {
     if (!c->in) {
         c->in = buf_get(&c->w->bufs);
-        if (!c->in) return -1;
+        if (!c->in)
+            return -1;
     }
     uint32_t keep = c->pinned ? c->head_len : 0;
     if (buf_room(c->in) == 0 && c->in->start > keep && !c->body_handed) {
@@ -649,14 +730,18 @@ static int conn_read(struct h1_conn *c)
         buf_compact(c->in, keep);
     }
     size_t room = buf_room(c->in);
-    if (room == 0) return 0;
+    if (room == 0)
+        return 0;
     ssize_t n;
     do
         n = recv(c->fd, c->in->data + c->in->end, room, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         c->in->end += (uint32_t)n;
-        if ((size_t)n < room) c->rd_ready = false; /* a short read drained the socket */
+        /* A short read drained the socket, unless the peer's FIN came with the data: then
+         * the next read must see the end (no further edge will announce it). */
+        if ((size_t)n < room && !c->rdhup)
+            c->rd_ready = false; /* a short read drained the socket */
         return (int)n;
     }
     c->rd_ready = false;
@@ -664,7 +749,8 @@ static int conn_read(struct h1_conn *c)
         c->eof = true;
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
     c->eof = true;
     return -1;
 }
@@ -709,9 +795,11 @@ static void read_requests(struct h1_conn *c)
                 buf_compact(c->in, 0);
             }
             parse_head(c);
-            if (c->state != CS_HEAD && c->state != CS_IDLE) return;
+            if (c->state != CS_HEAD && c->state != CS_IDLE)
+                return;
         }
-        if (!c->rd_ready) break;
+        if (!c->rd_ready)
+            break;
         int n = conn_read(c);
         if (n < 0 || (n == 0 && c->eof)) {
             if (c->state == CS_HEAD && buf_len(c->in))
@@ -720,7 +808,8 @@ static void read_requests(struct h1_conn *c)
             conn_close(c);
             return;
         }
-        if (n == 0) break;
+        if (n == 0)
+            break;
     }
     if (c->state == CS_IDLE && c->in && buf_len(c->in) == 0) {
         buf_put(&c->w->bufs, c->in); /* idle connections hold no buffer */
@@ -731,12 +820,15 @@ static void read_requests(struct h1_conn *c)
 /* The handler may have been waiting for body bytes: read and wake it. */
 static void feed_body(struct h1_conn *c)
 {
-    if (c->body_done || c->body_handed || !c->handler_on) return;
+    if (c->body_done || c->body_handed || !c->handler_on)
+        return;
     if (c->rd_ready && !c->eof) {
         int n = conn_read(c);
-        if (n <= 0 && !c->eof && !(c->in && buf_len(c->in))) return;
+        if (n <= 0 && !c->eof && !(c->in && buf_len(c->in)))
+            return;
     }
-    if ((c->in && buf_len(c->in)) || c->eof) c->stream.handler->on_body(&c->stream);
+    if ((c->in && buf_len(c->in)) || c->eof)
+        c->stream.handler->on_body(&c->stream);
 }
 
 /* Discard input after the response so the close does not reset the connection while the
@@ -746,9 +838,12 @@ static void linger_read(struct h1_conn *c)
     char sink[16384];
     for (;;) {
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-        if (n > 0) continue;
-        if (n < 0 && errno == EINTR) continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) conn_close(c);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            conn_close(c);
         return;
     }
 }
@@ -757,7 +852,7 @@ static void start_linger(struct h1_conn *c)
 {
     c->state = CS_LINGER;
     shutdown(c->fd, SHUT_WR);
-    ev_timer_start(&c->w->loop, &c->timer, 2000);
+    conn_timer(c, 2000);
     linger_read(c);
 }
 
@@ -766,7 +861,7 @@ static void exchange_finished(struct h1_conn *c)
     worker_access_log(c->w, &c->stream);
     c->pinned = false;
     bool body_left = !c->body_done;
-    if (!c->keepalive || c->w->draining || body_left) {
+    if (!c->keepalive || c->w->draining || body_left || c->eof) {
         if (body_left || (c->in && buf_len(c->in)))
             start_linger(c);
         else
@@ -774,10 +869,10 @@ static void exchange_finished(struct h1_conn *c)
         return;
     }
     c->state = CS_IDLE;
-    ev_timer_start(&c->w->loop, &c->timer, conn_limits(c)->keepalive_timeout);
+    conn_timer(c, conn_limits(c)->keepalive_timeout);
     if (c->in && buf_len(c->in)) {
         c->state = CS_HEAD;
-        ev_timer_start(&c->w->loop, &c->timer, conn_limits(c)->client_header_timeout);
+        conn_timer(c, conn_limits(c)->client_header_timeout);
     }
     /* Not read_requests() directly: we may be inside the handler's send_end, and a buffer
      * of pipelined requests must not become a recursion. */
@@ -794,13 +889,14 @@ static void conn_process(struct h1_conn *c)
     case CS_EXCHANGE:
         if (c->send_pending && outq_empty(&c->out)) {
             c->send_pending = false;
-            ev_timer_stop(&c->w->loop, &c->timer);
             c->stream.handler->on_writable(&c->stream);
         }
-        if (c->state == CS_EXCHANGE) feed_body(c);
+        if (c->state == CS_EXCHANGE)
+            feed_body(c);
         break;
     case CS_FLUSHING:
-        if (outq_empty(&c->out)) exchange_finished(c);
+        if (outq_empty(&c->out))
+            exchange_finished(c);
         break;
     case CS_LINGER:
         linger_read(c);
@@ -813,11 +909,17 @@ static void conn_process(struct h1_conn *c)
 static void conn_on_io(struct ev_io *io, uint32_t events)
 {
     struct h1_conn *c = container_of(io, struct h1_conn, io);
-    if (c->state == CS_CLOSED) return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->rd_ready = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->wr_ready = true;
+    if (c->state == CS_CLOSED)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rd_ready = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rdhup = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->wr_ready = true;
     if (c->wr_ready && !outq_empty(&c->out)) {
-        if (conn_flush(c) == OUTQ_ERROR) return;
+        if (conn_flush(c) == OUTQ_ERROR)
+            return;
     }
     conn_process(c);
 }
@@ -834,18 +936,10 @@ static void conn_on_timer(struct ev_timer *t)
         conn_fail(c, 408, "request head not received within client_header_timeout");
         break;
     case CS_EXCHANGE:
-        if (c->send_pending || !outq_empty(&c->out)) {
-            log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
-                    c->peer);
-            conn_close(c);
-        } else if (!c->body_done) {
+        if (!c->body_done)
             conn_fail(c, 408, "request body stalled for client_body_timeout");
-        }
         break;
     case CS_FLUSHING:
-        log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
-                c->peer);
-        conn_close(c);
         break;
     case CS_LINGER:
     case CS_CLOSED:
@@ -854,12 +948,24 @@ static void conn_on_timer(struct ev_timer *t)
     }
 }
 
+static void conn_on_send_timer(struct ev_timer *t)
+{
+    struct h1_conn *c = container_of(t, struct h1_conn, send_timer);
+    if (c->state == CS_CLOSED || outq_empty(&c->out))
+        return;
+    log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
+            c->peer);
+    conn_close(c);
+}
+
 /* ---- worker hooks ------------------------------------------------------------------------- */
 
 void h1_conn_drain(struct dlist *link)
 {
     struct h1_conn *c = container_of(link, struct h1_conn, link);
-    if (c->state == CS_IDLE)
+    /* A connection accepted but not yet read gets its request served (with Connection:
+     * close); one idle between requests is closed now. */
+    if (c->state == CS_IDLE && c->requests > 0)
         conn_close(c);
     else
         c->keepalive = false;

@@ -32,7 +32,8 @@ void hop_collect(struct hop_set *h, const struct http_field *fields, size_t n)
 
 static bool fixed_hop(const char *name, size_t len)
 {
-    if (len > 6 && strncasecmp(name, "proxy-", 6) == 0) return true;
+    if (len > 6 && strncasecmp(name, "proxy-", 6) == 0)
+        return true;
     switch (len) {
     case 2:
         return h1_token_eq(name, len, "te", 2);
@@ -49,8 +50,10 @@ static bool fixed_hop(const char *name, size_t len)
 
 bool hop_is_hop(const struct hop_set *h, const char *name, size_t len)
 {
-    if (fixed_hop(name, len)) return true;
+    if (fixed_hop(name, len))
+        return true;
     for (size_t i = 0; i < h->nextra; i++)
-        if (h->extra[i].len == len && strncasecmp(h->extra[i].p, name, len) == 0) return true;
+        if (h->extra[i].len == len && strncasecmp(h->extra[i].p, name, len) == 0)
+            return true;
     return false;
 }

@@ -8,7 +8,7 @@
 
 struct http_field;
 
-#define HOP_MAX_EXTRA 16
+#define HOP_MAX_EXTRA 64
 
 struct hop_set {
     struct {

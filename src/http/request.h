@@ -73,11 +73,12 @@ struct http_handler_ops {
 
 struct http_request {
     struct slice method;
-    struct slice target;    /* as received */
-    struct slice path;      /* origin-form path (absolute-form reduced to it), no query */
-    struct slice query;     /* after '?', without it; len 0 if none */
-    struct slice authority; /* Host (or the absolute-form authority) */
-    struct slice protocol;  /* "HTTP/1.1" */
+    struct slice target;      /* as received */
+    struct slice path;        /* origin-form path (absolute-form reduced to it), no query */
+    struct slice query;       /* after '?', without it; len 0 if none */
+    struct slice authority;   /* Host (or the absolute-form authority) */
+    bool authority_in_target; /* absolute-form: the target's authority replaces Host */
+    struct slice protocol;    /* "HTTP/1.1" */
     const struct http_field *fields;
     size_t nfields;
     bool has_body;
@@ -94,9 +95,9 @@ struct http_stream {
     struct config *config; /* the snapshot this exchange started on */
     struct http_request req;
     const char *peer; /* client address text */
-    /* Filled by handlers for the access log. */
-    const char *upstream_addr;
-    uint64_t upstream_ms_start, upstream_ms; /* ms; upstream_ms valid when upstream_addr set */
+    /* Filled by handlers for the access log; upstream is "" when none was used. */
+    char upstream[64];
+    uint64_t upstream_ms_start, upstream_ms; /* ms; upstream_ms valid when upstream is set */
     uint64_t start_ms;
     int status;
     uint64_t body_bytes_sent;

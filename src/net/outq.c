@@ -11,7 +11,8 @@ char *outq_reserve(struct outq *q, struct buf_pool *pool, size_t *room)
 {
     if (!q->gen) {
         q->gen = buf_get(pool);
-        if (!q->gen) return NULL;
+        if (!q->gen)
+            return NULL;
     } else if (q->gen->start == q->gen->end) {
         q->gen->start = q->gen->end = 0;
     }
@@ -28,7 +29,8 @@ int outq_append(struct outq *q, struct buf_pool *pool, const void *data, size_t 
 {
     size_t room;
     char *p = outq_reserve(q, pool, &room);
-    if (!p || room < len) return -1;
+    if (!p || room < len)
+        return -1;
     memcpy(p, data, len);
     outq_commit(q, len);
     return 0;
@@ -46,6 +48,7 @@ void outq_set_ext(struct outq *q, const char *data, size_t len, const char *tail
 /* Account `n` written bytes against the three parts, in order. */
 static void outq_advance(struct outq *q, size_t n)
 {
+    q->sent += n;
     if (q->gen) {
         size_t g = buf_len(q->gen);
         size_t take = n < g ? n : g;
@@ -68,13 +71,15 @@ int outq_flush(struct outq *q, int fd, struct buf_pool *pool)
         int n = 0;
         if (q->gen && buf_len(q->gen))
             iov[n++] = (struct iovec){q->gen->data + q->gen->start, buf_len(q->gen)};
-        if (q->ext_len) iov[n++] = (struct iovec){(void *)q->ext, q->ext_len};
+        if (q->ext_len)
+            iov[n++] = (struct iovec){(void *)q->ext, q->ext_len};
         if (q->tail_off < q->tail_len)
             iov[n++] = (struct iovec){q->tail + q->tail_off, (size_t)(q->tail_len - q->tail_off)};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return (errno == EAGAIN || errno == EWOULDBLOCK) ? OUTQ_AGAIN : OUTQ_ERROR;
         }
         outq_advance(q, (size_t)w);
@@ -90,5 +95,5 @@ int outq_flush(struct outq *q, int fd, struct buf_pool *pool)
 void outq_release(struct outq *q, struct buf_pool *pool)
 {
     buf_put(pool, q->gen);
-    *q = (struct outq){0};
+    *q = (struct outq){.sent = q->sent};
 }

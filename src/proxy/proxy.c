@@ -35,6 +35,7 @@ struct proxy {
     bool chunked_up;      /* request body goes chunked to the upstream */
     bool waiting_body;    /* read_body said AGAIN */
     bool client_blocked;  /* send_body said PENDING */
+    uint64_t sent_before; /* uc->out.sent when this request started on the connection */
     bool up_keepalive;    /* the upstream lets us reuse the connection after this response */
     bool dead;            /* released; memory goes at the end of the loop turn */
     struct ev_defer free_defer;
@@ -78,9 +79,11 @@ static void proxy_on_free(struct ev_defer *d)
  * stack may still look at p->dead. */
 static void proxy_free(struct proxy *p)
 {
-    if (p->dead) return;
+    if (p->dead)
+        return;
     p->dead = true;
-    if (p->uc) upconn_close(p->uc);
+    if (p->uc)
+        upconn_close(p->uc);
     p->uc = NULL;
     upool_drop(p->pool);
     ev_defer(&p->w->loop, &p->free_defer);
@@ -130,29 +133,39 @@ static int write_request_head(struct proxy *p)
     if (put(uc, w, r->method.p, r->method.len) || put(uc, w, " ", 1) ||
         put(uc, w, r->path.p, r->path.len))
         return -1;
-    if (r->query.p && (put(uc, w, "?", 1) || put(uc, w, r->query.p, r->query.len))) return -1;
-    if (put(uc, w, " HTTP/1.1\r\n", 11)) return -1;
+    if (r->query.p && (put(uc, w, "?", 1) || put(uc, w, r->query.p, r->query.len)))
+        return -1;
+    if (put(uc, w, " HTTP/1.1\r\n", 11))
+        return -1;
     bool host_seen = false;
     for (size_t i = 0; i < r->nfields; i++) {
         const struct http_field *f = &r->fields[i];
+        bool is_host = h1_token_eq(f->name, f->name_len, "host", 4);
         if (hop_is_hop(&hop, f->name, f->name_len) ||
             h1_token_eq(f->name, f->name_len, "content-length", 14) ||
             h1_token_eq(f->name, f->name_len, "expect", 6))
             continue;
-        host_seen |= h1_token_eq(f->name, f->name_len, "host", 4);
-        if (put_field(uc, w, f->name, f->name_len, f->value, f->value_len)) return -1;
+        /* RFC 9112 section 3.2.2: an absolute-form target's authority replaces Host, so the
+         * upstream sees the host the request was routed by. */
+        if (is_host && r->authority_in_target)
+            continue;
+        host_seen |= is_host;
+        if (put_field(uc, w, f->name, f->name_len, f->value, f->value_len))
+            return -1;
     }
     if (!host_seen) {
         /* HTTP/1.0 requests may lack Host; HTTP/1.1 upstreams require one. */
         const char *h = r->authority.len ? r->authority.p : p->addr;
         size_t hl = r->authority.len ? r->authority.len : strlen(p->addr);
-        if (put_field(uc, w, "Host", 4, h, hl)) return -1;
+        if (put_field(uc, w, "Host", 4, h, hl))
+            return -1;
     }
     p->chunked_up = r->has_body && r->content_length < 0;
     if (r->has_body && !p->chunked_up) {
         char cl[40];
         int n = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
-        if (put(uc, w, cl, (size_t)n)) return -1;
+        if (put(uc, w, cl, (size_t)n))
+            return -1;
     } else if (p->chunked_up && put(uc, w, "Transfer-Encoding: chunked\r\n", 28)) {
         return -1;
     }
@@ -173,8 +186,9 @@ static int start_upstream(struct proxy *p, bool fresh)
     uc->user = p;
     uc->on_event = proxy_on_upconn;
     uc->requests++;
+    p->sent_before = uc->out.sent;
     snprintf(p->addr, sizeof(p->addr), "%s", upconn_addr_text(uc));
-    p->s->upstream_addr = p->addr;
+    snprintf(p->s->upstream, sizeof(p->s->upstream), "%s", p->addr);
     p->any_response = p->head_received = p->req_sent = p->body_end_queued = false;
     p->up_slice = NULL;
     p->up_slice_len = 0;
@@ -193,10 +207,27 @@ static int start_upstream(struct proxy *p, bool fresh)
 
 /* ---- request body ------------------------------------------------------------------------- */
 
+/* One timer per upstream connection; which deadline applies follows from the state. */
+static void arm_upstream_timer(struct proxy *p)
+{
+    struct upconn *uc = p->uc;
+    if (p->dead || !uc || !uc->connected)
+        return; /* the connect deadline stays as it was set */
+    struct ev_loop *l = &uc->w->loop;
+    if (!outq_empty(&uc->out) && !uc->wr_ready)
+        ev_timer_start(l, &uc->timer, p->up->send_timeout); /* upstream not taking the request */
+    else if (p->client_blocked)
+        ev_timer_stop(l, &uc->timer); /* the client's send_timeout governs */
+    else if (p->req_sent || p->head_received)
+        ev_timer_start(l, &uc->timer, p->up->read_timeout);
+    else
+        ev_timer_stop(l, &uc->timer); /* waiting for the client's body: its timeout governs */
+}
+
 static void request_sent(struct proxy *p)
 {
     p->req_sent = true;
-    if (!p->client_blocked) ev_timer_start(&p->uc->w->loop, &p->uc->timer, p->up->read_timeout);
+    arm_upstream_timer(p);
 }
 
 /* Queue the next body slice (or the end) behind what is already queued. Returns false when
@@ -207,16 +238,19 @@ static bool queue_body(struct proxy *p)
     struct upconn *uc = p->uc;
     const char *data;
     size_t len;
-    if (!s->req.has_body || p->body_end_queued) return false;
+    if (!s->req.has_body || p->body_end_queued)
+        return false;
     enum body_result r = s->ops->read_body(s, &data, &len);
     if (r == BODY_AGAIN) {
         p->waiting_body = true;
         return false;
     }
-    if (r == BODY_ERROR) return false; /* the codec answers the client and then calls on_close */
+    if (r == BODY_ERROR)
+        return false; /* the codec answers the client and then calls on_close */
     if (r == BODY_END) {
         p->body_end_queued = true;
-        if (p->chunked_up) put(uc, s->worker, "0\r\n\r\n", 5);
+        if (p->chunked_up)
+            put(uc, s->worker, "0\r\n\r\n", 5);
         return true;
     }
     if (p->chunked_up) {
@@ -243,7 +277,7 @@ static void pump_request(struct proxy *p)
             int r = outq_flush(&uc->out, uc->fd, &uc->w->bufs);
             if (r == OUTQ_AGAIN) {
                 uc->wr_ready = false;
-                ev_timer_start(&uc->w->loop, &uc->timer, p->up->send_timeout);
+                arm_upstream_timer(p);
                 return;
             }
             if (r == OUTQ_ERROR) {
@@ -255,12 +289,16 @@ static void pump_request(struct proxy *p)
             p->up_slice = NULL;
             p->s->ops->body_consumed(p->s, p->up_slice_len);
         }
-        if (p->dead) return;
+        if (p->dead)
+            return;
         if (!p->s->req.has_body || p->body_end_queued) {
             request_sent(p);
             return;
         }
-        if (!queue_body(p)) return;
+        if (!queue_body(p)) {
+            arm_upstream_timer(p);
+            return;
+        }
     }
 }
 
@@ -304,7 +342,8 @@ static bool handle_head(struct proxy *p, const struct h1_response *res)
     out.no_body = res->body == H1_BODY_NONE &&
                   (res->status < 200 || res->status == 204 || res->status == 304 || s->req.head);
     out.content_length = res->body == H1_BODY_LENGTH ? (int64_t)res->content_length : -1;
-    if (res->body == H1_BODY_NONE && !out.no_body) out.content_length = 0;
+    if (res->body == H1_BODY_NONE && !out.no_body)
+        out.content_length = 0;
     if (s->req.head && res->body == H1_BODY_NONE) {
         /* HEAD: pass the length the upstream announced, if any. */
         out.content_length = -1;
@@ -348,7 +387,8 @@ static int parse_response_head(struct proxy *p)
         }
         if (res.status < 200) {
             /* 100 Continue is ours to send (the codec answers Expect); other 1xx go through. */
-            if (res.status != 100 && !handle_head(p, &res)) return -1;
+            if (res.status != 100 && !handle_head(p, &res))
+                return -1;
             continue;
         }
         p->head_received = true;
@@ -356,7 +396,8 @@ static int parse_response_head(struct proxy *p)
         p->res_left = res.content_length;
         p->up_keepalive = upstream_keeps_alive(&res);
         h1_chunked_init(&p->chunk);
-        if (!handle_head(p, &res)) return -1;
+        if (!handle_head(p, &res))
+            return -1;
         return 1;
     }
 }
@@ -372,13 +413,16 @@ static int response_slice(struct proxy *p, const char **data, size_t *len)
     case H1_BODY_NONE:
         return 2;
     case H1_BODY_LENGTH:
-        if (p->res_left == 0) return 2;
-        if (!avail) return 0;
+        if (p->res_left == 0)
+            return 2;
+        if (!avail)
+            return 0;
         *data = at;
         *len = avail < p->res_left ? avail : (size_t)p->res_left;
         return 1;
     case H1_BODY_UNTIL_CLOSE:
-        if (!avail) return uc->eof ? 2 : 0;
+        if (!avail)
+            return uc->eof ? 2 : 0;
         *data = at;
         *len = avail;
         return 1;
@@ -386,13 +430,15 @@ static int response_slice(struct proxy *p, const char **data, size_t *len)
         while (avail) {
             size_t used = 0;
             int r = h1_chunked_decode(&p->chunk, at, avail, &used, data, len);
-            if (r == H1_CHUNK_ERROR) return -1;
+            if (r == H1_CHUNK_ERROR)
+                return -1;
             if (r == H1_CHUNK_DATA) {
                 uc->in->start += (uint32_t)(*data - at);
                 return 1;
             }
             uc->in->start += (uint32_t)used;
-            if (r == H1_CHUNK_END) return 2;
+            if (r == H1_CHUNK_END)
+                return 2;
             at += used;
             avail -= used;
         }
@@ -404,17 +450,35 @@ static int response_slice(struct proxy *p, const char **data, size_t *len)
 static void consume_down(struct proxy *p)
 {
     p->uc->in->start += (uint32_t)p->down_slice_len;
-    if (p->res_body == H1_BODY_LENGTH) p->res_left -= p->down_slice_len;
+    if (p->res_body == H1_BODY_LENGTH)
+        p->res_left -= p->down_slice_len;
     p->down_slice_len = 0;
+}
+
+/* Sending again is safe for idempotent methods (RFC 9110 section 9.2.2), and for any method
+ * when the socket took none of the request: a POST the upstream may have acted on before dying
+ * is answered 502 rather than performed twice. */
+static bool retry_is_safe(const struct proxy *p)
+{
+    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    const struct slice m = p->s->req.method;
+    if (p->uc->out.sent == p->sent_before)
+        return true;
+    for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+        if (m.len == strlen(idempotent[i]) && memcmp(m.p, idempotent[i], m.len) == 0)
+            return true;
+    return false;
 }
 
 /* The upstream ended the connection (or failed) at a point where the exchange is not done. */
 static void upstream_gone(struct proxy *p, const char *what)
 {
     struct upconn *uc = p->uc;
-    if (!p->any_response && uc->reused && !p->retried && p->s->ops->body_rewind(p->s)) {
-        /* A pooled connection the upstream closed while idle: the request never reached it.
-         * Try once more on a fresh connection so the race never reaches the client. */
+    if (!p->any_response && uc->reused && !p->retried && retry_is_safe(p) &&
+        p->s->ops->body_rewind(p->s)) {
+        /* A pooled connection the upstream closed while idle: the request most likely never
+         * reached it. Try once more on a fresh connection so the race never reaches the
+         * client. */
         log_msg(proxy_log(p), LOG_DEBUG, "upstream %s (%s): pooled connection closed, retrying",
                 p->up->name, p->addr);
         p->retried = true;
@@ -451,15 +515,17 @@ static int forward_body(struct proxy *p)
         finish(p, p->up_keepalive && p->res_body != H1_BODY_UNTIL_CLOSE);
         return -1;
     }
-    if (r == 0) return 0;
+    if (r == 0)
+        return 0;
     p->down_slice_len = len;
     enum send_result sr = p->s->ops->send_body(p->s, data, len);
     if (sr == SEND_PENDING) {
         p->client_blocked = true;
-        ev_timer_stop(&p->uc->w->loop, &p->uc->timer);
+        arm_upstream_timer(p);
         return -1;
     }
-    if (sr == SEND_ERROR) return -1; /* on_close follows */
+    if (sr == SEND_ERROR)
+        return -1; /* on_close follows */
     consume_down(p);
     return 1;
 }
@@ -472,12 +538,16 @@ static void pump_response(struct proxy *p)
         if (!p->head_received && before) {
             p->any_response = true;
             int r = parse_response_head(p);
-            if (r < 0) return;
-            if (r == 1) continue;
+            if (r < 0)
+                return;
+            if (r == 1)
+                continue;
         } else if (p->head_received) {
             int r = forward_body(p);
-            if (r < 0) return;
-            if (r > 0) continue;
+            if (r < 0)
+                return;
+            if (r > 0)
+                continue;
         }
         if (uc->eof) {
             if (p->head_received && p->res_body == H1_BODY_UNTIL_CLOSE && !buf_len_of(uc)) {
@@ -488,7 +558,8 @@ static void pump_response(struct proxy *p)
                                              : "closed the connection before responding");
             return;
         }
-        if (!uc->rd_ready) return;
+        if (!uc->rd_ready)
+            return;
         int n = upconn_read(uc);
         if (n < 0) {
             char what[96];
@@ -496,8 +567,8 @@ static void pump_response(struct proxy *p)
             upstream_gone(p, what);
             return;
         }
-        if (n > 0 && (p->req_sent || p->head_received))
-            ev_timer_start(&uc->w->loop, &uc->timer, p->up->read_timeout);
+        if (n > 0)
+            arm_upstream_timer(p);
     }
 }
 
@@ -521,7 +592,8 @@ static void on_connected(struct proxy *p)
 static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev)
 {
     struct proxy *p = uc->user;
-    if (p->dead) return;
+    if (p->dead)
+        return;
     if (ev == UPCONN_TIMEOUT) {
         if (!uc->connected)
             proxy_fail(p, 502, "connect timed out (connect_timeout)");
@@ -534,29 +606,35 @@ static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev)
         return;
     }
     if (!uc->connected) {
-        if (!uc->wr_ready && !uc->rd_ready) return;
+        if (!uc->wr_ready && !uc->rd_ready)
+            return;
         on_connected(p);
-        if (p->dead || p->uc != uc) return;
+        if (p->dead || p->uc != uc)
+            return;
     } else if (uc->wr_ready && !p->req_sent) {
         pump_request(p);
-        if (p->dead || p->uc != uc) return;
+        if (p->dead || p->uc != uc)
+            return;
     }
-    if (uc->rd_ready || (uc->in && buf_len(uc->in))) pump_response(p);
+    if (uc->rd_ready || (uc->in && buf_len(uc->in)))
+        pump_response(p);
 }
 
 static void proxy_on_body(struct http_stream *s)
 {
     struct proxy *p = s->handler_data;
-    if (!p->dead && p->waiting_body && p->uc && p->uc->connected) pump_request(p);
+    if (!p->dead && p->waiting_body && p->uc && p->uc->connected)
+        pump_request(p);
 }
 
 static void proxy_on_writable(struct http_stream *s)
 {
     struct proxy *p = s->handler_data;
-    if (p->dead) return;
+    if (p->dead)
+        return;
     p->client_blocked = false;
     consume_down(p);
-    ev_timer_start(&p->uc->w->loop, &p->uc->timer, p->up->read_timeout);
+    arm_upstream_timer(p);
     pump_response(p);
 }
 
@@ -581,7 +659,8 @@ void proxy_handle(struct http_stream *s, const struct cfg_route *route)
     }
     /* Only the state before the header arrays needs zeroing. */
     struct proxy *p = freelist_get(&s->worker->proxies);
-    if (p) memset(p, 0, offsetof(struct proxy, hdrs));
+    if (p)
+        memset(p, 0, offsetof(struct proxy, hdrs));
     if (!p) {
         http_respond_text(s, 503, NULL);
         return;

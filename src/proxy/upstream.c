@@ -24,7 +24,8 @@ struct upool {
 
 void upool_drop(struct upool *p)
 {
-    if (--p->refs) return;
+    if (--p->refs)
+        return;
     config_unref(p->config);
     free(p->idle);
     free(p);
@@ -38,6 +39,7 @@ void upool_hold(struct upool *p)
 static void upconn_free(struct ev_defer *d)
 {
     struct upconn *uc = container_of(d, struct upconn, free_defer);
+    ev_timer_stop(&uc->w->loop, &uc->timer); /* backstop: no timer may outlive us */
     buf_put(&uc->w->bufs, uc->in);
     outq_release(&uc->out, &uc->w->bufs);
     free(uc);
@@ -45,7 +47,8 @@ static void upconn_free(struct ev_defer *d)
 
 void upconn_close(struct upconn *uc)
 {
-    if (uc->closed) return;
+    if (uc->closed)
+        return;
     uc->closed = true;
     if (uc->idle) {
         dlist_remove(&uc->idle_link);
@@ -75,9 +78,11 @@ int upool_set_config(struct worker *w, struct config *c)
     free(w->pools);
     w->pools = NULL;
     w->npools = 0;
-    if (!c) return 0;
+    if (!c)
+        return 0;
     w->pools = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*w->pools));
-    if (!w->pools) return -1;
+    if (!w->pools)
+        return -1;
     for (size_t i = 0; i < c->nupstreams; i++) {
         struct upool *p = calloc(1, sizeof(*p));
         const struct cfg_upstream *u = &c->upstreams[i];
@@ -101,7 +106,8 @@ int upool_set_config(struct worker *w, struct config *c)
 
 struct upool *upool_for(struct worker *w, const struct cfg_upstream *u)
 {
-    if (u->index < w->npools && w->pools[u->index]->up == u) return w->pools[u->index];
+    if (u->index < w->npools && w->pools[u->index]->up == u)
+        return w->pools[u->index];
     return NULL;
 }
 
@@ -115,11 +121,17 @@ const char *upconn_addr_text(const struct upconn *uc)
 static void upconn_on_io(struct ev_io *io, uint32_t events)
 {
     struct upconn *uc = container_of(io, struct upconn, io);
-    if (uc->closed) return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) uc->rd_ready = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) uc->wr_ready = true;
+    if (uc->closed)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        uc->rd_ready = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        uc->rdhup = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        uc->wr_ready = true;
     if (uc->idle) {
-        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upconn_close(uc);
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            upconn_close(uc);
         return;
     }
     uc->on_event(uc, UPCONN_IO);
@@ -137,7 +149,8 @@ static void upconn_on_timer(struct ev_timer *t)
 
 static struct upconn *take_idle(struct upool *p, size_t server)
 {
-    if (dlist_empty(&p->idle[server])) return NULL;
+    if (dlist_empty(&p->idle[server]))
+        return NULL;
     struct upconn *uc = container_of(p->idle[server].next, struct upconn, idle_link);
     dlist_remove(&uc->idle_link);
     p->nidle--;
@@ -151,7 +164,8 @@ static struct upconn *connect_new(struct upool *p, size_t server)
 {
     const struct cfg_addr *a = &p->up->servers[server];
     int fd = sock_connect((const struct sockaddr *)&a->sa, a->len);
-    if (fd < 0) return NULL;
+    if (fd < 0)
+        return NULL;
     struct upconn *uc = calloc(1, sizeof(*uc));
     if (!uc) {
         close(fd);
@@ -181,7 +195,8 @@ struct upconn *upconn_acquire(struct upool *p, bool fresh)
 {
     size_t server = p->rr++ % p->up->nservers;
     struct upconn *uc = fresh ? NULL : take_idle(p, server);
-    if (uc) return uc;
+    if (uc)
+        return uc;
     return connect_new(p, server);
 }
 
@@ -191,16 +206,21 @@ int upconn_read(struct upconn *uc)
         errno = ENOMEM;
         return -1;
     }
-    if (buf_room(uc->in) == 0 && uc->in->start) buf_compact(uc->in, 0);
+    if (buf_room(uc->in) == 0 && uc->in->start)
+        buf_compact(uc->in, 0);
     size_t room = buf_room(uc->in);
-    if (!room) return 0;
+    if (!room)
+        return 0;
     ssize_t n;
     do
         n = recv(uc->fd, uc->in->data + uc->in->end, room, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         uc->in->end += (uint32_t)n;
-        if ((size_t)n < room) uc->rd_ready = false;
+        /* A short read drained the socket, unless the peer's FIN came with the data: then
+         * the next read must see the end (no further edge will announce it). */
+        if ((size_t)n < room && !uc->rdhup)
+            uc->rd_ready = false;
         return (int)n;
     }
     uc->rd_ready = false;
@@ -214,8 +234,10 @@ int upconn_read(struct upconn *uc)
 /* Whether bytes or a close arrived that we have not seen: such a connection is unusable. */
 static bool has_unread(struct upconn *uc)
 {
-    if (uc->in && buf_len(uc->in)) return true;
-    if (!uc->rd_ready) return false;
+    if (uc->in && buf_len(uc->in))
+        return true;
+    if (!uc->rd_ready)
+        return false;
     char b;
     ssize_t n = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

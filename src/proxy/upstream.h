@@ -34,6 +34,7 @@ struct upconn {
     unsigned requests; /* exchanges started on this connection */
     bool connected, reused, closed, idle;
     bool rd_ready, wr_ready, eof;
+    bool rdhup; /* the peer closed its side (seen by epoll, maybe not yet by read) */
     /* The user while busy; NULL while idle in the pool. */
     void (*on_event)(struct upconn *uc, enum upconn_event ev);
     void *user;

@@ -10,13 +10,17 @@
 static size_t host_without_port(const char *host, size_t len)
 {
     size_t end = len;
-    if (len && host[0] == '[') {
+    if (!len)
+        return 0;
+    if (host[0] == '[') {
         const char *close = memchr(host, ']', len);
         return close ? (size_t)(close - host) + 1 : len;
     }
     const char *colon = memchr(host, ':', len);
-    if (colon) end = (size_t)(colon - host);
-    if (end && host[end - 1] == '.') end--;
+    if (colon)
+        end = (size_t)(colon - host);
+    if (end && host[end - 1] == '.')
+        end--;
     return end;
 }
 
@@ -42,7 +46,8 @@ const struct cfg_site *router_site(const struct config *c, const char *host, siz
         for (size_t j = 0; j < s->nhosts; j++) {
             const char *p = s->hosts[j];
             if (p[0] == '*' && p[1] == '\0') {
-                if (!any) any = s;
+                if (!any)
+                    any = s;
             } else if (p[0] == '*' && p[1] == '.') {
                 size_t plen = strlen(p);
                 if (plen > wild_len && wildcard_match(p, host, len)) {
@@ -59,8 +64,10 @@ const struct cfg_site *router_site(const struct config *c, const char *host, siz
 
 bool router_prefix_match(const char *prefix, size_t plen, const char *path, size_t len)
 {
-    if (plen == 1 && prefix[0] == '/') return true;
-    if (len < plen || memcmp(prefix, path, plen) != 0) return false;
+    if (plen == 1 && prefix[0] == '/')
+        return true;
+    if (len < plen || memcmp(prefix, path, plen) != 0)
+        return false;
     return len == plen || path[plen] == '/';
 }
 
@@ -69,7 +76,8 @@ const struct cfg_route *router_route(const struct cfg_site *site, const char *pa
     /* Routes are sorted longest first, so the first match is the longest prefix. */
     for (size_t i = 0; i < site->nroutes; i++) {
         const struct cfg_route *r = &site->routes[i];
-        if (router_prefix_match(r->path, r->path_len, path, len)) return r;
+        if (router_prefix_match(r->path, r->path_len, path, len))
+            return r;
     }
     return NULL;
 }

@@ -20,7 +20,7 @@ static const char example[] =
     "  level: warn\n"
     "limits:\n"
     "  max_request_line: 4k\n"
-    "  max_header_size: 64k\n"
+    "  max_header_size: 48k\n"
     "  max_header_count: 50\n"
     "  client_header_timeout: 5s\n"
     "  client_body_timeout: 250ms\n"
@@ -106,7 +106,8 @@ static void expect_errors(int line, const char *yaml, const char *expected)
 
 static uint16_t port_of(const struct cfg_addr *a)
 {
-    if (a->sa.ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port);
+    if (a->sa.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port);
     return ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
 }
 
@@ -140,7 +141,7 @@ static void test_example_top(const struct config *c)
     CHECK(!strcmp(c->logs.error, "-"));
     CHECK_EQ_INT(c->logs.level, CFG_LOG_WARN);
     CHECK_EQ_INT(c->limits.max_request_line, 4096);
-    CHECK_EQ_INT(c->limits.max_header_size, 65536);
+    CHECK_EQ_INT(c->limits.max_header_size, 49152);
     CHECK_EQ_INT(c->limits.max_header_count, 50);
     CHECK_EQ_INT(c->limits.client_header_timeout, 5000);
     CHECK_EQ_INT(c->limits.client_body_timeout, 250);
@@ -227,7 +228,8 @@ static void test_example(void)
 
     CHECK_EQ_INT(load(example, &c), 0);
     CHECK(!strcmp(messages, ""));
-    if (!c) return;
+    if (!c)
+        return;
     test_example_top(c);
     test_example_upstreams(c);
     test_example_sites(c);
@@ -249,7 +251,8 @@ static void test_shipped_example(void)
     if (access("examples/gatehouse.yaml", R_OK) != 0)
         return; /* run from elsewhere than the repository root */
     CHECK_EQ_INT(n, 0);
-    if (n) fprintf(stderr, "%s", messages);
+    if (n)
+        fprintf(stderr, "%s", messages);
     config_unref(c);
 }
 
@@ -259,7 +262,8 @@ static void test_defaults(void)
     const struct cfg_route *r;
 
     CHECK_EQ_INT(load(MINIMAL, &c), 0);
-    if (!c) return;
+    if (!c)
+        return;
     CHECK(c->workers == (int)sysconf(_SC_NPROCESSORS_ONLN) || c->workers == 256);
     CHECK_EQ_INT(c->shutdown_grace, 30000);
     CHECK(!strcmp(c->logs.access, "-"));
@@ -294,7 +298,8 @@ static void test_null_and_off(void)
     struct config *c;
 
     CHECK_EQ_INT(load("logs:\n  access: off\n  level:\nlimits:\nworkers: ~\n" MINIMAL, &c), 0);
-    if (!c) return;
+    if (!c)
+        return;
     CHECK(c->logs.access == NULL);
     CHECK_EQ_INT(c->logs.level, CFG_LOG_INFO);
     CHECK_EQ_INT(c->limits.max_header_count, 100);
@@ -318,7 +323,8 @@ static void test_routes_sorted_stable(void)
                       "      - {path: /dd, respond: {body: d}}\n",
                       &c),
                  0);
-    if (!c) return;
+    if (!c)
+        return;
     r = c->sites[0].routes;
     CHECK(!strcmp(r[0].path, "/cccc"));
     CHECK(!strcmp(r[1].body, "b") && !strcmp(r[2].body, "a") && !strcmp(r[3].body, "d"));
@@ -342,7 +348,8 @@ static void test_aliases(void)
                       "    routes: *routes\n",
                       &c),
                  0);
-    if (!c) return;
+    if (!c)
+        return;
     CHECK_EQ_INT(c->upstreams[1].keepalive, 3);
     CHECK(c->sites[1].routes[0].upstream == &c->upstreams[0]);
     config_unref(c);
@@ -353,7 +360,8 @@ static void test_refcount(void)
     struct config *c;
 
     CHECK_EQ_INT(load(MINIMAL, &c), 0);
-    if (!c) return;
+    if (!c)
+        return;
     CHECK_EQ_INT(atomic_load(&c->refs), 1);
     config_ref(c);
     config_ref(c);
@@ -566,9 +574,9 @@ static void test_error_limits(void)
                   "  bogus: 1\n"
                   "shutdown_timeout: 1.5s\n"
                   "logs: {access: stderr, error: off, format: xml, level: [warn]}\n" MINIMAL,
-                  "x.yaml:2:20: 'max_header_size' must be at most 64k (the size of the I/O "
+                  "x.yaml:2:20: 'max_header_size' must be at most 56k (what fits the I/O "
                   "buffer)\n"
-                  "x.yaml:3:21: 'max_request_line' must be at most 64k (the size of the I/O "
+                  "x.yaml:3:21: 'max_request_line' must be at most 56k (what fits the I/O "
                   "buffer)\n"
                   "x.yaml:4:21: 'max_header_count' must be an integer 1..1000\n"
                   "x.yaml:5:26: 'client_header_timeout' must be greater than 0\n"

@@ -65,7 +65,8 @@ static int req_status_lim(const char *s, size_t n, const struct h1_limits *lim)
     struct h1_request r;
     check_req_prefixes(s, n, lim);
     int rc = parse_req_n(s, n, &r, h, lim);
-    if (rc == H1_ERROR) CHECK(r.error != NULL);
+    if (rc == H1_ERROR)
+        CHECK(r.error != NULL);
     return rc == H1_ERROR ? r.status : rc;
 }
 
@@ -194,7 +195,8 @@ static void test_incremental(void)
     size_t n = sizeof typical - 1;
     int bad = 0;
     for (size_t k = 0; k < n; k++)
-        if (h1_parse_request(typical, k, &r, h, &LIM) != H1_INCOMPLETE) bad++;
+        if (h1_parse_request(typical, k, &r, h, &LIM) != H1_INCOMPLETE)
+            bad++;
     CHECK_EQ_INT(bad, 0);
     CHECK_EQ_INT(h1_parse_request(typical, n, &r, h, &LIM), H1_OK);
     /* Bytes past the head (a body) do not change the result. */
@@ -437,7 +439,8 @@ static int resp(const char *s, struct h1_response *r, struct h1_header *h, bool 
             CHECK_EQ_INT(rc, H1_ERROR);
     }
     rc = h1_parse_response(s, n, r, h, &LIM, head); /* h was reused by the prefixes */
-    if (rc == H1_ERROR) CHECK(r->error != NULL);
+    if (rc == H1_ERROR)
+        CHECK(r->error != NULL);
     return rc;
 }
 
@@ -565,7 +568,8 @@ static void test_response_reject(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = resp(bad[i], &r, h, false);
         CHECK_EQ_INT(rc, H1_ERROR);
-        if (rc != H1_ERROR) fprintf(stderr, "  accepted: %s\n", bad[i]);
+        if (rc != H1_ERROR)
+            fprintf(stderr, "  accepted: %s\n", bad[i]);
     }
     /* Limits. */
     const struct h1_limits small = {.max_request_line = 16, .max_head = 64, .max_headers = 2};
@@ -614,7 +618,8 @@ static void dechunk(struct dechunk *d, const char *s, size_t n, size_t step, uin
             CHECK(used <= len - pos);
             if (rc == H1_CHUNK_DATA) {
                 CHECK(data >= piece + pos && data + dlen <= piece + pos + used && dlen > 0);
-                if (d->out_len + dlen <= sizeof d->out) memcpy(d->out + d->out_len, data, dlen);
+                if (d->out_len + dlen <= sizeof d->out)
+                    memcpy(d->out + d->out_len, data, dlen);
                 d->out_len += dlen;
             }
             pos += used;
@@ -622,7 +627,8 @@ static void dechunk(struct dechunk *d, const char *s, size_t n, size_t step, uin
         free(piece);
         off += pos;
         d->last = rc;
-        if (rc != H1_CHUNK_AGAIN) break;
+        if (rc != H1_CHUNK_AGAIN)
+            break;
     }
     d->consumed = off;
 }
@@ -852,6 +858,7 @@ int main(int argc, char **argv)
     test_chunked_spans();
     test_chunked_bad();
     test_token_eq();
-    if (argc > 1 && strcmp(argv[1], "bench") == 0) bench(argc > 2 ? atoi(argv[2]) : 2000000);
+    if (argc > 1 && strcmp(argv[1], "bench") == 0)
+        bench(argc > 2 ? atoi(argv[2]) : 2000000);
     return check_done("h1_parse");
 }

@@ -38,7 +38,8 @@ int main(void)
 {
     struct config *c = NULL;
     CHECK_EQ_INT(config_load_string("t.yaml", yaml, sizeof(yaml) - 1, &c, stderr), 0);
-    if (!c) return check_done("router");
+    if (!c)
+        return check_done("router");
     CHECK(strcmp(site_of(c, "shop.example.com"), "exact") == 0);
     CHECK(strcmp(site_of(c, "SHOP.Example.COM:8443"), "exact") == 0);
     CHECK(strcmp(site_of(c, "shop.example.com."), "exact") == 0);
