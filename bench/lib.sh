@@ -1,0 +1,232 @@
+# shellcheck shell=bash
+# Shared helpers for bench/run.sh and bench/memory.sh. Source it; do not run it.
+# Expects: set -euo pipefail, BENCH_DIR set to the bench/ directory.
+# Provides: a temp work dir ($WORK), process tracking + cleanup on exit, port
+# picking, config rendering, and start_backend / start_proxy for the three proxies.
+
+PROXY_CPU=${PROXY_CPU:-0}     # core for the proxy under test
+AUX_CPU=${AUX_CPU:-1}         # core for the backend and the load generator
+START_TIMEOUT=${START_TIMEOUT:-10}
+# idle upstream connections kept per proxy (nginx `keepalive N`, Gatehouse `keepalive: N`;
+# HAProxy's http-reuse pool is unbounded). Keep it >= CONNECTIONS: a smaller nginx pool
+# closes and reopens upstream connections under load (measured: ~0.09 connect/request at 32).
+UPSTREAM_KEEPALIVE=${UPSTREAM_KEEPALIVE:-64}
+BENCHLIB=(python3 "$BENCH_DIR/lib/benchlib.py")
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+need_tools() {
+    local t
+    for t in "$@"; do command -v "$t" >/dev/null 2>&1 || die "missing tool: $t"; done
+}
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+# ---------------------------------------------------------------- processes
+
+declare -A PID_OF=()          # name -> pid of the process we started
+declare -A PORT_OF=()         # name -> listening port
+STARTED_PIDS=()
+
+# pid and all its descendants, one per line
+tree_pids() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { pid[NR] = $1; ppid[NR] = $2 }
+        END {
+            want[root] = 1
+            do {
+                changed = 0
+                for (i = 1; i <= NR; i++)
+                    if (!(pid[i] in want) && (ppid[i] in want)) { want[pid[i]] = 1; changed = 1 }
+            } while (changed)
+            for (p in want) print p
+        }'
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# stop one process tree: TERM, wait up to 5 s, then KILL what is left
+stop_tree() {
+    local root=$1 pids i
+    pids=$(tree_pids "$root" | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        local left=""
+        for p in $pids; do alive "$p" && left+="$p "; done
+        [[ -z $left ]] && break
+        sleep 0.1
+    done
+    for p in $pids; do if alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi; done
+    wait "$root" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local p
+    [[ -n ${WRK_PID:-} ]] && stop_tree "$WRK_PID"       # a load generator still running
+    for p in "${STARTED_PIDS[@]}"; do stop_tree "$p"; done
+    if [[ -n ${WORK:-} && -d $WORK ]]; then
+        if [[ ${KEEP_WORK:-0} == 1 ]]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+    fi
+    exit "$rc"
+}
+
+setup_work() {
+    WORK=$(mktemp -d -t gatehouse-bench.XXXXXX)
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    mkdir -p "$WORK"/tmp/{body,proxy,fastcgi,uwsgi,scgi} "$WORK/www"
+    # 1000+ connections per process: lift the soft fd limit to the hard one.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+# spawn NAME CPU CMD... : run CMD pinned to CPU in the background, output to $WORK/NAME.log
+spawn() {
+    local name=$1 cpu=$2
+    shift 2
+    taskset -c "$cpu" "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+    local pid=$!
+    PID_OF[$name]=$pid
+    STARTED_PIDS+=("$pid")
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port NAME : until NAME's port accepts connections; fail if it exits or times out
+wait_port() {
+    local name=$1 port=${PORT_OF[$1]} pid=${PID_OF[$1]} i
+    for ((i = 0; i < START_TIMEOUT * 20; i++)); do
+        port_open "$port" && return 0
+        alive "$pid" || { log "$name exited during startup"; show_log "$name"; return 1; }
+        sleep 0.05
+    done
+    log "$name did not open port $port within ${START_TIMEOUT}s"
+    show_log "$name"
+    return 1
+}
+
+show_log() {
+    [[ -s $WORK/$1.log ]] || return 0
+    log "last lines of $1 output:"
+    tail -n 20 "$WORK/$1.log" | sed 's/^/    /' >&2
+}
+
+# sum of utime+stime (clock ticks) over a process tree
+cpu_ticks() {
+    local total=0 p line rest
+    for p in $(tree_pids "$1"); do
+        read -r line <"/proc/$p/stat" 2>/dev/null || continue
+        rest=${line##*) }                 # drop "pid (comm) ", comm may contain spaces
+        read -r -a f <<<"$rest"           # f[0] = state (field 3) -> utime = f[11], stime = f[12]
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# sum of VmRSS (KiB) over a process tree
+rss_kb() {
+    local total=0 p kb
+    for p in $(tree_pids "$1"); do
+        kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+
+# "busy total irq" jiffies of one CPU from /proc/stat: busy = all but idle and
+# iowait; irq = hardirq + softirq time (loopback TCP work lands there; with tick-based
+# accounting it is also charged to the task it interrupted)
+cpu_jiffies() {
+    awk -v cpu="cpu$1" '$1 == cpu {
+        t = 0; for (i = 2; i <= NF; i++) t += $i
+        print t - $5 - $6, t, $7 + $8 }' /proc/stat
+}
+
+# CPU ticks of this shell's waited-for children (cutime + cstime); a builtin read, no fork
+children_ticks() {
+    local line rest
+    read -r line <"/proc/$$/stat"
+    rest=${line##*) }
+    read -r -a f <<<"$rest"               # f[13] = cutime (field 16), f[14] = cstime (field 17)
+    echo $((f[13] + f[14]))
+}
+
+# ---------------------------------------------------------------- servers
+
+render() { "${BENCHLIB[@]}" render "$@"; }
+
+# start_backend BODY_SIZE : nginx origin on AUX_CPU answering any GET with BODY_SIZE bytes
+start_backend() {
+    local size=$1 body directive
+    body=$(head -c "$size" /dev/zero | tr '\0' 'x')
+    printf '%s' "$body" >"$WORK/www/body.txt"
+    if ((size <= 3000)); then
+        # cheapest path: a literal body (nginx config tokens are limited to ~4 KiB)
+        directive="            return 200 \"$body\";"
+    else
+        directive="            try_files /body.txt =404;"
+    fi
+    PORT_OF[backend]=$(free_port)
+    render "$BENCH_DIR/templates/backend-nginx.conf" "$WORK/backend.conf" \
+        "DIR=$WORK" "PORT=${PORT_OF[backend]}" "BODY_DIRECTIVE=$directive"
+    spawn backend "$AUX_CPU" nginx -p "$WORK" -e "$WORK/backend-error.log" -c "$WORK/backend.conf"
+    wait_port backend || die "backend failed to start"
+    check_http backend "$size" || die "backend does not answer correctly"
+}
+
+# start_proxy NAME : start nginx | haproxy | gatehouse on PROXY_CPU in front of the backend
+start_proxy() {
+    local name=$1
+    PORT_OF[$name]=$(free_port)
+    local vars=("DIR=$WORK" "PORT=${PORT_OF[$name]}" "BACKEND_PORT=${PORT_OF[backend]}"
+        "UPSTREAM_KEEPALIVE=$UPSTREAM_KEEPALIVE")
+    case $name in
+    nginx)
+        render "$BENCH_DIR/templates/nginx.conf" "$WORK/nginx.conf" "${vars[@]}"
+        spawn nginx "$PROXY_CPU" nginx -p "$WORK" -e "$WORK/nginx-error.log" -c "$WORK/nginx.conf"
+        ;;
+    haproxy)
+        render "$BENCH_DIR/templates/haproxy.cfg" "$WORK/haproxy.cfg" "${vars[@]}"
+        spawn haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg"
+        ;;
+    gatehouse)
+        render "$BENCH_DIR/templates/gatehouse.yaml" "$WORK/gatehouse.yaml" "${vars[@]}"
+        # run a private copy: others may rebuild build/gatehouse while we measure
+        cp "$GATEHOUSE_BIN" "$WORK/gatehouse"
+        spawn gatehouse "$PROXY_CPU" "$WORK/gatehouse" -c "$WORK/gatehouse.yaml"
+        ;;
+    *) die "unknown proxy: $name" ;;
+    esac
+    wait_port "$name" || { stop_tree "${PID_OF[$name]}"; return 1; }
+}
+
+# check_http NAME SIZE : GET / returns 200 with exactly SIZE body bytes
+check_http() {
+    local name=$1 size=$2 out
+    out=$(curl -sS --max-time 5 -o "$WORK/check-$name.body" -w '%{http_code}' \
+        "http://127.0.0.1:${PORT_OF[$name]}/") || { log "$name: request failed"; return 1; }
+    local got
+    got=$(stat -c %s "$WORK/check-$name.body")
+    if [[ $out != 200 || $got != "$size" ]]; then
+        log "$name: expected 200 with $size bytes, got HTTP $out with $got bytes"
+        return 1
+    fi
+}
+
+# resolve GATEHOUSE_BIN (default build/gatehouse of the repo); 0 if usable
+# (a relative GATEHOUSE_BIN is taken from the current directory, else from the repo)
+gatehouse_available() {
+    GATEHOUSE_BIN=${GATEHOUSE_BIN:-build/gatehouse}
+    if [[ $GATEHOUSE_BIN != /* ]]; then
+        if [[ -e $GATEHOUSE_BIN ]]; then GATEHOUSE_BIN=$PWD/$GATEHOUSE_BIN; else GATEHOUSE_BIN=$REPO_DIR/$GATEHOUSE_BIN; fi
+    fi
+    [[ -x $GATEHOUSE_BIN ]]
+}

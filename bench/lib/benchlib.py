@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh and bench/memory.sh (python3 stdlib only).
+
+  benchlib.py render TEMPLATE OUT KEY=VALUE...   replace @KEY@ in TEMPLATE
+  benchlib.py parse-wrk FILE                     print "requests rps p50_ms p99_ms errors"
+  benchlib.py summary RUNS.tsv                   print the per-proxy median table
+  benchlib.py memory MEM.tsv                     print the RSS table of bench/memory.sh
+"""
+import re
+import statistics
+import sys
+
+ORDER = ["gatehouse", "nginx", "haproxy"]
+
+
+def render(template, out, pairs):
+    with open(template) as f:
+        text = f.read()
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        text = text.replace("@%s@" % key, value)
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        sys.exit("render: unreplaced placeholders in %s: %s" % (template, sorted(set(left))))
+    with open(out, "w") as f:
+        f.write(text)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(value):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+def parse_wrk(path):
+    """Extract total requests, req/s, latency p50/p99 (ms) and error count from wrk output."""
+    text = open(path).read()
+    m = re.search(r"^\s*(\d+) requests in", text, re.M)
+    rps = re.search(r"^Requests/sec:\s*([\d.]+)", text, re.M)
+    if not m or not rps:
+        sys.exit("parse-wrk: cannot parse %s" % path)
+    p50 = re.search(r"^\s*50%\s+(\S+)", text, re.M)
+    p99 = re.search(r"^\s*99%\s+(\S+)", text, re.M)
+    errors = 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if sock:
+        errors += sum(int(x) for x in sock.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    print(m.group(1), rps.group(1),
+          "%.3f" % _ms(p50.group(1)) if p50 else "nan",
+          "%.3f" % _ms(p99.group(1)) if p99 else "nan",
+          errors)
+
+
+def _read_tsv(path):
+    with open(path) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        return [dict(zip(header, line.rstrip("\n").split("\t"))) for line in f if line.strip()]
+
+
+def _fmt_ratio(num, den):
+    if num is None or den is None or den == 0:
+        return "-"
+    return "%.2fx" % (num / den)
+
+
+def summary(path):
+    rows = _read_tsv(path)
+    names = [n for n in ORDER if any(r["name"] == n for r in rows)]
+    names += sorted({r["name"] for r in rows} - set(names))
+    med = {}
+    for n in names:
+        runs = [r for r in rows if r["name"] == n]
+        col = lambda k: statistics.median(float(r[k]) for r in runs)
+        med[n] = {
+            "runs": len(runs),
+            "rps": col("rps"),
+            "rps_range": "%.0f-%.0f" % (min(float(r["rps"]) for r in runs) / 1000,
+                                        max(float(r["rps"]) for r in runs) / 1000),
+            "cpu_us_req": col("cpu_us_per_req"),
+            "cpu_range": "%.1f-%.1f" % (min(float(r["cpu_us_per_req"]) for r in runs),
+                                        max(float(r["cpu_us_per_req"]) for r in runs)),
+            "core0_us_req": col("core0_us_per_req"),
+            "cpu_pct": col("proxy_cpu_pct"),
+            "core1_pct": col("core1_busy_pct"),
+            "p99": col("p99_ms"),
+            "other": col("other_pct"),
+            "errors": sum(int(r["errors"]) for r in runs),
+        }
+    cols = ["proxy", "runs", "req/s", "(min-max k)", "CPU us/req", "(min-max)", "core0 us/req", "proxy CPU%",
+            "core1 busy%", "p99 ms", "other%", "errors"]
+    table = [cols]
+    for n in names:
+        m = med[n]
+        table.append([n, str(m["runs"]), "%.0f" % m["rps"], m["rps_range"], "%.2f" % m["cpu_us_req"],
+                      m["cpu_range"],
+                      "%.2f" % m["core0_us_req"], "%.1f" % m["cpu_pct"], "%.1f" % m["core1_pct"],
+                      "%.3f" % m["p99"], "%.1f" % m["other"], str(m["errors"])])
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for i, row in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print("(medians over rounds. CPU us/req: proxy utime+stime / requests. core0 us/req: all busy"
+          " time on the proxy's core, incl. softirq, / requests.\n proxy CPU%: of one core."
+          " other%: CPU of both cores used by unrelated processes during the run)")
+    g = med.get("gatehouse")
+    if g:
+        print()
+        print("Gatehouse ratios (req/s: gatehouse/other, >1 = Gatehouse faster;"
+              " CPU us/req: other/gatehouse, >1 = Gatehouse cheaper)")
+        for other in ("nginx", "haproxy"):
+            o = med.get(other)
+            if not o:
+                continue
+            print("  vs %-8s req/s %s   CPU us/req %s   core0 us/req %s" % (
+                other, _fmt_ratio(g["rps"], o["rps"]), _fmt_ratio(o["cpu_us_req"], g["cpu_us_req"]),
+                _fmt_ratio(o["core0_us_req"], g["core0_us_req"])))
+    else:
+        print()
+        print("Gatehouse not measured: no ratios.")
+
+
+def memory(path):
+    rows = _read_tsv(path)
+    cols = ["proxy", "idle RSS KiB", "busy RSS KiB", "delta KiB", "KiB/conn", "conns"]
+    table = [cols]
+    for r in rows:
+        idle, busy, n = int(r["idle_kb"]), int(r["busy_kb"]), int(r["conns"])
+        table.append([r["name"], str(idle), str(busy), str(busy - idle),
+                      "%.2f" % ((busy - idle) / n) if n else "-", str(n)])
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for i, row in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    cmd, args = argv[1], argv[2:]
+    if cmd == "render" and len(args) >= 2:
+        render(args[0], args[1], args[2:])
+    elif cmd == "parse-wrk" and len(args) == 1:
+        parse_wrk(args[0])
+    elif cmd == "summary" and len(args) == 1:
+        summary(args[0])
+    elif cmd == "memory" and len(args) == 1:
+        memory(args[0])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
