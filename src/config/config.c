@@ -114,6 +114,9 @@ static const struct field limit_fields[] = {
            max_connections_per_worker, "10000"),
      .min = 1, .max = 1 << 20},
     {FIELD("max_body_size", cfg_conv_size64, struct cfg_limits, max_body_size, "0")},
+    {FIELD("max_connections_per_client", cfg_conv_u32, struct cfg_limits,
+           max_connections_per_client, "0"),
+     .max = 1000000},
 };
 static const struct fields limit_table = FIELDS(limit_fields);
 
@@ -126,6 +129,7 @@ static void conv_listen_addr(struct load *ld, const struct field *f, const struc
 static const struct field listener_fields[] = {
     {FIELD("address", conv_listen_addr, struct cfg_listener, addr, NULL), .flags = F_REQUIRED},
     {FIELD("backlog", cfg_conv_int, struct cfg_listener, backlog, "511"), .min = 1, .max = 65535},
+    {FIELD("sites", cfg_conv_listener_sites, struct cfg_listener, sites, NULL)},
 };
 static const struct fields listener_table = FIELDS(listener_fields);
 
@@ -174,15 +178,17 @@ static void conv_listen(struct load *ld, const struct field *f, const struct yno
     check_listeners(ld, c, list);
 }
 
-/* Upstreams come before sites: routes name upstreams, so those must be known first. */
+/* Converted in this order, whatever the order in the file: routes name upstreams, and
+ * listeners name sites, so those must be known first. */
 static const struct field top_fields[] = {
     {FIELD("workers", conv_workers, struct config, workers, "auto")},
     {FIELD("shutdown_timeout", cfg_conv_duration, struct config, shutdown_grace, "30s")},
     {FIELD("logs", cfg_conv_map, struct config, logs, NULL), .sub = &log_table},
     {FIELD("limits", cfg_conv_map, struct config, limits, NULL), .sub = &limit_table},
-    {FIELD("listen", conv_listen, struct config, listeners, NULL), .flags = F_REQUIRED},
+    {FIELD("trusted_proxies", cfg_conv_trusted_proxies, struct config, trusted_proxies, NULL)},
     {FIELD("upstreams", cfg_conv_upstreams, struct config, upstreams, NULL)},
     {FIELD("sites", cfg_conv_sites, struct config, sites, NULL), .flags = F_REQUIRED},
+    {FIELD("listen", conv_listen, struct config, listeners, NULL), .flags = F_REQUIRED},
 };
 static const struct fields top_table = FIELDS(top_fields);
 

@@ -20,6 +20,40 @@ struct cfg_addr {
     char *text; /* as written in the config, e.g. "127.0.0.1:9090" or "[::1]:80" */
 };
 
+/* An address block for trusted_proxies: "10.0.0.0/8", "::1/128", or a bare address (/32, /128). */
+struct cfg_cidr {
+    int family;        /* AF_INET or AF_INET6 */
+    uint8_t bytes[16]; /* network address, 4 or 16 bytes used, host bits zero */
+    uint8_t prefix;    /* 0..32 or 0..128 */
+};
+
+/* add: appended (existing fields kept); set: replaces every field of that name (added if absent);
+ * remove: deleted. Names are matched case-insensitively and kept as written for output. */
+struct cfg_header_op {
+    char *name;
+    char *value;
+    size_t name_len, value_len;
+};
+
+struct cfg_header_rules {
+    struct cfg_header_op *add, *set;
+    size_t nadd, nset;
+    char **remove;
+    size_t nremove;
+};
+
+/* Forwarding headers a proxied route sends (bit set = sent). */
+enum {
+    CFG_FWD_FOR = 1 << 0,       /* X-Forwarded-For */
+    CFG_FWD_PROTO = 1 << 1,     /* X-Forwarded-Proto */
+    CFG_FWD_HOST = 1 << 2,      /* X-Forwarded-Host */
+    CFG_FWD_PORT = 1 << 3,      /* X-Forwarded-Port */
+    CFG_FWD_FORWARDED = 1 << 4, /* Forwarded (RFC 7239) */
+    CFG_FWD_ALL = 31,
+};
+
+enum cfg_host_header { CFG_HOST_CLIENT, CFG_HOST_UPSTREAM };
+
 struct cfg_logs {
     char *access; /* file path; NULL when `off`; "-" for stdout */
     enum cfg_log_format format;
@@ -38,6 +72,7 @@ struct cfg_limits {
     uint32_t max_requests_per_connection; /* default 10000 */
     uint32_t max_connections_per_worker;  /* default 10000 */
     uint64_t max_body_size;               /* bytes, default 0 = unlimited -> 413 */
+    uint32_t max_connections_per_client;  /* per client address per worker, 0 = no limit */
 };
 
 struct cfg_upstream {
@@ -51,6 +86,9 @@ struct cfg_upstream {
     uint32_t keepalive;          /* idle pooled connections per worker, default 32; 0 = none */
     uint32_t keepalive_timeout;  /* ms an idle pooled connection is kept, default 30000 */
     uint32_t keepalive_requests; /* requests per upstream connection, default 1000 */
+    /* secret_header: { name: X-Gatehouse-Secret, value: "..." }; NULL when absent. Added to
+     * every request to this upstream (replacing any such field from the client). */
+    char *secret_name, *secret_value;
 };
 
 enum cfg_action { CFG_ACTION_PROXY, CFG_ACTION_REDIRECT, CFG_ACTION_RESPOND };
@@ -66,6 +104,16 @@ struct cfg_route {
     char *body;                    /* respond body, may be NULL */
     size_t body_len;
     char *content_type; /* respond, default "text/plain; charset=utf-8" */
+    /* Proxy routes. */
+    bool strip_prefix;                /* default false; sends X-Forwarded-Prefix when true */
+    unsigned forward_headers;         /* CFG_FWD_* bits; key forward_headers, default ALL */
+    enum cfg_host_header host_header; /* default CFG_HOST_CLIENT */
+    bool rewrite_responses;           /* key rewrite_responses, default true */
+    char **rewrite_names;             /* extra internal origins, e.g. "http://jenkins:8080" */
+    size_t nrewrite_names;
+    uint64_t max_body_size;                   /* 0 = limits.max_body_size applies */
+    struct cfg_header_rules request_headers;  /* to the upstream */
+    struct cfg_header_rules response_headers; /* to the client, after the site's */
 };
 
 struct cfg_site {
@@ -74,11 +122,16 @@ struct cfg_site {
     size_t nhosts;
     struct cfg_route *routes; /* sorted by path_len, longest first */
     size_t nroutes;
+    bool is_default; /* key `default`: answers hosts no site matches (one at most) */
+    struct cfg_header_rules response_headers; /* every response of the site */
 };
 
 struct cfg_listener {
     struct cfg_addr addr; /* port 0 = pick a free port */
     int backlog;          /* default 511 */
+    /* sites: [name, ...]: the sites this listener serves; NULL/0 = all of them. */
+    struct cfg_site **sites;
+    size_t nsites;
 };
 
 struct config {
@@ -94,7 +147,12 @@ struct config {
     size_t nupstreams;
     struct cfg_site *sites;
     size_t nsites;
+    struct cfg_cidr *trusted_proxies; /* peers whose forwarding headers are kept and extended */
+    size_t ntrusted_proxies;
 };
+
+/* Whether `sa` lies in one of the blocks (IPv4-mapped IPv6 addresses match IPv4 blocks). */
+bool config_cidr_match(const struct cfg_cidr *blocks, size_t n, const struct sockaddr *sa);
 
 /* Parse and validate `path`. On success returns 0 and stores a snapshot with one reference in
  * *out. On failure returns the number of problems found (> 0) after printing each one to

@@ -1,228 +1,10 @@
-/* The `sites` list: the hosts each site answers for, and its routes with their actions. */
+/* The `sites` list: the hosts each site answers for, its routes (config_routes.c), the
+ * default site, and the sites each listener serves. */
 #include "config/config_walk.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- route actions ---- */
-
-static const char *const redirect_statuses[] = {"301", "302", "303", "307", "308", NULL};
-
-static const struct field redirect_fields[] = {
-    {FIELD("to", cfg_conv_text, struct cfg_route, location, NULL), .flags = F_REQUIRED | F_NOSPACE},
-    {FIELD("status", cfg_conv_choice, struct cfg_route, status, "302"), .names = redirect_statuses},
-    {FIELD("append_path", cfg_conv_bool, struct cfg_route, append_path, "false")},
-};
-static const struct fields redirect_table = FIELDS(redirect_fields);
-
-/* Any bytes at all: a body is sent as written, and has a length. */
-static void conv_body(struct load *ld, const struct field *f, const struct ynode *val, void *base)
-{
-    struct cfg_route *r = base;
-
-    if (val->kind != YNODE_SCALAR) {
-        cfg_report(ld, val, "'%s' must be a string, not a %s", f->key,
-                   val->kind == YNODE_MAP ? "map" : "list");
-        return;
-    }
-    r->body = cfg_strdup(ld, val->text, val->len);
-    r->body_len = val->len;
-}
-
-static const struct field respond_fields[] = {
-    {FIELD("status", cfg_conv_int, struct cfg_route, status, "200"), .min = 100, .max = 999},
-    {FIELD("body", conv_body, struct cfg_route, body, "")},
-    {FIELD("content_type", cfg_conv_text, struct cfg_route, content_type,
-           "text/plain; charset=utf-8")},
-};
-static const struct fields respond_table = FIELDS(respond_fields);
-
-static void conv_redirect(struct load *ld, const struct field *f, const struct ynode *val,
-                          void *base)
-{
-    (void)f;
-    if (cfg_want(ld, "'redirect'", val, YNODE_MAP))
-        cfg_walk(ld, val, val, &redirect_table, base, "in 'redirect'");
-}
-
-/* HTTP forbids a body on 1xx, 204 and 304 responses (RFC 9110 6.4.1). */
-static void conv_respond(struct load *ld, const struct field *f, const struct ynode *val,
-                         void *base)
-{
-    struct cfg_route *r = base;
-
-    (void)f;
-    if (!cfg_want(ld, "'respond'", val, YNODE_MAP))
-        return;
-    cfg_walk(ld, val, val, &respond_table, base, "in 'respond'");
-    if (r->body_len && (r->status < 200 || r->status == 204 || r->status == 304))
-        cfg_report(ld, val, "a %d response cannot have a body", r->status);
-}
-
-static void conv_proxy(struct load *ld, const struct field *f, const struct ynode *val, void *base)
-{
-    struct cfg_route *r = base;
-    const char *name = cfg_text(ld, f->key, val, "an upstream name");
-
-    if (!name)
-        return;
-    r->upstream = cfg_find_upstream(ld, name);
-    if (!r->upstream)
-        cfg_report(ld, val, "undefined upstream '%.64s'", name);
-}
-
-/* Trailing slashes go so that "/app/" and "/app" are one prefix, which the router matches on
- * segment boundaries anyway. '?' and '#' cannot occur in the path the router compares. */
-static void conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base)
-{
-    struct cfg_route *r = base;
-    const char *s = cfg_text(ld, f->key, val, "a path");
-    size_t len;
-
-    if (!s)
-        return;
-    if (s[0] != '/') {
-        cfg_report(ld, val, "route path '%.64s' must start with '/'", s);
-        return;
-    }
-    if (!cfg_printable(s, false) || strpbrk(s, "?#")) {
-        cfg_report(ld, val,
-                   "route path '%.64s' must not contain spaces, control characters, '?' or '#'", s);
-        return;
-    }
-    for (len = val->len; len > 1 && s[len - 1] == '/';)
-        len--;
-    r->path = cfg_strdup(ld, s, len);
-    r->path_len = len;
-}
-
-/* ---- routes ---- */
-
-enum { R_PATH, R_PROXY, R_REDIRECT, R_RESPOND };
-
-static const struct field route_fields[] = {
-    [R_PATH] = {FIELD("path", conv_path, struct cfg_route, path, NULL), .flags = F_REQUIRED},
-    [R_PROXY] = {FIELD("proxy", conv_proxy, struct cfg_route, upstream, NULL)},
-    [R_REDIRECT] = {FIELD("redirect", conv_redirect, struct cfg_route, location, NULL)},
-    [R_RESPOND] = {FIELD("respond", conv_respond, struct cfg_route, body, NULL)},
-};
-static const struct fields route_table = FIELDS(route_fields);
-
-/* A route while its site is being built: where its path was written, and its position for a
- * stable sort. */
-struct route_item {
-    struct cfg_route route;
-    const struct ynode *path_node;
-    size_t idx;
-};
-
-static bool earlier(const struct ynode *a, const struct ynode *b)
-{
-    return a->line < b->line || (a->line == b->line && a->col < b->col);
-}
-
-/* Exactly one action. Extra ones are reported where they are written, after the first. */
-static void check_action(struct load *ld, const struct ynode *item, const struct ynode **vals,
-                         struct cfg_route *r, const char *label)
-{
-    static const enum cfg_action actions[] = {
-        [R_PROXY] = CFG_ACTION_PROXY,
-        [R_REDIRECT] = CFG_ACTION_REDIRECT,
-        [R_RESPOND] = CFG_ACTION_RESPOND,
-    };
-    int first = -1;
-
-    for (int i = R_PROXY; i <= R_RESPOND; i++) {
-        if (vals[i] && !vals[i]->is_null && (first < 0 || earlier(vals[i], vals[first])))
-            first = i;
-    }
-    if (first < 0) {
-        cfg_report(ld, item, "route %s needs one of 'proxy', 'redirect' or 'respond'", label);
-        return;
-    }
-    r->action = actions[first];
-    for (int i = R_PROXY; i <= R_RESPOND; i++) {
-        if (i != first && vals[i] && !vals[i]->is_null)
-            cfg_report(ld, vals[i], "route %s has both '%s' and '%s' (a route has one action)",
-                       label, route_fields[first].key, route_fields[i].key);
-    }
-}
-
-static void route(struct load *ld, const struct ynode *item, struct route_item *ri)
-{
-    const struct ynode *vals[CFG_MAX_FIELDS] = {NULL};
-    const char *path = cfg_peek(item, "path");
-    char label[80], where[100];
-
-    if (path)
-        snprintf(label, sizeof label, "'%.64s'", path);
-    else
-        snprintf(label, sizeof label, "#%zu", ri->idx + 1);
-    snprintf(where, sizeof where, "in route %s", label);
-    if (!cfg_want(ld, "each item of 'routes'", item, YNODE_MAP))
-        return;
-    cfg_match(ld, item, &route_table, vals, where);
-    check_action(ld, item, vals, &ri->route, label);
-    for (size_t i = 0; i < route_table.n; i++)
-        cfg_apply(ld, &route_fields[i], vals[i], item, &ri->route, where);
-    ri->path_node = vals[R_PATH];
-}
-
-static void check_paths(struct load *ld, const struct route_item *items, size_t n)
-{
-    struct cfg_key *keys = cfg_scratch(ld, n * sizeof *keys);
-    size_t nkeys = 0;
-
-    if (!keys)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].route.path)
-            keys[nkeys++] = (struct cfg_key){items[i].route.path, items[i].route.path_len, i,
-                                             items[i].path_node};
-    }
-    cfg_sort_keys(keys, nkeys);
-    for (size_t i = 0; i < nkeys; i++) {
-        if (cfg_key_repeats(keys, i))
-            cfg_report(ld, keys[i].node, "duplicate route path '%.64s'",
-                       (const char *)keys[i].data);
-    }
-}
-
-/* Longest prefix first, so the router can stop at the first match; ties keep file order. */
-static int route_cmp(const void *a, const void *b)
-{
-    const struct route_item *x = a, *y = b;
-
-    if (x->route.path_len != y->route.path_len)
-        return x->route.path_len > y->route.path_len ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-static void conv_routes(struct load *ld, const struct field *f, const struct ynode *val, void *base)
-{
-    struct cfg_site *site = base;
-    const struct ynode *list = cfg_list(ld, f->key, val);
-    struct route_item *items;
-    size_t n;
-
-    if (!list)
-        return;
-    n = list->nitems;
-    items = cfg_scratch(ld, n * sizeof *items);
-    site->routes = cfg_alloc(ld, n * sizeof *site->routes);
-    if (!items || !site->routes)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        items[i].idx = i;
-        route(ld, list->items[i], &items[i]);
-    }
-    check_paths(ld, items, n);
-    qsort(items, n, sizeof *items, route_cmp);
-    for (size_t i = 0; i < n; i++)
-        site->routes[i] = items[i].route;
-    site->nroutes = n;
-}
 
 /* ---- sites ---- */
 
@@ -286,7 +68,10 @@ static void conv_hosts(struct load *ld, const struct field *f, const struct ynod
 static const struct field site_fields[] = {
     {FIELD("name", cfg_conv_text, struct cfg_site, name, NULL), .flags = F_NOSPACE},
     {FIELD("hosts", conv_hosts, struct cfg_site, hosts, NULL), .flags = F_REQUIRED},
-    {FIELD("routes", conv_routes, struct cfg_site, routes, NULL), .flags = F_REQUIRED},
+    {FIELD("routes", cfg_conv_routes, struct cfg_site, routes, NULL), .flags = F_REQUIRED},
+    {FIELD("default", cfg_conv_bool, struct cfg_site, is_default, "false")},
+    {FIELD("response_headers", cfg_conv_header_rules, struct cfg_site, response_headers, NULL),
+     .sub = &cfg_response_rules},
 };
 static const struct fields site_table = FIELDS(site_fields);
 
@@ -341,8 +126,18 @@ static void check_hosts(struct load *ld, const struct config *c, const struct yn
     }
 }
 
-/* Names given explicitly must be unique; a name taken from the first host is unique already,
- * since hosts are. */
+/* Where the host that gave a site its name was written. */
+static const struct ynode *host_node(const struct cfg_site *s, const struct ynode *hosts)
+{
+    for (size_t j = 0; j < s->nhosts; j++) {
+        if (s->hosts[j] == s->name)
+            return hosts->items[j];
+    }
+    return hosts;
+}
+
+/* Names are unique, whether given or taken from the first host: listeners name sites. A name
+ * from a first host is reported at that host. */
 static void check_names(struct load *ld, const struct config *c, const struct ynode *list)
 {
     struct cfg_key *keys = cfg_scratch(ld, c->nsites * sizeof *keys);
@@ -351,14 +146,40 @@ static void check_names(struct load *ld, const struct config *c, const struct yn
     if (!keys)
         return;
     for (size_t i = 0; i < c->nsites; i++) {
+        const struct cfg_site *s = &c->sites[i];
         const struct ynode *name = cfg_get(list->items[i], "name");
-        if (name && !name->is_null && c->sites[i].name)
-            keys[n++] = (struct cfg_key){c->sites[i].name, strlen(c->sites[i].name), i, name};
+        if (!s->name)
+            continue;
+        if (!name || name->is_null)
+            name = host_node(s, cfg_get(list->items[i], "hosts"));
+        keys[n++] = (struct cfg_key){s->name, strlen(s->name), i, name};
     }
     cfg_sort_keys(keys, n);
     for (size_t i = 0; i < n; i++) {
         if (cfg_key_repeats(keys, i))
             cfg_report(ld, keys[i].node, "duplicate site name '%.64s'", (const char *)keys[i].data);
+    }
+    ld->sites_by_name = keys;
+    ld->nsites_by_name = n;
+}
+
+/* One default site at most: it answers the hosts no site lists. */
+static void check_default(struct load *ld, const struct config *c, const struct ynode *list)
+{
+    const struct ynode *first = NULL;
+    size_t first_site = 0;
+
+    for (size_t i = 0; i < c->nsites; i++) {
+        const struct ynode *node = cfg_get(list->items[i], "default");
+        if (!c->sites[i].is_default)
+            continue;
+        if (!first) {
+            first = node;
+            first_site = i;
+            continue;
+        }
+        cfg_report(ld, node, "only one site can be the default, and site '%.64s' is (line %d)",
+                   c->sites[first_site].name ? c->sites[first_site].name : "?", first->line);
     }
 }
 
@@ -374,4 +195,56 @@ void cfg_conv_sites(struct load *ld, const struct field *f, const struct ynode *
         site(ld, list->items[i], &c->sites[i], i);
     check_hosts(ld, c, list);
     check_names(ld, c, list);
+    check_default(ld, c, list);
+}
+
+/* ---- the sites of a listener ---- */
+
+static struct cfg_site *find_site(struct load *ld, const char *name)
+{
+    const struct cfg_key *k = cfg_find_key(ld->sites_by_name, ld->nsites_by_name, name);
+
+    return k ? &ld->cfg->sites[k->idx] : NULL;
+}
+
+/* Each name once, reported at its second mention. */
+static void check_listed_once(struct load *ld, const struct ynode *list)
+{
+    struct cfg_key *keys = cfg_scratch(ld, list->nitems * sizeof *keys);
+    size_t n = 0;
+
+    if (!keys)
+        return;
+    for (size_t i = 0; i < list->nitems; i++) {
+        const struct ynode *item = list->items[i];
+        if (item->kind == YNODE_SCALAR)
+            keys[n++] = (struct cfg_key){item->text, item->len, i, item};
+    }
+    cfg_sort_keys(keys, n);
+    for (size_t i = 0; i < n; i++) {
+        if (cfg_key_repeats(keys, i))
+            cfg_report(ld, keys[i].node, "site '%.64s' is listed twice", keys[i].node->text);
+    }
+}
+
+/* Sites are converted before listeners, so that names can be looked up here. When `sites`
+ * itself is broken, that is reported, and names are not looked up in it. */
+void cfg_conv_listener_sites(struct load *ld, const struct field *f, const struct ynode *val,
+                             void *base)
+{
+    struct cfg_listener *l = base;
+    const struct ynode *list = cfg_list(ld, f->key, val);
+
+    if (!list || !(l->sites = cfg_alloc(ld, list->nitems * sizeof *l->sites)))
+        return;
+    for (size_t i = 0; i < list->nitems; i++) {
+        const struct ynode *item = list->items[i];
+        const char *name = cfg_text(ld, f->key, item, "a list of site names");
+        struct cfg_site *s = name ? find_site(ld, name) : NULL;
+        if (s)
+            l->sites[l->nsites++] = s;
+        else if (name && ld->cfg->sites)
+            cfg_report(ld, item, "unknown site '%.64s'", name);
+    }
+    check_listed_once(ld, list);
 }

@@ -32,6 +32,7 @@ static const struct field upstream_fields[] = {
     {FIELD("keepalive_timeout", cfg_conv_duration, struct cfg_upstream, keepalive_timeout, "30s")},
     {FIELD("keepalive_requests", cfg_conv_u32, struct cfg_upstream, keepalive_requests, "1000"),
      .min = 1},
+    {FIELD("secret_header", cfg_conv_secret_header, struct cfg_upstream, secret_name, NULL)},
 };
 static const struct fields upstream_table = FIELDS(upstream_fields);
 

@@ -41,6 +41,8 @@ struct load {
     bool oom;
     const struct cfg_key *upstreams_by_name; /* sorted, for `proxy:` lookups */
     size_t nupstreams_by_name;
+    const struct cfg_key *sites_by_name; /* sorted, for the `sites:` of listeners */
+    size_t nsites_by_name;
 };
 
 /* Records a problem at `at` (NULL: the start of the file). Problems are printed sorted by
@@ -69,6 +71,7 @@ struct fields {
 enum {
     F_REQUIRED = 1 << 0, /* absent or empty is an error */
     F_NOSPACE = 1 << 1,  /* cfg_conv_text: no spaces either (paths, URLs) */
+    F_PROXY = 1 << 2,    /* a route key that only proxy routes may have */
 };
 
 struct field {
@@ -149,11 +152,28 @@ void cfg_conv_enum(struct load *ld, const struct field *f, const struct ynode *v
 void cfg_conv_choice(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 void cfg_conv_map(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 
-/* Upstreams (config_upstreams.c) and sites (config_sites.c). */
+/* Upstreams (config_upstreams.c), sites and the sites of listeners (config_sites.c), routes
+ * (config_routes.c). */
 void cfg_conv_upstreams(struct load *ld, const struct field *f, const struct ynode *val,
                         void *base);
 void cfg_conv_sites(struct load *ld, const struct field *f, const struct ynode *val, void *base);
+void cfg_conv_listener_sites(struct load *ld, const struct field *f, const struct ynode *val,
+                             void *base);
+void cfg_conv_routes(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 /* The upstream named `name`, or NULL. Valid once `upstreams` has been converted. */
 struct cfg_upstream *cfg_find_upstream(struct load *ld, const char *name);
+
+/* trusted_proxies (config_cidr.c): a list of address blocks into struct config. */
+void cfg_conv_trusted_proxies(struct load *ld, const struct field *f, const struct ynode *val,
+                              void *base);
+
+/* Header rules (config_headers.c): a map { add, set, remove } into the struct cfg_header_rules
+ * at base + f->offset, with f->sub one of these tables (request rules may not touch Host). */
+extern const struct fields cfg_request_rules, cfg_response_rules;
+void cfg_conv_header_rules(struct load *ld, const struct field *f, const struct ynode *val,
+                           void *base);
+/* secret_header: { name, value } into the upstream at `base`. */
+void cfg_conv_secret_header(struct load *ld, const struct field *f, const struct ynode *val,
+                            void *base);
 
 #endif

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* The example of the configuration reference, comments and all. */
@@ -664,6 +665,591 @@ static void test_files(void)
     CHECK(!strcmp(messages, expect));
 }
 
+/* ---- host filtering, forwarding, rewriting, limits ---- */
+
+/* Every key of the milestone, with values other than the defaults. */
+static const char proxy_example[] =
+    "trusted_proxies: [\"10.0.0.0/8\", \"::1\", \"192.168.1.5/32\", \"::ffff:172.16.0.0/108\"]\n"
+    "limits:\n"
+    "  max_connections_per_client: 1000000\n"
+    "listen:\n"
+    "  - address: \"0.0.0.0:80\"\n"
+    "    sites: [public-web, other.example.com]\n"
+    "  - address: \":0\"\n"
+    "upstreams:\n"
+    "  jenkins:\n"
+    "    servers: [\"127.0.0.1:8080\"]\n"
+    "    secret_header: { name: X-Gatehouse-Secret, value: \"s3cret\\tx\" }\n"
+    "sites:\n"
+    "  - name: public-web\n"
+    "    hosts: [\"ci.example.com\"]\n"
+    "    default: true\n"
+    "    response_headers:\n"
+    "      add: { X-Content-Type-Options: nosniff, X-Two: \"\" }\n"
+    "      set: { X-Frame-Options: DENY }\n"
+    "      remove: [X-Powered-By, Server]\n"
+    "    routes:\n"
+    "      - path: /jenkins/\n"
+    "        proxy: jenkins\n"
+    "        strip_prefix: true\n"
+    "        forward_headers: [x-forwarded-for, X-Forwarded-Proto, forwarded]\n"
+    "        host_header: upstream\n"
+    "        rewrite_responses: false\n"
+    "        rewrite_names: [\"HTTP://Jenkins.Internal:8080/\", \"https://[::1]\"]\n"
+    "        max_body_size: 100m\n"
+    "        request_headers: { add: { X-A: a }, set: { X-B: b }, remove: [Cookie] }\n"
+    "        response_headers: { add: {}, set: {}, remove: [] }\n"
+    "      - path: /\n"
+    "        proxy: jenkins\n"
+    "        forward_headers: []\n"
+    "      - path: /health\n"
+    "        respond: {}\n"
+    "        max_body_size: 1k\n"
+    "        response_headers: { set: { Cache-Control: no-store } }\n"
+    "  - hosts: [other.example.com]\n"
+    "    routes: [{path: /, respond: {}}]\n";
+
+static void test_proxy_example_top(const struct config *c)
+{
+    const struct cfg_cidr *t = c->trusted_proxies;
+    const struct cfg_upstream *u = &c->upstreams[0];
+
+    CHECK_EQ_INT(c->ntrusted_proxies, 4);
+    CHECK(t[0].family == AF_INET && t[0].prefix == 8 && !memcmp(t[0].bytes, "\x0a\0\0\0", 4));
+    CHECK(t[1].family == AF_INET6 && t[1].prefix == 128 && t[1].bytes[15] == 1);
+    CHECK(t[2].family == AF_INET && t[2].prefix == 32 &&
+          !memcmp(t[2].bytes, "\xc0\xa8\x01\x05", 4));
+    /* an IPv4-mapped block is stored as the IPv4 block */
+    CHECK(t[3].family == AF_INET && t[3].prefix == 12 && !memcmp(t[3].bytes, "\xac\x10\0\0", 4));
+    CHECK_EQ_INT(c->limits.max_connections_per_client, 1000000);
+    CHECK_EQ_INT(c->listeners[0].nsites, 2);
+    CHECK(c->listeners[0].sites[0] == &c->sites[0]);
+    CHECK(c->listeners[0].sites[1] == &c->sites[1]);
+    CHECK(c->listeners[1].sites == NULL && c->listeners[1].nsites == 0);
+    CHECK(!strcmp(u->secret_name, "X-Gatehouse-Secret"));
+    CHECK(!strcmp(u->secret_value, "s3cret\tx"));
+}
+
+static int op_is(const struct cfg_header_op *op, const char *name, const char *value)
+{
+    return !strcmp(op->name, name) && op->name_len == strlen(name) && !strcmp(op->value, value) &&
+           op->value_len == strlen(value);
+}
+
+static void test_proxy_example_site(const struct config *c)
+{
+    const struct cfg_site *s = &c->sites[0];
+    const struct cfg_header_rules *h = &s->response_headers;
+
+    CHECK(s->is_default);
+    CHECK(!c->sites[1].is_default);
+    CHECK_EQ_INT(h->nadd, 2);
+    CHECK(op_is(&h->add[0], "X-Content-Type-Options", "nosniff"));
+    CHECK(op_is(&h->add[1], "X-Two", ""));
+    CHECK_EQ_INT(h->nset, 1);
+    CHECK(op_is(&h->set[0], "X-Frame-Options", "DENY"));
+    CHECK_EQ_INT(h->nremove, 2);
+    CHECK(!strcmp(h->remove[0], "X-Powered-By") && !strcmp(h->remove[1], "Server"));
+}
+
+static void test_proxy_example_routes(const struct config *c)
+{
+    const struct cfg_route *j = &c->sites[0].routes[0], *health = &c->sites[0].routes[1],
+                           *root = &c->sites[0].routes[2];
+
+    CHECK(!strcmp(j->path, "/jenkins"));
+    CHECK(j->strip_prefix);
+    CHECK_EQ_INT(j->forward_headers, CFG_FWD_FOR | CFG_FWD_PROTO | CFG_FWD_FORWARDED);
+    CHECK_EQ_INT(j->host_header, CFG_HOST_UPSTREAM);
+    CHECK(!j->rewrite_responses);
+    CHECK_EQ_INT(j->nrewrite_names, 2);
+    CHECK(!strcmp(j->rewrite_names[0], "http://jenkins.internal:8080"));
+    CHECK(!strcmp(j->rewrite_names[1], "https://[::1]"));
+    CHECK_EQ_INT(j->max_body_size, 100 << 20);
+    CHECK(j->request_headers.nadd == 1 && op_is(&j->request_headers.add[0], "X-A", "a"));
+    CHECK(j->request_headers.nset == 1 && op_is(&j->request_headers.set[0], "X-B", "b"));
+    CHECK(j->request_headers.nremove == 1 && !strcmp(j->request_headers.remove[0], "Cookie"));
+    CHECK(!j->response_headers.nadd && !j->response_headers.nset && !j->response_headers.nremove);
+    CHECK(!strcmp(root->path, "/"));
+    CHECK_EQ_INT(root->forward_headers, 0);
+    CHECK(!strcmp(health->path, "/health"));
+    CHECK_EQ_INT(health->max_body_size, 1024);
+    CHECK(health->response_headers.nset == 1 &&
+          op_is(&health->response_headers.set[0], "Cache-Control", "no-store"));
+}
+
+static void test_proxy_example(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load(proxy_example, &c), 0);
+    CHECK(!strcmp(messages, ""));
+    if (!c)
+        return;
+    test_proxy_example_top(c);
+    test_proxy_example_site(c);
+    test_proxy_example_routes(c);
+    config_unref(c);
+}
+
+static void check_no_rules(const struct cfg_header_rules *h)
+{
+    CHECK(!h->add && !h->set && !h->remove && !h->nadd && !h->nset && !h->nremove);
+}
+
+static void check_route_defaults(const struct cfg_route *r)
+{
+    CHECK(!r->strip_prefix);
+    CHECK_EQ_INT(r->forward_headers, CFG_FWD_ALL);
+    CHECK_EQ_INT(r->host_header, CFG_HOST_CLIENT);
+    CHECK(r->rewrite_responses);
+    CHECK(r->rewrite_names == NULL && r->nrewrite_names == 0);
+    CHECK_EQ_INT(r->max_body_size, 0);
+    check_no_rules(&r->request_headers);
+    check_no_rules(&r->response_headers);
+}
+
+static void test_proxy_defaults(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("listen: [{address: \":0\"}]\n"
+                      "upstreams: {a: {servers: [\"127.0.0.1:1\"]}}\n"
+                      "trusted_proxies:\n"
+                      "sites:\n"
+                      "  - hosts: [\"*\"]\n"
+                      "    response_headers:\n"
+                      "    routes:\n"
+                      "      - {path: /, proxy: a, forward_headers: , request_headers: {}}\n"
+                      "      - {path: /r, respond: {}}\n",
+                      &c),
+                 0);
+    if (!c)
+        return;
+    CHECK(c->trusted_proxies == NULL && c->ntrusted_proxies == 0);
+    CHECK_EQ_INT(c->limits.max_connections_per_client, 0);
+    CHECK(c->listeners[0].sites == NULL && c->listeners[0].nsites == 0);
+    CHECK(c->upstreams[0].secret_name == NULL && c->upstreams[0].secret_value == NULL);
+    CHECK(!c->sites[0].is_default);
+    check_no_rules(&c->sites[0].response_headers);
+    check_route_defaults(&c->sites[0].routes[0]);
+    check_route_defaults(&c->sites[0].routes[1]);
+    config_unref(c);
+    /* the same for a file without any of the new keys */
+    CHECK_EQ_INT(load(MINIMAL, &c), 0);
+    if (!c)
+        return;
+    CHECK(c->trusted_proxies == NULL && c->ntrusted_proxies == 0);
+    CHECK(c->listeners[0].sites == NULL);
+    check_route_defaults(&c->sites[0].routes[0]);
+    config_unref(c);
+}
+
+/* `[]` is "none" where the list is optional; names of sites may come from their first host. */
+static void test_proxy_lists(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("trusted_proxies: []\n"
+                      "listen: [{address: \":0\", sites: [b.com, \"*\"]}]\n"
+                      "upstreams: {a: {servers: [\"127.0.0.1:1\"]}}\n"
+                      "sites:\n"
+                      "  - hosts: [\"*\"]\n"
+                      "    routes:\n"
+                      "      - path: /\n"
+                      "        proxy: a\n"
+                      "        forward_headers: [X-FORWARDED-HOST, x-forwarded-port, "
+                      "x-forwarded-port]\n"
+                      "        rewrite_names: []\n"
+                      "  - hosts: [B.com]\n"
+                      "    routes: [{path: /, respond: {}}]\n",
+                      &c),
+                 0);
+    CHECK(!strcmp(messages, ""));
+    if (!c)
+        return;
+    CHECK(c->trusted_proxies == NULL && c->ntrusted_proxies == 0);
+    CHECK_EQ_INT(c->listeners[0].nsites, 2);
+    CHECK(c->listeners[0].sites[0] == &c->sites[1] && c->listeners[0].sites[1] == &c->sites[0]);
+    CHECK_EQ_INT(c->sites[0].routes[0].forward_headers, CFG_FWD_HOST | CFG_FWD_PORT);
+    CHECK_EQ_INT(c->sites[0].routes[0].nrewrite_names, 0);
+    config_unref(c);
+}
+
+static void test_error_trusted_proxies(void)
+{
+    EXPECT_ERRORS("trusted_proxies: [\"10.0.0.1/8\", \"::1/129\", \"1.2.3.4/\", x, [a],\n"
+                  "  \"1.2.3.4/33\", \"fe80::1%eth0\", \"2001:db8::1/32\", \"1.2.3.4/-1\",\n"
+                  "  \"01.2.3.4\", \"::ffff:10.0.0.1/104\", \" 1.2.3.4\"]\n"
+                  "limits: {max_connections_per_client: 1000001}\n" MINIMAL,
+                  "x.yaml:1:19: address block '10.0.0.1/8' has host bits set (the block is "
+                  "10.0.0.0/8)\n"
+                  "x.yaml:1:33: bad address block '::1/129' (prefix length must be 0..128)\n"
+                  "x.yaml:1:44: bad address block '1.2.3.4/' (prefix length must be 0..32)\n"
+                  "x.yaml:1:56: bad address block 'x' (expected an IP address, or a block like "
+                  "10.0.0.0/8)\n"
+                  "x.yaml:1:59: 'trusted_proxies' must be a list of addresses or blocks like "
+                  "10.0.0.0/8, not a list\n"
+                  "x.yaml:2:3: bad address block '1.2.3.4/33' (prefix length must be 0..32)\n"
+                  "x.yaml:2:17: bad address block 'fe80::1%eth0' (expected an IP address, or a "
+                  "block like 10.0.0.0/8)\n"
+                  "x.yaml:2:33: address block '2001:db8::1/32' has host bits set (the block is "
+                  "2001:db8::/32)\n"
+                  "x.yaml:2:51: bad address block '1.2.3.4/-1' (prefix length must be 0..32)\n"
+                  "x.yaml:3:3: bad address block '01.2.3.4' (expected an IP address, or a block "
+                  "like 10.0.0.0/8)\n"
+                  "x.yaml:3:15: address block '::ffff:10.0.0.1/104' has host bits set (the block "
+                  "is ::ffff:10.0.0.0/104)\n"
+                  "x.yaml:3:38: bad address block ' 1.2.3.4' (expected an IP address, or a block "
+                  "like 10.0.0.0/8)\n"
+                  "x.yaml:4:38: 'max_connections_per_client' must be an integer 0..1000000\n");
+    EXPECT_ERRORS("trusted_proxies: 10.0.0.0/8\n" MINIMAL,
+                  "x.yaml:1:18: 'trusted_proxies' must be a list, not '10.0.0.0/8'\n");
+}
+
+static void test_error_listener_sites(void)
+{
+    EXPECT_ERRORS("listen:\n"
+                  "  - address: \":0\"\n"
+                  "    sites: [one, nope, one, [x], \"*\"]\n"
+                  "  - address: \":0\"\n"
+                  "    sites: []\n"
+                  "  - address: \":0\"\n"
+                  "    sites: one\n"
+                  "sites:\n"
+                  "  - name: one\n"
+                  "    hosts: [a.com]\n"
+                  "    routes: [{path: /, respond: {}}]\n"
+                  "  - hosts: [one]\n"
+                  "    routes: [{path: /, respond: {}}]\n",
+                  "x.yaml:3:18: unknown site 'nope'\n"
+                  "x.yaml:3:24: site 'one' is listed twice\n"
+                  "x.yaml:3:29: 'sites' must be a list of site names, not a list\n"
+                  "x.yaml:3:34: unknown site '*'\n"
+                  "x.yaml:5:12: 'sites' must not be empty\n"
+                  "x.yaml:7:12: 'sites' must be a list, not 'one'\n"
+                  "x.yaml:12:13: duplicate site name 'one'\n");
+    /* no cascade when `sites` itself is broken */
+    EXPECT_ERRORS("listen: [{address: \":0\", sites: [a]}]\nsites: 1\n",
+                  "x.yaml:2:8: 'sites' must be a list, not '1'\n");
+}
+
+static void test_error_default_site(void)
+{
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "sites:\n"
+                  "  - hosts: [a.com]\n"
+                  "    default: true\n"
+                  "    routes: [{path: /, respond: {}}]\n"
+                  "  - hosts: [b.com]\n"
+                  "    default: false\n"
+                  "    routes: [{path: /, respond: {}}]\n"
+                  "  - hosts: [c.com]\n"
+                  "    default: true\n"
+                  "    routes: [{path: /, respond: {}}]\n"
+                  "  - hosts: [d.com]\n"
+                  "    default: yes\n"
+                  "    routes: [{path: /, respond: {}}]\n",
+                  "x.yaml:10:14: only one site can be the default, and site 'a.com' is (line 4)\n"
+                  "x.yaml:13:14: 'default' must be true or false\n");
+}
+
+static void test_error_secret_header(void)
+{
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "upstreams:\n"
+                  "  a:\n"
+                  "    servers: [\"127.0.0.1:1\"]\n"
+                  "    secret_header: {name: \"X Secret\", value: \"a\\r\\nb\"}\n"
+                  "  b:\n"
+                  "    servers: [\"127.0.0.1:1\"]\n"
+                  "    secret_header: {name: host, value: \"\"}\n"
+                  "  c:\n"
+                  "    servers: [\"127.0.0.1:1\"]\n"
+                  "    secret_header: {value: x}\n"
+                  "  d:\n"
+                  "    servers: [\"127.0.0.1:1\"]\n"
+                  "    secret_header: {name: Content-Length, value: , extra: 1}\n"
+                  "  e:\n"
+                  "    servers: [\"127.0.0.1:1\"]\n"
+                  "    secret_header: X-Secret\n" MINIMAL_SITES,
+                  "x.yaml:5:27: bad header name 'X Secret' (letters, digits and "
+                  "!#$%&'*+-.^_`|~ only, at most 256)\n"
+                  "x.yaml:5:46: 'value' must not contain control characters\n"
+                  "x.yaml:8:27: header 'Host' cannot be changed here (see 'host_header')\n"
+                  "x.yaml:8:40: 'value' must not be empty\n"
+                  "x.yaml:11:20: missing required key 'name' in 'secret_header'\n"
+                  "x.yaml:14:27: header 'Content-Length' is managed by the proxy and cannot be "
+                  "changed\n"
+                  "x.yaml:14:50: 'value' needs a value\n"
+                  "x.yaml:14:52: unknown key 'extra' in 'secret_header'\n"
+                  "x.yaml:17:20: 'secret_header' must be a map, not 'X-Secret'\n");
+}
+
+static void test_error_header_rules(void)
+{
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "upstreams: {a: {servers: [\"127.0.0.1:1\"]}}\n"
+                  "sites:\n"
+                  "  - hosts: [\"*\"]\n"
+                  "    response_headers:\n"
+                  "      add: {Transfer-Encoding: x, Host: h, \"a:b\": c, X-N: , X-M: {}}\n"
+                  "      set: {x-a: \"1\\n\", X-A: \"\\x7f\", X-T: \"a\\tb\", X-NUL: \"a\\0\"}\n"
+                  "      remove: [connection, Keep-Alive, TE, trailer, UPGRADE, content-length,\n"
+                  "               x-t, [x], \"\"]\n"
+                  "      delete: []\n"
+                  "    routes:\n"
+                  "      - path: /\n"
+                  "        proxy: a\n"
+                  "        request_headers:\n"
+                  "          set: {HOST: x}\n"
+                  "          add: [X-A]\n"
+                  "          remove: X-B\n"
+                  "        response_headers: {add: {Host: x, X-Y: y}, set: {x-y: z}}\n"
+                  "      - path: /b\n"
+                  "        proxy: a\n"
+                  "        request_headers: []\n",
+                  "x.yaml:6:13: header 'Transfer-Encoding' is managed by the proxy and cannot be "
+                  "changed\n"
+                  "x.yaml:6:44: bad header name 'a:b' (letters, digits and !#$%&'*+-.^_`|~ only, "
+                  "at most 256)\n"
+                  "x.yaml:6:59: 'X-N' needs a value (\"\" for an empty one)\n"
+                  "x.yaml:6:66: 'X-M' must be a string, not a map\n"
+                  "x.yaml:7:18: 'x-a' must not contain control characters\n"
+                  "x.yaml:7:25: header 'X-A' appears twice in 'response_headers' (first at line "
+                  "7)\n"
+                  "x.yaml:7:30: 'X-A' must not contain control characters\n"
+                  "x.yaml:7:58: 'X-NUL' must not contain NUL characters\n"
+                  "x.yaml:8:16: header 'connection' is managed by the proxy and cannot be "
+                  "changed\n"
+                  "x.yaml:8:28: header 'Keep-Alive' is managed by the proxy and cannot be "
+                  "changed\n"
+                  "x.yaml:8:40: header 'TE' is managed by the proxy and cannot be changed\n"
+                  "x.yaml:8:44: header 'trailer' is managed by the proxy and cannot be changed\n"
+                  "x.yaml:8:53: header 'UPGRADE' is managed by the proxy and cannot be changed\n"
+                  "x.yaml:8:62: header 'content-length' is managed by the proxy and cannot be "
+                  "changed\n"
+                  "x.yaml:9:16: header 'x-t' appears twice in 'response_headers' (first at line "
+                  "7)\n"
+                  "x.yaml:9:21: a header name in 'remove' must be a string, not a list\n"
+                  "x.yaml:9:26: bad header name '' (letters, digits and !#$%&'*+-.^_`|~ only, at "
+                  "most 256)\n"
+                  "x.yaml:10:7: unknown key 'delete' in 'response_headers'\n"
+                  "x.yaml:15:17: header 'Host' cannot be changed here (see 'host_header')\n"
+                  "x.yaml:16:16: 'add' must be a map, not a list\n"
+                  "x.yaml:17:19: 'remove' must be a list, not 'X-B'\n"
+                  "x.yaml:18:58: header 'x-y' appears twice in 'response_headers' (first at "
+                  "line 18)\n"
+                  "x.yaml:21:26: 'request_headers' must be a map, not a list\n");
+    /* one rules map shared by an alias: Host is fine for responses, not for requests */
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "upstreams: {a: {servers: [\"127.0.0.1:1\"]}}\n"
+                  "sites:\n"
+                  "  - hosts: [\"*\"]\n"
+                  "    response_headers: &rules {set: {Host: h}}\n"
+                  "    routes: [{path: /, proxy: a, request_headers: *rules}]\n",
+                  "x.yaml:5:37: header 'Host' cannot be changed here (see 'host_header')\n");
+}
+
+static void test_error_proxy_options(void)
+{
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "upstreams: {a: {servers: [\"127.0.0.1:1\"]}}\n"
+                  "sites:\n"
+                  "  - hosts: [\"*\"]\n"
+                  "    routes:\n"
+                  "      - path: /\n"
+                  "        proxy: a\n"
+                  "        strip_prefix: 1\n"
+                  "        forward_headers: [x-forwarded-for, x-forwarded-prefix, x-real-ip]\n"
+                  "        host_header: server\n"
+                  "        rewrite_responses: no\n"
+                  "        max_body_size: 1t\n"
+                  "      - path: /b\n"
+                  "        proxy: a\n"
+                  "        forward_headers: none\n"
+                  "        rewrite_names: http://a\n"
+                  "      - path: /c\n"
+                  "        proxy: a\n"
+                  "        rewrite_names: [\"ftp://a\", \"http://a/b\", \"http://a//\", "
+                  "\"http://[zz]\",\n"
+                  "          \"http://a:0\", \"http://u@a\", \"http://a:\", \"http://a b\", "
+                  "\"http://\",\n"
+                  "          \"https://a:65536\", \"http://a?x\", \"http://[::1]x\", \"a.com\"]\n",
+                  "x.yaml:8:23: 'strip_prefix' must be true or false\n"
+                  "x.yaml:9:44: unknown forwarding header 'x-forwarded-prefix' (expected "
+                  "x-forwarded-for, x-forwarded-proto, x-forwarded-host, x-forwarded-port or "
+                  "forwarded)\n"
+                  "x.yaml:9:64: unknown forwarding header 'x-real-ip' (expected "
+                  "x-forwarded-for, x-forwarded-proto, x-forwarded-host, x-forwarded-port or "
+                  "forwarded)\n"
+                  "x.yaml:10:22: 'host_header' must be one of client, upstream\n"
+                  "x.yaml:11:28: 'rewrite_responses' must be true or false\n"
+                  "x.yaml:12:24: 'max_body_size' must be a size like 8192, 64k or 1m\n"
+                  "x.yaml:15:26: 'forward_headers' must be a list, not 'none'\n"
+                  "x.yaml:16:24: 'rewrite_names' must be a list, not 'http://a'\n"
+                  "x.yaml:19:25: bad origin 'ftp://a' (expected http://host[:port] or "
+                  "https://host[:port])\n"
+                  "x.yaml:19:36: bad origin 'http://a/b' (an origin has no path: "
+                  "scheme://host[:port] only)\n"
+                  "x.yaml:19:50: bad origin 'http://a//' (an origin has no path: "
+                  "scheme://host[:port] only)\n"
+                  "x.yaml:19:64: bad origin 'http://[zz]' (bad IPv6 address)\n"
+                  "x.yaml:20:11: bad origin 'http://a:0' (bad port)\n"
+                  "x.yaml:20:25: bad origin 'http://u@a' (no user name allowed)\n"
+                  "x.yaml:20:39: bad origin 'http://a:' (bad port)\n"
+                  "x.yaml:20:52: bad origin 'http://a b' (bad host)\n"
+                  "x.yaml:20:66: bad origin 'http://' (expected http://host[:port] or "
+                  "https://host[:port])\n"
+                  "x.yaml:21:11: bad origin 'https://a:65536' (bad port)\n"
+                  "x.yaml:21:30: bad origin 'http://a?x' (an origin has no path: "
+                  "scheme://host[:port] only)\n"
+                  "x.yaml:21:44: bad origin 'http://[::1]x' (bad port)\n"
+                  "x.yaml:21:61: bad origin 'a.com' (expected http://host[:port] or "
+                  "https://host[:port])\n");
+}
+
+/* Options of proxy routes on other routes are refused; max_body_size and response_headers
+ * go anywhere. */
+static void test_error_proxy_only(void)
+{
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "sites:\n"
+                  "  - hosts: [\"*\"]\n"
+                  "    routes:\n"
+                  "      - path: /\n"
+                  "        respond: {}\n"
+                  "        strip_prefix: true\n"
+                  "        forward_headers: []\n"
+                  "        host_header: client\n"
+                  "        rewrite_responses: true\n"
+                  "        rewrite_names: [\"http://a\"]\n"
+                  "        request_headers: {}\n"
+                  "        response_headers: {set: {X-A: b}}\n"
+                  "        max_body_size: 1k\n"
+                  "      - path: /r\n"
+                  "        redirect: {to: /}\n"
+                  "        strip_prefix: false\n"
+                  "        host_header:\n",
+                  "x.yaml:7:23: 'strip_prefix' is for proxy routes only (route '/' has "
+                  "'respond')\n"
+                  "x.yaml:8:26: 'forward_headers' is for proxy routes only (route '/' has "
+                  "'respond')\n"
+                  "x.yaml:9:22: 'host_header' is for proxy routes only (route '/' has "
+                  "'respond')\n"
+                  "x.yaml:10:28: 'rewrite_responses' is for proxy routes only (route '/' has "
+                  "'respond')\n"
+                  "x.yaml:11:24: 'rewrite_names' is for proxy routes only (route '/' has "
+                  "'respond')\n"
+                  "x.yaml:12:26: 'request_headers' is for proxy routes only (route '/' has "
+                  "'respond')\n"
+                  "x.yaml:17:23: 'strip_prefix' is for proxy routes only (route '/r' has "
+                  "'redirect')\n");
+}
+
+/* ---- trusted proxies: matching ---- */
+
+static struct sockaddr_storage peer(const char *ip)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+    memset(&ss, 0, sizeof ss);
+    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+    } else {
+        CHECK(inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1);
+        in6->sin6_family = AF_INET6;
+    }
+    return ss;
+}
+
+/* Loads `list` as trusted_proxies and checks `ip` against it. */
+static int trusted(const char *list, const char *ip)
+{
+    char yaml[512];
+    struct config *c;
+    struct sockaddr_storage ss = peer(ip);
+    int match;
+
+    snprintf(yaml, sizeof yaml, "trusted_proxies: [%s]\n" MINIMAL, list);
+    if (load(yaml, &c) != 0) {
+        fprintf(stderr, "%s", messages);
+        return -1;
+    }
+    match = config_cidr_match(c->trusted_proxies, c->ntrusted_proxies, (struct sockaddr *)&ss);
+    config_unref(c);
+    return match;
+}
+
+static void test_cidr_match(void)
+{
+    static const struct {
+        const char *list, *ip;
+        int match;
+    } cases[] = {
+        {"10.0.0.0/8", "10.0.0.1", 1},
+        {"10.0.0.0/8", "10.255.255.255", 1},
+        {"10.0.0.0/8", "11.0.0.0", 0},
+        {"10.0.0.0/8", "9.255.255.255", 0},
+        {"10.0.0.0/8", "::ffff:10.1.2.3", 1},
+        {"10.0.0.0/8", "::ffff:11.1.2.3", 0},
+        {"10.0.0.0/8", "::a00:1", 0}, /* IPv4-compatible, not mapped */
+        {"10.0.0.0/8", "2001:db8::1", 0},
+        {"192.168.1.5", "192.168.1.5", 1},
+        {"192.168.1.5/32", "192.168.1.5", 1},
+        {"192.168.1.5/32", "192.168.1.4", 0},
+        {"192.168.1.5/32", "192.168.1.7", 0},
+        {"172.16.0.0/12", "172.31.255.255", 1},
+        {"172.16.0.0/12", "172.32.0.0", 0},
+        {"0.0.0.0/0", "1.2.3.4", 1},
+        {"0.0.0.0/0", "255.255.255.255", 1},
+        {"0.0.0.0/0", "::ffff:1.2.3.4", 1},
+        {"0.0.0.0/0", "::1", 0},
+        {"\"::1\"", "::1", 1},
+        {"\"::1/128\"", "::1", 1},
+        {"\"::1\"", "::2", 0},
+        {"\"::1\"", "127.0.0.1", 0},
+        {"\"::/0\"", "2001:db8::1", 1},
+        {"\"::/0\"", "::", 1},
+        {"\"::/0\"", "1.2.3.4", 0},
+        {"\"::/0\"", "::ffff:1.2.3.4", 0},
+        {"\"2001:db8::/32\"", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 1},
+        {"\"2001:db8::/32\"", "2001:db9::", 0},
+        {"\"2001:db8:0:1::/64\"", "2001:db8:0:1:ffff::1", 1},
+        {"\"2001:db8:0:1::/64\"", "2001:db8:0:2::1", 0},
+        {"\"2001:db8::/65\"", "2001:db8::7fff:ffff:ffff:ffff", 1},
+        {"\"2001:db8::/65\"", "2001:db8::8000:0:0:0", 0},
+        {"\"2001:db8::/127\"", "2001:db8::1", 1},
+        {"\"2001:db8::/127\"", "2001:db8::2", 0},
+        {"\"fe80::/10\"", "febf::1", 1},
+        {"\"fe80::/10\"", "fec0::1", 0},
+        {"\"::ffff:10.0.0.0/104\"", "10.9.9.9", 1},
+        {"\"::ffff:10.0.0.0/104\"", "::ffff:10.9.9.9", 1},
+        {"\"::ffff:10.0.0.0/104\"", "11.0.0.0", 0},
+        {"\"1.2.3.4\", \"::1\", 10.0.0.0/8", "10.0.0.9", 1},
+        {"\"1.2.3.4\", \"::1\", 10.0.0.0/8", "::1", 1},
+        {"\"1.2.3.4\", \"::1\", 10.0.0.0/8", "1.2.3.5", 0},
+    };
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    struct cfg_cidr all = {.family = AF_INET, .prefix = 0};
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int got = trusted(cases[i].list, cases[i].ip);
+        if (got == cases[i].match) {
+            check_passed++;
+            continue;
+        }
+        check_failed++;
+        fprintf(stderr, "%s:%d: [%s] vs %s: got %d, expected %d\n", __FILE__, __LINE__,
+                cases[i].list, cases[i].ip, got, cases[i].match);
+    }
+    CHECK(!config_cidr_match(&all, 1, (struct sockaddr *)&un));
+    CHECK(!config_cidr_match(&all, 1, NULL));
+    CHECK(!config_cidr_match(NULL, 0, (struct sockaddr *)&un));
+}
+
 /* ---- value parsers ---- */
 
 static void test_durations(void)
@@ -788,6 +1374,17 @@ int main(void)
     test_error_limits();
     test_error_yaml();
     test_many_errors_sorted();
+    test_proxy_example();
+    test_proxy_defaults();
+    test_proxy_lists();
+    test_error_trusted_proxies();
+    test_error_listener_sites();
+    test_error_default_site();
+    test_error_secret_header();
+    test_error_header_rules();
+    test_error_proxy_options();
+    test_error_proxy_only();
+    test_cidr_match();
     test_files();
     test_durations();
     test_sizes();
