@@ -3,6 +3,7 @@
 #include "config/config.h"
 #include "http/h1_server.h"
 #include "http/request.h"
+#include "net/sock.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,13 +48,73 @@ void worker_notify(struct worker *w)
 
 /* ---- accepting ---------------------------------------------------------------------------- */
 
-static void accept_all(struct worker *w, int lfd)
+/* At max_connections_per_worker, close the oldest connection idle between requests (a few
+ * looked at, not all) so a new client is served rather than left in the backlog. */
+static bool make_room(struct worker *w)
 {
+    int looked = 0;
+    for (struct dlist *n = w->conns.prev; n != &w->conns && looked < 64; n = n->prev, looked++)
+        if (h1_conn_close_if_idle(n))
+            return true;
+    return false;
+}
+
+/* Past max_connections_per_client: answer 503 at once, without reading, and close. */
+static void refuse_client(struct worker *w, int fd, const struct sockaddr *peer)
+{
+    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n"
+                               "Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+                               "too many connections\n";
+    char host[64];
+    sock_host_text(peer, host, sizeof(host));
+    log_msg(&w->srv->log, LOG_INFO, "client %s: 503: over max_connections_per_client", host);
+    ssize_t n = send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+/* Whether this peer may open one more connection; counts it if so. */
+static bool admit_client(struct worker *w, const struct sockaddr *peer, bool *counted)
+{
+    uint32_t limit = w->config->limits.max_connections_per_client;
+    *counted = false;
+    if (!limit)
+        return true;
+    uint32_t n = client_count_add(&w->clients, peer);
+    if (n == 0)
+        return true; /* out of memory for the table: do not punish the client */
+    *counted = true;
+    if (n <= limit)
+        return true;
+    client_count_remove(&w->clients, peer);
+    *counted = false;
+    return false;
+}
+
+static void serve_client(struct worker *w, struct worker_listener *l, int fd,
+                         const struct sockaddr *peer, socklen_t plen)
+{
+    bool counted;
+    if (!admit_client(w, peer, &counted)) {
+        refuse_client(w, fd, peer);
+        return;
+    }
+    h1_conn_accept(w, fd, peer, plen, l->index, l->port, counted);
+}
+
+static bool at_limit(const struct worker *w)
+{
+    return w->nconns - w->nclosing >= w->config->limits.max_connections_per_worker;
+}
+
+static void accept_all(struct worker *w, struct worker_listener *l)
+{
+    int lfd = l->io.fd;
     for (;;) {
-        if (w->nconns >= w->config->limits.max_connections_per_worker) {
-            /* Leave the rest in the backlog (or to other workers) rather than overcommit. */
-            return;
-        }
+        if (at_limit(w) && w->parked_fd >= 0)
+            return; /* the rest wait in the backlog (or go to other workers) */
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -63,15 +125,23 @@ static void accept_all(struct worker *w, int lfd)
                 log_msg(&w->srv->log, LOG_WARN, "accept: %s", strerror(errno));
             return;
         }
-        h1_conn_accept(w, fd, (struct sockaddr *)&peer);
+        /* Room is made only for a client that is really there, never ahead of one. */
+        if (at_limit(w) && !make_room(w)) {
+            w->parked_fd = fd;
+            w->parked_peer = peer;
+            w->parked_len = plen;
+            w->parked_on = l;
+            return;
+        }
+        serve_client(w, l, fd, (struct sockaddr *)&peer, plen);
     }
 }
 
 static void on_listen(struct ev_io *io, uint32_t events)
 {
-    struct worker *w = container_of(io, struct worker_listener, io)->w;
+    struct worker_listener *l = container_of(io, struct worker_listener, io);
     (void)events;
-    accept_all(w, io->fd);
+    accept_all(l->w, l);
 }
 
 static void close_listeners(struct worker *w)
@@ -81,7 +151,7 @@ static void close_listeners(struct worker *w)
     w->accepting = false;
     for (size_t i = 0; i < w->nlisten; i++) {
         /* Take what is already queued first: those clients connected before we stopped. */
-        accept_all(w, w->listen_fds[i]);
+        accept_all(w, &w->listen_io[i]);
         ev_io_del(&w->loop, &w->listen_io[i].io);
         close(w->listen_fds[i]);
         w->listen_fds[i] = -1;
@@ -150,15 +220,22 @@ static void on_notify(struct ev_io *io, uint32_t events)
         start_drain(w);
 }
 
-void worker_conn_closed(struct worker *w)
+void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer)
 {
+    if (counted_peer)
+        client_count_remove(&w->clients, counted_peer);
     /* Listeners are edge-triggered: at the connection limit we stopped taking from the
      * backlog, so take again now that there is room. */
     bool was_full = w->nconns >= w->config->limits.max_connections_per_worker;
     w->nconns--;
+    if (w->parked_fd >= 0) {
+        int fd = w->parked_fd;
+        w->parked_fd = -1;
+        serve_client(w, w->parked_on, fd, (struct sockaddr *)&w->parked_peer, w->parked_len);
+    }
     if (was_full && w->accepting)
         for (size_t i = 0; i < w->nlisten; i++)
-            accept_all(w, w->listen_fds[i]);
+            accept_all(w, &w->listen_io[i]);
     check_done(w);
 }
 
@@ -174,7 +251,7 @@ static void on_access_flush(struct ev_defer *d)
 
 int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, size_t nlisten)
 {
-    *w = (struct worker){.id = id, .srv = srv, .notify_fd = -1};
+    *w = (struct worker){.id = id, .srv = srv, .notify_fd = -1, .parked_fd = -1};
     dlist_init(&w->conns);
     buf_pool_init(&w->bufs, 256);
     freelist_init(&w->proxies, proxy_object_size(), 256);
@@ -206,7 +283,13 @@ static void *worker_main(void *arg)
     w->accepting = true;
     for (size_t i = 0; i < w->nlisten; i++) {
         struct worker_listener *l = &w->listen_io[i];
-        *l = (struct worker_listener){.io = {.fd = w->listen_fds[i], .cb = on_listen}, .w = w};
+        *l = (struct worker_listener){
+            .io = {.fd = w->listen_fds[i], .cb = on_listen}, .w = w, .index = (int)i};
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        if (getsockname(l->io.fd, (struct sockaddr *)&sa, &len) == 0)
+            l->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                                     : ((struct sockaddr_in *)&sa)->sin_port);
         if (ev_io_add(&w->loop, &l->io, EPOLLIN | EPOLLET) < 0)
             log_msg(&w->srv->log, LOG_ERROR, "worker %d: epoll: %s", w->id, strerror(errno));
     }
@@ -245,4 +328,7 @@ void worker_fini(struct worker *w)
     ev_loop_fini(&w->loop);
     buf_pool_fini(&w->bufs);
     freelist_fini(&w->proxies);
+    client_count_fini(&w->clients);
+    if (w->parked_fd >= 0)
+        close(w->parked_fd);
 }

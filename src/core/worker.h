@@ -9,8 +9,10 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "net/client_count.h"
 
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -30,6 +32,8 @@ struct server {
 struct worker_listener {
     struct ev_io io;
     struct worker *w;
+    int index;           /* in config->listeners */
+    unsigned short port; /* as bound (port 0 resolved) */
 };
 
 struct worker {
@@ -52,8 +56,16 @@ struct worker {
     int notify_fd; /* eventfd: reload or stop */
     struct ev_io notify_io;
     struct ev_timer drain_timer;
-    struct dlist conns; /* every client connection */
+    struct dlist conns; /* every client connection, newest first */
     unsigned nconns;
+    unsigned nclosing;           /* closed, memory not yet released */
+    struct client_count clients; /* for max_connections_per_client */
+    /* At max_connections_per_worker with nothing idle to close: one accepted client waits here
+     * (the rest wait in the backlog) until a connection ends. */
+    int parked_fd;
+    struct sockaddr_storage parked_peer;
+    socklen_t parked_len;
+    struct worker_listener *parked_on;
     bool draining;
 };
 
@@ -70,8 +82,10 @@ struct config *server_config_get(struct server *srv);
 /* Publish a new snapshot (takes over the caller's reference) and wake every worker. */
 void server_config_swap(struct server *srv, struct config *c);
 
-/* Connection bookkeeping used by the codecs. */
-void worker_conn_closed(struct worker *w);
+/* Connection bookkeeping used by the codecs: `counted_peer` is the address the connection was
+ * counted under for max_connections_per_client, or NULL. */
+struct sockaddr;
+void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer);
 /* Access-log line for a finished exchange. */
 struct http_stream;
 void worker_access_log(struct worker *w, const struct http_stream *s);

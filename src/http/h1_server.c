@@ -12,6 +12,7 @@
 #include "http/request.h"
 #include "net/outq.h"
 #include "net/sock.h"
+#include "route/target.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +53,12 @@ struct h1_conn {
     uint32_t cap_hdrs;
     struct config *config; /* snapshot of the current (or last) exchange; one reference */
     char peer[64];
+    struct sockaddr_storage peer_addr;
+    int listener;
+    unsigned short local_port;
+    bool counted; /* in the worker's per-client count */
+    char *path_buf; /* a normalised path when the target had dot segments; grows, kept */
+    size_t path_cap;
     unsigned requests;
     bool rd_ready, wr_ready;
     bool eof;       /* the client closed its side (a read returned 0) */
@@ -101,7 +108,8 @@ static const struct cfg_limits *conn_limits(struct h1_conn *c)
     return &c->config->limits;
 }
 
-void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer)
+void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                    int listener, unsigned short local_port, bool counted)
 {
     struct h1_conn *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -120,6 +128,10 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer)
     c->config = w->config;
     config_ref(c->config);
     sock_host_text(peer, c->peer, sizeof(c->peer));
+    memcpy(&c->peer_addr, peer, peer_len < sizeof(c->peer_addr) ? peer_len : sizeof(c->peer_addr));
+    c->listener = listener;
+    c->local_port = local_port;
+    c->counted = counted;
     c->state = CS_IDLE;
     if (ev_io_add(&w->loop, &c->io, 0) < 0) {
         config_unref(c->config);
@@ -141,6 +153,7 @@ static void conn_close(struct h1_conn *c)
     if (c->state == CS_CLOSED)
         return;
     c->state = CS_CLOSED;
+    c->w->nclosing++;
     ev_io_del(&c->w->loop, &c->io);
     ev_timer_stop(&c->w->loop, &c->timer);
     ev_timer_stop(&c->w->loop, &c->send_timer);
@@ -170,7 +183,9 @@ static void conn_on_close(struct ev_defer *d)
     config_unref(c->config);
     free(c->hdrs);
     free(c->fields);
-    worker_conn_closed(c->w);
+    free(c->path_buf);
+    c->w->nclosing--;
+    worker_conn_closed(c->w, c->counted ? (const struct sockaddr *)&c->peer_addr : NULL);
     free(c);
 }
 
@@ -467,7 +482,7 @@ static enum body_result h1_read_body(struct http_stream *s, const char **data, s
         return BODY_END;
     for (;;) {
         enum body_result r = body_next(c, data, len);
-        uint64_t max = conn_limits(c)->max_body_size;
+        uint64_t max = s->max_body;
         if (r == BODY_DATA && max && c->body_received + *len > max) {
             conn_fail_later(c, 413, "request body larger than max_body_size");
             return BODY_ERROR;
@@ -572,14 +587,23 @@ static void conn_fail_later(struct h1_conn *c, int status, const char *why)
     ev_defer(&c->w->loop, &c->fail_defer);
 }
 
-/* A stream for an answer the codec gives on its own (the request head was unusable). */
-static void prepare_error_stream(struct h1_conn *c)
+static void stream_init(struct h1_conn *c)
 {
     c->stream = (struct http_stream){.ops = &h1_stream_ops,
                                      .worker = c->w,
                                      .peer = c->peer,
+                                     .peer_addr = (const struct sockaddr *)&c->peer_addr,
+                                     .listener = c->listener,
+                                     .local_port = c->local_port,
                                      .config = c->config,
-                                     .start_ms = c->w->loop.now};
+                                     .start_ms = c->w->loop.now,
+                                     .max_body = conn_limits(c)->max_body_size};
+}
+
+/* A stream for an answer the codec gives on its own (the request head was unusable). */
+static void prepare_error_stream(struct h1_conn *c)
+{
+    stream_init(c);
     c->http10 = false;
     c->head_sent = c->chunked_out = c->no_body_out = c->send_pending = false;
     c->body_kind = H1_BODY_NONE;
@@ -662,10 +686,7 @@ static void fill_request(struct h1_conn *c, const struct h1_request *h)
 
 static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
 {
-    struct http_stream *s = &c->stream;
-    *s = (struct http_stream){.ops = &h1_stream_ops, .worker = c->w, .peer = c->peer};
-    s->start_ms = c->w->loop.now;
-    s->config = c->config;
+    stream_init(c);
     c->requests++;
     c->http10 = h->minor == 0;
     c->keepalive =
@@ -687,6 +708,25 @@ static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
     h1_chunked_init(&c->chunk);
 }
 
+/* Dot segments are removed before routing, so ".." cannot leave a route's prefix; the
+ * normalised path lives in a per-connection buffer (the head itself stays as received). */
+static int normalize_path(struct h1_conn *c)
+{
+    struct http_request *r = &c->stream.req;
+    if (!target_path_has_dots(r->path.p, r->path.len))
+        return 0;
+    if (c->path_cap < r->path.len) {
+        char *p = realloc(c->path_buf, r->path.len);
+        if (!p)
+            return -1;
+        c->path_buf = p;
+        c->path_cap = r->path.len;
+    }
+    r->path.len = target_path_normalize(r->path.p, r->path.len, c->path_buf);
+    r->path.p = c->path_buf;
+    return 0;
+}
+
 /* Start the exchange for a complete, valid head. */
 static void start_exchange(struct h1_conn *c, const struct h1_request *h)
 {
@@ -704,9 +744,8 @@ static void start_exchange(struct h1_conn *c, const struct h1_request *h)
         conn_fail(c, 400, h->host_count ? "several Host headers" : "missing Host header");
         return;
     }
-    uint64_t max = conn_limits(c)->max_body_size;
-    if (max && h->body == H1_BODY_LENGTH && h->content_length > max) {
-        conn_fail(c, 413, "Content-Length larger than max_body_size");
+    if (normalize_path(c) < 0) {
+        conn_fail(c, 500, "out of memory");
         return;
     }
     c->handler_on = true;
@@ -969,6 +1008,15 @@ void h1_conn_drain(struct dlist *link)
         conn_close(c);
     else
         c->keepalive = false;
+}
+
+bool h1_conn_close_if_idle(struct dlist *link)
+{
+    struct h1_conn *c = container_of(link, struct h1_conn, link);
+    if (c->state != CS_IDLE || c->requests == 0)
+        return false;
+    conn_close(c);
+    return true;
 }
 
 void h1_conn_force_close(struct dlist *link)

@@ -4,14 +4,20 @@
 #ifndef GH_H1_SERVER_H
 #define GH_H1_SERVER_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct worker;
-
-/* Take over an accepted, non-blocking socket. */
-void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer);
-/* Shutdown: close the connection now if idle, else after its exchange in flight. */
 struct dlist;
+
+/* Take over an accepted, non-blocking socket that arrived on listener `listener` (index in the
+ * configuration's listeners), bound to `local_port`. */
+void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                    int listener, unsigned short local_port, bool counted);
+/* Make room at the connection limit: close this connection if it is idle between requests.
+ * Returns whether it was closed. */
+bool h1_conn_close_if_idle(struct dlist *link);
+/* Shutdown: close the connection now if idle, else after its exchange in flight. */
 void h1_conn_drain(struct dlist *link);
 /* Grace period over: close whatever remains. */
 void h1_conn_force_close(struct dlist *link);

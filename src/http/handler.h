@@ -11,6 +11,11 @@ struct http_stream;
  * abort, or until the codec calls on_close. */
 void handler_dispatch(struct http_stream *s);
 
+/* Send a response head with the site's and the route's response header rules applied. Every
+ * handler sends its final head through this. */
+struct http_response;
+int handler_send_head(struct http_stream *s, const struct http_response *res);
+
 /* A complete small response: `body` (NULL = "<status> <reason>\n") as text/plain. */
 void http_respond_text(struct http_stream *s, int status, const char *body);
 /* Same with explicit body bytes, content type and extra fields (may be NULL/0). */

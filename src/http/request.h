@@ -12,6 +12,7 @@ struct worker;
 struct config;
 struct cfg_route;
 struct cfg_site;
+struct sockaddr;
 
 struct http_field {
     const char *name;
@@ -95,6 +96,14 @@ struct http_stream {
     struct config *config; /* the snapshot this exchange started on */
     struct http_request req;
     const char *peer; /* client address text */
+    const struct sockaddr *peer_addr;
+    int listener;              /* index in config->listeners the client connected to */
+    unsigned short local_port; /* the port the client connected to */
+    bool secure;               /* arrived over TLS */
+    /* Set by the router. */
+    const struct cfg_site *site;
+    const struct cfg_route *route;
+    uint64_t max_body; /* request body limit in bytes, 0 = none (the codec enforces it) */
     /* Filled by handlers for the access log; upstream is "" when none was used. */
     char upstream[64];
     uint64_t upstream_ms_start, upstream_ms; /* ms; upstream_ms valid when upstream is set */

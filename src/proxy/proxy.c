@@ -11,12 +11,16 @@
 #include "http/hop.h"
 #include "http/request.h"
 #include "net/sock.h"
+#include "proxy/forward.h"
+#include "proxy/rewrite.h"
 #include "proxy/upstream.h"
+#include "http/fields.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PROXY_MAX_FIELDS 256
 
@@ -47,6 +51,7 @@ struct proxy {
     struct h1_chunked chunk;
     struct h1_header hdrs[PROXY_MAX_FIELDS];
     struct http_field fields[PROXY_MAX_FIELDS];
+    char rewritten[8192]; /* response field values rewritten to public URLs */
 };
 
 static const struct http_handler_ops proxy_handler_ops;
@@ -122,53 +127,116 @@ static int put_field(struct upconn *uc, struct worker *w, const char *name, size
 }
 
 /* The request line, end-to-end fields, and our framing. */
+/* The path the upstream sees: without the route's prefix when strip_prefix is on. */
+static struct slice upstream_path(const struct http_request *r, const struct cfg_route *route)
+{
+    if (!route->strip_prefix || route->path_len <= 1)
+        return r->path;
+    struct slice rest = {r->path.p + route->path_len, r->path.len - route->path_len};
+    return rest.len ? rest : SLICE_LIT("/");
+}
+
+/* Fields of the client's request that are not passed on as they came. */
+static bool replaced_field(const struct proxy *p, const struct hop_set *hop, bool trusted,
+                           const struct http_field *f)
+{
+    const struct cfg_route *route = p->s->route;
+    const struct cfg_upstream *up = p->up;
+    if (hop_is_hop(hop, f->name, f->name_len) ||
+        h1_token_eq(f->name, f->name_len, "content-length", 14) ||
+        h1_token_eq(f->name, f->name_len, "expect", 6) ||
+        forward_drops(f->name, f->name_len, trusted, route) ||
+        fields_rule_drops(&route->request_headers, f->name, f->name_len))
+        return true;
+    if (up->secret_name && strlen(up->secret_name) == f->name_len &&
+        strncasecmp(up->secret_name, f->name, f->name_len) == 0)
+        return true; /* only we may send the secret */
+    /* RFC 9112 section 3.2.2: an absolute-form target's authority replaces Host; a route may
+     * also send the upstream's own name. */
+    if (h1_token_eq(f->name, f->name_len, "host", 4))
+        return p->s->req.authority_in_target || route->host_header == CFG_HOST_UPSTREAM;
+    return false;
+}
+
+static int put_field_cb(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    struct proxy *p = ctx;
+    return put_field(p->uc, p->w, name, nlen, value, vlen);
+}
+
+static int put_host(struct proxy *p)
+{
+    const struct http_request *r = &p->s->req;
+    if (p->s->route->host_header == CFG_HOST_UPSTREAM || !r->authority.len)
+        return put_field(p->uc, p->w, "Host", 4, p->addr, strlen(p->addr));
+    return put_field(p->uc, p->w, "Host", 4, r->authority.p, r->authority.len);
+}
+
+/* What we add: Host when the client's is not passed, forwarding headers, the secret, the
+ * route's set/add rules and our own framing. */
+static int put_added_fields(struct proxy *p, bool host_passed, bool trusted)
+{
+    const struct cfg_route *route = p->s->route;
+    const struct http_request *r = &p->s->req;
+    struct upconn *uc = p->uc;
+    if (!host_passed && put_host(p))
+        return -1;
+    if (forward_emit(p->s, route, trusted, put_field_cb, p))
+        return -1;
+    if (p->up->secret_name && put_field(uc, p->w, p->up->secret_name, strlen(p->up->secret_name),
+                                        p->up->secret_value, strlen(p->up->secret_value)))
+        return -1;
+    const struct cfg_header_rules *rules = &route->request_headers;
+    for (size_t i = 0; i < rules->nset; i++)
+        if (put_field(uc, p->w, rules->set[i].name, rules->set[i].name_len, rules->set[i].value,
+                      rules->set[i].value_len))
+            return -1;
+    for (size_t i = 0; i < rules->nadd; i++)
+        if (put_field(uc, p->w, rules->add[i].name, rules->add[i].name_len, rules->add[i].value,
+                      rules->add[i].value_len))
+            return -1;
+    p->chunked_up = r->has_body && r->content_length < 0;
+    if (r->has_body && !p->chunked_up) {
+        char cl[40];
+        int n = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
+        return put(uc, p->w, cl, (size_t)n);
+    }
+    if (p->chunked_up)
+        return put(uc, p->w, "Transfer-Encoding: chunked\r\n", 28);
+    return 0;
+}
+
+/* The request line, the client's end-to-end fields, and what we add. */
 static int write_request_head(struct proxy *p)
 {
     struct http_stream *s = p->s;
     const struct http_request *r = &s->req;
-    struct worker *w = s->worker;
+    struct worker *w = p->w;
     struct upconn *uc = p->uc;
+    const struct config *c = s->config;
+    bool trusted = c->ntrusted_proxies &&
+                   config_cidr_match(c->trusted_proxies, c->ntrusted_proxies, s->peer_addr);
     struct hop_set hop;
     hop_collect(&hop, r->fields, r->nfields);
+    struct slice path = upstream_path(r, s->route);
     if (put(uc, w, r->method.p, r->method.len) || put(uc, w, " ", 1) ||
-        put(uc, w, r->path.p, r->path.len))
+        put(uc, w, path.p, path.len))
         return -1;
     if (r->query.p && (put(uc, w, "?", 1) || put(uc, w, r->query.p, r->query.len)))
         return -1;
     if (put(uc, w, " HTTP/1.1\r\n", 11))
         return -1;
-    bool host_seen = false;
+    bool host_passed = false;
     for (size_t i = 0; i < r->nfields; i++) {
         const struct http_field *f = &r->fields[i];
-        bool is_host = h1_token_eq(f->name, f->name_len, "host", 4);
-        if (hop_is_hop(&hop, f->name, f->name_len) ||
-            h1_token_eq(f->name, f->name_len, "content-length", 14) ||
-            h1_token_eq(f->name, f->name_len, "expect", 6))
+        if (replaced_field(p, &hop, trusted, f))
             continue;
-        /* RFC 9112 section 3.2.2: an absolute-form target's authority replaces Host, so the
-         * upstream sees the host the request was routed by. */
-        if (is_host && r->authority_in_target)
-            continue;
-        host_seen |= is_host;
+        host_passed |= h1_token_eq(f->name, f->name_len, "host", 4);
         if (put_field(uc, w, f->name, f->name_len, f->value, f->value_len))
             return -1;
     }
-    if (!host_seen) {
-        /* HTTP/1.0 requests may lack Host; HTTP/1.1 upstreams require one. */
-        const char *h = r->authority.len ? r->authority.p : p->addr;
-        size_t hl = r->authority.len ? r->authority.len : strlen(p->addr);
-        if (put_field(uc, w, "Host", 4, h, hl))
-            return -1;
-    }
-    p->chunked_up = r->has_body && r->content_length < 0;
-    if (r->has_body && !p->chunked_up) {
-        char cl[40];
-        int n = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
-        if (put(uc, w, cl, (size_t)n))
-            return -1;
-    } else if (p->chunked_up && put(uc, w, "Transfer-Encoding: chunked\r\n", 28)) {
+    if (put_added_fields(p, host_passed, trusted))
         return -1;
-    }
     return put(uc, w, "\r\n", 2);
 }
 
@@ -320,6 +388,102 @@ static void finish(struct proxy *p, bool reusable)
 }
 
 /* Forward an interim or final head. Returns false if the exchange ended. */
+enum rewrite_kind { RW_NONE, RW_LOCATION, RW_REFRESH, RW_LINK, RW_COOKIE };
+
+static enum rewrite_kind rewrite_kind_of(const struct http_field *f)
+{
+    if (h1_token_eq(f->name, f->name_len, "location", 8) ||
+        h1_token_eq(f->name, f->name_len, "content-location", 16))
+        return RW_LOCATION;
+    if (h1_token_eq(f->name, f->name_len, "refresh", 7))
+        return RW_REFRESH;
+    if (h1_token_eq(f->name, f->name_len, "link", 4))
+        return RW_LINK;
+    if (h1_token_eq(f->name, f->name_len, "set-cookie", 10))
+        return RW_COOKIE;
+    return RW_NONE;
+}
+
+#define MAX_ORIGINS 32
+
+/* The names the upstream may call itself: every server as http://address, and the route's
+ * rewrite_names. `text` holds the strings. */
+static size_t internal_origins(const struct proxy *p, struct rewrite_origin *o, char (*text)[96])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->up->nservers && n < MAX_ORIGINS; i++) {
+        int len = snprintf(text[n], sizeof(text[n]), "http://%s", p->up->servers[i].text);
+        if (len > 0 && (size_t)len < sizeof(text[n])) {
+            o[n] = (struct rewrite_origin){text[n], (size_t)len};
+            n++;
+        }
+    }
+    const struct cfg_route *route = p->s->route;
+    for (size_t i = 0; i < route->nrewrite_names && n < MAX_ORIGINS; i++, n++)
+        o[n] = (struct rewrite_origin){route->rewrite_names[i], strlen(route->rewrite_names[i])};
+    return n;
+}
+
+static ssize_t rewrite_one(const struct rewrite_ctx *c, enum rewrite_kind k, const char *v,
+                           size_t len, char *out, size_t cap)
+{
+    switch (k) {
+    case RW_LOCATION:
+        return rewrite_location(c, v, len, out, cap);
+    case RW_REFRESH:
+        return rewrite_refresh(c, v, len, out, cap);
+    case RW_LINK:
+        return rewrite_link(c, v, len, out, cap);
+    case RW_COOKIE:
+        return c->prefix_len ? rewrite_set_cookie(c, v, len, out, cap) : 0; /* with strip_prefix */
+    default:
+        return 0;
+    }
+}
+
+/* Location, Content-Location, Refresh, Link and Set-Cookie values that name the upstream's own
+ * address are made to name the public URL the client used (scheme, Host, stripped prefix). */
+static void rewrite_fields(struct proxy *p, struct http_field *f, size_t n)
+{
+    const struct http_stream *s = p->s;
+    size_t i = 0;
+    while (i < n && rewrite_kind_of(&f[i]) == RW_NONE)
+        i++;
+    if (i == n || !s->req.authority.len)
+        return; /* the common case: nothing to look at */
+    struct rewrite_origin origins[MAX_ORIGINS];
+    char text[MAX_ORIGINS][96];
+    const struct cfg_route *route = s->route;
+    bool prefix = route->strip_prefix && route->path_len > 1;
+    struct rewrite_ctx ctx = {
+        .internal = origins,
+        .ninternal = internal_origins(p, origins, text),
+        .scheme = s->secure ? "https" : "http",
+        .scheme_len = s->secure ? 5 : 4,
+        .host = s->req.authority.p,
+        .host_len = s->req.authority.len,
+        .prefix = prefix ? route->path : "",
+        .prefix_len = prefix ? route->path_len : 0,
+    };
+    size_t used = 0;
+    for (; i < n; i++) {
+        enum rewrite_kind k = rewrite_kind_of(&f[i]);
+        if (k == RW_NONE)
+            continue;
+        char *out = p->rewritten + used;
+        ssize_t len = rewrite_one(&ctx, k, f[i].value, f[i].value_len, out,
+                                  sizeof(p->rewritten) - used);
+        if (len < 0)
+            log_msg(proxy_log(p), LOG_WARN, "upstream %s: %.*s value too long to rewrite",
+                    p->up->name, (int)f[i].name_len, f[i].name);
+        if (len <= 0)
+            continue;
+        f[i].value = out;
+        f[i].value_len = (uint32_t)len;
+        used += (size_t)len;
+    }
+}
+
 static bool handle_head(struct proxy *p, const struct h1_response *res)
 {
     struct http_stream *s = p->s;
@@ -353,7 +517,9 @@ static bool handle_head(struct proxy *p, const struct h1_response *res)
                 break;
             }
     }
-    return s->ops->send_head(s, &out) != SEND_ERROR;
+    if (s->route->rewrite_responses && res->status >= 200)
+        rewrite_fields(p, p->fields, n);
+    return handler_send_head(s, &out) != SEND_ERROR;
 }
 
 /* Parse a head from the upstream buffer. Returns 1 when a final head was handled, 0 when more

@@ -1,42 +1,98 @@
-/* From a parsed request to the handler of its route. */
+/* From a parsed request to the handler of its route: method and Host checks, site and route
+ * choice, per-route body limit, and the response header rules every answer goes through. */
 #include "config/config.h"
+#include "http/fields.h"
 #include "http/handler.h"
 #include "http/request.h"
 #include "proxy/proxy.h"
 #include "route/router.h"
+#include "route/target.h"
 #include "serve/serve.h"
+#include "core/worker.h"
 
 #include <string.h>
+
+#define MAX_OUT_FIELDS 300
+
+int handler_send_head(struct http_stream *s, const struct http_response *res)
+{
+    const struct cfg_header_rules *site = s->site ? &s->site->response_headers : NULL;
+    const struct cfg_header_rules *route = s->route ? &s->route->response_headers : NULL;
+    if (res->status < 200 || (!site && !route))
+        return s->ops->send_head(s, res);
+    struct http_field a[MAX_OUT_FIELDS], b[MAX_OUT_FIELDS];
+    long n = fields_apply(res->fields, res->nfields, site, a, MAX_OUT_FIELDS);
+    if (n >= 0)
+        n = fields_apply(a, (size_t)n, route, b, MAX_OUT_FIELDS);
+    if (n < 0)
+        return s->ops->send_head(s, res); /* too many to filter: send as produced */
+    struct http_response out = *res;
+    out.fields = b;
+    out.nfields = (size_t)n;
+    return s->ops->send_head(s, &out);
+}
+
+static bool method_is(const struct http_request *r, const char *m)
+{
+    size_t len = strlen(m);
+    return r->method.len == len && memcmp(r->method.p, m, len) == 0;
+}
+
+static void refuse(struct http_stream *s, int status, const char *why)
+{
+    log_msg(&s->worker->srv->log, LOG_INFO, "client %s: %d: %s", s->peer, status, why);
+    http_respond_text(s, status, NULL);
+}
 
 void handler_dispatch(struct http_stream *s)
 {
     const struct http_request *r = &s->req;
-    if (r->method.len == 7 && memcmp(r->method.p, "CONNECT", 7) == 0) {
-        http_respond_text(s, 501, NULL); /* we are not a forward proxy */
+    if (method_is(r, "CONNECT") || method_is(r, "TRACE")) {
+        /* Not a forward proxy; TRACE would echo credentials back (cross-site tracing). */
+        refuse(s, 405, "method not allowed");
         return;
     }
     if (r->path.len == 0 || r->path.p[0] != '/') {
-        /* "OPTIONS *" asks about the server itself. */
-        bool options = r->method.len == 7 && memcmp(r->method.p, "OPTIONS", 7) == 0;
-        http_respond_text(s, options && r->path.len == 1 && r->path.p[0] == '*' ? 200 : 400,
-                          options ? "" : NULL);
+        bool options = method_is(r, "OPTIONS") && r->path.len == 1 && r->path.p[0] == '*';
+        if (options)
+            http_respond_text(s, 200, ""); /* "OPTIONS *" asks about the server itself */
+        else
+            refuse(s, 400, "request target is not a path");
         return;
     }
-    const struct cfg_site *site = router_site(s->config, r->authority.p, r->authority.len);
-    const struct cfg_route *route = site ? router_route(site, r->path.p, r->path.len) : NULL;
-    if (!route) {
+    if (r->authority.len && !target_host_valid(r->authority.p, r->authority.len)) {
+        refuse(s, 400, "invalid Host");
+        return;
+    }
+    const struct config *c = s->config;
+    const struct cfg_listener *l =
+        s->listener >= 0 && (size_t)s->listener < c->nlisteners ? &c->listeners[s->listener] : NULL;
+    s->site = router_site(c, l, r->authority.p, r->authority.len);
+    if (!s->site) {
+        refuse(s, 400, "no site for this Host");
+        return;
+    }
+    s->route = router_route(s->site, r->path.p, r->path.len);
+    if (!s->route) {
         http_respond_text(s, 404, NULL);
         return;
     }
-    switch (route->action) {
+    if (s->route->max_body_size)
+        s->max_body = s->route->max_body_size;
+    if (s->max_body && r->content_length > 0 && (uint64_t)r->content_length > s->max_body) {
+        /* Answered before any body byte is read, and instead of 100 Continue. */
+        refuse(s, 413, "Content-Length larger than max_body_size");
+        return;
+    }
+    switch (s->route->action) {
     case CFG_ACTION_PROXY:
-        proxy_handle(s, route);
+        proxy_handle(s, s->route);
         break;
     case CFG_ACTION_REDIRECT:
-        serve_redirect(s, route);
+        serve_redirect(s, s->route);
         break;
     case CFG_ACTION_RESPOND:
-        serve_respond(s, route);
+        serve_respond(s, s->route);
         break;
     }
 }

@@ -36,13 +36,28 @@ static bool wildcard_match(const char *pattern, const char *host, size_t len)
     return len > plen && strncasecmp(pattern + 1, host + len - plen, plen) == 0;
 }
 
-const struct cfg_site *router_site(const struct config *c, const char *host, size_t len)
+static bool listener_serves(const struct cfg_listener *l, const struct cfg_site *s)
 {
-    len = host_without_port(host, len);
-    const struct cfg_site *wild = NULL, *any = NULL;
+    if (!l || !l->nsites)
+        return true;
+    for (size_t i = 0; i < l->nsites; i++)
+        if (l->sites[i] == s)
+            return true;
+    return false;
+}
+
+const struct cfg_site *router_site(const struct config *c, const struct cfg_listener *l,
+                                   const char *host, size_t len)
+{
+    len = host ? host_without_port(host, len) : 0;
+    const struct cfg_site *wild = NULL, *any = NULL, *fallback = NULL;
     size_t wild_len = 0;
     for (size_t i = 0; i < c->nsites; i++) {
         const struct cfg_site *s = &c->sites[i];
+        if (!listener_serves(l, s))
+            continue;
+        if (s->is_default)
+            fallback = s;
         for (size_t j = 0; j < s->nhosts; j++) {
             const char *p = s->hosts[j];
             if (p[0] == '*' && p[1] == '\0') {
@@ -59,7 +74,9 @@ const struct cfg_site *router_site(const struct config *c, const char *host, siz
             }
         }
     }
-    return wild ? wild : any;
+    if (wild)
+        return wild;
+    return any ? any : fallback;
 }
 
 bool router_prefix_match(const char *prefix, size_t plen, const char *path, size_t len)

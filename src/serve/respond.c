@@ -20,7 +20,7 @@ void http_respond(struct http_stream *s, int status, const char *ctype, const ch
     struct http_response res = {
         .status = status, .fields = fields, .nfields = n, .content_length = (int64_t)body_len};
     /* send_end is called whatever happens: it is what detaches the handler from the stream. */
-    if (s->ops->send_head(s, &res) != SEND_ERROR && body_len)
+    if (handler_send_head(s, &res) != SEND_ERROR && body_len)
         s->ops->send_body(s, body, body_len);
     s->ops->send_end(s);
 }

@@ -44,7 +44,8 @@ static int feed(struct h1_chunked *c, const char *p, size_t len, struct outcome 
         }
         pos += used;
         o->consumed += used;
-        if (rc != H1_CHUNK_DATA) return rc;
+        if (rc != H1_CHUNK_DATA)
+            return rc;
     }
 }
 
@@ -62,15 +63,18 @@ static void decode(const char *data, size_t len, size_t step, size_t split, uint
     size_t off = 0;
     while (off < len) {
         size_t n = len - off;
-        if (step && n > step) n = step;
-        if (split && off < split && n > split - off) n = split - off;
+        if (step && n > step)
+            n = step;
+        if (split && off < split && n > split - off)
+            n = split - off;
         char *piece = malloc(n);
         memcpy(piece, data + off, n);
         size_t before = o->consumed;
         o->last = feed(&c, piece, n, o);
         free(piece);
         off += o->consumed - before;
-        if (o->last != H1_CHUNK_AGAIN) break;
+        if (o->last != H1_CHUNK_AGAIN)
+            break;
     }
     INVARIANT(o->consumed <= len && o->out_len <= len);
 }
@@ -87,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint32_t lines[4] = {0, 3, 16, 100};
     static const uint32_t trailers[4] = {0, 4, 30, 1000};
-    if (size == 0) return 0;
+    if (size == 0)
+        return 0;
     uint32_t ml = lines[data[0] & 3], mt = trailers[(data[0] >> 2) & 3];
     const char *in = (const char *)data + 1;
     size_t len = size - 1;

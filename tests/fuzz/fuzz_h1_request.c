@@ -82,7 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0) return 0;
+    if (size == 0)
+        return 0;
     const struct h1_limits *lim = &limits[data[0] & 3];
     const char *buf = (const char *)data + 1;
     size_t len = size - 1;
@@ -91,8 +92,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     int rc = h1_parse_request(buf, len, &r, h, lim);
     INVARIANT(rc == H1_OK || rc == H1_INCOMPLETE || rc == H1_ERROR);
-    if (rc == H1_OK) check_ok(&r, h, buf, len, lim);
-    if (rc == H1_INCOMPLETE) INVARIANT(len <= lim->max_head && r.status == 0 && !r.error);
+    if (rc == H1_OK)
+        check_ok(&r, h, buf, len, lim);
+    if (rc == H1_INCOMPLETE)
+        INVARIANT(len <= lim->max_head && r.status == 0 && !r.error);
     if (rc == H1_ERROR) {
         int s = r.status;
         INVARIANT(r.error != NULL);
@@ -102,10 +105,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A prefix cut where the input says: never contradicts the whole. */
     size_t k = len ? (data[0] * 131u + data[size / 2] * 7u + size) % len : 0;
     int prc = parse_copy(buf, k, &p, h, lim);
-    if (rc == H1_OK && k < r.head_len) INVARIANT(prc == H1_INCOMPLETE);
-    if (rc == H1_OK && k >= r.head_len) INVARIANT(prc == H1_OK && p.head_len == r.head_len);
-    if (rc == H1_INCOMPLETE) INVARIANT(prc == H1_INCOMPLETE);
-    if (prc == H1_ERROR) INVARIANT(rc == H1_ERROR && p.status == r.status);
+    if (rc == H1_OK && k < r.head_len)
+        INVARIANT(prc == H1_INCOMPLETE);
+    if (rc == H1_OK && k >= r.head_len)
+        INVARIANT(prc == H1_OK && p.head_len == r.head_len);
+    if (rc == H1_INCOMPLETE)
+        INVARIANT(prc == H1_INCOMPLETE);
+    if (prc == H1_ERROR)
+        INVARIANT(rc == H1_ERROR && p.status == r.status);
 
     /* Same bytes, same answer. */
     prc = parse_copy(buf, len, &p, h, lim);

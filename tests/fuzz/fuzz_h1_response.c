@@ -71,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0) return 0;
+    if (size == 0)
+        return 0;
     const struct h1_limits *lim = &limits[data[0] & 3];
     bool head = data[0] & 4;
     const char *buf = (const char *)data + 1;
@@ -81,16 +82,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     int rc = h1_parse_response(buf, len, &r, h, lim, head);
     INVARIANT(rc == H1_OK || rc == H1_INCOMPLETE || rc == H1_ERROR);
-    if (rc == H1_OK) check_ok(&r, h, buf, len, lim, head);
-    if (rc == H1_INCOMPLETE) INVARIANT(len <= lim->max_head && r.error == NULL);
-    if (rc == H1_ERROR) INVARIANT(r.error != NULL);
+    if (rc == H1_OK)
+        check_ok(&r, h, buf, len, lim, head);
+    if (rc == H1_INCOMPLETE)
+        INVARIANT(len <= lim->max_head && r.error == NULL);
+    if (rc == H1_ERROR)
+        INVARIANT(r.error != NULL);
 
     size_t k = len ? (data[0] * 131u + data[size / 2] * 7u + size) % len : 0;
     int prc = parse_copy(buf, k, &p, h, lim, head);
-    if (rc == H1_OK && k < r.head_len) INVARIANT(prc == H1_INCOMPLETE);
-    if (rc == H1_OK && k >= r.head_len) INVARIANT(prc == H1_OK && p.head_len == r.head_len);
-    if (rc == H1_INCOMPLETE) INVARIANT(prc == H1_INCOMPLETE);
-    if (prc == H1_ERROR) INVARIANT(rc == H1_ERROR);
+    if (rc == H1_OK && k < r.head_len)
+        INVARIANT(prc == H1_INCOMPLETE);
+    if (rc == H1_OK && k >= r.head_len)
+        INVARIANT(prc == H1_OK && p.head_len == r.head_len);
+    if (rc == H1_INCOMPLETE)
+        INVARIANT(prc == H1_INCOMPLETE);
+    if (prc == H1_ERROR)
+        INVARIANT(rc == H1_ERROR);
 
     prc = parse_copy(buf, len, &p, h, lim, head);
     INVARIANT(prc == rc && p.head_len == r.head_len && p.status == r.status);

@@ -61,21 +61,38 @@ def test_upstream_send_timeout_fails_the_request(backend, gatehouse):
     assert time.monotonic() - t < 6, "the request waited for the upstream instead of failing"
 
 
-def test_max_connections_per_worker(gatehouse, backend):
+def test_max_connections_per_worker_closes_idle_first(gatehouse, backend):
+    """At the limit, the oldest connection idle between requests is closed to make room, so a
+    new client is served at once instead of waiting in the backlog."""
     gh = gatehouse(proxy_config(backend, limits={"max_connections_per_worker": 2}))
     first, second = H1(gh.port), H1(gh.port)
     assert first.request("GET", "/echo").status == 200
     assert second.request("GET", "/echo").status == 200
-    with H1(gh.port, timeout=5) as third:      # connects (backlog) but waits
-        third.send(H1.build("GET", "/echo?third=1"))
-        third.sock.settimeout(0.5)
-        with pytest.raises(socket.timeout):
-            third.sock.recv(1)
-        first.close()
-        third.sock.settimeout(T(3))
-        r = third.read_response()
+    with H1(gh.port, timeout=T(3)) as third:
+        r = third.request("GET", "/echo?third=1")
         assert r.status == 200 and r.json()["target"] == "/echo?third=1"
+    first.sock.settimeout(T(3))
+    assert first.sock.recv(1) == b"", "the oldest idle connection was not closed"
+    assert second.request("GET", "/echo").status == 200
+    first.close()
     second.close()
+
+
+def test_max_connections_per_worker_waits_when_none_idle(gatehouse, backend):
+    gh = gatehouse(proxy_config(backend, limits={"max_connections_per_worker": 1}))
+    busy = H1(gh.port)
+    busy.send(H1.build("GET", "/delay?ms=1000"))
+    time.sleep(0.2)  # the request is in flight: the connection is not idle
+    with H1(gh.port, timeout=5) as other:   # connects (backlog) but waits
+        other.send(H1.build("GET", "/echo?other=1"))
+        other.sock.settimeout(0.4)
+        with pytest.raises(socket.timeout):
+            other.sock.recv(1)
+        assert busy.read_response().status == 200
+        busy.close()
+        other.sock.settimeout(T(3))
+        r = other.read_response()
+        assert r.status == 200 and r.json()["target"] == "/echo?other=1"
 
 
 def test_keepalive_timeout_0_disables_client_keepalive(backend, gatehouse):

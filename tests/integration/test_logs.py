@@ -70,9 +70,9 @@ def test_bytes_is_body_bytes_sent(backend, gatehouse):
 def test_errors_are_logged_too(backend, gatehouse):
     gh = gatehouse(config(backend, hosts=["example.com"]))
     mark = gh.out_mark()
-    assert get(gh.port, "/x", host="nope.example").status == 404
+    assert get(gh.port, "/x", host="nope.example").status == 400
     m = COMBINED.match(one_line(gh, mark))
-    assert m and m["status"] == "404" and m["upstream"] == "-"
+    assert m and m["status"] == "400" and m["upstream"] == "-"
 
 
 def test_json_format(backend, gatehouse):

@@ -39,13 +39,24 @@ def test_site_by_host(sites, host, site):
     assert (r.status, r.body) == (200, f"{site}\n".encode())
 
 
-def test_no_matching_site_is_404(gatehouse):
+def test_no_matching_site_is_400(gatehouse):
+    """An unknown Host is refused (400) unless a site is marked default."""
     cfg = base_config()
     cfg["sites"] = [{"hosts": ["example.com", "*.example.org"], "routes": [dict(path="/", **body("x"))]}]
     gh = gatehouse(cfg)
     assert get(gh.port, "/", host="example.com").status == 200
-    assert get(gh.port, "/", host="example.net").status == 404
-    assert get(gh.port, "/", host="example.org").status == 404
+    assert get(gh.port, "/", host="example.net").status == 400
+    assert get(gh.port, "/", host="example.org").status == 400
+
+
+def test_default_site_answers_unknown_hosts(gatehouse):
+    cfg = base_config()
+    cfg["sites"] = [{"hosts": ["example.com"], "routes": [dict(path="/", **body("known"))]},
+                    {"hosts": ["fallback.example"], "default": True,
+                     "routes": [dict(path="/", **body("fallback"))]}]
+    gh = gatehouse(cfg)
+    assert get(gh.port, "/", host="example.com").body == b"known\n"
+    assert get(gh.port, "/", host="unknown.example").body == b"fallback\n"
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ static const char yaml[] = "listen: [ { address: \"127.0.0.1:0\" } ]\n"
 
 static const char *site_of(const struct config *c, const char *host)
 {
-    const struct cfg_site *s = router_site(c, host, strlen(host));
+    const struct cfg_site *s = router_site(c, NULL, host, strlen(host));
     return s ? s->name : "(none)";
 }
 
@@ -50,7 +50,7 @@ int main(void)
     CHECK(strcmp(site_of(c, "[::1]:80"), "any") == 0);
     CHECK(strcmp(site_of(c, ""), "any") == 0);
 
-    const struct cfg_site *shop = router_site(c, "shop.example.com", 16);
+    const struct cfg_site *shop = router_site(c, NULL, "shop.example.com", 16);
     CHECK_EQ_INT(status_of(shop, "/meet"), 201);
     CHECK_EQ_INT(status_of(shop, "/meet/x"), 201);
     CHECK_EQ_INT(status_of(shop, "/meeting"), 1);     /* not a segment boundary: falls to "/" */
@@ -58,7 +58,7 @@ int main(void)
     CHECK_EQ_INT(status_of(shop, "/meet/room/1"), 202);
     CHECK_EQ_INT(status_of(shop, "/meet/roomy"), 201);
     CHECK_EQ_INT(status_of(shop, "/"), 1);
-    const struct cfg_site *deeper = router_site(c, "a.eu.example.com", 16);
+    const struct cfg_site *deeper = router_site(c, NULL, "a.eu.example.com", 16);
     CHECK_EQ_INT(status_of(deeper, "/"), 0);
     CHECK_EQ_INT(status_of(deeper, "/api/v1"), 204);
 

@@ -1,0 +1,176 @@
+#include "proxy/forward.h"
+
+#include "config/config.h"
+#include "http/h1_parse.h"
+#include "http/request.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum fwd_kind { FWD_NONE, FWD_FOR, FWD_PROTO, FWD_HOST, FWD_PORT, FWD_FORWARDED, FWD_PREFIX };
+
+static enum fwd_kind kind_of(const char *name, size_t len)
+{
+    if (len == 9 && h1_token_eq(name, len, "forwarded", 9))
+        return FWD_FORWARDED;
+    if (len < 12 || !h1_token_eq(name, 12, "x-forwarded-", 12))
+        return FWD_NONE;
+    const char *t = name + 12;
+    size_t n = len - 12;
+    if (h1_token_eq(t, n, "for", 3))
+        return FWD_FOR;
+    if (h1_token_eq(t, n, "proto", 5))
+        return FWD_PROTO;
+    if (h1_token_eq(t, n, "host", 4))
+        return FWD_HOST;
+    if (h1_token_eq(t, n, "port", 4))
+        return FWD_PORT;
+    if (h1_token_eq(t, n, "prefix", 6))
+        return FWD_PREFIX;
+    return FWD_NONE;
+}
+
+static unsigned bit_of(enum fwd_kind k)
+{
+    switch (k) {
+    case FWD_FOR:
+        return CFG_FWD_FOR;
+    case FWD_PROTO:
+        return CFG_FWD_PROTO;
+    case FWD_HOST:
+        return CFG_FWD_HOST;
+    case FWD_PORT:
+        return CFG_FWD_PORT;
+    case FWD_FORWARDED:
+        return CFG_FWD_FORWARDED;
+    default:
+        return 0;
+    }
+}
+
+static bool prefix_sent(const struct cfg_route *route)
+{
+    return route->strip_prefix && !(route->path_len == 1 && route->path[0] == '/');
+}
+
+bool forward_drops(const char *name, size_t len, bool trusted, const struct cfg_route *route)
+{
+    enum fwd_kind k = kind_of(name, len);
+    if (k == FWD_NONE)
+        return false;
+    if (!trusted)
+        return true; /* forged or not, an untrusted peer's claims are never passed on */
+    if (k == FWD_PREFIX)
+        return prefix_sent(route);
+    return (route->forward_headers & bit_of(k)) != 0; /* we send a combined value instead */
+}
+
+/* All values of one incoming field, comma-joined into out (the list form RFC 9110 allows). */
+static size_t incoming(const struct http_request *r, enum fwd_kind k, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        if (kind_of(f->name, f->name_len) != k || !f->value_len)
+            continue;
+        if (n + f->value_len + 2 > cap)
+            return 0; /* absurdly long: start over from what we know */
+        if (n) {
+            memcpy(out + n, ", ", 2);
+            n += 2;
+        }
+        memcpy(out + n, f->value, f->value_len);
+        n += f->value_len;
+    }
+    return n;
+}
+
+/* RFC 7239 node and host values: a token stays bare; IPv6 (in brackets) and host:port must be
+ * a quoted-string. */
+static int quoted_if_needed(char *out, size_t cap, const char *v, size_t len, bool ipv6)
+{
+    bool quote = ipv6 || memchr(v, ':', len) || memchr(v, '[', len);
+    if (ipv6)
+        return snprintf(out, cap, "\"[%.*s]\"", (int)len, v);
+    return snprintf(out, cap, quote ? "\"%.*s\"" : "%.*s", (int)len, v);
+}
+
+struct emit {
+    const struct http_stream *s;
+    const struct cfg_route *route;
+    bool trusted;
+    forward_put_fn put;
+    void *ctx;
+};
+
+/* Send `ours`, after the trusted incoming value when `append`, or the trusted incoming value
+ * in place of ours when `keep_incoming`. */
+static int emit_field(const struct emit *e, enum fwd_kind k, const char *name, const char *ours,
+                      bool append)
+{
+    char buf[4096];
+    size_t n = e->trusted ? incoming(&e->s->req, k, buf, sizeof(buf) - 512) : 0;
+    if (n && !append)
+        return e->put(e->ctx, name, strlen(name), buf, n);
+    if (n) {
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, ", %s", ours);
+        return e->put(e->ctx, name, strlen(name), buf, n < sizeof(buf) ? n : sizeof(buf) - 1);
+    }
+    return e->put(e->ctx, name, strlen(name), ours, strlen(ours));
+}
+
+static int emit_forwarded(const struct emit *e, const char *proto)
+{
+    const struct http_stream *s = e->s;
+    char elem[600];
+    int n = snprintf(elem, sizeof(elem), "for=");
+    bool v6 = strchr(s->peer, ':') != NULL;
+    n += quoted_if_needed(elem + n, sizeof(elem) - (size_t)n, s->peer, strlen(s->peer), v6);
+    n += snprintf(elem + n, sizeof(elem) - (size_t)n, ";proto=%s", proto);
+    const struct slice host = s->req.authority;
+    if (host.len && host.len < 256) {
+        n += snprintf(elem + n, sizeof(elem) - (size_t)n, ";host=");
+        n += quoted_if_needed(elem + n, sizeof(elem) - (size_t)n, host.p, host.len, false);
+    }
+    return emit_field(e, FWD_FORWARDED, "Forwarded", elem, true);
+}
+
+static int emit_prefix(const struct emit *e)
+{
+    char ours[512];
+    snprintf(ours, sizeof(ours), "%s", e->route->path);
+    char buf[1024];
+    size_t n = e->trusted ? incoming(&e->s->req, FWD_PREFIX, buf, sizeof(buf) - sizeof(ours)) : 0;
+    /* Behind another proxy that stripped its own prefix, the path base is both joined. */
+    while (n && buf[n - 1] == '/')
+        n--;
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s", ours);
+    return e->put(e->ctx, "X-Forwarded-Prefix", 18, buf, n);
+}
+
+int forward_emit(const struct http_stream *s, const struct cfg_route *route, bool trusted,
+                 forward_put_fn put, void *ctx)
+{
+    const struct emit e = {s, route, trusted, put, ctx};
+    const unsigned want = route->forward_headers;
+    const char *proto = s->secure ? "https" : "http";
+    char text[300];
+    int rc = 0;
+    if (want & CFG_FWD_FOR)
+        rc |= emit_field(&e, FWD_FOR, "X-Forwarded-For", s->peer, true);
+    if (want & CFG_FWD_PROTO)
+        rc |= emit_field(&e, FWD_PROTO, "X-Forwarded-Proto", proto, false);
+    if ((want & CFG_FWD_HOST) && s->req.authority.len && s->req.authority.len < sizeof(text)) {
+        snprintf(text, sizeof(text), "%.*s", (int)s->req.authority.len, s->req.authority.p);
+        rc |= emit_field(&e, FWD_HOST, "X-Forwarded-Host", text, false);
+    }
+    if (want & CFG_FWD_PORT) {
+        snprintf(text, sizeof(text), "%u", s->local_port);
+        rc |= emit_field(&e, FWD_PORT, "X-Forwarded-Port", text, false);
+    }
+    if (want & CFG_FWD_FORWARDED)
+        rc |= emit_forwarded(&e, proto);
+    if (prefix_sent(route))
+        rc |= emit_prefix(&e);
+    return rc ? -1 : 0;
+}
