@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, T
+from conftest import GATEHOUSE_BIN, REPO, T
 
 FULL = """\
 workers: 2
@@ -282,3 +282,12 @@ def test_missing_file(tmp_path):
                        timeout=T(10))
     assert p.returncode == 1
     assert str(path) in p.stderr
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "examples").glob("*.yaml")))
+def test_shipped_examples_check_clean(example):
+    """Every example in examples/ passes `gatehouse -t` as shipped."""
+    p = subprocess.run([GATEHOUSE_BIN, "-t", "-c", str(REPO / "examples" / example)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    assert "configuration OK" in p.stdout
