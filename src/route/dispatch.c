@@ -60,7 +60,10 @@ void handler_dispatch(struct http_stream *s)
             refuse(s, 400, "request target is not a path");
         return;
     }
-    if (r->authority.len && !target_host_valid(r->authority.p, r->authority.len)) {
+    /* An absolute-form target must name a host (RFC 9110 section 4.2.1: "http:///x" is
+     * invalid); a Host field, when present, must be a valid host[:port]. */
+    if ((r->authority.len || r->authority_in_target) &&
+        !target_host_valid(r->authority.p, r->authority.len)) {
         refuse(s, 400, "invalid Host");
         return;
     }

@@ -652,3 +652,29 @@ def wait_until(predicate, timeout=5, interval=0.02):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+# ---- edge semantics (test_edge_*.py) ---------------------------------------------------------
+
+EDGE_HOST = "ci.example.com"
+
+
+def edge_config(backend, routes=None, hosts=(EDGE_HOST,), site=None, sites=None, upstream=None,
+                **over):
+    """One upstream `app` = backend; one site `public` (hosts, routes, plus the keys in `site`),
+    or the given `sites` list instead."""
+    cfg = base_config(**over)
+    cfg["upstreams"] = {"app": dict({"servers": [backend.address], "connect_timeout": "2s",
+                                     "read_timeout": "10s"}, **(upstream or {}))}
+    if sites is None:
+        s = {"name": "public", "hosts": list(hosts),
+             "routes": routes or [{"path": "/", "proxy": "app"}]}
+        s.update(site or {})
+        sites = [s]
+    cfg["sites"] = sites
+    return cfg
+
+
+def header_values(headers, name):
+    """Values of header `name` (any case) in a [[name, value], ...] list such as /echo's."""
+    return [v for k, v in headers if k.lower() == name.lower()]
