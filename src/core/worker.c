@@ -328,6 +328,7 @@ void worker_fini(struct worker *w)
     ev_loop_fini(&w->loop);
     buf_pool_fini(&w->bufs);
     freelist_fini(&w->proxies);
+    h1_worker_fini(w);
     client_count_fini(&w->clients);
     if (w->parked_fd >= 0)
         close(w->parked_fd);

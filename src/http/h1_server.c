@@ -48,9 +48,7 @@ struct h1_conn {
     const char *fail_why;
     struct buf *in;
     struct outq out;
-    struct h1_header *hdrs;
-    struct http_field *fields;
-    uint32_t cap_hdrs;
+    struct h1_heads *heads; /* header arrays, held only while a head is parsed or served */
     struct config *config; /* snapshot of the current (or last) exchange; one reference */
     char peer[64];
     struct sockaddr_storage peer_addr;
@@ -84,6 +82,58 @@ struct h1_conn {
     bool continue_sent;
     bool expect_continue;
 };
+
+/* Header arrays for one request head, recycled through the worker: a connection holds them
+ * only while a request is being parsed or served, so idle keep-alive connections stay small. */
+struct h1_heads {
+    struct h1_heads *next;
+    uint32_t cap;
+    struct h1_header *hdrs;
+    struct http_field *fields;
+};
+
+#define H1_HEADS_CACHED 256
+
+static struct h1_heads *heads_get(struct worker *w, uint32_t cap)
+{
+    struct h1_heads *h = w->h1_heads;
+    if (h && h->cap >= cap) {
+        w->h1_heads = h->next;
+        w->h1_nheads--;
+        return h;
+    }
+    h = malloc(sizeof(*h) + cap * (sizeof(struct h1_header) + sizeof(struct http_field)));
+    if (!h)
+        return NULL;
+    h->cap = cap;
+    h->hdrs = (struct h1_header *)(h + 1);
+    h->fields = (struct http_field *)(h->hdrs + cap);
+    return h;
+}
+
+static void heads_put(struct worker *w, struct h1_heads *h)
+{
+    if (!h)
+        return;
+    /* Arrays smaller than the current limit (a reload raised it) are not kept. */
+    if (w->h1_nheads >= H1_HEADS_CACHED || h->cap < w->config->limits.max_header_count) {
+        free(h);
+        return;
+    }
+    h->next = w->h1_heads;
+    w->h1_heads = h;
+    w->h1_nheads++;
+}
+
+void h1_worker_fini(struct worker *w)
+{
+    while (w->h1_heads) {
+        struct h1_heads *h = w->h1_heads;
+        w->h1_heads = h->next;
+        free(h);
+    }
+    w->h1_nheads = 0;
+}
 
 static const struct http_stream_ops h1_stream_ops;
 static void conn_on_io(struct ev_io *io, uint32_t events);
@@ -181,8 +231,8 @@ static void conn_on_close(struct ev_defer *d)
     buf_put(&c->w->bufs, c->in);
     outq_release(&c->out, &c->w->bufs);
     config_unref(c->config);
-    free(c->hdrs);
-    free(c->fields);
+    heads_put(c->w, c->heads);
+    c->heads = NULL;
     free(c->path_buf);
     c->w->nclosing--;
     worker_conn_closed(c->w, c->counted ? (const struct sockaddr *)&c->peer_addr : NULL);
@@ -615,18 +665,11 @@ static void prepare_error_stream(struct h1_conn *c)
 
 static int ensure_header_room(struct h1_conn *c, uint32_t n)
 {
-    if (c->cap_hdrs >= n)
+    if (c->heads && c->heads->cap >= n)
         return 0;
-    struct h1_header *h = realloc(c->hdrs, n * sizeof(*h));
-    if (!h)
-        return -1;
-    c->hdrs = h;
-    struct http_field *f = realloc(c->fields, n * sizeof(*f));
-    if (!f)
-        return -1;
-    c->fields = f;
-    c->cap_hdrs = n;
-    return 0;
+    heads_put(c->w, c->heads);
+    c->heads = heads_get(c->w, n);
+    return c->heads ? 0 : -1;
 }
 
 /* Split the target into path and query; absolute-form gives its authority. */
@@ -671,9 +714,10 @@ static void fill_request(struct h1_conn *c, const struct h1_request *h)
     if (h->host)
         r->authority = (struct slice){h->host, h->host_len};
     for (uint32_t i = 0; i < h->nheaders; i++)
-        c->fields[i] = (struct http_field){c->hdrs[i].name, c->hdrs[i].value, c->hdrs[i].name_len,
-                                           c->hdrs[i].value_len};
-    r->fields = c->fields;
+        c->heads->fields[i] = (struct http_field){c->heads->hdrs[i].name, c->heads->hdrs[i].value,
+                                                  c->heads->hdrs[i].name_len,
+                                                  c->heads->hdrs[i].value_len};
+    r->fields = c->heads->fields;
     r->nfields = h->nheaders;
     r->head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     r->has_body = h->body != H1_BODY_NONE;
@@ -803,11 +847,14 @@ static void parse_head(struct h1_conn *c)
     }
     struct h1_limits hl = {lim->max_request_line, lim->max_header_size, lim->max_header_count};
     struct h1_request h;
-    int r = h1_parse_request(c->in->data + c->in->start, buf_len(c->in), &h, c->hdrs, &hl);
+    int r =
+        h1_parse_request(c->in->data + c->in->start, buf_len(c->in), &h, c->heads->hdrs, &hl);
     if (r == H1_OK) {
         start_exchange(c, &h);
         return;
     }
+    heads_put(c->w, c->heads); /* nothing refers to them: the head is parsed afresh next time */
+    c->heads = NULL;
     if (r == H1_ERROR) {
         prepare_error_stream(c);
         conn_fail(c, h.status ? h.status : 400, h.error ? h.error : "malformed request");
@@ -898,6 +945,10 @@ static void start_linger(struct h1_conn *c)
 static void exchange_finished(struct h1_conn *c)
 {
     worker_access_log(c->w, &c->stream);
+    c->stream.req.fields = NULL;
+    c->stream.req.nfields = 0;
+    heads_put(c->w, c->heads); /* idle connections hold no header arrays */
+    c->heads = NULL;
     c->pinned = false;
     bool body_left = !c->body_done;
     if (!c->keepalive || c->w->draining || body_left || c->eof) {

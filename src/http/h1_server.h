@@ -17,6 +17,9 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
 /* Make room at the connection limit: close this connection if it is idle between requests.
  * Returns whether it was closed. */
 bool h1_conn_close_if_idle(struct dlist *link);
+/* Release the worker's cached header arrays. */
+void h1_worker_fini(struct worker *w);
+
 /* Shutdown: close the connection now if idle, else after its exchange in flight. */
 void h1_conn_drain(struct dlist *link);
 /* Grace period over: close whatever remains. */
