@@ -2,7 +2,7 @@
 # `make asan` builds with AddressSanitizer+UBSan and runs every test against that binary;
 # `make fuzz` runs the libFuzzer harnesses for FUZZ_SECONDS each.
 
-PKGS      := yaml-0.1
+PKGS      := yaml-0.1 libssl libcrypto libnghttp2
 CC        ?= cc
 BUILD     ?= build
 CFLAGS    ?= -O2 -g

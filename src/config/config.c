@@ -20,7 +20,8 @@ enum {
 };
 
 /* A snapshot owns an arena holding every string and array it points to, so freeing it (or
- * dropping a half-built one) is a single arena_free. */
+ * dropping a half-built one) is a single arena_free, after the TLS contexts, which live
+ * outside it. */
 struct snapshot {
     struct config cfg;
     struct arena mem;
@@ -130,6 +131,8 @@ static const struct field listener_fields[] = {
     {FIELD("address", conv_listen_addr, struct cfg_listener, addr, NULL), .flags = F_REQUIRED},
     {FIELD("backlog", cfg_conv_int, struct cfg_listener, backlog, "511"), .min = 1, .max = 65535},
     {FIELD("sites", cfg_conv_listener_sites, struct cfg_listener, sites, NULL)},
+    {FIELD("tls", cfg_conv_tls, struct cfg_listener, tls, NULL)},
+    {FIELD("h2c", cfg_conv_bool, struct cfg_listener, h2c, "false")},
 };
 static const struct fields listener_table = FIELDS(listener_fields);
 
@@ -203,6 +206,7 @@ static void build(struct load *ld, const struct ynode *root)
 
 static void snapshot_free(struct snapshot *s)
 {
+    cfg_tls_free(&s->cfg);
     arena_free(&s->mem);
     free(s);
 }

@@ -126,9 +126,31 @@ struct cfg_site {
     struct cfg_header_rules response_headers; /* every response of the site */
 };
 
+/* A listener's TLS settings (key `tls:`). The certificates are loaded and checked when the
+ * configuration is loaded; `server` is the ready OpenSSL context, owned by the snapshot. */
+struct cfg_tls_cert {
+    char *cert; /* PEM certificate chain file */
+    char *key;  /* PEM private key file */
+};
+
+struct tls_server;
+
+struct cfg_tls {
+    struct cfg_tls_cert *certs; /* the first is the default for unknown or missing SNI */
+    size_t ncerts;
+    int min_version;            /* 0x0303 (TLS 1.2, default) or 0x0304 (TLS 1.3) */
+    char *ciphers;              /* TLS 1.2 cipher list; default Mozilla intermediate */
+    char *ciphersuites;         /* TLS 1.3 suites; default OpenSSL's */
+    uint32_t handshake_timeout; /* ms, default 10000 */
+    bool http2;                 /* offer h2 by ALPN (key `http2`), default false until h2 lands */
+    struct tls_server *server;  /* built at load; freed with the snapshot */
+};
+
 struct cfg_listener {
     struct cfg_addr addr; /* port 0 = pick a free port */
     int backlog;          /* default 511 */
+    struct cfg_tls *tls; /* NULL: plain TCP */
+    bool h2c;            /* plain listener: also accept HTTP/2 with prior knowledge (key `h2c`) */
     /* sites: [name, ...]: the sites this listener serves; NULL/0 = all of them. */
     struct cfg_site **sites;
     size_t nsites;

@@ -163,6 +163,12 @@ void cfg_conv_routes(struct load *ld, const struct field *f, const struct ynode 
 /* The upstream named `name`, or NULL. Valid once `upstreams` has been converted. */
 struct cfg_upstream *cfg_find_upstream(struct load *ld, const char *name);
 
+/* The `tls` map of a listener (config_tls.c), into the struct cfg_tls * at base + f->offset;
+ * builds the listener's tls_server. cfg_tls_free frees the servers of a snapshot, complete or
+ * half-built. */
+void cfg_conv_tls(struct load *ld, const struct field *f, const struct ynode *val, void *base);
+void cfg_tls_free(struct config *c);
+
 /* trusted_proxies (config_cidr.c): a list of address blocks into struct config. */
 void cfg_conv_trusted_proxies(struct load *ld, const struct field *f, const struct ynode *val,
                               void *base);

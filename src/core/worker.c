@@ -54,7 +54,8 @@ static bool make_room(struct worker *w)
 {
     int looked = 0;
     for (struct dlist *n = w->conns.prev; n != &w->conns && looked < 64; n = n->prev, looked++)
-        if (h1_conn_close_if_idle(n))
+        if (container_of(n, struct conn_base, link)->ops->close_if_idle(
+                container_of(n, struct conn_base, link)))
             return true;
     return false;
 }
@@ -187,7 +188,8 @@ static void on_drain_timeout(struct ev_timer *t)
     struct dlist *n = w->conns.next;
     while (n != &w->conns) {
         struct dlist *next = n->next;
-        h1_conn_force_close(n);
+        struct conn_base *c = container_of(n, struct conn_base, link);
+        c->ops->force_close(c);
         n = next;
     }
 }
@@ -201,7 +203,8 @@ static void start_drain(struct worker *w)
     struct dlist *n = w->conns.next;
     while (n != &w->conns) {
         struct dlist *next = n->next;
-        h1_conn_drain(n);
+        struct conn_base *c = container_of(n, struct conn_base, link);
+        c->ops->drain(c);
         n = next;
     }
     ev_timer_start(&w->loop, &w->drain_timer, w->config->shutdown_grace);

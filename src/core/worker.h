@@ -29,6 +29,20 @@ struct server {
     int nworkers;
 };
 
+/* What the worker may ask of any client connection, whatever its protocol. Each connection
+ * type embeds a conn_base in its struct and links it into worker.conns. */
+struct conn_base;
+struct conn_ops {
+    void (*drain)(struct conn_base *c);         /* shutdown: close if idle, else after in-flight */
+    bool (*close_if_idle)(struct conn_base *c); /* make room at the limit; true if closed */
+    void (*force_close)(struct conn_base *c);   /* grace period over */
+};
+
+struct conn_base {
+    struct dlist link; /* in worker.conns, newest first */
+    const struct conn_ops *ops;
+};
+
 struct worker_listener {
     struct ev_io io;
     struct worker *w;

@@ -12,6 +12,7 @@
 #include "http/request.h"
 #include "net/outq.h"
 #include "net/sock.h"
+#include "net/tls.h"
 #include "route/target.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 enum conn_state {
+    CS_HANDSHAKE, /* TLS handshake in progress */
     CS_IDLE,     /* between requests, nothing buffered */
     CS_HEAD,     /* part of a request head received */
     CS_EXCHANGE, /* a request is being handled */
@@ -34,7 +36,7 @@ enum conn_state {
 struct h1_conn {
     struct http_stream stream; /* the exchange in flight (one at a time) */
     struct worker *w;
-    struct dlist link;
+    struct conn_base base; /* in the worker's connection list */
     int fd;
     enum conn_state state;
     struct ev_io io;
@@ -49,6 +51,8 @@ struct h1_conn {
     struct buf *in;
     struct outq out;
     struct h1_heads *heads; /* header arrays, held only while a head is parsed or served */
+    struct tls_conn *tls;   /* NULL on a plain listener */
+    uint32_t handshake_timeout;
     struct config *config; /* snapshot of the current (or last) exchange; one reference */
     char peer[64];
     struct sockaddr_storage peer_addr;
@@ -144,6 +148,8 @@ static void conn_on_close(struct ev_defer *d);
 static void conn_on_process(struct ev_defer *d);
 static void conn_on_fail(struct ev_defer *d);
 static void conn_process(struct h1_conn *c);
+static long tls_writer(void *ctx, const char *p, size_t len);
+static const struct conn_ops h1_conn_ops;
 static void conn_close(struct h1_conn *c);
 static void exchange_finished(struct h1_conn *c);
 static void conn_fail_later(struct h1_conn *c, int status, const char *why);
@@ -183,15 +189,25 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
     c->local_port = local_port;
     c->counted = counted;
     c->state = CS_IDLE;
-    if (ev_io_add(&w->loop, &c->io, 0) < 0) {
+    uint32_t first_timeout = conn_limits(c)->client_header_timeout;
+    const struct cfg_listener *l =
+        (size_t)listener < c->config->nlisteners ? &c->config->listeners[listener] : NULL;
+    if (l && l->tls && l->tls->server) {
+        c->tls = tls_conn_new(l->tls->server, fd);
+        c->state = CS_HANDSHAKE;
+        c->handshake_timeout = first_timeout = l->tls->handshake_timeout;
+    }
+    if ((l && l->tls && !c->tls) || ev_io_add(&w->loop, &c->io, 0) < 0) {
+        tls_conn_free(c->tls);
         config_unref(c->config);
         free(c);
         close(fd);
         return;
     }
-    dlist_push(&w->conns, &c->link);
+    c->base.ops = &h1_conn_ops;
+    dlist_push(&w->conns, &c->base.link);
     w->nconns++;
-    ev_timer_start(&w->loop, &c->timer, conn_limits(c)->client_header_timeout);
+    ev_timer_start(&w->loop, &c->timer, first_timeout);
 }
 
 /* ---- closing ------------------------------------------------------------------------------ */
@@ -202,6 +218,8 @@ static void conn_close(struct h1_conn *c)
 {
     if (c->state == CS_CLOSED)
         return;
+    if (c->tls && c->state != CS_HANDSHAKE)
+        tls_shutdown(c->tls); /* close_notify, best effort */
     c->state = CS_CLOSED;
     c->w->nclosing++;
     ev_io_del(&c->w->loop, &c->io);
@@ -227,12 +245,13 @@ static void conn_on_close(struct ev_defer *d)
     /* Backstop: nothing may leave a timer pointing into freed memory. */
     ev_timer_stop(&c->w->loop, &c->timer);
     ev_timer_stop(&c->w->loop, &c->send_timer);
-    dlist_remove(&c->link);
+    dlist_remove(&c->base.link);
     buf_put(&c->w->bufs, c->in);
     outq_release(&c->out, &c->w->bufs);
     config_unref(c->config);
     heads_put(c->w, c->heads);
     c->heads = NULL;
+    tls_conn_free(c->tls);
     free(c->path_buf);
     c->w->nclosing--;
     worker_conn_closed(c->w, c->counted ? (const struct sockaddr *)&c->peer_addr : NULL);
@@ -257,7 +276,8 @@ static void arm_send_timer(struct h1_conn *c)
 
 static int conn_flush(struct h1_conn *c)
 {
-    int r = outq_flush(&c->out, c->fd, &c->w->bufs);
+    int r = c->tls ? outq_flush_fn(&c->out, tls_writer, c->tls, &c->w->bufs)
+                   : outq_flush(&c->out, c->fd, &c->w->bufs);
     if (r == OUTQ_AGAIN) {
         c->wr_ready = false;
         arm_send_timer(c);
@@ -645,6 +665,7 @@ static void stream_init(struct h1_conn *c)
                                      .peer_addr = (const struct sockaddr *)&c->peer_addr,
                                      .listener = c->listener,
                                      .local_port = c->local_port,
+                                     .secure = c->tls != NULL,
                                      .config = c->config,
                                      .start_ms = c->w->loop.now,
                                      .max_body = conn_limits(c)->max_body_size};
@@ -798,6 +819,80 @@ static void start_exchange(struct h1_conn *c, const struct h1_request *h)
 
 /* ---- input -------------------------------------------------------------------------------- */
 
+/* ---- TLS ---------------------------------------------------------------------------------- */
+
+static ssize_t plain_recv(struct h1_conn *c, char *p, size_t len)
+{
+    ssize_t n;
+    do
+        n = recv(c->fd, p, len, 0);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* tls_read with recv's conventions: bytes, 0 at the end, -1 with errno. */
+static ssize_t tls_recv(struct h1_conn *c, char *p, size_t len)
+{
+    long n = tls_read(c->tls, p, len);
+    if (n > 0)
+        return n;
+    if (n == TLS_CLOSED)
+        return 0;
+    errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPROTO;
+    return -1;
+}
+
+static long tls_writer(void *ctx, const char *p, size_t len)
+{
+    long n = tls_write(ctx, p, len);
+    if (n > 0)
+        return n;
+    errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPIPE;
+    return -1;
+}
+
+static void read_requests(struct h1_conn *c);
+
+/* Plain HTTP sent to a TLS port: say so in plain HTTP, as nginx does, rather than leave the
+ * client with a reset it cannot explain. */
+static void answer_plaintext(struct h1_conn *c)
+{
+    static const char resp[] = "HTTP/1.1 400 Bad Request\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n"
+                               "Content-Length: 41\r\nConnection: close\r\n\r\n"
+                               "plain HTTP request sent to an HTTPS port\n";
+    char sink[4096];
+    /* Take the request out of the socket first: closing with unread bytes would reset the
+     * connection and could destroy the answer before the client reads it. */
+    while (recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+        ;
+    ssize_t n = send(c->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+}
+
+static void handshake(struct h1_conn *c)
+{
+    int r = tls_handshake(c->tls);
+    if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+        c->rd_ready = c->wr_ready = false; /* the next epoll edge resumes it */
+        return;
+    }
+    if (r != TLS_DONE) {
+        char why[160];
+        const char *what =
+            r == TLS_CLOSED ? "closed by the client" : tls_last_error(c->tls, why, sizeof(why));
+        log_msg(conn_log(c), LOG_INFO, "client %s: TLS handshake failed: %s", c->peer, what);
+        if (strstr(what, "plaintext"))
+            answer_plaintext(c);
+        conn_close(c);
+        return;
+    }
+    c->state = CS_IDLE;
+    c->rd_ready = c->wr_ready = true; /* the request may already be buffered */
+    conn_timer(c, conn_limits(c)->client_header_timeout);
+    read_requests(c);
+}
+
 /* Read what the socket has into `in`. Returns bytes read, 0 on EOF/full/again, -1 on error. */
 static int conn_read(struct h1_conn *c)
 {
@@ -815,16 +910,15 @@ static int conn_read(struct h1_conn *c)
     size_t room = buf_room(c->in);
     if (room == 0)
         return 0;
-    ssize_t n;
-    do
-        n = recv(c->fd, c->in->data + c->in->end, room, 0);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = c->tls ? tls_recv(c, c->in->data + c->in->end, room)
+                       : plain_recv(c, c->in->data + c->in->end, room);
     if (n > 0) {
         c->in->end += (uint32_t)n;
         /* A short read drained the socket, unless the peer's FIN came with the data: then
-         * the next read must see the end (no further edge will announce it). */
-        if ((size_t)n < room && !c->rdhup)
-            c->rd_ready = false; /* a short read drained the socket */
+         * the next read must see the end (no further edge will announce it). Under TLS a
+         * short read says nothing (records are buffered): read on until WANT_READ. */
+        if ((size_t)n < room && !c->rdhup && !c->tls)
+            c->rd_ready = false;
         return (int)n;
     }
     c->rd_ready = false;
@@ -972,6 +1066,9 @@ static void exchange_finished(struct h1_conn *c)
 static void conn_process(struct h1_conn *c)
 {
     switch (c->state) {
+    case CS_HANDSHAKE:
+        handshake(c);
+        break;
     case CS_IDLE:
     case CS_HEAD:
         read_requests(c);
@@ -1018,6 +1115,11 @@ static void conn_on_timer(struct ev_timer *t)
 {
     struct h1_conn *c = container_of(t, struct h1_conn, timer);
     switch (c->state) {
+    case CS_HANDSHAKE:
+        log_msg(conn_log(c), LOG_INFO, "client %s: TLS handshake not done within %u ms", c->peer,
+                c->handshake_timeout);
+        conn_close(c);
+        break;
     case CS_IDLE:
         conn_close(c);
         break;
@@ -1050,9 +1152,10 @@ static void conn_on_send_timer(struct ev_timer *t)
 
 /* ---- worker hooks ------------------------------------------------------------------------- */
 
-void h1_conn_drain(struct dlist *link)
+/* Shutdown: close the connection now if idle, else after its exchange in flight. */
+static void h1_drain(struct conn_base *b)
 {
-    struct h1_conn *c = container_of(link, struct h1_conn, link);
+    struct h1_conn *c = container_of(b, struct h1_conn, base);
     /* A connection accepted but not yet read gets its request served (with Connection:
      * close); one idle between requests is closed now. */
     if (c->state == CS_IDLE && c->requests > 0)
@@ -1061,17 +1164,22 @@ void h1_conn_drain(struct dlist *link)
         c->keepalive = false;
 }
 
-bool h1_conn_close_if_idle(struct dlist *link)
+static bool h1_close_if_idle(struct conn_base *b)
 {
-    struct h1_conn *c = container_of(link, struct h1_conn, link);
+    struct h1_conn *c = container_of(b, struct h1_conn, base);
     if (c->state != CS_IDLE || c->requests == 0)
         return false;
     conn_close(c);
     return true;
 }
 
-void h1_conn_force_close(struct dlist *link)
+static void h1_force_close(struct conn_base *b)
 {
-    struct h1_conn *c = container_of(link, struct h1_conn, link);
-    conn_close(c);
+    conn_close(container_of(b, struct h1_conn, base));
 }
+
+static const struct conn_ops h1_conn_ops = {
+    .drain = h1_drain,
+    .close_if_idle = h1_close_if_idle,
+    .force_close = h1_force_close,
+};

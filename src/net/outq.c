@@ -92,6 +92,44 @@ int outq_flush(struct outq *q, int fd, struct buf_pool *pool)
     return OUTQ_DONE;
 }
 
+/* The first unsent part, in order. */
+static size_t next_part(const struct outq *q, const char **p)
+{
+    if (q->gen && buf_len(q->gen)) {
+        *p = q->gen->data + q->gen->start;
+        return buf_len(q->gen);
+    }
+    if (q->ext_len) {
+        *p = q->ext;
+        return q->ext_len;
+    }
+    *p = q->tail + q->tail_off;
+    return (size_t)(q->tail_len - q->tail_off);
+}
+
+static int outq_done(struct outq *q, struct buf_pool *pool)
+{
+    q->tail_off = q->tail_len = 0;
+    if (q->gen) {
+        buf_put(pool, q->gen);
+        q->gen = NULL;
+    }
+    return OUTQ_DONE;
+}
+
+int outq_flush_fn(struct outq *q, outq_write_fn write, void *ctx, struct buf_pool *pool)
+{
+    while (!outq_empty(q)) {
+        const char *p;
+        size_t len = next_part(q, &p);
+        long w = write(ctx, p, len);
+        if (w < 0)
+            return errno == EAGAIN ? OUTQ_AGAIN : OUTQ_ERROR;
+        outq_advance(q, (size_t)w);
+    }
+    return outq_done(q, pool);
+}
+
 void outq_release(struct outq *q, struct buf_pool *pool)
 {
     buf_put(pool, q->gen);

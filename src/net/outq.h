@@ -38,4 +38,9 @@ void outq_set_ext(struct outq *q, const char *data, size_t len, const char *tail
 int outq_flush(struct outq *q, int fd, struct buf_pool *pool);
 void outq_release(struct outq *q, struct buf_pool *pool);
 
+/* Same as outq_flush through a byte-stream writer (TLS): `write` returns the bytes taken, or
+ * -1 with errno EAGAIN (try again when the socket is ready) or another errno (failed). */
+typedef long (*outq_write_fn)(void *ctx, const char *p, size_t len);
+int outq_flush_fn(struct outq *q, outq_write_fn write, void *ctx, struct buf_pool *pool);
+
 #endif

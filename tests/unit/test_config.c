@@ -1355,6 +1355,146 @@ static int fake_resolver(const char *host, struct sockaddr_storage *sa, socklen_
     return EAI_NONAME;
 }
 
+/* ---- tls ---- */
+
+/* The shape of `tls:`; files are not opened when it is wrong. */
+static void test_error_tls_shape(void)
+{
+    EXPECT_ERRORS("listen:\n"
+                  "  - address: \":0\"\n"
+                  "    tls: { min_version: \"1.2\" }\n" MINIMAL_SITES,
+                  "x.yaml:3:10: missing required key 'certificates' in 'tls'\n");
+    EXPECT_ERRORS("listen:\n"
+                  "  - address: \":0\"\n"
+                  "    tls:\n"
+                  "      certificates: []\n"
+                  "      min_version: 1.1\n"
+                  "      handshake: 1s\n"
+                  "  - address: \":0\"\n"
+                  "    tls: yes\n" MINIMAL_SITES,
+                  "x.yaml:4:21: 'certificates' must not be empty\n"
+                  "x.yaml:5:20: 'min_version' must be one of 1.2, 1.3\n"
+                  "x.yaml:6:7: unknown key 'handshake' in 'tls'\n"
+                  "x.yaml:8:10: 'tls' must be a map, not 'yes'\n");
+    EXPECT_ERRORS("listen:\n"
+                  "  - address: \":0\"\n"
+                  "    tls:\n"
+                  "      certificates: [{ cert: a.crt }, b.crt]\n" MINIMAL_SITES,
+                  "x.yaml:4:22: missing required key 'key' in certificate #1\n"
+                  "x.yaml:4:39: each item of 'certificates' must be a map, not 'b.crt'\n");
+}
+
+static char tls_dir[] = "/tmp/gatehouse-cfgtls-XXXXXX";
+
+static int tls_make(const char *name, const char *newkey, const char *san)
+{
+    char cmd[600];
+
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey %s -nodes -days 2 -subj /CN=%s -addext "
+             "subjectAltName=DNS:%s -keyout %s/%s.key -out %s/%s.crt 2>/dev/null",
+             newkey, name, san, tls_dir, name, tls_dir, name);
+    return system(cmd);
+}
+
+/* Writes `yaml` to tls_dir/gatehouse.yaml and loads it from there. */
+static int tls_load(const char *yaml, struct config **c, char *path, size_t pathlen)
+{
+    size_t len;
+    FILE *f;
+    int n;
+
+    snprintf(path, pathlen, "%s/gatehouse.yaml", tls_dir);
+    f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(yaml, f);
+    fclose(f);
+    free(messages);
+    f = open_memstream(&messages, &len);
+    n = config_load(path, c, f);
+    fclose(f);
+    return n;
+}
+
+#define TLS_HEAD                                                                                   \
+    "listen:\n"                                                                                    \
+    "  - address: \":0\"\n"                                                                        \
+    "    tls:\n"                                                                                   \
+    "      certificates:\n"
+
+static const char three_problems[] =
+    TLS_HEAD "        - { cert: /nonexistent.crt, key: ec.key }\n"
+             "  - address: \":0\"\n"
+             "    tls:\n"
+             "      certificates: [{ cert: ec.crt, key: ec.key }]\n"
+             "      ciphers: NOPE\n"
+             "    backlog: 0\n" MINIMAL_SITES;
+
+static void test_tls_files(void)
+{
+    struct config *c = NULL;
+    char path[200], expect[600];
+    const struct cfg_tls *t;
+
+    /* Relative paths: from the configuration file's directory. */
+    CHECK_EQ_INT(tls_load(TLS_HEAD "        - { cert: ec.crt, key: ec.key }\n"
+                                   "        - { cert: rsa.crt, key: rsa.key }\n"
+                                   "      min_version: \"1.3\"\n"
+                                   "      handshake_timeout: 5s\n" MINIMAL_SITES,
+                          &c, path, sizeof path),
+                 0);
+    CHECK(c != NULL && c->listeners[0].tls != NULL);
+    if (c && c->listeners[0].tls) {
+        t = c->listeners[0].tls;
+        snprintf(expect, sizeof expect, "%s/rsa.key", tls_dir);
+        CHECK_EQ_INT(t->ncerts, 2);
+        CHECK(!strcmp(t->certs[1].key, expect));
+        CHECK_EQ_INT(t->min_version, 0x0304);
+        CHECK_EQ_INT(t->handshake_timeout, 5000);
+        CHECK(t->ciphers == NULL && t->ciphersuites == NULL);
+        CHECK(t->server != NULL);
+    }
+    config_unref(c);
+    /* An ECDSA certificate with an RSA key: reported at its entry. */
+    CHECK_EQ_INT(tls_load(TLS_HEAD "        - { cert: ec.crt, key: ec.key }\n"
+                                   "        - { cert: ec.crt, key: rsa.key }\n" MINIMAL_SITES,
+                          &c, path, sizeof path),
+                 1);
+    CHECK(c == NULL);
+    snprintf(expect, sizeof expect,
+             "%s:6:11: cannot use certificate %s/ec.crt: the key %s/rsa.key does not match the "
+             "certificate\n",
+             path, tls_dir, tls_dir);
+    CHECK(messages && !strcmp(messages, expect));
+    if (messages && strcmp(messages, expect))
+        fprintf(stderr, "got: %sexpected: %s", messages, expect);
+    /* An unreadable file, and a bad cipher list, with the other problems of the file. */
+    CHECK_EQ_INT(tls_load(three_problems, &c, path, sizeof path), 3);
+    snprintf(expect, sizeof expect,
+             "%s:5:11: cannot use certificate /nonexistent.crt: cannot open /nonexistent.crt: "
+             "No such file or directory\n",
+             path);
+    CHECK(messages && !strncmp(messages, expect, strlen(expect)));
+    CHECK(messages && strstr(messages, ":9:16: bad 'ciphers' 'NOPE': no cipher match\n"));
+    CHECK(messages && strstr(messages, ":10:14: 'backlog' must be"));
+}
+
+static void test_tls(void)
+{
+    char cmd[100];
+
+    test_error_tls_shape();
+    if (!mkdtemp(tls_dir) || tls_make("ec", "ec -pkeyopt ec_paramgen_curve:P-256", "a.test") ||
+        tls_make("rsa", "rsa:2048", "a.test")) {
+        CHECK(!"cannot make test certificates with the openssl command");
+        return;
+    }
+    test_tls_files();
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tls_dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -1389,6 +1529,7 @@ int main(void)
     test_durations();
     test_sizes();
     test_addresses();
+    test_tls();
     free(messages);
     return check_done("config");
 }

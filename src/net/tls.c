@@ -1,0 +1,887 @@
+/* TLS termination with OpenSSL 3 (see tls.h).
+ *
+ * One SSL_CTX per listener holds the settings and the default certificates. SNI selects among
+ * the certificates in the servername callback, which replaces the certificates of that one
+ * connection (SSL_use_cert_and_key); certificates of several key types for the same names go
+ * in side by side, so OpenSSL serves the one the client's signature algorithms allow (ECDSA
+ * first: it is listed first). Everything built here is immutable after tls_server_new, so
+ * worker threads share it without locks; OpenSSL locks its own session cache. */
+#include "net/tls.h"
+#include "config/config.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum {
+    MAX_PEM_FILE = 1 << 20, /* a certificate chain or key larger than this is not one */
+    MAX_KEY_TYPES = 8,      /* OpenSSL has fewer certificate slots than this */
+    MAX_NAME = 253,         /* longest DNS name */
+};
+
+struct tls_cert {
+    X509 *x509;
+    EVP_PKEY *key;
+    STACK_OF(X509) * chain; /* intermediates sent after the certificate */
+    int type;               /* EVP_PKEY base id: a name has one certificate per type */
+};
+
+/* The certificates served for one name: at most one per key type, the first written wins. */
+struct tls_group {
+    const struct tls_cert *certs[MAX_KEY_TYPES];
+    size_t n;
+};
+
+struct tls_name {
+    char *name; /* lowercase; for a wildcard "*.example.com", "example.com" */
+    bool wild;
+    struct tls_group group;
+};
+
+struct tls_server {
+    atomic_int refs; /* the configuration's, plus one per connection */
+    SSL_CTX *ctx;
+    struct tls_cert *certs;
+    size_t ncerts;
+    struct tls_name *names; /* sorted by (wild, name) */
+    size_t nnames;
+    struct tls_group dflt; /* loaded into ctx: unknown or missing SNI */
+    bool http2;            /* offer h2 by ALPN */
+};
+
+/* ---- errors ---- */
+
+/* The reason of the most recent OpenSSL error of this thread, and an empty queue: the queue is
+ * per thread and shared by every connection of a worker, so nothing may be left in it. */
+static const char *ssl_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+    ERR_clear_error();
+    return r ? r : "unknown OpenSSL error";
+}
+
+/* ---- loading certificates and keys ---- */
+
+/* Reads a whole PEM file. Only regular files of sane size: a path like /dev/zero or a FIFO
+ * must fail the load, not hang it. */
+static char *read_pem(const char *path, size_t *len, char *why, size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+
+    if (fd < 0) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > MAX_PEM_FILE) {
+        snprintf(why, whylen, "%s is not a regular file of at most 1 MiB", path);
+    } else if (!(buf = malloc((size_t)st.st_size + 1))) {
+        snprintf(why, whylen, "out of memory");
+    } else {
+        ssize_t r;
+        while (n < (size_t)st.st_size && (r = read(fd, buf + n, (size_t)st.st_size - n)) > 0)
+            n += (size_t)r;
+    }
+    close(fd);
+    *len = n;
+    return buf;
+}
+
+/* Keys with a passphrase are refused: there is nobody to type it at a reload. Without this
+ * callback OpenSSL would prompt on the terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    *(bool *)u = true;
+    return -1;
+}
+
+static int read_chain(struct tls_cert *tc, BIO *bio, const char *path, char *why, size_t whylen)
+{
+    X509 *x;
+
+    tc->chain = sk_X509_new_null();
+    if (!tc->chain) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+        if (!sk_X509_push(tc->chain, x)) {
+            X509_free(x);
+            snprintf(why, whylen, "out of memory");
+            return -1;
+        }
+    }
+    /* The loop ends at the end of the file ("no start line") or at a broken certificate. */
+    if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+        snprintf(why, whylen, "bad certificate in the chain of %s: %s", path, ssl_reason());
+        return -1;
+    }
+    ERR_clear_error();
+    return 0;
+}
+
+static int load_x509(struct tls_cert *tc, const char *path, char *why, size_t whylen)
+{
+    size_t len;
+    char *pem = read_pem(path, &len, why, whylen);
+    BIO *bio;
+    int rc = -1;
+
+    if (!pem)
+        return -1;
+    bio = BIO_new_mem_buf(pem, (int)len);
+    if (!bio)
+        snprintf(why, whylen, "out of memory");
+    else if (!(tc->x509 = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)))
+        snprintf(why, whylen, "no PEM certificate in %s (%s)", path, ssl_reason());
+    else
+        rc = read_chain(tc, bio, path, why, whylen);
+    BIO_free(bio);
+    free(pem);
+    return rc;
+}
+
+static int load_key(struct tls_cert *tc, const char *path, char *why, size_t whylen)
+{
+    size_t len;
+    char *pem = read_pem(path, &len, why, whylen);
+    bool encrypted = false;
+    BIO *bio;
+
+    if (!pem)
+        return -1;
+    bio = BIO_new_mem_buf(pem, (int)len);
+    if (bio)
+        tc->key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &encrypted);
+    BIO_free(bio);
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    if (tc->key)
+        return 0;
+    if (encrypted)
+        snprintf(why, whylen, "the key %s has a passphrase (not supported)", path);
+    else
+        snprintf(why, whylen, "no PEM private key in %s (%s)", path, ssl_reason());
+    return -1;
+}
+
+/* EVP_PKEY_eq compares the public halves, whatever the types: an RSA key with an ECDSA
+ * certificate is a mismatch here, where some OpenSSL paths would accept it. */
+static int load_cert(struct tls_cert *tc, const struct cfg_tls_cert *cc, char *why, size_t whylen)
+{
+    if (load_x509(tc, cc->cert, why, whylen) || load_key(tc, cc->key, why, whylen))
+        return -1;
+    if (EVP_PKEY_eq(X509_get0_pubkey(tc->x509), tc->key) != 1) {
+        ERR_clear_error();
+        snprintf(why, whylen, "the key %s does not match the certificate", cc->key);
+        return -1;
+    }
+    tc->type = EVP_PKEY_get_base_id(tc->key);
+    return 0;
+}
+
+static void cert_clear(struct tls_cert *tc)
+{
+    X509_free(tc->x509);
+    EVP_PKEY_free(tc->key);
+    sk_X509_pop_free(tc->chain, X509_free);
+}
+
+static int load_certs(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
+                      long *at)
+{
+    char why[400];
+
+    if (!cfg->ncerts) {
+        snprintf(err, errlen, "no certificates");
+        return -1;
+    }
+    s->certs = calloc(cfg->ncerts, sizeof *s->certs);
+    if (!s->certs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->ncerts = cfg->ncerts;
+    for (size_t i = 0; i < cfg->ncerts; i++) {
+        if (load_cert(&s->certs[i], &cfg->certs[i], why, sizeof why)) {
+            snprintf(err, errlen, "cannot use certificate %s: %s", cfg->certs[i].cert, why);
+            *at = (long)i;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- names (RFC 6125) ---- */
+
+/* One DNS name of one certificate, while the table is built. */
+struct name_ref {
+    char *name;
+    bool wild;
+    size_t cert;
+};
+
+struct name_list {
+    struct name_ref *v;
+    size_t n, cap;
+};
+
+/* Lowercases a DNS name from a certificate into a new string; a wildcard is kept only in the
+ * form "*.rest" (the whole left-most label). Names we would never match return NULL quietly:
+ * embedded NULs, partial wildcards like "w*.example.com", empty labels. */
+static char *dns_name(const unsigned char *p, int len, bool *wild)
+{
+    char *s;
+
+    *wild = len > 2 && p[0] == '*' && p[1] == '.';
+    if (*wild) {
+        p += 2;
+        len -= 2;
+    }
+    if (len < 1 || len > MAX_NAME || memchr(p, '\0', (size_t)len) || memchr(p, '*', (size_t)len))
+        return NULL;
+    if (p[0] == '.' || memmem(p, (size_t)len, "..", 2))
+        return NULL;
+    s = malloc((size_t)len + 1);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < len; i++)
+        s[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]);
+    s[len - (len > 1 && s[len - 1] == '.')] = '\0'; /* "example.com." is example.com */
+    return s;
+}
+
+static int add_name(struct name_list *l, const unsigned char *p, int len, size_t cert)
+{
+    bool wild;
+    char *name = dns_name(p, len, &wild);
+
+    if (!name)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct name_ref *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            free(name);
+            return -1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (struct name_ref){name, wild, cert};
+    return 0;
+}
+
+/* The subject's common name counts only when there are no DNS names, as RFC 6125 says. */
+static int add_cn(struct name_list *l, X509 *x, size_t cert)
+{
+    X509_NAME *subject = X509_get_subject_name(x);
+    int i = subject ? X509_NAME_get_index_by_NID(subject, NID_commonName, -1) : -1;
+    ASN1_STRING *cn;
+
+    if (i < 0)
+        return 0;
+    cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+    return add_name(l, ASN1_STRING_get0_data(cn), ASN1_STRING_length(cn), cert);
+}
+
+static int add_cert_names(struct name_list *l, X509 *x, size_t cert)
+{
+    GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    size_t before = l->n;
+    int rc = 0;
+
+    for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans) && rc == 0; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type == GEN_DNS)
+            rc = add_name(l, ASN1_STRING_get0_data(g->d.dNSName), ASN1_STRING_length(g->d.dNSName),
+                          cert);
+    }
+    GENERAL_NAMES_free(sans);
+    ERR_clear_error(); /* a certificate without the extension leaves a note in the queue */
+    if (rc == 0 && l->n == before)
+        rc = add_cn(l, x, cert);
+    return rc;
+}
+
+static int name_cmp(const char *a, bool awild, const char *b, bool bwild)
+{
+    if (awild != bwild)
+        return awild ? 1 : -1;
+    return strcmp(a, b);
+}
+
+/* Equal names stay in certificate order, so the first certificate of a type wins. */
+static int ref_cmp(const void *x, const void *y)
+{
+    const struct name_ref *a = x, *b = y;
+    int d = name_cmp(a->name, a->wild, b->name, b->wild);
+
+    if (d)
+        return d;
+    return a->cert < b->cert ? -1 : a->cert > b->cert;
+}
+
+static void group_add(struct tls_group *g, const struct tls_cert *tc)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->certs[i]->type == tc->type)
+            return;
+    }
+    if (g->n < MAX_KEY_TYPES)
+        g->certs[g->n++] = tc;
+}
+
+/* Sorted references -> one entry per distinct name; entries take over the name strings. */
+static void merge_names(struct tls_server *s, struct name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct name_ref *r = &l->v[i];
+        struct tls_name *last = s->nnames ? &s->names[s->nnames - 1] : NULL;
+
+        if (!last || name_cmp(last->name, last->wild, r->name, r->wild)) {
+            last = &s->names[s->nnames++];
+            *last = (struct tls_name){.name = r->name, .wild = r->wild};
+            r->name = NULL;
+        }
+        group_add(&last->group, &s->certs[r->cert]);
+    }
+}
+
+struct name_key {
+    const char *name;
+    bool wild;
+};
+
+static int key_cmp(const void *k, const void *e)
+{
+    const struct name_key *a = k;
+    const struct tls_name *b = e;
+
+    return name_cmp(a->name, a->wild, b->name, b->wild);
+}
+
+static const struct tls_name *find_name(const struct tls_server *s, const char *name, bool wild)
+{
+    struct name_key k = {name, wild};
+
+    return s->nnames ? bsearch(&k, s->names, s->nnames, sizeof *s->names, key_cmp) : NULL;
+}
+
+/* The default is the group of the first certificate's first name, so that an RSA certificate
+ * for the same names is offered beside it to clients that cannot take ECDSA. `name` is NULL
+ * when the first certificate has no usable name. */
+static void set_default(struct tls_server *s, const char *name, bool wild)
+{
+    const struct tls_name *e = name ? find_name(s, name, wild) : NULL;
+
+    if (e)
+        s->dflt = e->group;
+    else
+        group_add(&s->dflt, &s->certs[0]);
+}
+
+static int build_names(struct tls_server *s, char *err, size_t errlen)
+{
+    struct name_list l = {0};
+    int rc = 0;
+
+    for (size_t i = 0; i < s->ncerts && rc == 0; i++)
+        rc = add_cert_names(&l, s->certs[i].x509, i);
+    if (rc == 0 && l.n && !(s->names = calloc(l.n, sizeof *s->names)))
+        rc = -1;
+    if (rc == 0) {
+        /* The first certificate's first name, before sorting moves it. Its string stays
+         * alive in the table or in `l` until the end of this function. */
+        struct name_ref first = l.n && l.v[0].cert == 0 ? l.v[0] : (struct name_ref){0};
+        qsort(l.v, l.n, sizeof *l.v, ref_cmp);
+        merge_names(s, &l);
+        set_default(s, first.name, first.wild);
+    }
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i].name);
+    free(l.v);
+    if (rc)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+/* The entry for an SNI name: exact first, then a wildcard for exactly one left-most label. */
+static const struct tls_group *find_group(const struct tls_server *s, const char *sni)
+{
+    char host[MAX_NAME + 2];
+    size_t n = strlen(sni);
+    const struct tls_name *e;
+    const char *dot;
+
+    if (n == 0 || n >= sizeof host)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        host[i] = (char)(sni[i] >= 'A' && sni[i] <= 'Z' ? sni[i] + 32 : sni[i]);
+    if (n > 1 && host[n - 1] == '.')
+        host[n - 1] = '\0';
+    e = find_name(s, host, false);
+    if (e)
+        return &e->group;
+    dot = strchr(host, '.');
+    if (!dot || dot == host)
+        return NULL;
+    e = find_name(s, dot + 1, true);
+    return e ? &e->group : NULL;
+}
+
+/* ---- the context ---- */
+
+static bool group_eq(const struct tls_group *a, const struct tls_group *b)
+{
+    return a->n == b->n && !memcmp(a->certs, b->certs, a->n * sizeof *a->certs);
+}
+
+static int use_group(SSL *ssl, const struct tls_group *g)
+{
+    SSL_certs_clear(ssl);
+    for (size_t i = 0; i < g->n; i++) {
+        const struct tls_cert *tc = g->certs[i];
+        if (!SSL_use_cert_and_key(ssl, tc->x509, tc->key, tc->chain, 1))
+            return -1;
+    }
+    return 0;
+}
+
+/* Runs during the ClientHello, before the cipher and the certificate are chosen, also when
+ * the client sent no SNI. An unknown name gets the default certificate, not an alert: the
+ * HTTP layer answers it (421/400) with something a person can read. */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+    const struct tls_server *s = arg;
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const struct tls_group *g = sni ? find_group(s, sni) : NULL;
+
+    if (!g || group_eq(g, &s->dflt))
+        return SSL_TLSEXT_ERR_OK;
+    if (use_group(ssl, g) == 0)
+        return SSL_TLSEXT_ERR_OK;
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* The protocol `name` in the client's ALPN list, or NULL. */
+static const unsigned char *alpn_find(const unsigned char *in, unsigned int inlen,
+                                      const char *name)
+{
+    size_t len = strlen(name);
+    for (unsigned int i = 0; i < inlen; i += 1u + in[i]) {
+        unsigned int n = in[i];
+        if (i + 1 + n <= inlen && n == len && !memcmp(in + i + 1, name, n))
+            return in + i + 1;
+    }
+    return NULL;
+}
+
+/* h2 when the listener allows it and the client offers it (our preference, as browsers
+ * expect), else http/1.1. A client that offers ALPN with neither gets the fatal alert RFC 7301
+ * asks for. */
+static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    const struct tls_server *s = arg;
+    const unsigned char *p = s->http2 ? alpn_find(in, inlen, "h2") : NULL;
+    if (p) {
+        *out = p;
+        *outlen = 2;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    p = alpn_find(in, inlen, "http/1.1");
+    if (!p)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = p;
+    *outlen = 8;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int set_ciphers(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_t errlen, long *at)
+{
+    const char *list = cfg->ciphers ? cfg->ciphers : TLS_DEFAULT_CIPHERS;
+
+    if (!SSL_CTX_set_cipher_list(ctx, list)) {
+        *at = TLS_AT_CIPHERS;
+        snprintf(err, errlen, "bad 'ciphers' '%.100s': %s", list, ssl_reason());
+        return -1;
+    }
+    if (cfg->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites)) {
+        *at = TLS_AT_CIPHERSUITES;
+        snprintf(err, errlen, "bad 'ciphersuites' '%.100s': %s", cfg->ciphersuites, ssl_reason());
+        return -1;
+    }
+    return 0;
+}
+
+/* Options, with why:
+ * - no renegotiation: a client-initiated one costs us a handshake for free, and nothing of
+ *   ours needs it;
+ * - an EOF without close_notify reads as a close: HTTP framing, not TLS, tells a truncated
+ *   message, and most clients skip close_notify;
+ * - read-ahead: one read() takes in several records instead of two reads per record;
+ * - partial writes and a moving write buffer: the caller's output buffers move and drain
+ *   piecemeal. */
+static int set_options(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_t errlen)
+{
+    static const unsigned char sid_ctx[] = "gatehouse";
+    int min = cfg->min_version ? cfg->min_version : TLS1_2_VERSION;
+
+    if (min != TLS1_2_VERSION && min != TLS1_3_VERSION) {
+        snprintf(err, errlen, "min_version must be TLS 1.2 or 1.3");
+        return -1;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_dh_auto(ctx, 1); /* for the DHE-RSA ciphers */
+    if (!SSL_CTX_set_min_proto_version(ctx, min) ||
+        !SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1)) {
+        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        return -1;
+    }
+    return 0;
+}
+
+/* Every certificate is tried on a scratch connection, so that what OpenSSL would refuse only
+ * when a client asks for that name (a key too weak for the security level, an unsupported
+ * key type) is found at load time instead. */
+static int check_certs(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
+                       long *at)
+{
+    SSL *probe = SSL_new(s->ctx);
+
+    if (!probe) {
+        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        return -1;
+    }
+    for (size_t i = 0; i < s->ncerts; i++) {
+        const struct tls_cert *tc = &s->certs[i];
+        if (!SSL_use_cert_and_key(probe, tc->x509, tc->key, tc->chain, 1)) {
+            snprintf(err, errlen, "cannot use certificate %s: %s", cfg->certs[i].cert,
+                     ssl_reason());
+            *at = (long)i;
+            SSL_free(probe);
+            return -1;
+        }
+    }
+    SSL_free(probe);
+    return 0;
+}
+
+static int make_ctx(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
+                    long *at)
+{
+    s->ctx = SSL_CTX_new(TLS_server_method());
+    if (!s->ctx) {
+        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        return -1;
+    }
+    if (set_options(s->ctx, cfg, err, errlen) || set_ciphers(s->ctx, cfg, err, errlen, at))
+        return -1;
+    SSL_CTX_set_tlsext_servername_callback(s->ctx, on_servername);
+    SSL_CTX_set_tlsext_servername_arg(s->ctx, s);
+    s->http2 = cfg->http2;
+    SSL_CTX_set_alpn_select_cb(s->ctx, on_alpn, s);
+    for (size_t i = 0; i < s->dflt.n; i++) {
+        const struct tls_cert *tc = s->dflt.certs[i];
+        if (!SSL_CTX_use_cert_and_key(s->ctx, tc->x509, tc->key, tc->chain, 1)) {
+            snprintf(err, errlen, "cannot use certificate %s: %s", cfg->certs[tc - s->certs].cert,
+                     ssl_reason());
+            *at = (long)(tc - s->certs);
+            return -1;
+        }
+    }
+    return check_certs(s, cfg, err, errlen, at);
+}
+
+static void server_destroy(struct tls_server *s)
+{
+    SSL_CTX_free(s->ctx);
+    for (size_t i = 0; i < s->ncerts; i++)
+        cert_clear(&s->certs[i]);
+    free(s->certs);
+    for (size_t i = 0; i < s->nnames; i++)
+        free(s->names[i].name);
+    free(s->names);
+    free(s);
+}
+
+struct tls_server *tls_server_new_at(const struct cfg_tls *cfg, char *err, size_t errlen, long *at)
+{
+    struct tls_server *s = calloc(1, sizeof *s);
+
+    *at = TLS_AT_OTHER;
+    ERR_clear_error();
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    if (load_certs(s, cfg, err, errlen, at) || build_names(s, err, errlen) ||
+        make_ctx(s, cfg, err, errlen, at)) {
+        server_destroy(s);
+        ERR_clear_error();
+        return NULL;
+    }
+    return s;
+}
+
+struct tls_server *tls_server_new(const struct cfg_tls *cfg, char *err, size_t errlen)
+{
+    long at;
+
+    return tls_server_new_at(cfg, err, errlen, &at);
+}
+
+/* acq_rel: whoever frees must see every other holder's use as finished. */
+void tls_server_free(struct tls_server *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        server_destroy(s);
+}
+
+/* ---- connections ---- */
+
+enum fail { FAIL_NONE, FAIL_PLAINTEXT, FAIL_SSL, FAIL_SYSCALL };
+
+struct tls_conn {
+    SSL *ssl;
+    struct tls_server *server;
+    int fd;
+    bool peeked;  /* the first bytes were checked for plaintext HTTP */
+    bool starved; /* the last read found only part of a record */
+    bool shut;    /* close_notify sent (or given up) */
+    enum fail fail;
+    const char *op;        /* "handshake", "read", "write": what failed */
+    unsigned long ssl_err; /* FAIL_SSL */
+    int sys_err;           /* FAIL_SYSCALL */
+};
+
+struct tls_conn *tls_conn_new(struct tls_server *s, int fd)
+{
+    struct tls_conn *c = calloc(1, sizeof *c);
+
+    if (!c)
+        return NULL;
+    c->ssl = SSL_new(s->ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
+        SSL_free(c->ssl);
+        free(c);
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_set_accept_state(c->ssl);
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    c->server = s;
+    c->fd = fd;
+    return c;
+}
+
+/* OpenSSL drops from the session cache the session of a connection freed without
+ * close_notify, against truncation attacks; HTTP frames its own messages, and closing an idle
+ * keep-alive connection is routine, so only failed connections lose their session (OpenSSL
+ * already marks those on a fatal alert). */
+void tls_conn_free(struct tls_conn *c)
+{
+    if (!c)
+        return;
+    if (c->fail == FAIL_NONE)
+        SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(c->ssl);
+    tls_server_free(c->server);
+    free(c);
+}
+
+/* Maps a failed SSL_* call to a TLS_* code, keeping what is needed for tls_last_error.
+ * `sys_err` is errno as the call left it. */
+static int failed(struct tls_conn *c, int ret, int sys_err, const char *op)
+{
+    switch (SSL_get_error(c->ssl, ret)) {
+    case SSL_ERROR_WANT_READ:
+        return TLS_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return TLS_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+        return TLS_CLOSED;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0 && sys_err == 0)
+            return TLS_CLOSED;
+        c->fail = ERR_peek_error() ? FAIL_SSL : FAIL_SYSCALL;
+        break;
+    default:
+        c->fail = FAIL_SSL;
+        break;
+    }
+    c->op = op;
+    c->sys_err = sys_err;
+    c->ssl_err = ERR_peek_last_error();
+    ERR_clear_error();
+    return TLS_ERROR;
+}
+
+/* A TLS record starts with a content type (20..24) or, in an SSLv2 hello, a byte >= 0x80;
+ * never with a capital letter. So "GET ", "PRI * HTTP/2.0", or just "GE" so far, is plain
+ * HTTP: letters up to a space or to the end of what arrived. */
+static bool looks_like_http(const unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == ' ')
+            return i > 0;
+        if (b[i] < 'A' || b[i] > 'Z')
+            return false;
+    }
+    return n > 0;
+}
+
+/* Peeks (does not consume) the client's first bytes, once. A plaintext request is then still
+ * in the socket, for the caller to answer in plain HTTP if it wants. */
+static int check_first_bytes(struct tls_conn *c)
+{
+    unsigned char b[8];
+    ssize_t n = recv(c->fd, b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return TLS_WANT_READ;
+    if (n < 0) {
+        c->fail = FAIL_SYSCALL;
+        c->sys_err = errno;
+        c->op = "handshake";
+        return TLS_ERROR;
+    }
+    if (n == 0)
+        return TLS_CLOSED;
+    c->peeked = true;
+    if (looks_like_http(b, (size_t)n)) {
+        c->fail = FAIL_PLAINTEXT;
+        return TLS_ERROR;
+    }
+    return TLS_DONE;
+}
+
+int tls_handshake(struct tls_conn *c)
+{
+    int r;
+
+    if (!c->peeked) {
+        r = check_first_bytes(c);
+        if (r != TLS_DONE)
+            return r;
+    }
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_do_handshake(c->ssl);
+    if (r == 1)
+        return TLS_DONE;
+    return failed(c, r, errno, "handshake");
+}
+
+/* Lengths beyond int range gain nothing (records are 16 KiB) and would not fit the result. */
+static size_t io_len(size_t len)
+{
+    return len > (1u << 30) ? (1u << 30) : len;
+}
+
+long tls_read(struct tls_conn *c, void *buf, size_t len)
+{
+    size_t n;
+    int r;
+
+    ERR_clear_error();
+    errno = 0;
+    if (SSL_read_ex(c->ssl, buf, io_len(len), &n)) {
+        c->starved = false;
+        return (long)n;
+    }
+    r = failed(c, 0, errno, "read");
+    c->starved = r == TLS_WANT_READ;
+    return r;
+}
+
+long tls_write(struct tls_conn *c, const void *buf, size_t len)
+{
+    size_t n;
+
+    ERR_clear_error();
+    errno = 0;
+    if (SSL_write_ex(c->ssl, buf, io_len(len), &n))
+        return (long)n;
+    return failed(c, 0, errno, "write");
+}
+
+/* SSL_pending counts only the decrypted rest of the current record; with read-ahead, whole
+ * records may wait undecrypted in OpenSSL's buffer too (SSL_has_pending), and epoll will not
+ * report them. After a read that wanted more, what is buffered is an incomplete record: only
+ * the socket can complete it. */
+bool tls_pending(const struct tls_conn *c)
+{
+    return SSL_pending(c->ssl) > 0 || (!c->starved && SSL_has_pending(c->ssl));
+}
+
+void tls_shutdown(struct tls_conn *c)
+{
+    if (c->shut || c->fail != FAIL_NONE || !SSL_is_init_finished(c->ssl))
+        return;
+    c->shut = true;
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+    ERR_clear_error();
+}
+
+const char *tls_conn_alpn(const struct tls_conn *c)
+{
+    const unsigned char *p;
+    unsigned int n;
+
+    SSL_get0_alpn_selected(c->ssl, &p, &n);
+    if (n == 2 && !memcmp(p, "h2", 2))
+        return "h2";
+    return n == 8 && !memcmp(p, "http/1.1", 8) ? "http/1.1" : NULL;
+}
+
+const char *tls_conn_sni(const struct tls_conn *c)
+{
+    return SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+const char *tls_last_error(struct tls_conn *c, char *buf, size_t len)
+{
+    const char *reason;
+    char sys[128];
+
+    switch (c->fail) {
+    case FAIL_NONE:
+        snprintf(buf, len, "no error");
+        break;
+    case FAIL_PLAINTEXT:
+        snprintf(buf, len, "plaintext HTTP on a TLS port");
+        break;
+    case FAIL_SYSCALL:
+        snprintf(buf, len, "%s failed: %s", c->op, strerror_r(c->sys_err, sys, sizeof sys));
+        break;
+    case FAIL_SSL:
+        reason = c->ssl_err ? ERR_reason_error_string(c->ssl_err) : NULL;
+        snprintf(buf, len, "%s failed: %s", c->op, reason ? reason : "TLS error");
+        break;
+    }
+    return buf;
+}

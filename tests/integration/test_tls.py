@@ -1,0 +1,127 @@
+"""TLS termination: certificates chosen by SNI, ALPN, protocol floor, handshake timeout,
+plaintext on the TLS port, and a proxied request over HTTPS."""
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import GATEHOUSE_BIN, T, base_config, curl, proxy_config
+
+
+def make_cert(d, name, sans, key_type="ec"):
+    """A self-signed certificate for `sans` in directory d; returns (cert, key) paths."""
+    key, crt = d / f"{name}.key", d / f"{name}.crt"
+    keyopt = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if key_type == "ec" \
+        else ["-newkey", "rsa:2048"]
+    san = ",".join(f"DNS:{s}" for s in sans)
+    subprocess.run(["openssl", "req", "-x509", "-nodes", *keyopt, "-keyout", str(key),
+                    "-out", str(crt), "-days", "2", "-subj", f"/CN={sans[0]}",
+                    "-addext", f"subjectAltName={san}"], check=True, capture_output=True)
+    return crt, key
+
+
+@pytest.fixture
+def certs(tmp_path):
+    d = tmp_path / "certs"
+    d.mkdir()
+    return {"main": make_cert(d, "main", ["main.example", "*.wild.example"]),
+            "other": make_cert(d, "other", ["other.example"], key_type="rsa"),
+            "dir": d}
+
+
+def tls_listener(certs, **extra):
+    tls = {"certificates": [{"cert": str(certs["main"][0]), "key": str(certs["main"][1])},
+                            {"cert": str(certs["other"][0]), "key": str(certs["other"][1])}]}
+    tls.update(extra)
+    return [{"address": "127.0.0.1:0", "tls": tls}]
+
+
+def served_cert_cn(port, sni, alpn=("http/1.1",)):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(list(alpn))
+    with socket.create_connection(("127.0.0.1", port), timeout=T(5)) as s:
+        with ctx.wrap_socket(s, server_hostname=sni) as t:
+            der = t.getpeercert(binary_form=True)
+            text = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"],
+                                  input=der, capture_output=True, check=True).stdout.decode()
+            return text, t.selected_alpn_protocol(), t.version()
+
+
+def test_https_proxied_request_with_forwarded_proto(gatehouse, backend, certs):
+    cfg = proxy_config(backend, listen=tls_listener(certs))
+    gh = gatehouse(cfg)
+    p = curl("-sS", "--cacert", str(certs["main"][0]), "--resolve",
+             f"main.example:{gh.port}:127.0.0.1", f"https://main.example:{gh.port}/echo")
+    assert p.returncode == 0, p.stderr
+    import json
+    e = json.loads(p.stdout)
+    headers = {k.lower(): v for k, v in e["headers"]}
+    assert headers["x-forwarded-proto"] == "https"
+    assert "proto=https" in headers["forwarded"]
+
+
+def test_sni_selects_certificate_and_wildcards_cover_one_label(gatehouse, backend, certs):
+    gh = gatehouse(proxy_config(backend, listen=tls_listener(certs)))
+    assert "main.example" in served_cert_cn(gh.port, "main.example")[0]
+    assert "other.example" in served_cert_cn(gh.port, "other.example")[0]
+    assert "main.example" in served_cert_cn(gh.port, "a.wild.example")[0]   # wildcard
+    # Unknown names, and two labels under a wildcard, get the default (first) certificate.
+    assert "main.example" in served_cert_cn(gh.port, "unknown.example")[0]
+    assert "main.example" in served_cert_cn(gh.port, "a.b.wild.example")[0]
+
+
+def test_alpn_http11_and_tls12_floor(gatehouse, backend, certs):
+    gh = gatehouse(proxy_config(backend, listen=tls_listener(certs)))
+    _, alpn, version = served_cert_cn(gh.port, "main.example")
+    assert alpn == "http/1.1" and version in ("TLSv1.2", "TLSv1.3")
+    p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{gh.port}", "-tls1_1",
+                        "-servername", "main.example"], input=b"", capture_output=True,
+                       timeout=T(10))
+    assert p.returncode != 0   # TLS 1.1 is refused
+
+
+def test_plaintext_on_tls_port_gets_400(gatehouse, backend, certs):
+    gh = gatehouse(proxy_config(backend, listen=tls_listener(certs)))
+    with socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: main.example\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+    assert data.startswith(b"HTTP/1.1 400"), data
+    assert b"HTTPS port" in data
+    assert gh.wait_err("TLS handshake failed", timeout=5)
+
+
+def test_handshake_timeout_closes_silent_clients(gatehouse, backend, certs):
+    gh = gatehouse(proxy_config(backend, listen=tls_listener(certs,
+                                                             handshake_timeout="500ms")))
+    with socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)) as s:
+        t = time.monotonic()
+        assert s.recv(1) == b""          # closed without a byte
+        assert time.monotonic() - t < T(3)
+    # and the listener still serves everyone else
+    assert "main.example" in served_cert_cn(gh.port, "main.example")[0]
+
+
+def test_key_not_matching_certificate_is_a_config_error(tmp_path, certs):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "listen:\n"
+        "  - address: \"127.0.0.1:0\"\n"
+        "    tls:\n"
+        "      certificates:\n"
+        f"        - {{ cert: {certs['main'][0]}, key: {certs['other'][1]} }}\n"
+        "sites:\n"
+        "  - hosts: [\"*\"]\n"
+        "    routes: [ { path: /, respond: { status: 200 } } ]\n")
+    p = subprocess.run([GATEHOUSE_BIN, "-t", "-c", str(cfg)], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 1
+    assert f"{cfg}:5:" in p.stderr and "match" in p.stderr, p.stderr
