@@ -133,6 +133,7 @@ static const struct field listener_fields[] = {
     {FIELD("sites", cfg_conv_listener_sites, struct cfg_listener, sites, NULL)},
     {FIELD("tls", cfg_conv_tls, struct cfg_listener, tls, NULL)},
     {FIELD("h2c", cfg_conv_bool, struct cfg_listener, h2c, "false")},
+    {FIELD("redirect_to_https", cfg_conv_bool, struct cfg_listener, redirect_to_https, "false")},
 };
 static const struct fields listener_table = FIELDS(listener_fields);
 

@@ -124,6 +124,7 @@ struct cfg_site {
     size_t nroutes;
     bool is_default; /* key `default`: answers hosts no site matches (one at most) */
     struct cfg_header_rules response_headers; /* every response of the site */
+    char *hsts; /* Strict-Transport-Security value on HTTPS responses (key `hsts`), or NULL */
 };
 
 /* A listener's TLS settings (key `tls:`). The certificates are loaded and checked when the
@@ -151,6 +152,7 @@ struct cfg_listener {
     int backlog;          /* default 511 */
     struct cfg_tls *tls; /* NULL: plain TCP */
     bool h2c;            /* plain listener: also accept HTTP/2 with prior knowledge (key `h2c`) */
+    bool redirect_to_https; /* plain listener: answer everything with 308 to the HTTPS listener */
     /* sites: [name, ...]: the sites this listener serves; NULL/0 = all of them. */
     struct cfg_site **sites;
     size_t nsites;

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- sites ---- */
 
@@ -72,6 +73,7 @@ static const struct field site_fields[] = {
     {FIELD("default", cfg_conv_bool, struct cfg_site, is_default, "false")},
     {FIELD("response_headers", cfg_conv_header_rules, struct cfg_site, response_headers, NULL),
      .sub = &cfg_response_rules},
+    {FIELD("hsts", cfg_conv_text, struct cfg_site, hsts, NULL)},
 };
 static const struct fields site_table = FIELDS(site_fields);
 
@@ -93,6 +95,10 @@ static void site(struct load *ld, const struct ynode *item, struct cfg_site *s, 
     cfg_walk(ld, item, item, &site_table, s, where);
     for (size_t j = 0; !s->name && j < s->nhosts; j++)
         s->name = s->hosts[j];
+    if (s->hsts && strncasecmp(s->hsts, "max-age=", 8) != 0)
+        cfg_report(ld, cfg_get(item, "hsts"),
+                   "'hsts' must be a Strict-Transport-Security value starting with max-age=, "
+                   "e.g. \"max-age=31536000; includeSubDomains\"");
 }
 
 /* A host in two sites would make the choice of site depend on their order: refused. */

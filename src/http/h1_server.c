@@ -666,6 +666,7 @@ static void stream_init(struct h1_conn *c)
                                      .listener = c->listener,
                                      .local_port = c->local_port,
                                      .secure = c->tls != NULL,
+                                     .sni = c->tls ? tls_conn_sni(c->tls) : NULL,
                                      .config = c->config,
                                      .start_ms = c->w->loop.now,
                                      .max_body = conn_limits(c)->max_body_size};

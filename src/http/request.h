@@ -100,6 +100,7 @@ struct http_stream {
     int listener;              /* index in config->listeners the client connected to */
     unsigned short local_port; /* the port the client connected to */
     bool secure;               /* arrived over TLS */
+    const char *sni;           /* the TLS server name the client asked for, or NULL */
     /* Set by the router. */
     const struct cfg_site *site;
     const struct cfg_route *route;

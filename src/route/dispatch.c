@@ -2,6 +2,7 @@
  * choice, per-route body limit, and the response header rules every answer goes through. */
 #include "config/config.h"
 #include "http/fields.h"
+#include "http/h1_parse.h"
 #include "http/handler.h"
 #include "http/request.h"
 #include "proxy/proxy.h"
@@ -10,22 +11,40 @@
 #include "serve/serve.h"
 #include "core/worker.h"
 
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_OUT_FIELDS 300
+
+/* HSTS only over HTTPS: browsers ignore it on plain HTTP (RFC 6797 section 8.1). */
+static bool wants_hsts(const struct http_stream *s, const struct http_response *res)
+{
+    if (!s->secure || !s->site || !s->site->hsts)
+        return false;
+    for (size_t i = 0; i < res->nfields; i++)
+        if (h1_token_eq(res->fields[i].name, res->fields[i].name_len,
+                        "strict-transport-security", 25))
+            return false; /* the app set its own */
+    return true;
+}
 
 int handler_send_head(struct http_stream *s, const struct http_response *res)
 {
     const struct cfg_header_rules *site = s->site ? &s->site->response_headers : NULL;
     const struct cfg_header_rules *route = s->route ? &s->route->response_headers : NULL;
-    if (res->status < 200 || (!site && !route))
+    bool hsts = res->status >= 200 && wants_hsts(s, res);
+    if (res->status < 200 || (!site && !route && !hsts))
         return s->ops->send_head(s, res);
     struct http_field a[MAX_OUT_FIELDS], b[MAX_OUT_FIELDS];
     long n = fields_apply(res->fields, res->nfields, site, a, MAX_OUT_FIELDS);
     if (n >= 0)
-        n = fields_apply(a, (size_t)n, route, b, MAX_OUT_FIELDS);
+        n = fields_apply(a, (size_t)n, route, b, MAX_OUT_FIELDS - 1);
     if (n < 0)
         return s->ops->send_head(s, res); /* too many to filter: send as produced */
+    if (hsts)
+        b[n++] = (struct http_field){"Strict-Transport-Security", s->site->hsts, 25,
+                                     (uint32_t)strlen(s->site->hsts)};
     struct http_response out = *res;
     out.fields = b;
     out.nfields = (size_t)n;
@@ -36,6 +55,46 @@ static bool method_is(const struct http_request *r, const char *m)
 {
     size_t len = strlen(m);
     return r->method.len == len && memcmp(r->method.p, m, len) == 0;
+}
+
+/* The port of the first TLS listener as bound (a configured port 0 is resolved by the worker). */
+static unsigned https_port(const struct http_stream *s)
+{
+    const struct config *c = s->config;
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (!c->listeners[i].tls)
+            continue;
+        if (i < s->worker->nlisten)
+            return s->worker->listen_io[i].port;
+        return ntohs(((const struct sockaddr_in *)&c->listeners[i].addr.sa)->sin_port);
+    }
+    return 443;
+}
+
+/* redirect_to_https: 308 keeps the method and body; the path and query go along as sent. */
+static void redirect_to_https(struct http_stream *s)
+{
+    const struct http_request *r = &s->req;
+    char host[300], location[8500];
+    size_t hlen = r->authority.len < sizeof(host) - 1 ? r->authority.len : sizeof(host) - 1;
+    memcpy(host, r->authority.p, hlen);
+    host[hlen] = '\0';
+    char *colon = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
+    if (colon)
+        colon[host[0] == '[' ? 1 : 0] = '\0'; /* the client's port is the plain one */
+    unsigned port = https_port(s);
+    char portpart[16] = "";
+    if (port != 443)
+        snprintf(portpart, sizeof(portpart), ":%u", port);
+    int n = snprintf(location, sizeof(location), "https://%s%s%.*s%s%.*s", host, portpart,
+                     (int)r->path.len, r->path.p, r->query.p ? "?" : "",
+                     (int)r->query.len, r->query.p ? r->query.p : "");
+    if (n < 0 || (size_t)n >= sizeof(location)) {
+        http_respond_text(s, 414, NULL);
+        return;
+    }
+    struct http_field loc = {"Location", location, 8, (uint32_t)n};
+    http_respond(s, 308, "text/plain; charset=utf-8", "308 Permanent Redirect\n", 23, &loc, 1);
 }
 
 static void refuse(struct http_stream *s, int status, const char *why)
@@ -70,10 +129,23 @@ void handler_dispatch(struct http_stream *s)
     const struct config *c = s->config;
     const struct cfg_listener *l =
         s->listener >= 0 && (size_t)s->listener < c->nlisteners ? &c->listeners[s->listener] : NULL;
+    if (l && l->redirect_to_https && !s->secure && r->authority.len) {
+        redirect_to_https(s);
+        return;
+    }
     s->site = router_site(c, l, r->authority.p, r->authority.len);
     if (!s->site) {
         refuse(s, 400, "no site for this Host");
         return;
+    }
+    if (s->sni) {
+        /* A connection set up for one site must not be used for another (RFC 9110 section
+         * 15.5.20): the certificate was chosen for the SNI name, not for this Host. */
+        const struct cfg_site *by_sni = router_site(c, l, s->sni, strlen(s->sni));
+        if (by_sni && !by_sni->is_default && by_sni != s->site) {
+            refuse(s, 421, "Host does not match the TLS server name");
+            return;
+        }
     }
     s->route = router_route(s->site, r->path.p, r->path.len);
     if (!s->route) {

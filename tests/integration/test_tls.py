@@ -125,3 +125,79 @@ def test_key_not_matching_certificate_is_a_config_error(tmp_path, certs):
                        timeout=10)
     assert p.returncode == 1
     assert f"{cfg}:5:" in p.stderr and "match" in p.stderr, p.stderr
+
+
+def two_sites(backend):
+    return [{"name": "main", "hosts": ["main.example", "*.wild.example"],
+             "hsts": "max-age=31536000; includeSubDomains",
+             "routes": [{"path": "/", "proxy": "app"}]},
+            {"name": "other", "hosts": ["other.example"],
+             "routes": [{"path": "/", "respond": {"status": 200, "body": "other\n"}}]}]
+
+
+def https_get(port, sni, host, path="/echo", cafile=None):
+    """One request over TLS with a given SNI and Host; returns (status, headers dict, body)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=T(5)) as s:
+        with ctx.wrap_socket(s, server_hostname=sni) as t:
+            t.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while True:
+                d = t.recv(65536)
+                if not d:
+                    break
+                data += d
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_hsts_on_https_only_and_421_on_sni_host_mismatch(gatehouse, backend, certs):
+    cfg = proxy_config(backend, listen=tls_listener(certs) + [{"address": "127.0.0.1:0"}])
+    cfg["sites"] = two_sites(backend)
+    gh = gatehouse(cfg)
+    https_port, http_port = gh.ports
+    status, headers, _ = https_get(https_port, "main.example", "main.example")
+    assert status == 200
+    assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    # Same site over plain HTTP: no HSTS (RFC 6797 8.1)
+    status, headers, _ = https_get_plain(http_port, "main.example")
+    assert status == 200 and "strict-transport-security" not in headers
+    # Certificate chosen for other.example, request for main.example: 421
+    status, _, _ = https_get(https_port, "other.example", "main.example")
+    assert status == 421
+    status, _, body = https_get(https_port, "other.example", "other.example", path="/")
+    assert status == 200 and body == b"other\n"
+
+
+def https_get_plain(port, host, path="/echo"):
+    with socket.create_connection(("127.0.0.1", port), timeout=T(5)) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_redirect_to_https_keeps_path_and_query_and_names_the_tls_port(gatehouse, backend, certs):
+    cfg = proxy_config(backend, listen=tls_listener(certs) +
+                       [{"address": "127.0.0.1:0", "redirect_to_https": True}])
+    cfg["sites"] = two_sites(backend)
+    gh = gatehouse(cfg)
+    https_port, http_port = gh.ports
+    status, headers, _ = https_get_plain(http_port, "main.example:8080", "/a/b?x=1&y=%2F")
+    assert status == 308
+    assert headers["location"] == f"https://main.example:{https_port}/a/b?x=1&y=%2F"
+    assert "strict-transport-security" not in headers
+    # and the HTTPS side serves it
+    status, _, _ = https_get(https_port, "main.example", "main.example", path="/echo")
+    assert status == 200
