@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "http/h1_parse.h"
+#include "http/h2_server.h"
 #include "http/handler.h"
 #include "http/request.h"
 #include "net/outq.h"
@@ -25,11 +26,11 @@
 
 enum conn_state {
     CS_HANDSHAKE, /* TLS handshake in progress */
-    CS_IDLE,     /* between requests, nothing buffered */
-    CS_HEAD,     /* part of a request head received */
-    CS_EXCHANGE, /* a request is being handled */
-    CS_FLUSHING, /* response complete, last bytes being written */
-    CS_LINGER,   /* response done, discarding the rest of the client's input before close */
+    CS_IDLE,      /* between requests, nothing buffered */
+    CS_HEAD,      /* part of a request head received */
+    CS_EXCHANGE,  /* a request is being handled */
+    CS_FLUSHING,  /* response complete, last bytes being written */
+    CS_LINGER,    /* response done, discarding the rest of the client's input before close */
     CS_CLOSED,
 };
 
@@ -52,14 +53,16 @@ struct h1_conn {
     struct outq out;
     struct h1_heads *heads; /* header arrays, held only while a head is parsed or served */
     struct tls_conn *tls;   /* NULL on a plain listener */
+    char *client_subject;   /* verified client certificate subject (mTLS), or NULL */
     uint32_t handshake_timeout;
     struct config *config; /* snapshot of the current (or last) exchange; one reference */
     char peer[64];
     struct sockaddr_storage peer_addr;
     int listener;
     unsigned short local_port;
-    bool counted; /* in the worker's per-client count */
-    char *path_buf; /* a normalised path when the target had dot segments; grows, kept */
+    bool counted;     /* in the worker's per-client count */
+    bool handed_over; /* the socket now belongs to an HTTP/2 connection */
+    char *path_buf;   /* a normalised path when the target had dot segments; grows, kept */
     size_t path_cap;
     unsigned requests;
     bool rd_ready, wr_ready;
@@ -218,14 +221,16 @@ static void conn_close(struct h1_conn *c)
 {
     if (c->state == CS_CLOSED)
         return;
-    if (c->tls && c->state != CS_HANDSHAKE)
+    if (c->tls && c->state != CS_HANDSHAKE && !c->handed_over)
         tls_shutdown(c->tls); /* close_notify, best effort */
     c->state = CS_CLOSED;
     c->w->nclosing++;
-    ev_io_del(&c->w->loop, &c->io);
+    if (!c->handed_over) /* the fd is registered again by its new owner */
+        ev_io_del(&c->w->loop, &c->io);
     ev_timer_stop(&c->w->loop, &c->timer);
     ev_timer_stop(&c->w->loop, &c->send_timer);
-    close(c->fd);
+    if (!c->handed_over)
+        close(c->fd);
     c->fd = -1;
     ev_defer(&c->w->loop, &c->close_defer);
 }
@@ -248,10 +253,13 @@ static void conn_on_close(struct ev_defer *d)
     dlist_remove(&c->base.link);
     buf_put(&c->w->bufs, c->in);
     outq_release(&c->out, &c->w->bufs);
-    config_unref(c->config);
+    if (c->config)
+        config_unref(c->config);
     heads_put(c->w, c->heads);
     c->heads = NULL;
-    tls_conn_free(c->tls);
+    if (!c->handed_over)
+        tls_conn_free(c->tls);
+    free(c->client_subject);
     free(c->path_buf);
     c->w->nclosing--;
     worker_conn_closed(c->w, c->counted ? (const struct sockaddr *)&c->peer_addr : NULL);
@@ -667,6 +675,7 @@ static void stream_init(struct h1_conn *c)
                                      .local_port = c->local_port,
                                      .secure = c->tls != NULL,
                                      .sni = c->tls ? tls_conn_sni(c->tls) : NULL,
+                                     .client_subject = c->client_subject,
                                      .config = c->config,
                                      .start_ms = c->w->loop.now,
                                      .max_body = conn_limits(c)->max_body_size};
@@ -736,9 +745,9 @@ static void fill_request(struct h1_conn *c, const struct h1_request *h)
     if (h->host)
         r->authority = (struct slice){h->host, h->host_len};
     for (uint32_t i = 0; i < h->nheaders; i++)
-        c->heads->fields[i] = (struct http_field){c->heads->hdrs[i].name, c->heads->hdrs[i].value,
-                                                  c->heads->hdrs[i].name_len,
-                                                  c->heads->hdrs[i].value_len};
+        c->heads->fields[i] =
+            (struct http_field){c->heads->hdrs[i].name, c->heads->hdrs[i].value,
+                                c->heads->hdrs[i].name_len, c->heads->hdrs[i].value_len};
     r->fields = c->heads->fields;
     r->nfields = h->nheaders;
     r->head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
@@ -871,6 +880,47 @@ static void answer_plaintext(struct h1_conn *c)
     (void)n;
 }
 
+/* Give the socket (and TLS state, configuration reference, per-client count and the bytes
+ * already read) to a new HTTP/2 connection; this one then goes away without closing it. */
+static void hand_over_to_h2(struct h1_conn *c)
+{
+    struct h2_handover h = {
+        .fd = c->fd,
+        .tls = c->tls,
+        .peer = (const struct sockaddr *)&c->peer_addr,
+        .peer_len = sizeof(c->peer_addr),
+        .listener = c->listener,
+        .local_port = c->local_port,
+        .counted = c->counted,
+        .config = c->config,
+        .initial = c->in ? c->in->data + c->in->start : NULL,
+        .initial_len = c->in ? buf_len(c->in) : 0,
+    };
+    ev_io_del(&c->w->loop, &c->io); /* before h2 registers the same fd */
+    c->handed_over = true;
+    c->counted = false;
+    c->config = NULL;
+    c->tls = NULL;
+    conn_close(c);
+    h2_conn_start(c->w, &h);
+}
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* On an h2c listener, a connection opening with the HTTP/2 preface speaks HTTP/2 (prior
+ * knowledge, RFC 9113 section 3.3). 1 = it does, 0 = it does not, -1 = too few bytes yet. */
+static int h2c_preface(const struct h1_conn *c)
+{
+    const struct cfg_listener *l =
+        (size_t)c->listener < c->config->nlisteners ? &c->config->listeners[c->listener] : NULL;
+    if (!l || !l->h2c || c->requests || !c->in)
+        return 0;
+    size_t n = buf_len(c->in), want = sizeof(h2_preface) - 1;
+    if (memcmp(c->in->data + c->in->start, h2_preface, n < want ? n : want) != 0)
+        return 0;
+    return n >= want ? 1 : -1;
+}
+
 static void handshake(struct h1_conn *c)
 {
     int r = tls_handshake(c->tls);
@@ -888,6 +938,12 @@ static void handshake(struct h1_conn *c)
         conn_close(c);
         return;
     }
+    const char *alpn = tls_conn_alpn(c->tls);
+    if (alpn && strcmp(alpn, "h2") == 0) {
+        hand_over_to_h2(c);
+        return;
+    }
+    c->client_subject = tls_conn_client_subject_dup(c->tls);
     c->state = CS_IDLE;
     c->rd_ready = c->wr_ready = true; /* the request may already be buffered */
     conn_timer(c, conn_limits(c)->client_header_timeout);
@@ -942,8 +998,7 @@ static void parse_head(struct h1_conn *c)
     }
     struct h1_limits hl = {lim->max_request_line, lim->max_header_size, lim->max_header_count};
     struct h1_request h;
-    int r =
-        h1_parse_request(c->in->data + c->in->start, buf_len(c->in), &h, c->heads->hdrs, &hl);
+    int r = h1_parse_request(c->in->data + c->in->start, buf_len(c->in), &h, c->heads->hdrs, &hl);
     if (r == H1_OK) {
         start_exchange(c, &h);
         return;
@@ -974,6 +1029,26 @@ static void read_requests(struct h1_conn *c)
         if (before) {
             if (c->in->start) {
                 buf_compact(c->in, 0);
+            }
+            int h2 = h2c_preface(c);
+            if (h2 > 0) {
+                hand_over_to_h2(c);
+                return;
+            }
+            if (h2 < 0) { /* part of the preface: wait for the rest before judging */
+                if (!c->rd_ready) {
+                    if (c->state == CS_IDLE) {
+                        c->state = CS_HEAD;
+                        conn_timer(c, conn_limits(c)->client_header_timeout);
+                    }
+                    break;
+                }
+                int n = conn_read(c);
+                if (n < 0 || (n == 0 && c->eof)) {
+                    conn_close(c);
+                    return;
+                }
+                continue;
             }
             parse_head(c);
             if (c->state != CS_HEAD && c->state != CS_IDLE)
@@ -1146,8 +1221,7 @@ static void conn_on_send_timer(struct ev_timer *t)
     struct h1_conn *c = container_of(t, struct h1_conn, send_timer);
     if (c->state == CS_CLOSED || outq_empty(&c->out))
         return;
-    log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
-            c->peer);
+    log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout", c->peer);
     conn_close(c);
 }
 

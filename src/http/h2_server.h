@@ -13,15 +13,15 @@ struct tls_conn;
 struct config;
 
 struct h2_handover {
-    int fd;                    /* non-blocking, already registered with nothing: h2 adds it */
-    struct tls_conn *tls;      /* NULL for h2c; ownership moves to the h2 connection */
+    int fd;               /* non-blocking, already registered with nothing: h2 adds it */
+    struct tls_conn *tls; /* NULL for h2c; ownership moves to the h2 connection */
     const struct sockaddr *peer;
     socklen_t peer_len;
     int listener;
     unsigned short local_port;
-    bool counted;              /* in the worker's per-client count (see worker_conn_closed) */
-    struct config *config;     /* a reference that moves to the h2 connection */
-    const char *initial;       /* bytes already read from the client (the preface...), or NULL */
+    bool counted;          /* in the worker's per-client count (see worker_conn_closed) */
+    struct config *config; /* a reference that moves to the h2 connection */
+    const char *initial;   /* bytes already read from the client (the preface...), or NULL */
     size_t initial_len;
 };
 

@@ -1,0 +1,1620 @@
+/* HTTP/2 server connection (RFC 9113) on nghttp2. Each request stream becomes an http_stream
+ * that goes through the same router and handlers as HTTP/1.1; nghttp2 types stay in this file.
+ *
+ * Re-entrancy: nghttp2 must never be asked to receive or send from inside one of its own
+ * callbacks. Handlers run inside the receive (dispatch happens when a request's headers are
+ * complete) and inside our wake pass; the stream operations they call only submit frames,
+ * resume data and schedule `run_defer`, which frames and writes at the end of the loop turn.
+ *
+ * Flow control gives back-pressure both ways: request body bytes are acknowledged to the client
+ * (nghttp2_session_consume) only when the handler has consumed them, and a response stream
+ * holds at most H2_OUT_HIGH copied bytes (or one borrowed slice) before SEND_PENDING.
+ *
+ * Lifetime: a stream lives from its HEADERS until nghttp2 closes it and the handler has let go
+ * (send_end, abort, or on_close from us). It is then marked dead and freed by the next sweep,
+ * never inside a callback that might still look at it. */
+#include "http/h2_server.h"
+
+#include "config/config.h"
+#include "core/worker.h"
+#include "http/h1_parse.h"
+#include "http/handler.h"
+#include "http/hop.h"
+#include "http/request.h"
+#include "net/sock.h"
+#include "net/tls.h"
+#include "route/target.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define H2_MAX_STREAMS 128
+#define H2_STREAM_WINDOW 65535   /* per stream: bounds the request body buffered per stream */
+#define H2_CONN_WINDOW (1 << 20) /* per connection: bounds it for all streams together */
+#define H2_MAX_HEADER_LIST 65536 /* advertised; the configured limits are what we enforce */
+#define H2_OUT_HIGH 16384        /* copied response bytes per stream before SEND_PENDING */
+#define H2_OUT_LOW (H2_OUT_HIGH / 2)
+#define H2_SEG_SIZE 16384        /* request body is buffered in segments of this size */
+#define H2_RESET_BURST 128       /* client RST_STREAMs tolerated at once (rapid reset) */
+#define H2_RESET_RATE 33         /* and refilled per second */
+#define H2_MAX_OUTBOUND_ACK 1000 /* SETTINGS/PING ACKs queued before the client is a flood */
+#define H2_NOTICE_MS 1000        /* shutdown notice to final GOAWAY: a round trip and more */
+#define H2_LINGER_MS 2000        /* after our GOAWAY, input is read and dropped this long */
+#define H2_READ_CHUNK 16384
+
+struct h2_conn;
+
+/* Request body bytes received and not yet consumed by the handler. */
+struct h2_seg {
+    struct h2_seg *next;
+    uint32_t start, end;
+    char data[H2_SEG_SIZE];
+};
+
+/* A header field as offsets into the stream's arena (which may move while it grows). */
+struct h2_hdr {
+    uint32_t name, name_len, value, value_len;
+};
+
+struct h2_stream {
+    struct http_stream s;
+    struct h2_conn *c;
+    struct dlist link; /* in c->streams */
+    int32_t id;
+    struct config *config; /* one reference, for s.config */
+    /* Request head, collected by on_header. */
+    char *arena;
+    uint32_t alen, acap;
+    struct h2_hdr *hdrs;
+    uint32_t nhdrs, hcap;
+    struct h2_hdr method, path, authority;
+    bool has_method, has_path, has_authority;
+    uint32_t head_bytes;
+    bool too_large; /* past max_header_size / max_header_count: answered 431 */
+    bool rejected;  /* malformed: reset with PROTOCOL_ERROR, never dispatched */
+    struct http_field *fields;
+    /* Request body. */
+    struct h2_seg *in_head, *in_tail;
+    size_t in_bytes;        /* buffered, not yet consumed */
+    uint64_t body_received; /* DATA bytes accepted for the handler */
+    bool body_done;         /* END_STREAM received */
+    bool body_handed;       /* a slice is out with the handler */
+    bool body_any_handed;   /* rewinding is no longer possible */
+    bool discard_body;      /* nobody will read it: acknowledged and dropped on arrival */
+    bool continue_sent;
+    /* Response. */
+    char *obuf; /* copied body bytes, [ooff, olen) unsent */
+    size_t ooff, olen, ocap;
+    const char *ext; /* a borrowed slice after obuf, held until on_writable */
+    size_t ext_len;
+    bool head_final;
+    bool no_body_out;
+    bool out_eof;      /* send_end: the data provider ends the stream when drained */
+    bool deferred;     /* the data provider returned DEFERRED: resume on new data */
+    bool send_pending; /* the handler waits for on_writable */
+    bool aborted;
+    /* Life. */
+    bool handler_on; /* s.handler must hear on_close if the stream dies */
+    bool dispatched; /* an exchange ran: it gets an access-log line */
+    bool logged;
+    bool closed; /* nghttp2 closed the stream */
+    bool dead;   /* everything done: freed by the next sweep */
+    bool wake_body, wake_writable;
+    int fail_status; /* answer this (or reset) in the next wake pass */
+    const char *fail_why;
+    struct ev_timer body_timer; /* client_body_timeout while the handler waits for the body */
+    struct ev_timer send_timer; /* send_timeout while the handler waits for on_writable */
+};
+
+struct h2_conn {
+    struct conn_base base; /* in the worker's connection list */
+    struct worker *w;
+    int fd;
+    struct ev_io io;
+    struct ev_timer idle_timer;   /* no stream open: keepalive; lingering: the linger time */
+    struct ev_timer send_timer;   /* the client is not taking our frames */
+    struct ev_timer goaway_timer; /* draining: the final GOAWAY after the notice */
+    struct ev_defer run_defer;    /* frame and write what the streams produced */
+    struct ev_defer close_defer;
+    nghttp2_session *ng;
+    struct tls_conn *tls;
+    char *client_subject;  /* verified client certificate subject (mTLS), or NULL */
+    struct config *config; /* the connection's snapshot (limits); one reference */
+    char peer[64];
+    struct sockaddr_storage peer_addr;
+    int listener;
+    unsigned short local_port;
+    bool counted;
+    struct dlist streams;
+    unsigned nstreams; /* not dead */
+    unsigned requests;
+    struct buf *wbuf;    /* framed bytes not yet written */
+    const uint8_t *pend; /* from nghttp2_session_mem_send, not yet copied into wbuf */
+    size_t pend_len;
+    bool rd_ready, wr_ready, rdhup;
+    bool wake;  /* a stream has something for its handler */
+    bool sweep; /* a stream is dead */
+    bool in_run;
+    bool draining;
+    bool lingering;
+    bool closed;
+};
+
+static const struct http_stream_ops h2_stream_ops;
+static const struct conn_ops h2_conn_ops;
+static void conn_run(struct h2_conn *c);
+static void conn_close(struct h2_conn *c);
+
+static struct logger *conn_log(struct h2_conn *c)
+{
+    return &c->w->srv->log;
+}
+
+static const struct cfg_limits *conn_limits(struct h2_conn *c)
+{
+    return &c->config->limits;
+}
+
+/* Frame and write at the end of this loop turn (never from inside nghttp2 or a handler). */
+static void conn_schedule(struct h2_conn *c)
+{
+    if (!c->closed)
+        ev_defer(&c->w->loop, &c->run_defer);
+}
+
+static void conn_on_run(struct ev_defer *d)
+{
+    conn_run(container_of(d, struct h2_conn, run_defer));
+}
+
+/* ---- streams: life ------------------------------------------------------------------------ */
+
+static void stream_on_body_timer(struct ev_timer *t);
+static void stream_on_send_timer(struct ev_timer *t);
+
+static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
+{
+    struct h2_stream *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->c = c;
+    st->id = id;
+    st->config = c->w->config; /* a reload happened: new streams use the new snapshot */
+    config_ref(st->config);
+    st->body_timer.cb = stream_on_body_timer;
+    st->send_timer.cb = stream_on_send_timer;
+    dlist_push(&c->streams, &st->link);
+    c->nstreams++;
+    return st;
+}
+
+static void input_free(struct h2_stream *st)
+{
+    while (st->in_head) {
+        struct h2_seg *g = st->in_head;
+        st->in_head = g->next;
+        free(g);
+    }
+    st->in_tail = NULL;
+    st->in_bytes = 0;
+}
+
+/* Drop buffered body bytes, giving their flow-control credit back to the client. */
+static void input_drop(struct h2_stream *st)
+{
+    struct h2_conn *c = st->c;
+    if (st->in_bytes && !c->closed)
+        nghttp2_session_consume(c->ng, st->id, st->in_bytes);
+    input_free(st);
+}
+
+static void stream_free(struct h2_stream *st)
+{
+    ev_timer_stop(&st->c->w->loop, &st->body_timer);
+    ev_timer_stop(&st->c->w->loop, &st->send_timer);
+    dlist_remove(&st->link);
+    input_free(st);
+    free(st->arena);
+    free(st->hdrs);
+    free(st->fields);
+    free(st->obuf);
+    config_unref(st->config);
+    free(st);
+}
+
+/* Tell the handler the client is gone; it must not touch the stream afterwards. */
+static void stream_detach(struct h2_stream *st)
+{
+    st->ext = NULL; /* the handler's memory may go with it */
+    st->ext_len = 0;
+    st->send_pending = false;
+    if (!st->handler_on)
+        return;
+    st->handler_on = false;
+    if (st->s.handler && st->s.handler->on_close)
+        st->s.handler->on_close(&st->s);
+}
+
+/* Both sides are done with the stream: log it and leave it for the sweep. */
+static void stream_finish(struct h2_stream *st)
+{
+    struct h2_conn *c = st->c;
+    if (st->dead)
+        return;
+    if (st->dispatched && !st->logged) {
+        st->logged = true;
+        worker_access_log(c->w, &st->s);
+    }
+    input_drop(st);
+    ev_timer_stop(&c->w->loop, &st->body_timer);
+    ev_timer_stop(&c->w->loop, &st->send_timer);
+    st->dead = true;
+    c->nstreams--;
+    c->sweep = true;
+    conn_schedule(c);
+}
+
+static void sweep_streams(struct h2_conn *c)
+{
+    if (!c->sweep)
+        return;
+    c->sweep = false;
+    struct dlist *n = c->streams.next;
+    while (n != &c->streams) {
+        struct dlist *next = n->next;
+        struct h2_stream *st = container_of(n, struct h2_stream, link);
+        if (st->dead)
+            stream_free(st);
+        n = next;
+    }
+}
+
+static void stream_reset(struct h2_stream *st, uint32_t code)
+{
+    if (!st->closed && !st->c->closed) {
+        nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, code);
+        conn_schedule(st->c);
+    }
+}
+
+/* The client's request cannot go on (body too large, stalled): answered in the next wake pass,
+ * outside whatever call noticed it. */
+static void stream_fail(struct h2_stream *st, int status, const char *why)
+{
+    if (st->fail_status || st->dead)
+        return;
+    st->fail_status = status;
+    st->fail_why = why;
+    st->discard_body = true;
+    st->c->wake = true;
+    conn_schedule(st->c);
+}
+
+static void stream_do_fail(struct h2_stream *st)
+{
+    struct h2_conn *c = st->c;
+    int status = st->fail_status;
+    st->fail_status = 0;
+    log_msg(conn_log(c), LOG_INFO, "client %s: %d %s: %s (HTTP/2 stream %d)", c->peer, status,
+            http_reason(status), st->fail_why, (int)st->id);
+    stream_detach(st);
+    input_drop(st);
+    if (st->closed) {
+        stream_finish(st);
+        return;
+    }
+    if (st->head_final) {
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    st->s.handler = NULL;
+    http_respond_text(&st->s, status, NULL);
+}
+
+static void stream_on_body_timer(struct ev_timer *t)
+{
+    struct h2_stream *st = container_of(t, struct h2_stream, body_timer);
+    if (st->dead || st->body_done || !st->handler_on)
+        return;
+    stream_fail(st, 408, "request body stalled for client_body_timeout");
+    conn_run(st->c);
+}
+
+static void stream_on_send_timer(struct ev_timer *t)
+{
+    struct h2_stream *st = container_of(t, struct h2_stream, send_timer);
+    if (st->dead || !st->send_pending)
+        return;
+    log_msg(conn_log(st->c), LOG_INFO,
+            "client %s: not reading the response for send_timeout (HTTP/2 stream %d)", st->c->peer,
+            (int)st->id);
+    stream_reset(st, NGHTTP2_CANCEL);
+    conn_run(st->c);
+}
+
+/* Handlers hear of progress here, outside nghttp2's callbacks. */
+static void wake_streams(struct h2_conn *c)
+{
+    c->wake = false;
+    for (struct dlist *n = c->streams.next; n != &c->streams; n = n->next) {
+        struct h2_stream *st = container_of(n, struct h2_stream, link);
+        if (st->dead)
+            continue;
+        if (st->fail_status)
+            stream_do_fail(st);
+        if (st->wake_writable) {
+            st->wake_writable = false;
+            if (st->handler_on && st->send_pending) {
+                st->send_pending = false;
+                ev_timer_stop(&c->w->loop, &st->send_timer);
+                st->s.handler->on_writable(&st->s);
+            }
+        }
+        if (st->wake_body) {
+            st->wake_body = false;
+            if (st->handler_on && st->s.handler && st->s.handler->on_body)
+                st->s.handler->on_body(&st->s);
+        }
+    }
+}
+
+/* ---- streams: the request head ------------------------------------------------------------ */
+
+/* Room for len bytes at the end of the arena; returns their offset or -1. */
+static long arena_reserve(struct h2_stream *st, size_t len)
+{
+    if (len > UINT32_MAX / 2 || st->alen + len > UINT32_MAX / 2)
+        return -1;
+    if (st->alen + len > st->acap) {
+        uint32_t cap = st->acap ? st->acap : 1024;
+        while (cap < st->alen + len)
+            cap *= 2;
+        char *a = realloc(st->arena, cap);
+        if (!a)
+            return -1;
+        st->arena = a;
+        st->acap = cap;
+    }
+    long off = st->alen;
+    st->alen += (uint32_t)len;
+    return off;
+}
+
+static int arena_field(struct h2_stream *st, struct h2_hdr *h, const uint8_t *name, size_t nlen,
+                       const uint8_t *value, size_t vlen)
+{
+    long n = arena_reserve(st, nlen + vlen);
+    if (n < 0)
+        return -1;
+    memcpy(st->arena + n, name, nlen);
+    memcpy(st->arena + n + nlen, value, vlen);
+    *h = (struct h2_hdr){(uint32_t)n, (uint32_t)nlen, (uint32_t)(n + nlen), (uint32_t)vlen};
+    return 0;
+}
+
+static bool name_is(const uint8_t *name, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    return len == n && memcmp(name, lit, n) == 0;
+}
+
+/* RFC 9113 8.2.2: connection-specific fields make a request malformed. nghttp2 rejects them
+ * already (its HTTP messaging checks run before on_header); this is the backstop. */
+static bool connection_specific(const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
+{
+    if (name_is(name, nlen, "te"))
+        return !(vlen == 8 && memcmp(value, "trailers", 8) == 0);
+    return name_is(name, nlen, "connection") || name_is(name, nlen, "keep-alive") ||
+           name_is(name, nlen, "proxy-connection") || name_is(name, nlen, "transfer-encoding") ||
+           name_is(name, nlen, "upgrade");
+}
+
+static int pseudo_header(struct h2_stream *st, const uint8_t *name, size_t nlen,
+                         const uint8_t *value, size_t vlen)
+{
+    struct h2_hdr *h = NULL;
+    bool *has = NULL;
+    if (name_is(name, nlen, ":method"))
+        h = &st->method, has = &st->has_method;
+    else if (name_is(name, nlen, ":path"))
+        h = &st->path, has = &st->has_path;
+    else if (name_is(name, nlen, ":authority"))
+        h = &st->authority, has = &st->has_authority;
+    else
+        return 0; /* :scheme (nghttp2 checked it is there) */
+    if (arena_field(st, h, name, nlen, value, vlen) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    *has = true;
+    return 0;
+}
+
+static int header_add(struct h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
+                      size_t vlen)
+{
+    const struct cfg_limits *lim = &st->config->limits;
+    st->head_bytes += (uint32_t)(nlen + vlen + 4); /* as "name: value\r\n" */
+    if (st->head_bytes > lim->max_header_size)
+        st->too_large = true;
+    if (nlen && name[0] == ':')
+        return st->too_large ? 0 : pseudo_header(st, name, nlen, value, vlen);
+    if (connection_specific(name, nlen, value, vlen)) {
+        if (!st->rejected)
+            nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+        st->rejected = true;
+        return 0;
+    }
+    if (st->nhdrs >= lim->max_header_count)
+        st->too_large = true;
+    if (st->too_large)
+        return 0;
+    if (st->nhdrs == st->hcap) {
+        uint32_t cap = st->hcap ? st->hcap * 2 : 16;
+        struct h2_hdr *h = realloc(st->hdrs, cap * sizeof(*h));
+        if (!h)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        st->hdrs = h;
+        st->hcap = cap;
+    }
+    if (arena_field(st, &st->hdrs[st->nhdrs], name, nlen, value, vlen) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    st->nhdrs++;
+    return 0;
+}
+
+static struct slice arena_slice(const struct h2_stream *st, uint32_t off, uint32_t len)
+{
+    return (struct slice){st->arena + off, len};
+}
+
+static bool hdr_named(const struct h2_stream *st, const struct h2_hdr *h, const char *lower)
+{
+    size_t n = strlen(lower);
+    return h->name_len == n && memcmp(st->arena + h->name, lower, n) == 0;
+}
+
+/* Several cookie fields become one, joined by "; " (RFC 9113 section 8.2.3). Returns the number
+ * of cookie fields, and the joined value's offset in *off when there are several. */
+static long join_cookies(struct h2_stream *st, uint32_t *off, uint32_t *len)
+{
+    size_t n = 0, total = 0;
+    for (uint32_t i = 0; i < st->nhdrs; i++)
+        if (hdr_named(st, &st->hdrs[i], "cookie")) {
+            total += st->hdrs[i].value_len + (n ? 2 : 0);
+            n++;
+        }
+    if (n < 2)
+        return (long)n;
+    long o = arena_reserve(st, total);
+    if (o < 0)
+        return -1;
+    char *p = st->arena + o;
+    bool first = true;
+    for (uint32_t i = 0; i < st->nhdrs; i++) {
+        const struct h2_hdr *h = &st->hdrs[i];
+        if (!hdr_named(st, h, "cookie"))
+            continue;
+        if (!first) {
+            memcpy(p, "; ", 2);
+            p += 2;
+        }
+        first = false;
+        memcpy(p, st->arena + h->value, h->value_len);
+        p += h->value_len;
+    }
+    *off = (uint32_t)o;
+    *len = (uint32_t)total;
+    return (long)n;
+}
+
+static int build_fields(struct h2_stream *st, uint32_t cookie_off, uint32_t cookie_len,
+                        long ncookies)
+{
+    struct http_request *r = &st->s.req;
+    st->fields = malloc((st->nhdrs + 1) * sizeof(*st->fields));
+    if (!st->fields)
+        return -1;
+    size_t n = 0;
+    bool cookie_done = false;
+    for (uint32_t i = 0; i < st->nhdrs; i++) {
+        const struct h2_hdr *h = &st->hdrs[i];
+        if (ncookies > 1 && hdr_named(st, h, "cookie")) {
+            if (!cookie_done)
+                st->fields[n++] =
+                    (struct http_field){"cookie", st->arena + cookie_off, 6, cookie_len};
+            cookie_done = true;
+            continue;
+        }
+        st->fields[n++] = (struct http_field){st->arena + h->name, st->arena + h->value,
+                                              h->name_len, h->value_len};
+    }
+    r->fields = st->fields;
+    r->nfields = n;
+    return 0;
+}
+
+/* Split :path into path and query (as the HTTP/1.1 codec does for origin-form). */
+static void split_path(struct http_request *r)
+{
+    const char *q = memchr(r->target.p, '?', r->target.len);
+    if (q) {
+        r->path = (struct slice){r->target.p, (size_t)(q - r->target.p)};
+        r->query = (struct slice){q + 1, r->target.len - (size_t)(q - r->target.p) - 1};
+    } else {
+        r->path = r->target;
+        r->query = (struct slice){NULL, 0};
+    }
+}
+
+static int64_t parse_length(const char *p, size_t len)
+{
+    int64_t v = 0;
+    if (!len || len > 18)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+static void body_fields(struct h2_stream *st)
+{
+    struct http_request *r = &st->s.req;
+    r->has_body = !st->body_done;
+    r->content_length = -1;
+    const struct http_field *f = http_find_field(r, "content-length", 14);
+    if (f)
+        r->content_length = parse_length(f->value, f->value_len); /* nghttp2 checked it */
+    if (r->content_length == 0)
+        r->has_body = false;
+    f = http_find_field(r, "expect", 6);
+    r->expect_continue = f && f->value_len == 12 && strncasecmp(f->value, "100-continue", 12) == 0;
+}
+
+/* The request from the collected head. Returns 0, or an HTTP status to answer with. */
+static int build_request(struct h2_stream *st)
+{
+    struct http_request *r = &st->s.req;
+    uint32_t cookie_off = 0, cookie_len = 0;
+    long ncookies = join_cookies(st, &cookie_off, &cookie_len);
+    /* Dot segments are removed before routing, into the arena (reserved before any pointer
+     * into it is taken: it may move while it grows). */
+    bool dots =
+        st->has_path && target_path_has_dots(st->arena + st->path.value, st->path.value_len);
+    long norm = dots ? arena_reserve(st, st->path.value_len) : 0;
+    if (ncookies < 0 || norm < 0 || build_fields(st, cookie_off, cookie_len, ncookies) < 0)
+        return 500;
+    r->method = arena_slice(st, st->method.value, st->method.value_len);
+    r->protocol = SLICE_LIT("HTTP/2");
+    const struct http_field *host = http_find_field(r, "host", 4);
+    if (st->has_authority)
+        r->authority = arena_slice(st, st->authority.value, st->authority.value_len);
+    else if (host)
+        r->authority = (struct slice){host->value, host->value_len};
+    if (st->has_authority && host &&
+        (host->value_len != r->authority.len ||
+         strncasecmp(host->value, r->authority.p, r->authority.len) != 0))
+        return 400; /* RFC 9113 section 8.3.1: Host differing from :authority is malformed */
+    r->head = r->method.len == 4 && memcmp(r->method.p, "HEAD", 4) == 0;
+    body_fields(st);
+    if (!st->has_path) { /* CONNECT: authority-form; the router refuses it */
+        r->target = r->authority;
+        r->path = r->target;
+        return 0;
+    }
+    r->target = arena_slice(st, st->path.value, st->path.value_len);
+    if (r->target.len > conn_limits(st->c)->max_request_line)
+        return 414;
+    split_path(r);
+    if (dots) {
+        char *out = st->arena + norm;
+        r->path.len = target_path_normalize(r->path.p, r->path.len, out);
+        r->path.p = out;
+    }
+    return 0;
+}
+
+static void stream_init(struct h2_stream *st)
+{
+    struct h2_conn *c = st->c;
+    st->s = (struct http_stream){.ops = &h2_stream_ops,
+                                 .worker = c->w,
+                                 .peer = c->peer,
+                                 .peer_addr = (const struct sockaddr *)&c->peer_addr,
+                                 .listener = c->listener,
+                                 .local_port = c->local_port,
+                                 .secure = c->tls != NULL,
+                                 .sni = c->tls ? tls_conn_sni(c->tls) : NULL,
+                                 .client_subject = c->client_subject,
+                                 .config = st->config,
+                                 .start_ms = c->w->loop.now,
+                                 .max_body = st->config->limits.max_body_size};
+}
+
+/* An answer the codec gives on its own, without a handler. */
+static void codec_answer(struct h2_stream *st, int status, const char *why)
+{
+    log_msg(conn_log(st->c), LOG_INFO, "client %s: %d %s: %s (HTTP/2 stream %d)", st->c->peer,
+            status, http_reason(status), why, (int)st->id);
+    st->discard_body = true;
+    st->s.handler = NULL;
+    http_respond_text(&st->s, status, NULL);
+}
+
+/* The request head is complete: hand the stream to the router. */
+static void stream_start(struct h2_conn *c, struct h2_stream *st)
+{
+    stream_init(st);
+    st->dispatched = true;
+    c->requests++;
+    if (c->requests == conn_limits(c)->max_requests_per_connection)
+        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
+    int status = build_request(st);
+    if (st->too_large)
+        status = 431;
+    if (status) {
+        codec_answer(st, status,
+                     status == 431   ? "request head too large"
+                     : status == 414 ? "request target too long"
+                     : status == 400 ? "Host differs from :authority"
+                                     : "out of memory");
+        return;
+    }
+    st->handler_on = true;
+    handler_dispatch(&st->s);
+}
+
+/* ---- streams: the request body ------------------------------------------------------------ */
+
+static int body_append(struct h2_stream *st, const uint8_t *data, size_t len)
+{
+    while (len) {
+        struct h2_seg *t = st->in_tail;
+        if (!t || t->end == H2_SEG_SIZE) {
+            t = malloc(sizeof(*t));
+            if (!t)
+                return -1;
+            t->next = NULL;
+            t->start = t->end = 0;
+            if (st->in_tail)
+                st->in_tail->next = t;
+            else
+                st->in_head = t;
+            st->in_tail = t;
+        }
+        size_t k = H2_SEG_SIZE - t->end < len ? H2_SEG_SIZE - t->end : len;
+        memcpy(t->data + t->end, data, k);
+        t->end += (uint32_t)k;
+        st->in_bytes += k;
+        data += k;
+        len -= k;
+    }
+    return 0;
+}
+
+static void send_continue(struct h2_stream *st)
+{
+    if (!st->s.req.expect_continue || st->continue_sent || st->head_final)
+        return;
+    st->continue_sent = true;
+    const nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NONE};
+    nghttp2_submit_headers(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NULL, &nv, 1, NULL);
+    conn_schedule(st->c);
+}
+
+static enum body_result h2_read_body(struct http_stream *s, const char **data, size_t *len)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    struct h2_conn *c = st->c;
+    if (c->closed || st->fail_status || st->aborted || st->discard_body)
+        return BODY_ERROR;
+    struct h2_seg *g = st->in_head;
+    if (g && g->end > g->start) {
+        *data = g->data + g->start;
+        *len = g->end - g->start;
+        st->body_handed = st->body_any_handed = true;
+        return BODY_DATA;
+    }
+    if (st->body_done)
+        return BODY_END;
+    if (st->closed)
+        return BODY_ERROR; /* reset by the client; on_close follows */
+    send_continue(st);
+    if (!ev_timer_armed(&st->body_timer))
+        ev_timer_start(&c->w->loop, &st->body_timer, conn_limits(c)->client_body_timeout);
+    return BODY_AGAIN;
+}
+
+static void h2_body_consumed(struct http_stream *s, size_t n)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    struct h2_conn *c = st->c;
+    st->body_handed = false;
+    struct h2_seg *g = st->in_head;
+    if (!g)
+        return;
+    if (n > g->end - g->start)
+        n = g->end - g->start;
+    g->start += (uint32_t)n;
+    st->in_bytes -= n;
+    if (g->start == g->end) {
+        st->in_head = g->next;
+        if (!st->in_head)
+            st->in_tail = NULL;
+        free(g);
+    }
+    if (!c->closed && n) {
+        nghttp2_session_consume(c->ng, st->id, n); /* the client may send that much more */
+        conn_schedule(c);
+    }
+}
+
+static bool h2_body_rewind(struct http_stream *s)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    return !s->req.has_body || !st->body_any_handed;
+}
+
+/* ---- streams: the response ---------------------------------------------------------------- */
+
+static void stream_resume(struct h2_stream *st)
+{
+    if (st->deferred && !st->closed && !st->c->closed) {
+        st->deferred = false;
+        nghttp2_session_resume_data(st->c->ng, st->id);
+    }
+    conn_schedule(st->c);
+}
+
+static size_t out_queued(const struct h2_stream *st)
+{
+    return st->olen - st->ooff + st->ext_len;
+}
+
+static int out_append(struct h2_stream *st, const char *data, size_t len)
+{
+    if (st->ooff == st->olen)
+        st->ooff = st->olen = 0;
+    if (st->olen + len > st->ocap && st->ooff) {
+        memmove(st->obuf, st->obuf + st->ooff, st->olen - st->ooff);
+        st->olen -= st->ooff;
+        st->ooff = 0;
+    }
+    if (st->olen + len > st->ocap) {
+        size_t cap = st->ocap ? st->ocap : 4096;
+        while (cap < st->olen + len)
+            cap *= 2;
+        char *p = realloc(st->obuf, cap);
+        if (!p)
+            return -1;
+        st->obuf = p;
+        st->ocap = cap;
+    }
+    memcpy(st->obuf + st->olen, data, len);
+    st->olen += len;
+    return 0;
+}
+
+/* The borrowed slice becomes a copy: its owner is about to let go of it. */
+static int out_own_ext(struct h2_stream *st)
+{
+    if (!st->ext_len)
+        return 0;
+    const char *p = st->ext;
+    size_t n = st->ext_len;
+    st->ext = NULL;
+    st->ext_len = 0;
+    return out_append(st, p, n);
+}
+
+static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    struct h2_stream *st = src->ptr;
+    if (st->aborted) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED; /* our RST_STREAM is on its way */
+    }
+    size_t n = 0;
+    if (st->olen > st->ooff) {
+        n = st->olen - st->ooff < length ? st->olen - st->ooff : length;
+        memcpy(buf, st->obuf + st->ooff, n);
+        st->ooff += n;
+    }
+    if (n < length && st->ext_len) {
+        size_t k = st->ext_len < length - n ? st->ext_len : length - n;
+        memcpy(buf + n, st->ext, k);
+        st->ext += k;
+        st->ext_len -= k;
+        n += k;
+    }
+    if (n == 0 && !st->out_eof) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    if (st->out_eof && out_queued(st) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->send_pending && !st->ext_len && st->olen - st->ooff <= H2_OUT_LOW) {
+        st->wake_writable = true;
+        st->c->wake = true;
+    }
+    return (ssize_t)n;
+}
+
+static nghttp2_nv nv_of(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+}
+
+/* The head as nghttp2 name/value pairs: lowercase names, no hop-by-hop fields, our own
+ * content-length and a Date when the handler gave none. One allocation; nghttp2 copies it. */
+static nghttp2_nv *build_nva(struct h2_stream *st, const struct http_response *res, bool final,
+                             size_t *count)
+{
+    size_t names = 0;
+    for (size_t i = 0; i < res->nfields; i++)
+        names += res->fields[i].name_len;
+    size_t cap = res->nfields + 3;
+    nghttp2_nv *nva = malloc(cap * sizeof(*nva) + names + 32);
+    if (!nva)
+        return NULL;
+    char *p = (char *)(nva + cap);
+    size_t n = 0;
+    snprintf(p, 4, "%03u", (unsigned)res->status % 1000u);
+    nva[n++] = nv_of(":status", 7, p, 3);
+    p += 4;
+    struct hop_set hop;
+    hop_collect(&hop, res->fields, res->nfields);
+    bool date = false;
+    for (size_t i = 0; i < res->nfields; i++) {
+        const struct http_field *f = &res->fields[i];
+        if (!f->name_len || f->name[0] == ':' || hop_is_hop(&hop, f->name, f->name_len) ||
+            h1_token_eq(f->name, f->name_len, "content-length", 14) ||
+            h1_token_eq(f->name, f->name_len, "host", 4))
+            continue;
+        date |= h1_token_eq(f->name, f->name_len, "date", 4);
+        for (uint32_t k = 0; k < f->name_len; k++)
+            p[k] = (char)(f->name[k] >= 'A' && f->name[k] <= 'Z' ? f->name[k] + 32 : f->name[k]);
+        nva[n++] = nv_of(p, f->name_len, f->value, f->value_len);
+        p += f->name_len;
+    }
+    if (final && !date) {
+        log_buf_stamp(&st->c->w->access);
+        const char *d = st->c->w->access.http_date;
+        nva[n++] = nv_of("date", 4, d, strlen(d));
+    }
+    if (final && res->status != 204 && res->content_length >= 0) {
+        int len = snprintf(p, 24, "%lld", (long long)res->content_length);
+        nva[n++] = nv_of("content-length", 14, p, (size_t)len);
+    }
+    *count = n;
+    return nva;
+}
+
+static enum send_result send_interim(struct h2_stream *st, const struct http_response *res)
+{
+    if (res->status == 101 || (res->status == 100 && st->continue_sent))
+        return SEND_DONE; /* no 101 in HTTP/2 (RFC 9113 section 8.6) */
+    size_t n;
+    nghttp2_nv *nva = build_nva(st, res, false, &n);
+    if (!nva)
+        return SEND_DONE; /* an interim response is optional */
+    if (res->status == 100)
+        st->continue_sent = true;
+    nghttp2_submit_headers(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL);
+    free(nva);
+    conn_schedule(st->c);
+    return SEND_DONE;
+}
+
+static enum send_result h2_send_head(struct http_stream *s, const struct http_response *res)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    struct h2_conn *c = st->c;
+    if (c->closed || st->closed || st->aborted || st->head_final)
+        return SEND_ERROR;
+    if (res->status < 200)
+        return send_interim(st, res);
+    s->status = res->status;
+    st->no_body_out = res->no_body || s->req.head || res->status == 204 || res->status == 304;
+    size_t n;
+    nghttp2_nv *nva = build_nva(st, res, true, &n);
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
+    int rv = nva ? nghttp2_submit_response(c->ng, st->id, nva, n, st->no_body_out ? NULL : &prd)
+                 : NGHTTP2_ERR_NOMEM;
+    free(nva);
+    if (rv != 0) {
+        log_msg(conn_log(c), LOG_ERROR, "client %s: HTTP/2 stream %d: response head: %s", c->peer,
+                (int)st->id, nghttp2_strerror(rv));
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR); /* on_close follows */
+        return SEND_ERROR;
+    }
+    st->head_final = true;
+    conn_schedule(c);
+    return SEND_DONE;
+}
+
+static enum send_result h2_send_body(struct http_stream *s, const char *data, size_t len)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    if (st->c->closed || st->aborted || !st->head_final)
+        return SEND_ERROR;
+    if (st->no_body_out || len == 0)
+        return SEND_DONE;
+    if (st->closed)
+        return SEND_ERROR;
+    s->body_bytes_sent += len;
+    int rc = out_own_ext(st); /* only if the handler sent again without waiting */
+    if (rc == 0 && (len <= SEND_COPY_MAX || out_queued(st) + len <= H2_OUT_HIGH))
+        rc = out_append(st, data, len);
+    else if (rc == 0) {
+        st->ext = data;
+        st->ext_len = len;
+    }
+    if (rc < 0) {
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return SEND_ERROR;
+    }
+    stream_resume(st);
+    if (st->ext_len || out_queued(st) >= H2_OUT_HIGH) {
+        st->send_pending = true;
+        if (!ev_timer_armed(&st->send_timer))
+            ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
+        return SEND_PENDING;
+    }
+    return SEND_DONE;
+}
+
+/* The handler is done; the stream ends on its own when the queued bytes are out. */
+static enum send_result h2_send_end(struct http_stream *s)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    struct h2_conn *c = st->c;
+    st->handler_on = false;
+    st->send_pending = false;
+    ev_timer_stop(&c->w->loop, &st->send_timer);
+    if (st->closed) { /* the response was complete without a body, or the stream is gone */
+        stream_finish(st);
+        return SEND_DONE;
+    }
+    if (c->closed)
+        return SEND_ERROR;
+    if (!st->head_final || out_own_ext(st) < 0) {
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return SEND_ERROR;
+    }
+    if (!st->no_body_out) {
+        st->out_eof = true;
+        stream_resume(st);
+    }
+    return SEND_DONE;
+}
+
+static void h2_abort(struct http_stream *s)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    st->handler_on = false;
+    st->send_pending = false;
+    st->aborted = true;
+    st->ext = NULL;
+    st->ext_len = 0;
+    if (st->closed)
+        stream_finish(st);
+    else
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+static const struct http_stream_ops h2_stream_ops = {
+    .send_head = h2_send_head,
+    .send_body = h2_send_body,
+    .send_end = h2_send_end,
+    .abort = h2_abort,
+    .read_body = h2_read_body,
+    .body_consumed = h2_body_consumed,
+    .body_rewind = h2_body_rewind,
+};
+
+/* ---- nghttp2 callbacks -------------------------------------------------------------------- */
+
+static struct h2_stream *stream_of(nghttp2_session *ng, int32_t id)
+{
+    struct h2_stream *st = id ? nghttp2_session_get_stream_user_data(ng, id) : NULL;
+    return st && !st->dead ? st : NULL;
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    struct h2_stream *st = stream_new(user, f->hd.stream_id);
+    if (!st)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM INTERNAL_ERROR */
+    nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st);
+    return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers are not passed on */
+    struct h2_stream *st = stream_of(ng, f->hd.stream_id);
+    return st && !st->rejected ? header_add(st, name, nlen, value, vlen) : 0;
+}
+
+static void body_ended(struct h2_stream *st)
+{
+    st->body_done = true;
+    ev_timer_stop(&st->c->w->loop, &st->body_timer);
+    st->wake_body = true;
+    st->c->wake = true;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    struct h2_stream *st = stream_of(ng, f->hd.stream_id);
+    if (!st)
+        return 0;
+    bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        st->body_done = end;
+        if (!st->rejected)
+            stream_start(user, st);
+    } else if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && end) {
+        body_ended(st);
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+    struct h2_stream *st = stream_of(ng, id);
+    if (!st || !st->handler_on || st->discard_body) {
+        nghttp2_session_consume(ng, id, len); /* nobody reads it: credit it back at once */
+        return 0;
+    }
+    st->body_received += len;
+    if (st->s.max_body && st->body_received > st->s.max_body) {
+        nghttp2_session_consume(ng, id, len);
+        stream_fail(st, 413, "request body larger than max_body_size");
+        return 0;
+    }
+    if (body_append(st, data, len) < 0) {
+        nghttp2_session_consume(ng, id, len);
+        stream_fail(st, 500, "out of memory for the request body");
+        return 0;
+    }
+    ev_timer_stop(&st->c->w->loop, &st->body_timer);
+    st->wake_body = true;
+    st->c->wake = true;
+    return 0;
+}
+
+/* A response that ended while the client is still sending: we will not read the rest
+ * (RFC 9113 section 8.1), so say so and stop its flow. */
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    if ((f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) ||
+        !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    struct h2_stream *st = stream_of(ng, f->hd.stream_id);
+    if (st && !st->body_done)
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
+{
+    struct h2_stream *st = stream_of(ng, id);
+    if (!st)
+        return 0;
+    st->closed = true;
+    st->deferred = false;
+    /* A complete response without a body may go out before the handler's send_end: the
+     * stream then waits for it. Anything else means the client is gone. */
+    bool complete = code == NGHTTP2_NO_ERROR && st->head_final && st->no_body_out && st->body_done;
+    if (st->handler_on && !complete)
+        stream_detach(st);
+    if (!st->handler_on)
+        stream_finish(st);
+    return 0;
+}
+
+static int on_error(nghttp2_session *ng, int code, const char *msg, size_t len, void *user)
+{
+    struct h2_conn *c = user;
+    log_msg(conn_log(c), LOG_DEBUG, "client %s: HTTP/2: %.*s", c->peer, (int)len, msg);
+    return 0;
+}
+
+static int session_create(struct h2_conn *c)
+{
+    nghttp2_session_callbacks *cb;
+    nghttp2_option *opt;
+    if (nghttp2_session_callbacks_new(&cb))
+        return -1;
+    if (nghttp2_option_new(&opt)) {
+        nghttp2_session_callbacks_del(cb);
+        return -1;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_error_callback2(cb, on_error);
+    nghttp2_option_set_no_auto_window_update(opt, 1); /* body_consumed acknowledges */
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
+    nghttp2_option_set_stream_reset_rate_limit(opt, H2_RESET_BURST, H2_RESET_RATE);
+    nghttp2_option_set_max_continuations(opt, 8);
+    int rv = nghttp2_session_server_new2(&c->ng, cb, c, opt);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_option_del(opt);
+    if (rv)
+        return -1;
+    const nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2_MAX_HEADER_LIST},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+    };
+    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) ||
+        nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW))
+        return -1;
+    return 0;
+}
+
+/* ---- connection I/O ----------------------------------------------------------------------- */
+
+static ssize_t conn_recv(struct h2_conn *c, char *p, size_t len)
+{
+    if (c->tls) {
+        long n = tls_read(c->tls, p, len);
+        if (n > 0)
+            return n;
+        if (n == TLS_CLOSED)
+            return 0;
+        errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPROTO;
+        return -1;
+    }
+    ssize_t n;
+    do
+        n = recv(c->fd, p, len, 0);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static ssize_t conn_send(struct h2_conn *c, const char *p, size_t len)
+{
+    if (c->tls) {
+        long n = tls_write(c->tls, p, len);
+        if (n > 0)
+            return n;
+        errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPIPE;
+        return -1;
+    }
+    ssize_t n;
+    do
+        n = send(c->fd, p, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static bool out_blocked(const struct h2_conn *c)
+{
+    return !c->wr_ready && c->wbuf && buf_len(c->wbuf);
+}
+
+/* Copy what nghttp2 has to send into wbuf, up to its size. False if the connection closed. */
+static bool fill_out(struct h2_conn *c)
+{
+    for (;;) {
+        if (!c->pend_len) {
+            const uint8_t *p;
+            ssize_t n = nghttp2_session_mem_send(c->ng, &p);
+            if (n < 0) {
+                log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s", c->peer,
+                        nghttp2_strerror((int)n));
+                conn_close(c);
+                return false;
+            }
+            if (n == 0)
+                return true;
+            c->pend = p; /* valid until the next mem_send */
+            c->pend_len = (size_t)n;
+        }
+        if (!c->wbuf && !(c->wbuf = buf_get(&c->w->bufs))) {
+            conn_close(c);
+            return false;
+        }
+        if (c->wbuf->start == c->wbuf->end)
+            c->wbuf->start = c->wbuf->end = 0;
+        size_t room = buf_room(c->wbuf);
+        if (!room)
+            return true;
+        size_t k = room < c->pend_len ? room : c->pend_len;
+        memcpy(c->wbuf->data + c->wbuf->end, c->pend, k);
+        c->wbuf->end += (uint32_t)k;
+        c->pend += k;
+        c->pend_len -= k;
+    }
+}
+
+/* Write wbuf: 1 all written, 0 the socket is full, -1 failed. */
+static int flush_out(struct h2_conn *c)
+{
+    struct buf *b = c->wbuf;
+    while (b->start < b->end) {
+        ssize_t n = conn_send(c, b->data + b->start, b->end - b->start);
+        if (n > 0) {
+            b->start += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return -1;
+    }
+    b->start = b->end = 0;
+    return 1;
+}
+
+static void conn_write(struct h2_conn *c)
+{
+    for (;;) {
+        if (!fill_out(c))
+            return;
+        if (!c->wbuf || !buf_len(c->wbuf)) {
+            buf_put(&c->w->bufs, c->wbuf); /* an idle connection holds no buffer */
+            c->wbuf = NULL;
+            ev_timer_stop(&c->w->loop, &c->send_timer);
+            return;
+        }
+        int r = c->wr_ready ? flush_out(c) : 0;
+        if (r < 0) {
+            log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->peer,
+                    strerror(errno));
+            conn_close(c);
+            return;
+        }
+        if (r == 0) {
+            c->wr_ready = false;
+            /* The client must take what we queued within send_timeout; each buffer it empties
+             * counts as progress. */
+            if (!ev_timer_armed(&c->send_timer))
+                ev_timer_start(&c->w->loop, &c->send_timer, conn_limits(c)->send_timeout);
+            return;
+        }
+        ev_timer_stop(&c->w->loop, &c->send_timer);
+    }
+}
+
+/* Feed received bytes to nghttp2. -1 when the connection was closed. */
+static int conn_feed(struct h2_conn *c, const char *p, size_t n)
+{
+    ssize_t rv = nghttp2_session_mem_recv(c->ng, (const uint8_t *)p, n);
+    if (rv >= 0)
+        return 0;
+    log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s%s", c->peer, nghttp2_strerror((int)rv),
+            rv == NGHTTP2_ERR_FLOODED ? " (closing a flooding client)" : "");
+    if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+        nghttp2_session_terminate_session(
+            c->ng, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+        conn_write(c); /* best effort: the GOAWAY if the socket takes it now */
+    }
+    conn_close(c);
+    return -1;
+}
+
+static void conn_read(struct h2_conn *c)
+{
+    char in[H2_READ_CHUNK];
+    /* A client that does not read what we send does not get to send more. */
+    while (c->rd_ready && !c->closed && !out_blocked(c)) {
+        ssize_t n = conn_recv(c, in, sizeof(in));
+        if (n > 0) {
+            /* A short read drained the socket, unless the FIN came with the data; under TLS a
+             * short read says nothing (records are buffered): read until WANT_READ. */
+            if ((size_t)n < sizeof(in) && !c->rdhup && !c->tls)
+                c->rd_ready = false;
+            if (conn_feed(c, in, (size_t)n) < 0)
+                return;
+            continue;
+        }
+        c->rd_ready = false;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        log_msg(conn_log(c), LOG_DEBUG, "client %s: HTTP/2 connection closed by the client",
+                c->peer);
+        conn_close(c);
+        return;
+    }
+}
+
+/* After our last GOAWAY: read and drop input for a while so that closing does not reset the
+ * connection while the client is still sending (which would destroy the GOAWAY). */
+static void linger_read(struct h2_conn *c)
+{
+    char sink[16384];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            conn_close(c);
+        return;
+    }
+}
+
+static void start_linger(struct h2_conn *c)
+{
+    c->lingering = true;
+    if (c->tls)
+        tls_shutdown(c->tls);
+    shutdown(c->fd, SHUT_WR);
+    ev_timer_stop(&c->w->loop, &c->send_timer);
+    ev_timer_stop(&c->w->loop, &c->goaway_timer);
+    ev_timer_start(&c->w->loop, &c->idle_timer, H2_LINGER_MS);
+    linger_read(c);
+}
+
+/* Done when nghttp2 wants nothing more (GOAWAY exchanged, no stream open) and all is written. */
+static bool conn_done(const struct h2_conn *c)
+{
+    return !nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng) &&
+           !c->pend_len && !(c->wbuf && buf_len(c->wbuf)) && c->nstreams == 0;
+}
+
+static void idle_timer_update(struct h2_conn *c)
+{
+    if (c->nstreams) {
+        ev_timer_stop(&c->w->loop, &c->idle_timer);
+        return;
+    }
+    if (!ev_timer_armed(&c->idle_timer))
+        ev_timer_start(&c->w->loop, &c->idle_timer,
+                       c->requests ? conn_limits(c)->keepalive_timeout
+                                   : conn_limits(c)->client_header_timeout);
+}
+
+static void conn_run(struct h2_conn *c)
+{
+    if (c->closed || c->in_run)
+        return;
+    if (c->lingering) {
+        linger_read(c);
+        return;
+    }
+    c->in_run = true;
+    conn_read(c);
+    /* Handlers woken here may produce more; a few rounds, then the next turn. */
+    for (int round = 0; round < 4 && !c->closed; round++) {
+        if (c->wake)
+            wake_streams(c);
+        conn_write(c);
+        if (!c->wake)
+            break;
+    }
+    c->in_run = false;
+    if (c->closed)
+        return;
+    sweep_streams(c);
+    if (conn_done(c)) {
+        start_linger(c);
+        return;
+    }
+    if (c->wake)
+        conn_schedule(c);
+    idle_timer_update(c);
+}
+
+static void conn_on_io(struct ev_io *io, uint32_t events)
+{
+    struct h2_conn *c = container_of(io, struct h2_conn, io);
+    if (c->closed)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rd_ready = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rdhup = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->wr_ready = true;
+    conn_run(c);
+}
+
+/* ---- timers ------------------------------------------------------------------------------- */
+
+static void conn_on_idle(struct ev_timer *t)
+{
+    struct h2_conn *c = container_of(t, struct h2_conn, idle_timer);
+    if (c->closed)
+        return;
+    if (c->lingering) {
+        conn_close(c);
+        return;
+    }
+    if (c->nstreams)
+        return;
+    /* GOAWAY naming the last stream we processed, then close once it is out. */
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+    conn_run(c);
+}
+
+static void conn_on_send_timer(struct ev_timer *t)
+{
+    struct h2_conn *c = container_of(t, struct h2_conn, send_timer);
+    if (c->closed)
+        return;
+    log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout", c->peer);
+    conn_close(c);
+}
+
+static void conn_on_goaway_timer(struct ev_timer *t)
+{
+    struct h2_conn *c = container_of(t, struct h2_conn, goaway_timer);
+    if (c->closed)
+        return;
+    nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->ng),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    conn_run(c);
+}
+
+/* ---- closing ------------------------------------------------------------------------------ */
+
+/* Closing is deferred to the end of the loop turn so that no caller is left holding a freed
+ * connection; the fd goes at once so nothing more is read or written. */
+static void conn_close(struct h2_conn *c)
+{
+    if (c->closed)
+        return;
+    if (c->tls && !c->lingering)
+        tls_shutdown(c->tls); /* close_notify, best effort */
+    c->closed = true;
+    c->w->nclosing++;
+    ev_io_del(&c->w->loop, &c->io);
+    ev_timer_stop(&c->w->loop, &c->idle_timer);
+    ev_timer_stop(&c->w->loop, &c->send_timer);
+    ev_timer_stop(&c->w->loop, &c->goaway_timer);
+    close(c->fd);
+    c->fd = -1;
+    ev_defer(&c->w->loop, &c->close_defer);
+}
+
+static void conn_on_close(struct ev_defer *d)
+{
+    struct h2_conn *c = container_of(d, struct h2_conn, close_defer);
+    if (c->run_defer.queued) {
+        ev_defer(&c->w->loop, &c->close_defer); /* free after it ran */
+        return;
+    }
+    for (struct dlist *n = c->streams.next; n != &c->streams; n = n->next) {
+        struct h2_stream *st = container_of(n, struct h2_stream, link);
+        if (!st->dead) {
+            stream_detach(st);
+            stream_finish(st);
+        }
+    }
+    while (!dlist_empty(&c->streams))
+        stream_free(container_of(c->streams.next, struct h2_stream, link));
+    nghttp2_session_del(c->ng); /* calls none of our callbacks */
+    buf_put(&c->w->bufs, c->wbuf);
+    tls_conn_free(c->tls);
+    free(c->client_subject);
+    config_unref(c->config);
+    dlist_remove(&c->base.link);
+    c->w->nclosing--;
+    worker_conn_closed(c->w, c->counted ? (const struct sockaddr *)&c->peer_addr : NULL);
+    free(c);
+}
+
+/* ---- worker hooks ------------------------------------------------------------------------- */
+
+/* Shutdown: GOAWAY, let the open streams finish, then close. An idle connection gets the final
+ * GOAWAY at once; a busy one a shutdown notice first (RFC 9113 section 6.8), so that requests
+ * already on their way are not refused. */
+static void h2_drain(struct conn_base *b)
+{
+    struct h2_conn *c = container_of(b, struct h2_conn, base);
+    if (c->closed || c->draining)
+        return;
+    c->draining = true;
+    if (c->nstreams == 0) {
+        nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+    } else {
+        nghttp2_submit_shutdown_notice(c->ng);
+        ev_timer_start(&c->w->loop, &c->goaway_timer, H2_NOTICE_MS);
+    }
+    conn_schedule(c);
+}
+
+static bool h2_close_if_idle(struct conn_base *b)
+{
+    struct h2_conn *c = container_of(b, struct h2_conn, base);
+    if (c->closed || c->nstreams || c->in_run)
+        return false;
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+    conn_write(c); /* best effort */
+    conn_close(c);
+    return true;
+}
+
+static void h2_force_close(struct conn_base *b)
+{
+    conn_close(container_of(b, struct h2_conn, base));
+}
+
+static const struct conn_ops h2_conn_ops = {
+    .drain = h2_drain,
+    .close_if_idle = h2_close_if_idle,
+    .force_close = h2_force_close,
+};
+
+/* ---- start -------------------------------------------------------------------------------- */
+
+static void start_failed(struct worker *w, const struct h2_handover *h, struct h2_conn *c)
+{
+    if (c) {
+        if (c->ng)
+            nghttp2_session_del(c->ng);
+        free(c);
+    }
+    close(h->fd);
+    tls_conn_free(h->tls);
+    config_unref(h->config);
+    w->nconns++; /* the handover's place in the worker's counts is given up here */
+    worker_conn_closed(w, h->counted ? h->peer : NULL);
+}
+
+void h2_conn_start(struct worker *w, const struct h2_handover *h)
+{
+    struct h2_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        start_failed(w, h, NULL);
+        return;
+    }
+    c->w = w;
+    c->fd = h->fd;
+    c->tls = h->tls;
+    c->client_subject = c->tls ? tls_conn_client_subject_dup(c->tls) : NULL;
+    c->config = h->config;
+    c->io = (struct ev_io){.fd = h->fd, .cb = conn_on_io};
+    c->idle_timer.cb = conn_on_idle;
+    c->send_timer.cb = conn_on_send_timer;
+    c->goaway_timer.cb = conn_on_goaway_timer;
+    c->run_defer.cb = conn_on_run;
+    c->close_defer.cb = conn_on_close;
+    sock_host_text(h->peer, c->peer, sizeof(c->peer));
+    memcpy(&c->peer_addr, h->peer,
+           h->peer_len < sizeof(c->peer_addr) ? h->peer_len : sizeof(c->peer_addr));
+    c->listener = h->listener;
+    c->local_port = h->local_port;
+    c->counted = h->counted;
+    dlist_init(&c->streams);
+    /* Bytes may already wait in the socket or in OpenSSL: no epoll edge would announce them. */
+    c->rd_ready = c->wr_ready = true;
+    if (session_create(c) < 0 || ev_io_add(&w->loop, &c->io, 0) < 0) {
+        start_failed(w, h, c);
+        return;
+    }
+    c->base.ops = &h2_conn_ops;
+    dlist_push(&w->conns, &c->base.link);
+    w->nconns++;
+    if (h->initial_len && conn_feed(c, h->initial, h->initial_len) < 0)
+        return;
+    if (w->draining)
+        h2_drain(&c->base);
+    conn_schedule(c);
+}
