@@ -132,6 +132,7 @@ struct cfg_site {
 struct cfg_tls_cert {
     char *cert; /* PEM certificate chain file */
     char *key;  /* PEM private key file */
+    char *ocsp; /* DER OCSP response stapled for this certificate (key `ocsp`), or NULL */
 };
 
 struct tls_server;
@@ -143,15 +144,27 @@ struct cfg_tls {
     char *ciphers;              /* TLS 1.2 cipher list; default Mozilla intermediate */
     char *ciphersuites;         /* TLS 1.3 suites; default OpenSSL's */
     uint32_t handshake_timeout; /* ms, default 10000 */
-    bool http2;                 /* offer h2 by ALPN (key `http2`), default false until h2 lands */
+    bool http2;                 /* offer h2 by ALPN (key `http2`), default true */
     struct tls_server *server;  /* built at load; freed with the snapshot */
+    /* Client certificates (mTLS): PEM CA certificates clients must chain to (key `client_ca`);
+     * NULL: none asked for. */
+    char *client_ca;
+    /* The request header the proxy sets to the verified client's subject (RFC 2253) when
+     * client_ca is set, after removing any the client sent (key `client_subject_header`,
+     * default "X-Client-Subject"). */
+    char *client_subject_header;
+    /* Session ticket keys: a 80- or 48-byte key file in nginx's format shared by instances
+     * (key `session_ticket_key`), or NULL: random keys made at load and replaced every
+     * session_ticket_rotation ms (default 12h), the previous one still accepted. */
+    char *session_ticket_key;
+    uint32_t session_ticket_rotation;
 };
 
 struct cfg_listener {
     struct cfg_addr addr; /* port 0 = pick a free port */
     int backlog;          /* default 511 */
-    struct cfg_tls *tls; /* NULL: plain TCP */
-    bool h2c;            /* plain listener: also accept HTTP/2 with prior knowledge (key `h2c`) */
+    struct cfg_tls *tls;  /* NULL: plain TCP */
+    bool h2c;             /* plain listener: also accept HTTP/2 with prior knowledge (key `h2c`) */
     bool redirect_to_https; /* plain listener: answer everything with 308 to the HTTPS listener */
     /* sites: [name, ...]: the sites this listener serves; NULL/0 = all of them. */
     struct cfg_site **sites;

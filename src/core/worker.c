@@ -54,8 +54,8 @@ static bool make_room(struct worker *w)
 {
     int looked = 0;
     for (struct dlist *n = w->conns.prev; n != &w->conns && looked < 64; n = n->prev, looked++)
-        if (container_of(n, struct conn_base, link)->ops->close_if_idle(
-                container_of(n, struct conn_base, link)))
+        if (container_of(n, struct conn_base, link)
+                ->ops->close_if_idle(container_of(n, struct conn_base, link)))
             return true;
     return false;
 }

@@ -56,7 +56,7 @@ struct worker {
     struct server *srv;
     struct ev_loop loop;
     struct buf_pool bufs;
-    struct freelist proxies; /* struct proxy, one per proxied exchange */
+    struct freelist proxies;   /* struct proxy, one per proxied exchange */
     struct h1_heads *h1_heads; /* free header arrays for request heads (see h1_server.c) */
     unsigned h1_nheads;
     struct log_buf access;

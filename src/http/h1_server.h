@@ -18,6 +18,4 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
 /* Release the worker's cached header arrays. */
 void h1_worker_fini(struct worker *w);
 
-
-
 #endif

@@ -97,10 +97,11 @@ struct http_stream {
     struct http_request req;
     const char *peer; /* client address text */
     const struct sockaddr *peer_addr;
-    int listener;              /* index in config->listeners the client connected to */
-    unsigned short local_port; /* the port the client connected to */
-    bool secure;               /* arrived over TLS */
-    const char *sni;           /* the TLS server name the client asked for, or NULL */
+    int listener;               /* index in config->listeners the client connected to */
+    unsigned short local_port;  /* the port the client connected to */
+    bool secure;                /* arrived over TLS */
+    const char *sni;            /* the TLS server name the client asked for, or NULL */
+    const char *client_subject; /* verified client certificate subject (mTLS), or NULL */
     /* Set by the router. */
     const struct cfg_site *site;
     const struct cfg_route *route;

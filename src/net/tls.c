@@ -5,29 +5,37 @@
  * connection (SSL_use_cert_and_key); certificates of several key types for the same names go
  * in side by side, so OpenSSL serves the one the client's signature algorithms allow (ECDSA
  * first: it is listed first). Everything built here is immutable after tls_server_new, so
- * worker threads share it without locks; OpenSSL locks its own session cache. */
+ * worker threads share it without locks; OpenSSL locks its own session cache. The one
+ * exception is the pair of rotating session ticket keys, behind a mutex of their own. */
 #include "net/tls.h"
 #include "config/config.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
     MAX_PEM_FILE = 1 << 20, /* a certificate chain or key larger than this is not one */
     MAX_KEY_TYPES = 8,      /* OpenSSL has fewer certificate slots than this */
     MAX_NAME = 253,         /* longest DNS name */
+    TICKET_NAME = 16,       /* key name, the first bytes of every ticket */
 };
 
 struct tls_cert {
@@ -35,6 +43,9 @@ struct tls_cert {
     EVP_PKEY *key;
     STACK_OF(X509) * chain; /* intermediates sent after the certificate */
     int type;               /* EVP_PKEY base id: a name has one certificate per type */
+    unsigned char *ocsp;    /* DER OCSP response to staple, or NULL */
+    size_t ocsp_len;
+    time_t ocsp_until; /* its nextUpdate: not stapled from then on; 0 = none given */
 };
 
 /* The certificates served for one name: at most one per key type, the first written wins. */
@@ -49,6 +60,28 @@ struct tls_name {
     struct tls_group group;
 };
 
+/* A session ticket key in nginx's layout. Tickets are OpenSSL's format: key name, IV,
+ * AES-CBC encrypted session, HMAC-SHA256 over all of that. */
+struct ticket_key {
+    unsigned char name[TICKET_NAME];
+    unsigned char hmac[32];
+    unsigned char aes[32];
+    bool aes128; /* from a 48-byte file: 16-byte HMAC and AES-128 keys */
+};
+
+/* The keys tickets are made and opened with. A key from a file is used as long as the
+ * configuration. Generated keys rotate lazily, when a ticket is made or opened after `cur`
+ * served its period: `cur` then becomes `prev`, which only opens tickets (and has them
+ * renewed) for one more period. Times are CLOCK_MONOTONIC milliseconds. */
+struct tickets {
+    pthread_mutex_t lock; /* workers make and open tickets concurrently */
+    bool fixed;           /* from session_ticket_key: never rotated */
+    uint64_t period;
+    struct ticket_key cur, prev;
+    uint64_t cur_until;  /* cur makes tickets until then */
+    uint64_t prev_until; /* prev opens tickets until then; 0 = no prev */
+};
+
 struct tls_server {
     atomic_int refs; /* the configuration's, plus one per connection */
     SSL_CTX *ctx;
@@ -58,6 +91,9 @@ struct tls_server {
     size_t nnames;
     struct tls_group dflt; /* loaded into ctx: unknown or missing SNI */
     bool http2;            /* offer h2 by ALPN */
+    bool verify_clients;   /* client_ca: a trusted client certificate is required */
+    bool lock_ready;       /* tickets.lock was initialized */
+    struct tickets tickets;
 };
 
 /* ---- errors ---- */
@@ -75,9 +111,9 @@ static const char *ssl_reason(void)
 
 /* ---- loading certificates and keys ---- */
 
-/* Reads a whole PEM file. Only regular files of sane size: a path like /dev/zero or a FIFO
- * must fail the load, not hang it. */
-static char *read_pem(const char *path, size_t *len, char *why, size_t whylen)
+/* Reads a whole file (PEM, DER, a ticket key). Only regular files of sane size: a path like
+ * /dev/zero or a FIFO must fail the load, not hang it. */
+static char *read_file(const char *path, size_t *len, char *why, size_t whylen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     struct stat st;
@@ -138,7 +174,7 @@ static int read_chain(struct tls_cert *tc, BIO *bio, const char *path, char *why
 static int load_x509(struct tls_cert *tc, const char *path, char *why, size_t whylen)
 {
     size_t len;
-    char *pem = read_pem(path, &len, why, whylen);
+    char *pem = read_file(path, &len, why, whylen);
     BIO *bio;
     int rc = -1;
 
@@ -159,7 +195,7 @@ static int load_x509(struct tls_cert *tc, const char *path, char *why, size_t wh
 static int load_key(struct tls_cert *tc, const char *path, char *why, size_t whylen)
 {
     size_t len;
-    char *pem = read_pem(path, &len, why, whylen);
+    char *pem = read_file(path, &len, why, whylen);
     bool encrypted = false;
     BIO *bio;
 
@@ -197,9 +233,90 @@ static int load_cert(struct tls_cert *tc, const struct cfg_tls_cert *cc, char *w
 
 static void cert_clear(struct tls_cert *tc)
 {
+    OPENSSL_free(tc->ocsp);
     X509_free(tc->x509);
     EVP_PKEY_free(tc->key);
     sk_X509_pop_free(tc->chain, X509_free);
+}
+
+/* ---- OCSP responses ---- */
+
+/* Whether `id` names certificate x: the same serial number, and an issuer name hash that
+ * matches x's issuer. The issuer's key hash would need the issuer certificate, which the
+ * chain file need not hold: the name and the serial are what tells certificates apart. */
+static bool ocsp_id_is(OCSP_CERTID *id, X509 *x)
+{
+    ASN1_OCTET_STRING *name_hash = NULL;
+    ASN1_OBJECT *alg = NULL;
+    ASN1_INTEGER *serial = NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    const EVP_MD *type;
+
+    if (!OCSP_id_get0_info(&name_hash, &alg, NULL, &serial, id) || !serial || !name_hash)
+        return false;
+    if (ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(x)) != 0)
+        return false;
+    type = EVP_get_digestbyobj(alg);
+    return type && X509_NAME_digest(X509_get_issuer_name(x), type, md, &mdlen) &&
+           (int)mdlen == ASN1_STRING_length(name_hash) &&
+           !memcmp(md, ASN1_STRING_get0_data(name_hash), mdlen);
+}
+
+/* The nextUpdate of the single response for x, as a time_t (0: none given), or -1 when the
+ * response has no answer for x. */
+static time_t ocsp_answer_for(OCSP_BASICRESP *basic, X509 *x)
+{
+    for (int i = 0; i < OCSP_resp_count(basic); i++) {
+        OCSP_SINGLERESP *one = OCSP_resp_get0(basic, i);
+        ASN1_GENERALIZEDTIME *next = NULL;
+        struct tm tm;
+
+        if (!ocsp_id_is((OCSP_CERTID *)OCSP_SINGLERESP_get0_id(one), x))
+            continue;
+        if (OCSP_single_get0_status(one, NULL, NULL, NULL, &next) < 0)
+            return -1;
+        if (!next || !ASN1_TIME_to_tm(next, &tm))
+            return 0;
+        return timegm(&tm);
+    }
+    return -1;
+}
+
+/* Reads a DER OCSP response for the certificate tc and keeps it to staple. Its signature is
+ * the client's to check; here we make sure it is an OCSP response, a successful one, and one
+ * about this certificate. */
+static int load_ocsp(struct tls_cert *tc, const struct cfg_tls_cert *cc, char *why, size_t whylen)
+{
+    size_t len;
+    char *der = read_file(cc->ocsp, &len, why, whylen);
+    const unsigned char *p = (const unsigned char *)der;
+    OCSP_RESPONSE *resp = der ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
+    OCSP_BASICRESP *basic = NULL;
+    int status, rc = -1;
+
+    if (!der)
+        return -1;
+    if (!resp || p != (const unsigned char *)der + len) {
+        snprintf(why, whylen, "not a DER OCSP response");
+    } else if ((status = OCSP_response_status(resp)) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        snprintf(why, whylen, "its status is '%s', not 'successful'",
+                 OCSP_response_status_str(status));
+    } else if (!(basic = OCSP_response_get1_basic(resp))) {
+        snprintf(why, whylen, "no basic OCSP response in it");
+    } else if ((tc->ocsp_until = ocsp_answer_for(basic, tc->x509)) < 0) {
+        snprintf(why, whylen, "it is not about the certificate %s", cc->cert);
+    } else if (!(tc->ocsp = OPENSSL_memdup(der, len))) {
+        snprintf(why, whylen, "out of memory");
+    } else {
+        tc->ocsp_len = len;
+        rc = 0;
+    }
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    free(der);
+    ERR_clear_error();
+    return rc;
 }
 
 static int load_certs(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
@@ -221,6 +338,11 @@ static int load_certs(struct tls_server *s, const struct cfg_tls *cfg, char *err
         if (load_cert(&s->certs[i], &cfg->certs[i], why, sizeof why)) {
             snprintf(err, errlen, "cannot use certificate %s: %s", cfg->certs[i].cert, why);
             *at = (long)i;
+            return -1;
+        }
+        if (cfg->certs[i].ocsp && load_ocsp(&s->certs[i], &cfg->certs[i], why, sizeof why)) {
+            snprintf(err, errlen, "cannot use OCSP response %s: %s", cfg->certs[i].ocsp, why);
+            *at = TLS_AT_OCSP(i);
             return -1;
         }
     }
@@ -481,8 +603,7 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
 }
 
 /* The protocol `name` in the client's ALPN list, or NULL. */
-static const unsigned char *alpn_find(const unsigned char *in, unsigned int inlen,
-                                      const char *name)
+static const unsigned char *alpn_find(const unsigned char *in, unsigned int inlen, const char *name)
 {
     size_t len = strlen(name);
     for (unsigned int i = 0; i < inlen; i += 1u + in[i]) {
@@ -588,6 +709,255 @@ static int check_certs(struct tls_server *s, const struct cfg_tls *cfg, char *er
     return 0;
 }
 
+/* ---- OCSP stapling ---- */
+
+/* Runs when the client asked for the certificate's status, once the certificate is chosen
+ * (SSL_get_certificate is it). No response, or an expired one, staples nothing: an expired
+ * response would make a careful client refuse a good certificate. */
+static int on_status(SSL *ssl, void *arg)
+{
+    const struct tls_server *s = arg;
+    const X509 *x = SSL_get_certificate(ssl);
+    const struct tls_cert *tc = NULL;
+    unsigned char *copy;
+
+    for (size_t i = 0; x && i < s->ncerts && !tc; i++) {
+        if (s->certs[i].x509 == x)
+            tc = &s->certs[i];
+    }
+    if (!tc || !tc->ocsp || (tc->ocsp_until && time(NULL) >= tc->ocsp_until))
+        return SSL_TLSEXT_ERR_NOACK;
+    copy = OPENSSL_memdup(tc->ocsp, tc->ocsp_len);
+    if (!copy)
+        return SSL_TLSEXT_ERR_NOACK;
+    if (!SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)tc->ocsp_len)) { /* takes `copy` */
+        OPENSSL_free(copy);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ---- session tickets ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int random_key(struct ticket_key *k)
+{
+    k->aes128 = false;
+    return RAND_bytes(k->name, sizeof k->name) == 1 && RAND_bytes(k->hmac, sizeof k->hmac) == 1 &&
+                   RAND_bytes(k->aes, sizeof k->aes) == 1
+               ? 0
+               : -1;
+}
+
+/* Under t->lock. A key past its period moves to `prev`, which stays for one more period
+ * counted from when it should have moved (so no key lives beyond two periods, however idle
+ * the listener was). Should the random generator fail, the old key serves on. */
+static void rotate_if_due(struct tickets *t, uint64_t now)
+{
+    struct ticket_key fresh;
+
+    if (t->fixed || now < t->cur_until)
+        return;
+    if (random_key(&fresh) == 0) {
+        uint64_t retired = t->cur_until;
+        t->prev = t->cur;
+        t->prev_until = retired + t->period > now ? retired + t->period : 0;
+        t->cur = fresh;
+        t->cur_until = now + t->period;
+    }
+    OPENSSL_cleanse(&fresh, sizeof fresh);
+}
+
+/* Copies the key that makes tickets now into *k. */
+static void ticket_key_now(struct tickets *t, struct ticket_key *k)
+{
+    pthread_mutex_lock(&t->lock);
+    rotate_if_due(t, now_ms());
+    *k = t->cur;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Copies the key named `name` into *k: 1 the current key, 2 the previous one (the ticket is
+ * then renewed), 0 none (a full handshake follows). */
+static int ticket_key_named(struct tickets *t, const unsigned char *name, struct ticket_key *k)
+{
+    uint64_t now = now_ms();
+    int found = 0;
+
+    pthread_mutex_lock(&t->lock);
+    rotate_if_due(t, now);
+    if (!CRYPTO_memcmp(name, t->cur.name, TICKET_NAME)) {
+        *k = t->cur;
+        found = 1;
+    } else if (t->prev_until > now && !CRYPTO_memcmp(name, t->prev.name, TICKET_NAME)) {
+        *k = t->prev;
+        found = 2;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return found;
+}
+
+static int ticket_crypto(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                         EVP_MAC_CTX *hctx, int enc)
+{
+    OSSL_PARAM params[3];
+
+    params[0] =
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, k->aes128 ? 16 : 32);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (!EVP_CipherInit_ex(cctx, k->aes128 ? EVP_aes_128_cbc() : EVP_aes_256_cbc(), NULL, k->aes,
+                           iv, enc) ||
+        !EVP_MAC_CTX_set_params(hctx, params))
+        return -1;
+    return 0;
+}
+
+/* OpenSSL's ticket callback. Making one (enc): 1, or -1 on error. Opening one: 1, 2 (renew
+ * it: made with the previous key), 0 (unknown key: full handshake), -1 on error. */
+static int on_ticket(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    struct tls_server *s = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    struct ticket_key k;
+    int rc;
+
+    if (enc) {
+        ticket_key_now(&s->tickets, &k);
+        if (RAND_bytes(iv, 16) != 1 || ticket_crypto(&k, iv, cctx, hctx, 1))
+            rc = -1;
+        else {
+            memcpy(name, k.name, TICKET_NAME);
+            rc = 1;
+        }
+    } else {
+        rc = ticket_key_named(&s->tickets, name, &k);
+        if (rc && ticket_crypto(&k, iv, cctx, hctx, 0))
+            rc = -1;
+    }
+    OPENSSL_cleanse(&k, sizeof k);
+    return rc;
+}
+
+/* nginx's ssl_session_ticket_key file: 80 bytes (name, HMAC-SHA256 key, AES-256 key) or 48
+ * (name, 16-byte HMAC key, AES-128 key), e.g. from `openssl rand 80 > ticket.key`. */
+static int load_ticket_key(struct ticket_key *k, const char *path, char *err, size_t errlen)
+{
+    char why[300];
+    size_t len;
+    unsigned char *b = (unsigned char *)read_file(path, &len, why, sizeof why);
+    size_t half;
+
+    if (!b) {
+        snprintf(err, errlen, "cannot use session_ticket_key %s: %s", path, why);
+        return -1;
+    }
+    if (len != 80 && len != 48) {
+        snprintf(err, errlen,
+                 "cannot use session_ticket_key %s: it holds %zu bytes, not 80 (or 48) as "
+                 "made by `openssl rand 80`",
+                 path, len);
+        OPENSSL_cleanse(b, len);
+        free(b);
+        return -1;
+    }
+    half = (len - TICKET_NAME) / 2;
+    memcpy(k->name, b, TICKET_NAME);
+    memcpy(k->hmac, b + TICKET_NAME, half);
+    memcpy(k->aes, b + TICKET_NAME + half, half);
+    k->aes128 = len == 48;
+    OPENSSL_cleanse(b, len);
+    free(b);
+    return 0;
+}
+
+static int set_tickets(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
+                       long *at)
+{
+    struct tickets *t = &s->tickets;
+
+    if (cfg->session_ticket_key) {
+        t->fixed = true;
+        if (load_ticket_key(&t->cur, cfg->session_ticket_key, err, errlen)) {
+            *at = TLS_AT_TICKET_KEY;
+            return -1;
+        }
+    } else {
+        t->period = cfg->session_ticket_rotation ? cfg->session_ticket_rotation : 12 * 3600000;
+        t->cur_until = now_ms() + t->period;
+        if (random_key(&t->cur)) {
+            snprintf(err, errlen, "cannot make session ticket keys: %s", ssl_reason());
+            return -1;
+        }
+    }
+    SSL_CTX_set_app_data(s->ctx, s);
+    if (!SSL_CTX_set_tlsext_ticket_key_evp_cb(s->ctx, on_ticket)) {
+        snprintf(err, errlen, "cannot set up session tickets: %s", ssl_reason());
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- client certificates ---- */
+
+/* Trusts the CA certificates of cfg->client_ca, names them in the CertificateRequest, and
+ * requires a client certificate that chains to one. The session ID context becomes a digest
+ * of the file: a session (or ticket) from a listener that trusts other clients, or none,
+ * never resumes here, even when the ticket key is shared. */
+static int set_client_ca(struct tls_server *s, const char *path, char *err, size_t errlen, long *at)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(s->ctx);
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    unsigned char sid[32];
+    char why[300] = "out of memory";
+    size_t len = 0;
+    char *pem = names ? read_file(path, &len, why, sizeof why) : NULL;
+    BIO *bio = pem ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    X509 *x;
+    int n = 0, rc = -1;
+    bool ok = bio != NULL;
+
+    while (ok && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+        X509_NAME *name = X509_NAME_dup(X509_get_subject_name(x));
+        ok = name && X509_STORE_add_cert(store, x) && sk_X509_NAME_push(names, name);
+        if (!ok) {
+            X509_NAME_free(name);
+            snprintf(why, sizeof why, "cannot add a certificate of %s: %s", path, ssl_reason());
+        }
+        X509_free(x);
+        n++;
+    }
+    if (ok) { /* else `why` says what failed */
+        if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE)
+            snprintf(why, sizeof why, "bad certificate in %s: %s", path, ssl_reason());
+        else if (n == 0)
+            snprintf(why, sizeof why, "no PEM certificate in %s", path);
+        else if (EVP_Digest(pem, len, sid, NULL, EVP_sha256(), NULL) &&
+                 SSL_CTX_set_session_id_context(s->ctx, sid, sizeof sid))
+            rc = 0;
+    }
+    ERR_clear_error();
+    BIO_free(bio);
+    free(pem);
+    if (rc) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        snprintf(err, errlen, "cannot use client_ca %s: %s", path, why);
+        *at = TLS_AT_CLIENT_CA;
+        return -1;
+    }
+    SSL_CTX_set_client_CA_list(s->ctx, names); /* takes `names` */
+    SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    s->verify_clients = true;
+    return 0;
+}
+
 static int make_ctx(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
                     long *at)
 {
@@ -611,11 +981,19 @@ static int make_ctx(struct tls_server *s, const struct cfg_tls *cfg, char *err, 
             return -1;
         }
     }
+    SSL_CTX_set_tlsext_status_cb(s->ctx, on_status);
+    SSL_CTX_set_tlsext_status_arg(s->ctx, s);
+    if ((cfg->client_ca && set_client_ca(s, cfg->client_ca, err, errlen, at)) ||
+        set_tickets(s, cfg, err, errlen, at))
+        return -1;
     return check_certs(s, cfg, err, errlen, at);
 }
 
 static void server_destroy(struct tls_server *s)
 {
+    if (s->lock_ready)
+        pthread_mutex_destroy(&s->tickets.lock);
+    OPENSSL_cleanse(&s->tickets, sizeof s->tickets);
     SSL_CTX_free(s->ctx);
     for (size_t i = 0; i < s->ncerts; i++)
         cert_clear(&s->certs[i]);
@@ -637,6 +1015,12 @@ struct tls_server *tls_server_new_at(const struct cfg_tls *cfg, char *err, size_
         return NULL;
     }
     atomic_init(&s->refs, 1);
+    s->lock_ready = pthread_mutex_init(&s->tickets.lock, NULL) == 0;
+    if (!s->lock_ready) {
+        snprintf(err, errlen, "cannot set up session tickets: out of resources");
+        server_destroy(s);
+        return NULL;
+    }
     if (load_certs(s, cfg, err, errlen, at) || build_names(s, err, errlen) ||
         make_ctx(s, cfg, err, errlen, at)) {
         server_destroy(s);
@@ -674,6 +1058,7 @@ struct tls_conn {
     enum fail fail;
     const char *op;        /* "handshake", "read", "write": what failed */
     unsigned long ssl_err; /* FAIL_SSL */
+    long verify;           /* FAIL_SSL: the client certificate's verification result */
     int sys_err;           /* FAIL_SYSCALL */
 };
 
@@ -735,6 +1120,7 @@ static int failed(struct tls_conn *c, int ret, int sys_err, const char *op)
     c->op = op;
     c->sys_err = sys_err;
     c->ssl_err = ERR_peek_last_error();
+    c->verify = SSL_get_verify_result(c->ssl);
     ERR_clear_error();
     return TLS_ERROR;
 }
@@ -863,6 +1249,51 @@ const char *tls_conn_sni(const struct tls_conn *c)
     return SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
 }
 
+/* Only a certificate OpenSSL verified counts: without client_ca none is asked for, and
+ * SSL_get_verify_result says X509_V_OK also when nothing was verified. */
+const char *tls_conn_client_subject(const struct tls_conn *c, char *buf, size_t len)
+{
+    X509 *x = c->server->verify_clients ? SSL_get0_peer_certificate(c->ssl) : NULL;
+    BIO *bio;
+    char *p;
+    long n;
+    bool ok = false;
+
+    if (!x || !len || !SSL_is_init_finished(c->ssl) || SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return NULL;
+    bio = BIO_new(BIO_s_mem());
+    if (bio && X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0 &&
+        (n = BIO_get_mem_data(bio, &p)) >= 0 && (size_t)n < len) {
+        /* The flags escape control and non-ASCII bytes; checked anyway, for a header value. */
+        ok = true;
+        for (long i = 0; i < n && ok; i++)
+            ok = (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] < 0x7f;
+        memcpy(buf, p, (size_t)n);
+        buf[n] = '\0';
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    return ok ? buf : NULL;
+}
+
+/* Certificate verification failures of a client, in words an operator can act on. */
+static bool client_cert_error(const struct tls_conn *c, char *buf, size_t len)
+{
+    if (!c->server->verify_clients || ERR_GET_LIB(c->ssl_err) != ERR_LIB_SSL)
+        return false;
+    switch (ERR_GET_REASON(c->ssl_err)) {
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        snprintf(buf, len, "client certificate required");
+        return true;
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        snprintf(buf, len, "client certificate not trusted: %s",
+                 X509_verify_cert_error_string(c->verify));
+        return true;
+    default:
+        return false;
+    }
+}
+
 const char *tls_last_error(struct tls_conn *c, char *buf, size_t len)
 {
     const char *reason;
@@ -879,9 +1310,18 @@ const char *tls_last_error(struct tls_conn *c, char *buf, size_t len)
         snprintf(buf, len, "%s failed: %s", c->op, strerror_r(c->sys_err, sys, sizeof sys));
         break;
     case FAIL_SSL:
+        if (client_cert_error(c, buf, len))
+            break;
         reason = c->ssl_err ? ERR_reason_error_string(c->ssl_err) : NULL;
         snprintf(buf, len, "%s failed: %s", c->op, reason ? reason : "TLS error");
         break;
     }
     return buf;
+}
+
+char *tls_conn_client_subject_dup(const struct tls_conn *c)
+{
+    char buf[1024];
+    const char *subject = tls_conn_client_subject(c, buf, sizeof(buf));
+    return subject ? strdup(subject) : NULL;
 }

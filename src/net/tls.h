@@ -26,14 +26,24 @@ enum { TLS_DONE = 0, TLS_ERROR = -1, TLS_WANT_READ = -2, TLS_WANT_WRITE = -3, TL
  * key belongs to its certificate, TLS 1.2+ (cfg->min_version), SNI selection among the
  * certificates by their DNS names (exact names before wildcards; the first certificate for
  * unknown or missing SNI; certificates of different key types for the same names are served
- * side by side, the client's signature algorithms choosing), ALPN "http/1.1" only, and a
- * server-side session cache and session tickets. Returns NULL and writes a one-line reason
- * into err, e.g. "cannot use certificate /etc/x.crt: the key does not match the certificate". */
+ * side by side, the client's signature algorithms choosing), ALPN "h2" (when cfg->http2)
+ * or "http/1.1", a server-side session cache and session tickets (keys from
+ * cfg->session_ticket_key, or random ones rotated every cfg->session_ticket_rotation), client
+ * certificates verified against cfg->client_ca when set, and OCSP stapling for certificates
+ * with an `ocsp` response. Returns NULL and writes a one-line reason into err, e.g.
+ * "cannot use certificate /etc/x.crt: the key does not match the certificate". */
 struct tls_server *tls_server_new(const struct cfg_tls *cfg, char *err, size_t errlen);
 
 /* Where tls_server_new_at found the fault: the index of a certificate entry (>= 0), or one of
  * these. */
 enum { TLS_AT_OTHER = -1, TLS_AT_CIPHERS = -2, TLS_AT_CIPHERSUITES = -3 };
+
+/* More places a fault can be: the client_ca file, the session_ticket_key file, and the `ocsp`
+ * file of certificate entry i (TLS_AT_OCSP(i); TLS_AT_OCSP_INDEX recovers i). */
+enum { TLS_AT_CLIENT_CA = -4, TLS_AT_TICKET_KEY = -5 };
+#define TLS_AT_OCSP(i) (-1000L - (long)(i))
+#define TLS_AT_IS_OCSP(at) ((at) <= -1000L)
+#define TLS_AT_OCSP_INDEX(at) ((size_t)(-1000L - (at)))
 
 /* tls_server_new that also says which setting is at fault (*at, see above), so that the
  * configuration can point at the line. */
@@ -76,11 +86,25 @@ bool tls_pending(const struct tls_conn *c);
 /* Sends close_notify once, best effort, without waiting for the client's. */
 void tls_shutdown(struct tls_conn *c);
 
-const char *tls_conn_alpn(const struct tls_conn *c); /* "http/1.1", or NULL (no ALPN) */
+/* The verified client certificate's subject as a malloc'd string, or NULL (none, or no room).
+ * For codecs that keep it for the connection's life. */
+char *tls_conn_client_subject_dup(const struct tls_conn *c);
+const char *tls_conn_alpn(const struct tls_conn *c); /* "h2", "http/1.1", or NULL (none) */
 const char *tls_conn_sni(const struct tls_conn *c);  /* the client's server name, or NULL */
 
+/* With cfg_tls.client_ca: the subject of the client's verified certificate as an RFC 2253
+ * string written into buf, e.g. "CN=alice,O=Example Corp" (most significant RDN last; bytes
+ * outside printable ASCII and the RFC 2253 specials are escaped, so it is safe in a header
+ * field value). NULL when there is no verified client certificate (no client_ca on this
+ * listener, or the handshake is not complete) or when the subject does not fit in len: it is
+ * never cut, since a shortened name could name somebody else. 1024 bytes are plenty in
+ * practice. Valid after tls_handshake returned TLS_DONE, also on resumed sessions. */
+const char *tls_conn_client_subject(const struct tls_conn *c, char *buf, size_t len);
+
 /* The last failure of this connection as short text for a log line, written into buf, e.g.
- * "handshake failed: no shared cipher" or "plaintext HTTP on a TLS port". Returns buf. */
+ * "handshake failed: no shared cipher" or "plaintext HTTP on a TLS port"; with client_ca,
+ * "client certificate required" or "client certificate not trusted: certificate has expired"
+ * (the reason from certificate verification). Returns buf. */
 const char *tls_last_error(struct tls_conn *c, char *buf, size_t len);
 
 #endif

@@ -136,6 +136,16 @@ static struct slice upstream_path(const struct http_request *r, const struct cfg
     return rest.len ? rest : SLICE_LIT("/");
 }
 
+/* On an mTLS listener, the field that carries the verified client subject to the upstream. */
+static const char *client_subject_header(const struct http_stream *s)
+{
+    const struct config *c = s->config;
+    if (s->listener < 0 || (size_t)s->listener >= c->nlisteners)
+        return NULL;
+    const struct cfg_tls *tls = c->listeners[s->listener].tls;
+    return tls && tls->client_ca ? tls->client_subject_header : NULL;
+}
+
 /* Fields of the client's request that are not passed on as they came. */
 static bool replaced_field(const struct proxy *p, const struct hop_set *hop, bool trusted,
                            const struct http_field *f)
@@ -151,6 +161,10 @@ static bool replaced_field(const struct proxy *p, const struct hop_set *hop, boo
     if (up->secret_name && strlen(up->secret_name) == f->name_len &&
         strncasecmp(up->secret_name, f->name, f->name_len) == 0)
         return true; /* only we may send the secret */
+    const char *subject_header = client_subject_header(p->s);
+    if (subject_header && strlen(subject_header) == f->name_len &&
+        strncasecmp(subject_header, f->name, f->name_len) == 0)
+        return true; /* only the verified certificate speaks for the client */
     /* RFC 9112 section 3.2.2: an absolute-form target's authority replaces Host; a route may
      * also send the upstream's own name. */
     if (h1_token_eq(f->name, f->name_len, "host", 4))
@@ -185,6 +199,11 @@ static int put_added_fields(struct proxy *p, bool host_passed, bool trusted)
         return -1;
     if (p->up->secret_name && put_field(uc, p->w, p->up->secret_name, strlen(p->up->secret_name),
                                         p->up->secret_value, strlen(p->up->secret_value)))
+        return -1;
+    const char *subject_header = client_subject_header(p->s);
+    if (subject_header && p->s->client_subject &&
+        put_field(uc, p->w, subject_header, strlen(subject_header), p->s->client_subject,
+                  strlen(p->s->client_subject)))
         return -1;
     const struct cfg_header_rules *rules = &route->request_headers;
     for (size_t i = 0; i < rules->nset; i++)
@@ -471,8 +490,8 @@ static void rewrite_fields(struct proxy *p, struct http_field *f, size_t n)
         if (k == RW_NONE)
             continue;
         char *out = p->rewritten + used;
-        ssize_t len = rewrite_one(&ctx, k, f[i].value, f[i].value_len, out,
-                                  sizeof(p->rewritten) - used);
+        ssize_t len =
+            rewrite_one(&ctx, k, f[i].value, f[i].value_len, out, sizeof(p->rewritten) - used);
         if (len < 0)
             log_msg(proxy_log(p), LOG_WARN, "upstream %s: %.*s value too long to rewrite",
                     p->up->name, (int)f[i].name_len, f[i].name);

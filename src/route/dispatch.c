@@ -23,8 +23,8 @@ static bool wants_hsts(const struct http_stream *s, const struct http_response *
     if (!s->secure || !s->site || !s->site->hsts)
         return false;
     for (size_t i = 0; i < res->nfields; i++)
-        if (h1_token_eq(res->fields[i].name, res->fields[i].name_len,
-                        "strict-transport-security", 25))
+        if (h1_token_eq(res->fields[i].name, res->fields[i].name_len, "strict-transport-security",
+                        25))
             return false; /* the app set its own */
     return true;
 }
@@ -87,8 +87,8 @@ static void redirect_to_https(struct http_stream *s)
     if (port != 443)
         snprintf(portpart, sizeof(portpart), ":%u", port);
     int n = snprintf(location, sizeof(location), "https://%s%s%.*s%s%.*s", host, portpart,
-                     (int)r->path.len, r->path.p, r->query.p ? "?" : "",
-                     (int)r->query.len, r->query.p ? r->query.p : "");
+                     (int)r->path.len, r->path.p, r->query.p ? "?" : "", (int)r->query.len,
+                     r->query.p ? r->query.p : "");
     if (n < 0 || (size_t)n >= sizeof(location)) {
         http_respond_text(s, 414, NULL);
         return;

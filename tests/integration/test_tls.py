@@ -201,3 +201,35 @@ def test_redirect_to_https_keeps_path_and_query_and_names_the_tls_port(gatehouse
     # and the HTTPS side serves it
     status, _, _ = https_get(https_port, "main.example", "main.example", path="/echo")
     assert status == 200
+
+
+def make_ca_and_client(d):
+    """A CA and a client certificate it signed; returns (ca_crt, client_crt, client_key)."""
+    run = lambda *a: subprocess.run(list(a), check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"),
+        "-days", "2", "-subj", "/CN=Test Clients CA")
+    run("openssl", "req", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-keyout", str(d / "alice.key"), "-out", str(d / "alice.csr"),
+        "-subj", "/O=Example Corp/CN=alice")
+    run("openssl", "x509", "-req", "-in", str(d / "alice.csr"), "-CA", str(d / "ca.crt"),
+        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out", str(d / "alice.crt"), "-days", "2")
+    return d / "ca.crt", d / "alice.crt", d / "alice.key"
+
+
+def test_client_certificates_required_and_subject_forwarded(gatehouse, backend, certs):
+    ca, crt, key = make_ca_and_client(certs["dir"])
+    gh = gatehouse(proxy_config(backend, listen=tls_listener(certs, client_ca=str(ca))))
+    url = f"https://main.example:{gh.port}/echo"
+    base = ["-sS", "--cacert", str(certs["main"][0]), "--resolve",
+            f"main.example:{gh.port}:127.0.0.1"]
+    before = len(backend.requests)
+    p = curl(*base, url)
+    assert p.returncode != 0          # refused at the handshake: no certificate
+    assert len(backend.requests) == before, "a request without a certificate reached upstream"
+    p = curl(*base, "--cert", str(crt), "--key", str(key), "-H", "X-Client-Subject: CN=mallory",
+             url)
+    assert p.returncode == 0, p.stderr
+    import json
+    got = [v for k, v in json.loads(p.stdout)["headers"] if k.lower() == "x-client-subject"]
+    assert got == ["CN=alice,O=Example Corp"]

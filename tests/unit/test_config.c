@@ -1382,6 +1382,35 @@ static void test_error_tls_shape(void)
                   "      certificates: [{ cert: a.crt }, b.crt]\n" MINIMAL_SITES,
                   "x.yaml:4:22: missing required key 'key' in certificate #1\n"
                   "x.yaml:4:39: each item of 'certificates' must be a map, not 'b.crt'\n");
+    /* client_subject_header, session_ticket_rotation and ocsp. */
+    EXPECT_ERRORS("listen:\n"
+                  "  - address: \":0\"\n"
+                  "    tls:\n"
+                  "      certificates: [{ cert: a.crt, key: a.key, ocsp: \"\" }]\n"
+                  "      client_subject_header: \"X Client\"\n"
+                  "      session_ticket_rotation: 0\n"
+                  "  - address: \":0\"\n"
+                  "    tls:\n"
+                  "      certificates: [{ cert: a.crt, key: a.key }]\n"
+                  "      client_subject_header: Content-Length\n"
+                  "      session_ticket_key: t.key\n"
+                  "      session_ticket_rotation: 1h\n"
+                  "  - address: \":0\"\n"
+                  "    tls:\n"
+                  "      certificates: [{ cert: a.crt, key: a.key }]\n"
+                  "      client_subject_header: x-forwarded-client\n"
+                  "      client_ca: [a.crt]\n" MINIMAL_SITES,
+                  "x.yaml:4:55: 'ocsp' must be a file path\n"
+                  "x.yaml:5:30: 'client_subject_header' must be a header name (letters, digits "
+                  "and !#$%&'*+-.^_`|~ only)\n"
+                  "x.yaml:6:32: 'session_ticket_rotation' must be greater than 0\n"
+                  "x.yaml:10:30: 'client_subject_header' cannot be 'Content-Length': the proxy "
+                  "manages that header\n"
+                  "x.yaml:12:32: 'session_ticket_rotation' applies only to generated keys, not "
+                  "with 'session_ticket_key' (replace the key file and reload to rotate it)\n"
+                  "x.yaml:16:30: 'client_subject_header' cannot be 'x-forwarded-client': the "
+                  "proxy manages that header\n"
+                  "x.yaml:17:18: 'client_ca' must be a file path, not a list\n");
 }
 
 static char tls_dir[] = "/tmp/gatehouse-cfgtls-XXXXXX";
@@ -1480,9 +1509,80 @@ static void test_tls_files(void)
     CHECK(messages && strstr(messages, ":10:14: 'backlog' must be"));
 }
 
+/* client_ca, session_ticket_key and ocsp: read at load, faults reported at their key. */
+static void test_tls_new_keys(void)
+{
+    struct config *c = NULL;
+    char path[200], expect[1600];
+    const struct cfg_tls *t;
+
+    CHECK_EQ_INT(tls_load(TLS_HEAD "        - { cert: ec.crt, key: ec.key }\n"
+                                   "      client_ca: ec.crt\n"
+                                   "      client_subject_header: X-SSL-Client-DN\n"
+                                   "      session_ticket_key: ticket80.key\n"
+                                   "  - address: \":0\"\n"
+                                   "    tls:\n"
+                                   "      certificates: [{ cert: ec.crt, key: ec.key }]\n"
+                                   "      session_ticket_key: ticket48.key\n"
+                                   "  - address: \":0\"\n"
+                                   "    tls:\n"
+                                   "      certificates: [{ cert: ec.crt, key: ec.key }]\n"
+                                   "      session_ticket_rotation: 250ms\n" MINIMAL_SITES,
+                          &c, path, sizeof path),
+                 0);
+    if (messages && *messages)
+        fprintf(stderr, "%s", messages);
+    CHECK(c != NULL && c->nlisteners == 3);
+    if (c && c->nlisteners == 3) {
+        t = c->listeners[0].tls;
+        snprintf(expect, sizeof expect, "%s/ec.crt", tls_dir);
+        CHECK(t->client_ca && !strcmp(t->client_ca, expect));
+        CHECK(t->client_subject_header && !strcmp(t->client_subject_header, "X-SSL-Client-DN"));
+        snprintf(expect, sizeof expect, "%s/ticket80.key", tls_dir);
+        CHECK(t->session_ticket_key && !strcmp(t->session_ticket_key, expect));
+        CHECK(t->certs[0].ocsp == NULL);
+        CHECK(t->server != NULL);
+        t = c->listeners[1].tls;
+        CHECK(t->client_ca == NULL && t->session_ticket_key != NULL && t->server != NULL);
+        CHECK(t->client_subject_header && !strcmp(t->client_subject_header, "X-Client-Subject"));
+        CHECK_EQ_INT(t->session_ticket_rotation, 43200000); /* 12h, unused with a key file */
+        t = c->listeners[2].tls;
+        CHECK(t->session_ticket_key == NULL);
+        CHECK_EQ_INT(t->session_ticket_rotation, 250);
+    }
+    config_unref(c);
+    /* A key file of the wrong size, a CA file that is missing, an OCSP response that is
+     * not one: each at its key. */
+    CHECK_EQ_INT(tls_load(TLS_HEAD "        - { cert: ec.crt, key: ec.key }\n"
+                                   "      session_ticket_key: ticket10.key\n"
+                                   "  - address: \":0\"\n"
+                                   "    tls:\n"
+                                   "      certificates: [{ cert: ec.crt, key: ec.key }]\n"
+                                   "      client_ca: /nonexistent/ca.crt\n"
+                                   "  - address: \":0\"\n"
+                                   "    tls:\n"
+                                   "      certificates:\n"
+                                   "        - { cert: ec.crt, key: ec.key }\n"
+                                   "        - { cert: rsa.crt, key: rsa.key, ocsp: rsa.crt }\n"
+                                   "      min_version: \"1.3\"\n" MINIMAL_SITES,
+                          &c, path, sizeof path),
+                 3);
+    CHECK(c == NULL);
+    snprintf(expect, sizeof expect,
+             "%s:6:27: cannot use session_ticket_key %s/ticket10.key: it holds 10 bytes, not 80 "
+             "(or 48) as made by `openssl rand 80`\n"
+             "%s:10:18: cannot use client_ca /nonexistent/ca.crt: cannot open "
+             "/nonexistent/ca.crt: No such file or directory\n"
+             "%s:15:48: cannot use OCSP response %s/rsa.crt: not a DER OCSP response\n",
+             path, tls_dir, path, path, tls_dir);
+    CHECK(messages && !strcmp(messages, expect));
+    if (messages && strcmp(messages, expect))
+        fprintf(stderr, "got: %sexpected: %s", messages, expect);
+}
+
 static void test_tls(void)
 {
-    char cmd[100];
+    char cmd[300];
 
     test_error_tls_shape();
     if (!mkdtemp(tls_dir) || tls_make("ec", "ec -pkeyopt ec_paramgen_curve:P-256", "a.test") ||
@@ -1490,7 +1590,13 @@ static void test_tls(void)
         CHECK(!"cannot make test certificates with the openssl command");
         return;
     }
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl rand 80 > ticket80.key && openssl rand 48 > ticket48.key && "
+             "openssl rand 10 > ticket10.key",
+             tls_dir);
+    CHECK_EQ_INT(system(cmd), 0);
     test_tls_files();
+    test_tls_new_keys();
     snprintf(cmd, sizeof cmd, "rm -rf %s", tls_dir);
     CHECK_EQ_INT(system(cmd), 0);
 }
