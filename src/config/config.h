@@ -89,6 +89,13 @@ struct cfg_upstream {
     /* secret_header: { name: X-Gatehouse-Secret, value: "..." }; NULL when absent. Added to
      * every request to this upstream (replacing any such field from the client). */
     char *secret_name, *secret_value;
+    /* tls: `true` or a map: TLS to the servers. tls_client is the client context, built at load
+     * and freed with the snapshot; NULL: plain TCP. tls_ca NULL: the system store;
+     * tls_server_name NULL: the host part of each server's address; tls_cert and tls_key: the
+     * optional client certificate; tls_verify: check the server's certificate (default true). */
+    struct tls_client *tls_client;
+    char *tls_ca, *tls_server_name, *tls_cert, *tls_key;
+    bool tls_verify;
 };
 
 enum cfg_action { CFG_ACTION_PROXY, CFG_ACTION_REDIRECT, CFG_ACTION_RESPOND };

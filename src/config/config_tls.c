@@ -4,6 +4,7 @@
  * old configuration), reported at the entry that names it. */
 #include "config/config_walk.h"
 #include "net/tls.h"
+#include "net/tls_client.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -191,10 +192,13 @@ void cfg_conv_tls(struct load *ld, const struct field *f, const struct ynode *va
         build_server(ld, val, t);
 }
 
+/* OpenSSL contexts live outside the snapshot's arena: listeners' and upstreams' alike. */
 void cfg_tls_free(struct config *c)
 {
     for (size_t i = 0; c->listeners && i < c->nlisteners; i++) {
         if (c->listeners[i].tls)
             tls_server_free(c->listeners[i].tls->server);
     }
+    for (size_t i = 0; c->upstreams && i < c->nupstreams; i++)
+        tls_client_free(c->upstreams[i].tls_client);
 }

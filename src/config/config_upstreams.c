@@ -1,7 +1,9 @@
 /* The `upstreams` map: name -> servers and connection settings. */
 #include "config/config_values.h"
 #include "config/config_walk.h"
+#include "net/tls_client.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void conv_servers(struct load *ld, const struct field *f, const struct ynode *val,
@@ -22,6 +24,119 @@ static void conv_servers(struct load *ld, const struct field *f, const struct yn
     }
 }
 
+/* A relative path is relative to the directory of the configuration file, as for listeners
+ * (config_tls.c). */
+static void conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base)
+{
+    const char *s = cfg_text(ld, f->key, val, "a file path");
+    const char *slash = strrchr(ld->name, '/');
+    size_t dir;
+    char *p;
+
+    if (!s)
+        return;
+    if (!*s || !cfg_printable(s, true)) {
+        cfg_report(ld, val, "'%s' must be a file path", f->key);
+        return;
+    }
+    dir = *s != '/' && slash ? (size_t)(slash - ld->name) + 1 : 0;
+    p = cfg_alloc(ld, dir + val->len + 1);
+    if (!p)
+        return;
+    memcpy(p, ld->name, dir);
+    memcpy(p + dir, s, val->len);
+    *CFG_AT(base, f, char *) = p;
+}
+
+/* A DNS name or an address: it goes into the ClientHello and is matched against certificates. */
+static void conv_server_name(struct load *ld, const struct field *f, const struct ynode *val,
+                             void *base)
+{
+    const char *s = cfg_text(ld, f->key, val, "a host name");
+
+    if (!s)
+        return;
+    if (!val->len || val->len > 253 || strlen(s) != val->len || !cfg_printable(s, false)) {
+        cfg_report(ld, val, "'%s' must be a host name of 1 to 253 characters without spaces",
+                   f->key);
+        return;
+    }
+    *CFG_AT(base, f, char *) = cfg_strdup(ld, s, val->len);
+}
+
+/* The `tls` map fills the upstream itself: its fields are flat in struct cfg_upstream. */
+static const struct field tls_fields[] = {
+    {FIELD("ca", conv_path, struct cfg_upstream, tls_ca, NULL)},
+    {FIELD("server_name", conv_server_name, struct cfg_upstream, tls_server_name, NULL)},
+    {FIELD("cert", conv_path, struct cfg_upstream, tls_cert, NULL)},
+    {FIELD("key", conv_path, struct cfg_upstream, tls_key, NULL)},
+    {FIELD("verify", cfg_conv_bool, struct cfg_upstream, tls_verify, "true")},
+};
+static const struct fields tls_table = FIELDS(tls_fields);
+
+/* Where to point at a fault tls_client_new found: the key naming the file, or `tls` itself. */
+static const struct ynode *tls_fault_node(const struct ynode *val, int at)
+{
+    static const char *const keys[] = {
+        [TLS_CLIENT_AT_CA] = "ca", [TLS_CLIENT_AT_CERT] = "cert", [TLS_CLIENT_AT_KEY] = "key"};
+    const struct ynode *n = at != TLS_CLIENT_AT_OTHER ? cfg_get(val, keys[at]) : NULL;
+
+    return n ? n : val;
+}
+
+static void build_tls_client(struct load *ld, const struct ynode *val, struct cfg_upstream *u)
+{
+    char err[600];
+    int at;
+
+    u->tls_client =
+        tls_client_new(u->tls_ca, u->tls_cert, u->tls_key, u->tls_verify, err, sizeof err, &at);
+    if (!u->tls_client)
+        cfg_report(ld, tls_fault_node(val, at), "%s", err);
+}
+
+/* Turning verification off is allowed but never silent. Warnings are not problems (the load
+ * succeeds), so they cannot go through cfg_report: they are printed at once, in its format. */
+static void warn_no_verify(struct load *ld, const struct ynode *val, const struct cfg_upstream *u)
+{
+    const struct ynode *at = cfg_get(val, "verify");
+
+    fprintf(stderr, "%s:%d:%d: warning: TLS verification of upstream '%.64s' is off\n", ld->name,
+            at->line, at->col, u->name);
+}
+
+/* `tls: true` (all defaults), `tls: false` (plain), or a map of settings. */
+static void conv_tls(struct load *ld, const struct field *f, const struct ynode *val, void *base)
+{
+    struct cfg_upstream *u = base;
+    size_t before = ld->nproblems;
+    char where[100];
+
+    snprintf(where, sizeof where, "in 'tls' of upstream '%.64s'", u->name ? u->name : "?");
+    if (val->kind == YNODE_SCALAR) {
+        struct field as_bool = *f;
+        bool on = false;
+
+        as_bool.offset = 0;
+        cfg_conv_bool(ld, &as_bool, val, &on);
+        if (!on)
+            return;
+        cfg_walk(ld, NULL, val, &tls_table, u, where);
+    } else if (cfg_want(ld, "'tls' (true, false or a map)", val, YNODE_MAP)) {
+        cfg_walk(ld, val, val, &tls_table, u, where);
+    } else {
+        return;
+    }
+    if (!u->tls_cert != !u->tls_key)
+        cfg_report(ld, val, "'cert' and 'key' go together %s", where);
+    /* Files are opened only for a well-formed map, as for listeners. */
+    if (ld->nproblems != before || ld->oom)
+        return;
+    build_tls_client(ld, val, u);
+    if (u->tls_client && !u->tls_verify)
+        warn_no_verify(ld, val, u);
+}
+
 static const struct field upstream_fields[] = {
     {FIELD("servers", conv_servers, struct cfg_upstream, servers, NULL), .flags = F_REQUIRED},
     {FIELD("connect_timeout", cfg_conv_duration, struct cfg_upstream, connect_timeout, "5s"),
@@ -33,6 +148,7 @@ static const struct field upstream_fields[] = {
     {FIELD("keepalive_requests", cfg_conv_u32, struct cfg_upstream, keepalive_requests, "1000"),
      .min = 1},
     {FIELD("secret_header", cfg_conv_secret_header, struct cfg_upstream, secret_name, NULL)},
+    {FIELD("tls", conv_tls, struct cfg_upstream, tls_client, NULL)},
 };
 static const struct fields upstream_table = FIELDS(upstream_fields);
 

@@ -10,7 +10,6 @@
 #include "http/handler.h"
 #include "http/hop.h"
 #include "http/request.h"
-#include "net/sock.h"
 #include "proxy/forward.h"
 #include "proxy/rewrite.h"
 #include "proxy/upstream.h"
@@ -361,7 +360,7 @@ static void pump_request(struct proxy *p)
     p->waiting_body = false;
     while (!p->req_sent && uc->connected) {
         if (!outq_empty(&uc->out)) {
-            int r = outq_flush(&uc->out, uc->fd, &uc->w->bufs);
+            int r = upconn_flush(uc);
             if (r == OUTQ_AGAIN) {
                 uc->wr_ready = false;
                 arm_upstream_timer(p);
@@ -425,13 +424,14 @@ static enum rewrite_kind rewrite_kind_of(const struct http_field *f)
 
 #define MAX_ORIGINS 32
 
-/* The names the upstream may call itself: every server as http://address, and the route's
+/* The names the upstream may call itself: every server as http(s)://address, and the route's
  * rewrite_names. `text` holds the strings. */
 static size_t internal_origins(const struct proxy *p, struct rewrite_origin *o, char (*text)[96])
 {
     size_t n = 0;
     for (size_t i = 0; i < p->up->nservers && n < MAX_ORIGINS; i++) {
-        int len = snprintf(text[n], sizeof(text[n]), "http://%s", p->up->servers[i].text);
+        int len = snprintf(text[n], sizeof(text[n]), "%s://%s", p->up->tls_client ? "https" : "http",
+                           p->up->servers[i].text);
         if (len > 0 && (size_t)len < sizeof(text[n])) {
             o[n] = (struct rewrite_origin){text[n], (size_t)len};
             n++;
@@ -762,14 +762,14 @@ static void pump_response(struct proxy *p)
 static void on_connected(struct proxy *p)
 {
     struct upconn *uc = p->uc;
-    int err = sock_error(uc->fd);
-    if (err) {
-        char what[128];
-        snprintf(what, sizeof(what), "connect failed: %s", strerror(err));
+    char what[256];
+    int r = upconn_connected(uc, what, sizeof(what));
+    if (r < 0) {
         proxy_fail(p, 502, what);
         return;
     }
-    uc->connected = true;
+    if (r == 0)
+        return; /* TLS handshake in progress, under the connect deadline */
     ev_timer_stop(&uc->w->loop, &uc->timer);
     pump_request(p);
 }
@@ -781,7 +781,9 @@ static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev)
         return;
     if (ev == UPCONN_TIMEOUT) {
         if (!uc->connected)
-            proxy_fail(p, 502, "connect timed out (connect_timeout)");
+            proxy_fail(p, 502,
+                       uc->handshaking ? "TLS handshake timed out (connect_timeout)"
+                                       : "connect timed out (connect_timeout)");
         else if (!p->req_sent && !outq_empty(&uc->out))
             upstream_gone(p, "not reading the request (send_timeout)");
         else if (!p->head_received)
@@ -794,7 +796,7 @@ static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev)
         if (!uc->wr_ready && !uc->rd_ready)
             return;
         on_connected(p);
-        if (p->dead || p->uc != uc)
+        if (p->dead || p->uc != uc || !uc->connected)
             return;
     } else if (uc->wr_ready && !p->req_sent) {
         pump_request(p);

@@ -3,8 +3,10 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "net/sock.h"
+#include "net/tls_client.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -16,6 +18,9 @@ struct upool {
     struct config *config; /* keeps `up` alive */
     const struct cfg_upstream *up;
     struct dlist *idle; /* one list per server, most recently used first */
+    /* TLS upstreams: the last session of each server, offered to its new connections. Per
+     * worker like the connections that fill it, so it needs no lock. */
+    struct tls_session **sessions;
     uint32_t nidle;
     size_t rr;     /* round-robin position */
     unsigned refs; /* 1 for the worker while current + 1 per busy connection */
@@ -26,7 +31,10 @@ void upool_drop(struct upool *p)
 {
     if (--p->refs)
         return;
-    config_unref(p->config);
+    for (size_t i = 0; p->sessions && i < p->up->nservers; i++)
+        tls_session_free(p->sessions[i]);
+    free(p->sessions);
+    config_unref(p->config); /* after p->up's last use */
     free(p->idle);
     free(p);
 }
@@ -56,6 +64,8 @@ void upconn_close(struct upconn *uc)
     }
     ev_io_del(&uc->w->loop, &uc->io);
     ev_timer_stop(&uc->w->loop, &uc->timer);
+    tls_client_conn_free(uc->tls);
+    uc->tls = NULL;
     close(uc->fd);
     uc->fd = -1;
     upool_drop(uc->pool);
@@ -86,7 +96,10 @@ int upool_set_config(struct worker *w, struct config *c)
     for (size_t i = 0; i < c->nupstreams; i++) {
         struct upool *p = calloc(1, sizeof(*p));
         const struct cfg_upstream *u = &c->upstreams[i];
-        if (!p || !(p->idle = calloc(u->nservers, sizeof(*p->idle)))) {
+        if (!p || !(p->idle = calloc(u->nservers, sizeof(*p->idle))) ||
+            (u->tls_client && !(p->sessions = calloc(u->nservers, sizeof(*p->sessions))))) {
+            if (p)
+                free(p->idle);
             free(p);
             return -1;
         }
@@ -200,6 +213,104 @@ struct upconn *upconn_acquire(struct upool *p, bool fresh)
     return connect_new(p, server);
 }
 
+/* The name a TLS server must prove: the configured one, else the host part of the address as
+ * written ("app.internal:443", "10.0.0.5:443", "[::1]:443"). */
+static const char *tls_name(const struct upconn *uc, char *buf, size_t len)
+{
+    const struct cfg_upstream *up = uc->pool->up;
+    const char *text = up->servers[uc->server].text;
+    const char *end = strrchr(text, ':');
+
+    if (up->tls_server_name)
+        return up->tls_server_name;
+    if (*text == '[') {
+        text++;
+        end = strchr(text, ']');
+    }
+    snprintf(buf, len, "%.*s", end ? (int)(end - text) : (int)strlen(text), text);
+    return buf;
+}
+
+static int start_tls(struct upconn *uc, char *why, size_t len)
+{
+    char name[256];
+    struct upool *p = uc->pool;
+
+    uc->tls = tls_client_conn_new(p->up->tls_client, uc->fd, tls_name(uc, name, sizeof name),
+                                  &p->sessions[uc->server]);
+    if (!uc->tls) {
+        snprintf(why, len, "TLS handshake failed: cannot set up the connection");
+        return -1;
+    }
+    uc->handshaking = true;
+    return 0;
+}
+
+/* Edge-triggered: a WANT clears the flag of what it waits for, so that only a new event for it
+ * calls again. */
+static int step_handshake(struct upconn *uc, char *why, size_t len)
+{
+    char reason[200];
+    int r = tls_client_handshake(uc->tls, reason, sizeof reason);
+
+    if (r == TLS_WANT_READ) {
+        uc->rd_ready = false;
+        return 0;
+    }
+    if (r == TLS_WANT_WRITE) {
+        uc->wr_ready = false;
+        return 0;
+    }
+    if (r != TLS_DONE) {
+        snprintf(why, len, "TLS handshake failed: %s", reason);
+        return -1;
+    }
+    uc->handshaking = false;
+    uc->connected = true;
+    return 1;
+}
+
+int upconn_connected(struct upconn *uc, char *why, size_t len)
+{
+    if (!uc->handshaking) {
+        int err = sock_error(uc->fd);
+        if (err) {
+            snprintf(why, len, "connect failed: %s", strerror(err));
+            return -1;
+        }
+        if (!uc->pool->up->tls_client) {
+            uc->connected = true;
+            return 1;
+        }
+        if (start_tls(uc, why, len) < 0)
+            return -1;
+    }
+    return step_handshake(uc, why, len);
+}
+
+int upconn_flush(struct upconn *uc)
+{
+    if (uc->tls)
+        return outq_flush_fn(&uc->out, tls_client_write, uc->tls, &uc->w->bufs);
+    return outq_flush(&uc->out, uc->fd, &uc->w->bufs);
+}
+
+/* upconn_read through TLS. A short read ends a record, not the socket's data, so rd_ready
+ * stays set until OpenSSL wants more from the socket. */
+static int read_tls(struct upconn *uc, size_t room)
+{
+    long n = tls_client_read(uc->tls, uc->in->data + uc->in->end, room);
+
+    if (n > 0) {
+        uc->in->end += (uint32_t)n;
+        return (int)n;
+    }
+    uc->rd_ready = false;
+    if (n == TLS_CLOSED)
+        uc->eof = true;
+    return n == TLS_ERROR ? -1 : 0;
+}
+
 int upconn_read(struct upconn *uc)
 {
     if (!uc->in && !(uc->in = buf_get(&uc->w->bufs))) {
@@ -211,6 +322,8 @@ int upconn_read(struct upconn *uc)
     size_t room = buf_room(uc->in);
     if (!room)
         return 0;
+    if (uc->tls)
+        return read_tls(uc, room);
     ssize_t n;
     do
         n = recv(uc->fd, uc->in->data + uc->in->end, room, 0);
@@ -235,6 +348,8 @@ int upconn_read(struct upconn *uc)
 static bool has_unread(struct upconn *uc)
 {
     if (uc->in && buf_len(uc->in))
+        return true;
+    if (uc->tls && tls_client_pending(uc->tls))
         return true;
     if (!uc->rd_ready)
         return false;

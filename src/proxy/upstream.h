@@ -16,6 +16,7 @@ struct config;
 struct cfg_upstream;
 struct upool;
 struct upconn;
+struct tls_client_conn;
 
 /* What a busy connection tells its user. */
 enum upconn_event { UPCONN_IO, UPCONN_TIMEOUT };
@@ -31,8 +32,10 @@ struct upconn {
     struct dlist idle_link;
     struct buf *in;
     struct outq out;
-    unsigned requests; /* exchanges started on this connection */
+    struct tls_client_conn *tls; /* TLS upstreams, from the start of the handshake; else NULL */
+    unsigned requests;           /* exchanges started on this connection */
     bool connected, reused, closed, idle;
+    bool handshaking; /* TCP is up, the TLS handshake is not done yet */
     bool rd_ready, wr_ready, eof;
     bool rdhup; /* the peer closed its side (seen by epoll, maybe not yet by read) */
     /* The user while busy; NULL while idle in the pool. */
@@ -53,6 +56,12 @@ void upool_drop(struct upool *p);
  * `fresh`, else a new one whose connect is in progress. NULL with errno on failure. */
 struct upconn *upconn_acquire(struct upool *p, bool fresh);
 const char *upconn_addr_text(const struct upconn *uc);
+/* Drives a new connection to where it can carry requests, on each event until then: the TCP
+ * connect, then for a TLS upstream the handshake. 1 when uc->connected, 0 while in progress, -1
+ * on failure with the reason in `why` ("connect failed: ...", "TLS handshake failed: ..."). */
+int upconn_connected(struct upconn *uc, char *why, size_t len);
+/* Write uc->out to the upstream: outq_flush's results and errno. */
+int upconn_flush(struct upconn *uc);
 /* Read into uc->in. Returns bytes read; 0 when nothing now (EAGAIN), on EOF (uc->eof) or when
  * the buffer is full; -1 on error (errno). */
 int upconn_read(struct upconn *uc);

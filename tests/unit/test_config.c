@@ -1580,11 +1580,109 @@ static void test_tls_new_keys(void)
         fprintf(stderr, "got: %sexpected: %s", messages, expect);
 }
 
+/* ---- tls to upstreams ---- */
+
+#define UP_HEAD MINIMAL "upstreams:\n  a:\n    servers: [\"127.0.0.1:1\"]\n"
+
+static void test_upstream_tls_shape(void)
+{
+    struct config *c = NULL;
+
+    CHECK_EQ_INT(load(UP_HEAD "    tls: true\n", &c), 0);
+    CHECK(c && c->upstreams[0].tls_client != NULL && c->upstreams[0].tls_verify);
+    CHECK(c && !c->upstreams[0].tls_ca && !c->upstreams[0].tls_server_name);
+    config_unref(c);
+    CHECK_EQ_INT(load(UP_HEAD "    tls: false\n", &c), 0);
+    CHECK(c && c->upstreams[0].tls_client == NULL);
+    config_unref(c);
+    CHECK_EQ_INT(load(UP_HEAD, &c), 0);
+    CHECK(c && c->upstreams[0].tls_client == NULL);
+    config_unref(c);
+    EXPECT_ERRORS(UP_HEAD "    tls: [a]\n",
+                  "x.yaml:11:10: 'tls' (true, false or a map) must be a map, not a list\n");
+    EXPECT_ERRORS(UP_HEAD "    tls: maybe\n", "x.yaml:11:10: 'tls' must be true or false\n");
+    EXPECT_ERRORS(UP_HEAD "    tls:\n"
+                          "      sni: a\n"
+                          "      verify: sometimes\n"
+                          "      server_name: \"a b\"\n"
+                          "      cert: c.crt\n",
+                  "x.yaml:12:7: 'cert' and 'key' go together in 'tls' of upstream 'a'\n"
+                  "x.yaml:12:7: unknown key 'sni' in 'tls' of upstream 'a'\n"
+                  "x.yaml:13:15: 'verify' must be true or false\n"
+                  "x.yaml:14:20: 'server_name' must be a host name of 1 to 253 characters "
+                  "without spaces\n");
+}
+
+/* Loads with stderr captured into buf: warnings go there, not to the problem report. */
+static int load_capturing_stderr(const char *yaml, struct config **c, char *buf, size_t len)
+{
+    FILE *tmp = tmpfile();
+    int saved = dup(2), n;
+    size_t got;
+
+    fflush(stderr);
+    dup2(fileno(tmp), 2);
+    n = tls_load(yaml, c, buf, len);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    got = fread(buf, 1, len - 1, tmp);
+    buf[got] = 0;
+    fclose(tmp);
+    return n;
+}
+
+static void test_upstream_tls_files(void)
+{
+    struct config *c = NULL;
+    char path[200], expect[600], err[600];
+    const struct cfg_upstream *u;
+
+    CHECK_EQ_INT(tls_load(UP_HEAD "    tls:\n"
+                                  "      ca: ec.crt\n"
+                                  "      server_name: app.internal\n"
+                                  "      cert: rsa.crt\n"
+                                  "      key: rsa.key\n",
+                          &c, path, sizeof path),
+                 0);
+    u = c ? &c->upstreams[0] : NULL;
+    CHECK(u && u->tls_client && u->tls_verify && !strcmp(u->tls_server_name, "app.internal"));
+    snprintf(expect, sizeof expect, "%s/ec.crt", tls_dir);
+    CHECK(u && !strcmp(u->tls_ca, expect));
+    config_unref(c);
+    /* Unreadable files and a key of another certificate: reported at the key naming them. */
+    CHECK_EQ_INT(tls_load(UP_HEAD "    tls: { ca: none.crt }\n", &c, path, sizeof path), 1);
+    snprintf(expect, sizeof expect,
+             "%s:11:16: cannot load CA certificates from %s/none.crt: ", path, tls_dir);
+    CHECK(c == NULL && !strncmp(messages, expect, strlen(expect)));
+    CHECK_EQ_INT(
+        tls_load(UP_HEAD "    tls: { cert: ec.crt, key: rsa.key }\n", &c, path, sizeof path), 1);
+    snprintf(expect, sizeof expect,
+             "%s:11:31: cannot use key %s/rsa.key: it does not match the certificate", path,
+             tls_dir);
+    CHECK(c == NULL && !strncmp(messages, expect, strlen(expect)));
+    if (c == NULL && strncmp(messages, expect, strlen(expect)))
+        fprintf(stderr, "got: %sexpected: %s\n", messages, expect);
+    /* verify: false loads, with a warning that is not a problem. */
+    CHECK_EQ_INT(load_capturing_stderr(UP_HEAD "    tls: { verify: false }\n", &c, err, sizeof err),
+                 0);
+    CHECK(c && c->upstreams[0].tls_client && !c->upstreams[0].tls_verify);
+    CHECK(!strcmp(messages, ""));
+    snprintf(expect, sizeof expect, "%s:11:20: warning: TLS verification of upstream 'a' is off\n",
+             path);
+    CHECK(!strcmp(err, expect));
+    if (strcmp(err, expect))
+        fprintf(stderr, "got: %sexpected: %s", err, expect);
+    config_unref(c);
+}
+
 static void test_tls(void)
 {
     char cmd[300];
 
     test_error_tls_shape();
+    test_upstream_tls_shape();
     if (!mkdtemp(tls_dir) || tls_make("ec", "ec -pkeyopt ec_paramgen_curve:P-256", "a.test") ||
         tls_make("rsa", "rsa:2048", "a.test")) {
         CHECK(!"cannot make test certificates with the openssl command");
@@ -1597,6 +1695,7 @@ static void test_tls(void)
     CHECK_EQ_INT(system(cmd), 0);
     test_tls_files();
     test_tls_new_keys();
+    test_upstream_tls_files();
     snprintf(cmd, sizeof cmd, "rm -rf %s", tls_dir);
     CHECK_EQ_INT(system(cmd), 0);
 }
