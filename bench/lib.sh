@@ -182,12 +182,39 @@ start_backend() {
     check_http backend "$size" || die "backend does not answer correctly"
 }
 
+# TLS_MODE=1: start_proxy starts the proxies with a TLS 1.3 listener (certificate from
+# make_cert) offering h2 and http/1.1 by ALPN, and check_http uses https://
+TLS_MODE=${TLS_MODE:-0}
+
+# make_cert : self-signed ECDSA P-256 certificate for 127.0.0.1 in $WORK/tls (made at run
+# time, never committed): cert.pem, key.pem, and combined.pem (cert + key, for HAProxy)
+make_cert() {
+    mkdir -p "$WORK/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >"$WORK/tls/openssl.log" 2>&1 ||
+        { cat "$WORK/tls/openssl.log" >&2; die "openssl could not make the certificate"; }
+    cat "$WORK/tls/cert.pem" "$WORK/tls/key.pem" >"$WORK/tls/combined.pem"
+}
+
 # start_proxy NAME : start nginx | haproxy | gatehouse on PROXY_CPU in front of the backend
 start_proxy() {
-    local name=$1
+    local name=$1 t=$WORK/tls
     PORT_OF[$name]=$(free_port)
     local vars=("DIR=$WORK" "PORT=${PORT_OF[$name]}" "BACKEND_PORT=${PORT_OF[backend]}"
         "UPSTREAM_KEEPALIVE=$UPSTREAM_KEEPALIVE")
+    if [[ $TLS_MODE == 1 ]]; then
+        # nginx's default ssl_session_cache is none but session tickets are on; all three keep
+        # their default resumption settings (the clients of run.sh decide whether to resume)
+        vars+=("GATEHOUSE_TLS=, tls: { certificates: [ { cert: \"$t/cert.pem\", key: \"$t/key.pem\" } ], min_version: \"1.3\" }"
+            "NGINX_LISTEN= ssl http2"
+            "NGINX_TLS=        ssl_certificate $t/cert.pem;
+        ssl_certificate_key $t/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;"
+            "HAPROXY_BIND= ssl crt $t/combined.pem ssl-min-ver TLSv1.3 alpn h2,http/1.1")
+    else
+        vars+=("GATEHOUSE_TLS=" "NGINX_LISTEN=" "NGINX_TLS=" "HAPROXY_BIND=")
+    fi
     case $name in
     nginx)
         render "$BENCH_DIR/templates/nginx.conf" "$WORK/nginx.conf" "${vars[@]}"
@@ -209,10 +236,20 @@ start_proxy() {
 }
 
 # check_http NAME SIZE : GET / returns 200 with exactly SIZE body bytes
+# (TLS_MODE=1: over https; CHECK_H2=1: also require that ALPN selects h2)
+CHECK_H2=${CHECK_H2:-0}
 check_http() {
     local name=$1 size=$2 out
-    out=$(curl -sS --max-time 5 -o "$WORK/check-$name.body" -w '%{http_code}' \
-        "http://127.0.0.1:${PORT_OF[$name]}/") || { log "$name: request failed"; return 1; }
+    local scheme=http opts=() ver
+    [[ $TLS_MODE == 1 && $name != backend ]] && { scheme=https; opts=(-k); }
+    [[ $CHECK_H2 == 1 && $name != backend ]] && opts+=(--http2)
+    read -r out ver < <(curl -sS --max-time 5 "${opts[@]}" -o "$WORK/check-$name.body" \
+        -w '%{http_code} %{http_version}\n' "$scheme://127.0.0.1:${PORT_OF[$name]}/") ||
+        { log "$name: request failed"; return 1; }
+    if [[ $CHECK_H2 == 1 && $name != backend && $ver != 2 ]]; then
+        log "$name: ALPN did not select h2 (curl --http2 got HTTP/$ver)"
+        return 1
+    fi
     local got
     got=$(stat -c %s "$WORK/check-$name.body")
     if [[ $out != 200 || $got != "$size" ]]; then

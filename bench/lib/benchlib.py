@@ -3,7 +3,11 @@
 
   benchlib.py render TEMPLATE OUT KEY=VALUE...   replace @KEY@ in TEMPLATE
   benchlib.py parse-wrk FILE                     print "requests rps p50_ms p99_ms errors"
-  benchlib.py summary RUNS.tsv                   print the per-proxy median table
+  benchlib.py parse-h2load FILE                  same for h2load output (p50/p99: nan)
+  benchlib.py parse-stime FILE...                same for openssl s_time -new outputs (summed;
+                                                 req/s: nan, run.sh divides by wall time)
+  benchlib.py summary RUNS.tsv [SCENARIO]        print the per-proxy median table (of SCENARIO)
+  benchlib.py overview RUNS.tsv                  one line per scenario and proxy, with ratios
   benchlib.py memory MEM.tsv                     print the RSS table of bench/memory.sh
 """
 import re
@@ -56,6 +60,37 @@ def parse_wrk(path):
           errors)
 
 
+def parse_h2load(path):
+    """h2load: 'finished in 10.00s, 1234.5 req/s, ...' and 'requests: N total, ... N succeeded,
+    N failed, N errored, N timeout' and 'status codes: N 2xx, ...'."""
+    text = open(path).read()
+    fin = re.search(r"^finished in [\d.]+m?s, ([\d.]+) req/s", text, re.M)
+    req = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                    r"(\d+) errored, (\d+) timeout", text, re.M)
+    codes = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.M)
+    if not fin or not req:
+        sys.exit("parse-h2load: cannot parse %s" % path)
+    errors = int(req.group(5))  # "failed" includes errored, timed-out and non-2xx/3xx ones
+    print(req.group(3), fin.group(1), "nan", "nan", errors)
+
+
+def parse_stime(paths):
+    """openssl s_time -new: '415 connections in 2 real seconds, 147 bytes read per connection'.
+    Each connection is one full handshake plus one 'GET / HTTP/1.0'."""
+    total = 0
+    errors = 0
+    for path in paths:
+        text = open(path).read()
+        m = re.search(r"^(\d+) connections in [\d.]+ real seconds, (\d+) bytes read per connection", text, re.M)
+        if not m:
+            sys.exit("parse-stime: cannot parse %s" % path)
+        total += int(m.group(1))
+        if int(m.group(2)) == 0:
+            errors += int(m.group(1))
+        errors += len(re.findall(r"^ERROR", text, re.M))
+    print(total, "nan", "nan", "nan", errors)
+
+
 def _read_tsv(path):
     with open(path) as f:
         header = f.readline().rstrip("\n").split("\t")
@@ -68,8 +103,13 @@ def _fmt_ratio(num, den):
     return "%.2fx" % (num / den)
 
 
-def summary(path):
+def summary(path, scenario=None):
     rows = _read_tsv(path)
+    if scenario is not None:
+        rows = [r for r in rows if r.get("scenario") == scenario]
+    if not rows:
+        print("no runs")
+        return
     names = [n for n in ORDER if any(r["name"] == n for r in rows)]
     names += sorted({r["name"] for r in rows} - set(names))
     med = {}
@@ -87,7 +127,7 @@ def summary(path):
             "core0_us_req": col("core0_us_per_req"),
             "cpu_pct": col("proxy_cpu_pct"),
             "core1_pct": col("core1_busy_pct"),
-            "p99": col("p99_ms"),
+            "p99": statistics.median(float(r["p99_ms"]) for r in runs),
             "other": col("other_pct"),
             "errors": sum(int(r["errors"]) for r in runs),
         }
@@ -125,6 +165,38 @@ def summary(path):
         print("Gatehouse not measured: no ratios.")
 
 
+def overview(path):
+    rows = _read_tsv(path)
+    scenarios = []
+    for r in rows:
+        if r["scenario"] not in scenarios:
+            scenarios.append(r["scenario"])
+    cols = ["scenario", "proxy", "runs", "req/s", "CPU us/req", "errors", "GH req/s ratio", "GH CPU ratio"]
+    table = [cols]
+    for sc in scenarios:
+        runs_sc = [r for r in rows if r["scenario"] == sc]
+        med = {}
+        for n in ORDER + sorted({r["name"] for r in runs_sc} - set(ORDER)):
+            runs = [r for r in runs_sc if r["name"] == n]
+            if runs:
+                med[n] = (len(runs), statistics.median(float(r["rps"]) for r in runs),
+                          statistics.median(float(r["cpu_us_per_req"]) for r in runs),
+                          sum(int(r["errors"]) for r in runs))
+        g = med.get("gatehouse")
+        for n, (k, rps, cpu, err) in med.items():
+            rr = cr = ""
+            if g and n != "gatehouse":
+                rr, cr = _fmt_ratio(g[1], rps), _fmt_ratio(cpu, g[2])
+            table.append([sc, n, str(k), "%.0f" % rps, "%.2f" % cpu, str(err), rr, cr])
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for i, row in enumerate(table):
+        print("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print("(medians over rounds. GH req/s ratio: gatehouse/other, >1 = Gatehouse faster;"
+          " GH CPU ratio: other/gatehouse CPU us/req, >1 = Gatehouse cheaper)")
+
+
 def memory(path):
     rows = _read_tsv(path)
     cols = ["proxy", "idle RSS KiB", "busy RSS KiB", "delta KiB", "KiB/conn", "conns"]
@@ -148,8 +220,14 @@ def main(argv):
         render(args[0], args[1], args[2:])
     elif cmd == "parse-wrk" and len(args) == 1:
         parse_wrk(args[0])
-    elif cmd == "summary" and len(args) == 1:
-        summary(args[0])
+    elif cmd == "parse-h2load" and len(args) == 1:
+        parse_h2load(args[0])
+    elif cmd == "parse-stime" and len(args) >= 1:
+        parse_stime(args)
+    elif cmd == "summary" and len(args) in (1, 2):
+        summary(*args)
+    elif cmd == "overview" and len(args) == 1:
+        overview(args[0])
     elif cmd == "memory" and len(args) == 1:
         memory(args[0])
     else:
