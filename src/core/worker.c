@@ -171,6 +171,15 @@ static void adopt_config(struct worker *w)
     config_unref(w->config);
     w->config = c;
     w->config_gen = gen;
+    /* Tell every connection; one may close in its hook (closing is deferred, the list holds). */
+    struct dlist *n = w->conns.next;
+    while (n != &w->conns) {
+        struct dlist *next = n->next;
+        struct conn_base *b = container_of(n, struct conn_base, link);
+        if (b->ops->on_reload)
+            b->ops->on_reload(b);
+        n = next;
+    }
 }
 
 static void check_done(struct worker *w)

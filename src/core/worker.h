@@ -36,6 +36,10 @@ struct conn_ops {
     void (*drain)(struct conn_base *c);         /* shutdown: close if idle, else after in-flight */
     bool (*close_if_idle)(struct conn_base *c); /* make room at the limit; true if closed */
     void (*force_close)(struct conn_base *c);   /* grace period over */
+    /* Optional (NULL: nothing): the worker adopted a new configuration snapshot. HTTP/2 sends a
+     * graceful GOAWAY so the client moves to a new connection; HTTP/1.1 needs nothing, it takes
+     * the new snapshot at its next request. */
+    void (*on_reload)(struct conn_base *c);
 };
 
 struct conn_base {

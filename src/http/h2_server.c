@@ -46,6 +46,7 @@
 #define H2_RESET_BURST 128       /* client RST_STREAMs tolerated at once (rapid reset) */
 #define H2_RESET_RATE 33         /* and refilled per second */
 #define H2_MAX_OUTBOUND_ACK 1000 /* SETTINGS/PING ACKs queued before the client is a flood */
+#define H2_GAPS 8                /* ranges of stream ids a client skipped, remembered */
 #define H2_NOTICE_MS 1000        /* shutdown notice to final GOAWAY: a round trip and more */
 #define H2_LINGER_MS 2000        /* after our GOAWAY, input is read and dropped this long */
 #define H2_READ_CHUNK 16384
@@ -144,6 +145,12 @@ struct h2_conn {
     bool sweep; /* a stream is dead */
     bool in_run;
     bool draining;
+    bool failed;         /* a GOAWAY with an error went out: nothing more is exchanged */
+    int32_t last_opened; /* highest stream id the client sent HEADERS on */
+    struct {
+        int32_t lo, hi;
+    } gaps[H2_GAPS]; /* ids skipped (never opened, so closed), oldest first */
+    unsigned ngaps;
     bool lingering;
     bool closed;
 };
@@ -1104,6 +1111,12 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
  * (RFC 9113 section 8.1), so say so and stop its flow. */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
+    /* A connection error (nghttp2 sends the GOAWAY and then nothing more): the streams still
+     * open can never complete, so they must not keep the connection open (see conn_done). */
+    if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
+        ((struct h2_conn *)user)->failed = true;
+        return 0;
+    }
     if ((f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) ||
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
@@ -1130,6 +1143,42 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     return 0;
 }
 
+/* RFC 9113 section 5.1.1: a client opens streams in increasing order, so HEADERS on an id it
+ * skipped, lower than one already opened, is a connection error PROTOCOL_ERROR. nghttp2 ignores
+ * such HEADERS (it keeps no record of closed streams, and must ignore frames on a stream it
+ * reset); the ids skipped are known never to have been opened, so the last few ranges of them are
+ * remembered here. Called for every frame header, before nghttp2 processes the frame. */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    struct h2_conn *c = user;
+    (void)ng;
+    int32_t id = hd->stream_id;
+    if (hd->type != NGHTTP2_HEADERS || !(id & 1))
+        return 0;
+    if (id > c->last_opened) {
+        if (id - c->last_opened > 2) {
+            if (c->ngaps == H2_GAPS) {
+                memmove(&c->gaps[0], &c->gaps[1], sizeof(c->gaps[0]) * (H2_GAPS - 1));
+                c->ngaps--;
+            }
+            c->gaps[c->ngaps].lo = c->last_opened + 1;
+            c->gaps[c->ngaps].hi = id - 1;
+            c->ngaps++;
+        }
+        c->last_opened = id;
+        return 0;
+    }
+    for (unsigned i = 0; i < c->ngaps; i++)
+        if (id >= c->gaps[i].lo && id <= c->gaps[i].hi) {
+            log_msg(conn_log(c), LOG_INFO,
+                    "client %s: HTTP/2: HEADERS on stream %d, lower than stream %d already "
+                    "opened",
+                    c->peer, (int)id, (int)c->last_opened);
+            return NGHTTP2_ERR_CALLBACK_FAILURE; /* conn_feed: GOAWAY PROTOCOL_ERROR */
+        }
+    return 0;
+}
+
 static int on_error(nghttp2_session *ng, int code, const char *msg, size_t len, void *user)
 {
     struct h2_conn *c = user;
@@ -1147,6 +1196,7 @@ static int session_create(struct h2_conn *c)
         nghttp2_session_callbacks_del(cb);
         return -1;
     }
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
@@ -1371,11 +1421,13 @@ static void start_linger(struct h2_conn *c)
     linger_read(c);
 }
 
-/* Done when nghttp2 wants nothing more (GOAWAY exchanged, no stream open) and all is written. */
+/* Done when nghttp2 wants nothing more (GOAWAY exchanged, no stream open) and all is written.
+ * After a connection error our streams may still be open (a handler mid-response): they are
+ * over too, and closing the connection finishes them. */
 static bool conn_done(const struct h2_conn *c)
 {
     return !nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng) &&
-           !c->pend_len && !(c->wbuf && buf_len(c->wbuf)) && c->nstreams == 0;
+           !c->pend_len && !(c->wbuf && buf_len(c->wbuf)) && (c->nstreams == 0 || c->failed);
 }
 
 static void idle_timer_update(struct h2_conn *c)
@@ -1540,6 +1592,21 @@ static void h2_drain(struct conn_base *b)
     conn_schedule(c);
 }
 
+/* Reload: the connection keeps the snapshot it started with, so move the client to a new one
+ * gracefully: a shutdown notice, then after a round trip the final GOAWAY naming the last stream
+ * processed; streams in flight complete and the connection closes once they have. Unlike
+ * h2_drain, an idle connection gets the notice too, so a request already on its way is served. */
+static void h2_on_reload(struct conn_base *b)
+{
+    struct h2_conn *c = container_of(b, struct h2_conn, base);
+    if (c->closed || c->draining || c->lingering)
+        return;
+    c->draining = true;
+    nghttp2_submit_shutdown_notice(c->ng);
+    ev_timer_start(&c->w->loop, &c->goaway_timer, H2_NOTICE_MS);
+    conn_schedule(c);
+}
+
 static bool h2_close_if_idle(struct conn_base *b)
 {
     struct h2_conn *c = container_of(b, struct h2_conn, base);
@@ -1560,6 +1627,7 @@ static const struct conn_ops h2_conn_ops = {
     .drain = h2_drain,
     .close_if_idle = h2_close_if_idle,
     .force_close = h2_force_close,
+    .on_reload = h2_on_reload,
 };
 
 /* ---- start -------------------------------------------------------------------------------- */

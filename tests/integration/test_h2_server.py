@@ -403,7 +403,7 @@ def test_idle_connection_gets_goaway(gatehouse):
     c = H2Client(gh.port)
     sid = c.request("/")
     assert c.response(sid)[0] == 200
-    c.pump(lambda evs: False, timeout=3)
+    c.pump(lambda evs: bool(c.of(h2.events.ConnectionTerminated)) and c.eof, timeout=T(8))
     gone = c.of(h2.events.ConnectionTerminated)
     assert gone and gone[0].error_code == h2.errors.ErrorCodes.NO_ERROR
     assert gone[0].last_stream_id == sid
