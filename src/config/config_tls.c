@@ -12,7 +12,7 @@
 
 /* A relative path is relative to the directory of the configuration file, not to wherever
  * the server was started from. */
-static void conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base)
+void cfg_conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     const char *s = cfg_text(ld, f->key, val, "a file path");
     const char *slash = strrchr(ld->name, '/');
@@ -35,9 +35,9 @@ static void conv_path(struct load *ld, const struct field *f, const struct ynode
 }
 
 static const struct field cert_fields[] = {
-    {FIELD("cert", conv_path, struct cfg_tls_cert, cert, NULL), .flags = F_REQUIRED},
-    {FIELD("key", conv_path, struct cfg_tls_cert, key, NULL), .flags = F_REQUIRED},
-    {FIELD("ocsp", conv_path, struct cfg_tls_cert, ocsp, NULL)},
+    {FIELD("cert", cfg_conv_path, struct cfg_tls_cert, cert, NULL), .flags = F_REQUIRED},
+    {FIELD("key", cfg_conv_path, struct cfg_tls_cert, key, NULL), .flags = F_REQUIRED},
+    {FIELD("ocsp", cfg_conv_path, struct cfg_tls_cert, ocsp, NULL)},
 };
 static const struct fields cert_table = FIELDS(cert_fields);
 
@@ -127,10 +127,10 @@ static const struct field tls_fields[] = {
     {FIELD("handshake_timeout", cfg_conv_duration, struct cfg_tls, handshake_timeout, "10s"),
      .min = 1},
     {FIELD("http2", cfg_conv_bool, struct cfg_tls, http2, "true")},
-    {FIELD("client_ca", conv_path, struct cfg_tls, client_ca, NULL)},
+    {FIELD("client_ca", cfg_conv_path, struct cfg_tls, client_ca, NULL)},
     {FIELD("client_subject_header", conv_header_name, struct cfg_tls, client_subject_header,
            "X-Client-Subject")},
-    {FIELD("session_ticket_key", conv_path, struct cfg_tls, session_ticket_key, NULL)},
+    {FIELD("session_ticket_key", cfg_conv_path, struct cfg_tls, session_ticket_key, NULL)},
     {FIELD("session_ticket_rotation", cfg_conv_duration, struct cfg_tls, session_ticket_rotation,
            "12h"),
      .min = 1},

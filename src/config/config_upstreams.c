@@ -24,30 +24,6 @@ static void conv_servers(struct load *ld, const struct field *f, const struct yn
     }
 }
 
-/* A relative path is relative to the directory of the configuration file, as for listeners
- * (config_tls.c). */
-static void conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base)
-{
-    const char *s = cfg_text(ld, f->key, val, "a file path");
-    const char *slash = strrchr(ld->name, '/');
-    size_t dir;
-    char *p;
-
-    if (!s)
-        return;
-    if (!*s || !cfg_printable(s, true)) {
-        cfg_report(ld, val, "'%s' must be a file path", f->key);
-        return;
-    }
-    dir = *s != '/' && slash ? (size_t)(slash - ld->name) + 1 : 0;
-    p = cfg_alloc(ld, dir + val->len + 1);
-    if (!p)
-        return;
-    memcpy(p, ld->name, dir);
-    memcpy(p + dir, s, val->len);
-    *CFG_AT(base, f, char *) = p;
-}
-
 /* A DNS name or an address: it goes into the ClientHello and is matched against certificates. */
 static void conv_server_name(struct load *ld, const struct field *f, const struct ynode *val,
                              void *base)
@@ -66,10 +42,10 @@ static void conv_server_name(struct load *ld, const struct field *f, const struc
 
 /* The `tls` map fills the upstream itself: its fields are flat in struct cfg_upstream. */
 static const struct field tls_fields[] = {
-    {FIELD("ca", conv_path, struct cfg_upstream, tls_ca, NULL)},
+    {FIELD("ca", cfg_conv_path, struct cfg_upstream, tls_ca, NULL)},
     {FIELD("server_name", conv_server_name, struct cfg_upstream, tls_server_name, NULL)},
-    {FIELD("cert", conv_path, struct cfg_upstream, tls_cert, NULL)},
-    {FIELD("key", conv_path, struct cfg_upstream, tls_key, NULL)},
+    {FIELD("cert", cfg_conv_path, struct cfg_upstream, tls_cert, NULL)},
+    {FIELD("key", cfg_conv_path, struct cfg_upstream, tls_key, NULL)},
     {FIELD("verify", cfg_conv_bool, struct cfg_upstream, tls_verify, "true")},
 };
 static const struct fields tls_table = FIELDS(tls_fields);

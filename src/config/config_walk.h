@@ -148,6 +148,8 @@ void cfg_conv_size64(struct load *ld, const struct field *f, const struct ynode 
 void cfg_conv_duration(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 void cfg_conv_bool(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 void cfg_conv_text(struct load *ld, const struct field *f, const struct ynode *val, void *base);
+/* A file path; a relative one is taken from the configuration file's directory. */
+void cfg_conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 void cfg_conv_enum(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 void cfg_conv_choice(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 void cfg_conv_map(struct load *ld, const struct field *f, const struct ynode *val, void *base);

@@ -1091,17 +1091,8 @@ static void feed_body(struct h1_conn *c)
  * client is still sending (which would destroy the response in its receive queue). */
 static void linger_read(struct h1_conn *c)
 {
-    char sink[16384];
-    for (;;) {
-        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            conn_close(c);
-        return;
-    }
+    if (sock_discard(c->fd))
+        conn_close(c);
 }
 
 static void start_linger(struct h1_conn *c)

@@ -1396,17 +1396,8 @@ static void conn_read(struct h2_conn *c)
  * connection while the client is still sending (which would destroy the GOAWAY). */
 static void linger_read(struct h2_conn *c)
 {
-    char sink[16384];
-    for (;;) {
-        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            conn_close(c);
-        return;
-    }
+    if (sock_discard(c->fd))
+        conn_close(c);
 }
 
 static void start_linger(struct h2_conn *c)

@@ -79,3 +79,14 @@ int sock_error(int fd)
         return errno;
     return err;
 }
+
+int sock_discard(int fd)
+{
+    char sink[16384];
+    for (;;) {
+        ssize_t n = recv(fd, sink, sizeof(sink), 0);
+        if (n > 0 || (n < 0 && errno == EINTR))
+            continue;
+        return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+}
