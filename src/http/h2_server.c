@@ -91,6 +91,11 @@ struct h2_stream {
     bool body_any_handed;   /* rewinding is no longer possible */
     bool discard_body;      /* nobody will read it: acknowledged and dropped on arrival */
     bool continue_sent;
+    /* Request trailers, as [u32 name_len][u32 value_len][name][value] records; kept apart from
+     * the head's arena because r->fields already points into that one. */
+    char *tbuf;
+    uint32_t tlen, tcap;
+    struct http_field *trailers;
     /* Response. */
     char *obuf; /* copied body bytes, [ooff, olen) unsent */
     size_t ooff, olen, ocap;
@@ -159,6 +164,7 @@ static const struct http_stream_ops h2_stream_ops;
 static const struct conn_ops h2_conn_ops;
 static void conn_run(struct h2_conn *c);
 static void conn_close(struct h2_conn *c);
+static void start_linger(struct h2_conn *c);
 
 static struct logger *conn_log(struct h2_conn *c)
 {
@@ -232,6 +238,8 @@ static void stream_free(struct h2_stream *st)
     free(st->arena);
     free(st->hdrs);
     free(st->fields);
+    free(st->tbuf);
+    free(st->trailers);
     free(st->obuf);
     config_unref(st->config);
     free(st);
@@ -1049,13 +1057,75 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     return 0;
 }
 
+/* Request trailers go upstream as chunked trailers. Fields a recipient would have needed
+ * before the body are dropped, and the section is capped: it is a courtesy, not a channel. */
+#define TRAILER_MAX 8192
+
+static int trailer_add(struct h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
+                       size_t vlen)
+{
+    if (connection_specific(name, nlen, value, vlen)) {
+        if (!st->rejected)
+            nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+        st->rejected = true;
+        return 0;
+    }
+    if (hop_trailer_forbidden((const char *)name, nlen))
+        return 0;
+    size_t need = 8 + nlen + vlen;
+    if (st->tlen + need > TRAILER_MAX)
+        return 0;
+    if (st->tlen + need > st->tcap) {
+        char *b = realloc(st->tbuf, TRAILER_MAX);
+        if (!b)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        st->tbuf = b;
+        st->tcap = TRAILER_MAX;
+    }
+    uint32_t lens[2] = {(uint32_t)nlen, (uint32_t)vlen};
+    memcpy(st->tbuf + st->tlen, lens, sizeof(lens));
+    memcpy(st->tbuf + st->tlen + 8, name, nlen);
+    memcpy(st->tbuf + st->tlen + 8 + nlen, value, vlen);
+    st->tlen += (uint32_t)need;
+    return 0;
+}
+
+/* The trailer section is complete: expose it as fields (tbuf no longer moves). */
+static void trailers_publish(struct h2_stream *st)
+{
+    size_t n = 0;
+    for (uint32_t o = 0; o < st->tlen; n++) {
+        uint32_t lens[2];
+        memcpy(lens, st->tbuf + o, sizeof(lens));
+        o += 8 + lens[0] + lens[1];
+    }
+    if (!n || !(st->trailers = calloc(n, sizeof(*st->trailers))))
+        return;
+    size_t i = 0;
+    for (uint32_t o = 0; o < st->tlen; i++) {
+        uint32_t lens[2];
+        memcpy(lens, st->tbuf + o, sizeof(lens));
+        const char *name = st->tbuf + o + 8;
+        st->trailers[i] = (struct http_field){name, name + lens[0], lens[0], lens[1]};
+        o += 8 + lens[0] + lens[1];
+    }
+    st->s.req.trailers = st->trailers;
+    st->s.req.ntrailers = n;
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
                      const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers are not passed on */
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
     struct h2_stream *st = stream_of(ng, f->hd.stream_id);
-    return st && !st->rejected ? header_add(st, name, nlen, value, vlen) : 0;
+    if (!st || st->rejected)
+        return 0;
+    if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
+        return header_add(st, name, nlen, value, vlen);
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && st->handler_on && !st->discard_body)
+        return trailer_add(st, name, nlen, value, vlen);
+    return 0;
 }
 
 static void body_ended(struct h2_stream *st)
@@ -1077,6 +1147,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
         if (!st->rejected)
             stream_start(user, st);
     } else if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && end) {
+        if (f->hd.type == NGHTTP2_HEADERS && st->tlen)
+            trailers_publish(st);
         body_ended(st);
     }
     return 0;
@@ -1361,7 +1433,14 @@ static int conn_feed(struct h2_conn *c, const char *p, size_t n)
     if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
         nghttp2_session_terminate_session(
             c->ng, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+        c->failed = true;
         conn_write(c); /* best effort: the GOAWAY if the socket takes it now */
+        /* Closing with the client's bytes unread would reset the connection and destroy the
+         * GOAWAY on its way; linger when it is out, unless the client does not read at all. */
+        if (!c->closed && !c->pend_len && !(c->wbuf && buf_len(c->wbuf))) {
+            start_linger(c);
+            return -1;
+        }
     }
     conn_close(c);
     return -1;
@@ -1443,6 +1522,10 @@ static void conn_run(struct h2_conn *c)
     }
     c->in_run = true;
     conn_read(c);
+    if (c->lingering) {
+        c->in_run = false;
+        return;
+    }
     /* Handlers woken here may produce more; a few rounds, then the next turn. */
     for (int round = 0; round < 4 && !c->closed; round++) {
         if (c->wake)

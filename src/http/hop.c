@@ -3,6 +3,7 @@
 #include "http/h1_parse.h"
 #include "http/request.h"
 
+#include <string.h>
 #include <strings.h>
 
 void hop_add_tokens(struct hop_set *h, const char *v, size_t len)
@@ -54,6 +55,42 @@ bool hop_is_hop(const struct hop_set *h, const char *name, size_t len)
         return true;
     for (size_t i = 0; i < h->nextra; i++)
         if (h->extra[i].len == len && strncasecmp(h->extra[i].p, name, len) == 0)
+            return true;
+    return false;
+}
+
+bool hop_trailer_forbidden(const char *name, size_t len)
+{
+    static const char *const names[] = {"host",
+                                        "content-length",
+                                        "content-type",
+                                        "content-encoding",
+                                        "content-range",
+                                        "authorization",
+                                        "cookie",
+                                        "set-cookie",
+                                        "expect",
+                                        "max-forwards",
+                                        "range",
+                                        "if-match",
+                                        "if-none-match",
+                                        "if-modified-since",
+                                        "if-unmodified-since",
+                                        "if-range",
+                                        "cache-control",
+                                        "age",
+                                        "expires",
+                                        "date",
+                                        "location",
+                                        "retry-after",
+                                        "vary",
+                                        "www-authenticate",
+                                        "proxy-authenticate",
+                                        NULL};
+    if (fixed_hop(name, len))
+        return true;
+    for (size_t i = 0; names[i]; i++)
+        if (h1_token_eq(name, len, names[i], strlen(names[i])))
             return true;
     return false;
 }

@@ -25,5 +25,9 @@ void hop_add_tokens(struct hop_set *h, const char *value, size_t len);
 /* True for Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-* and every
  * name in the set. */
 bool hop_is_hop(const struct hop_set *h, const char *name, size_t len);
+/* True for a field that must not travel in a trailer section (RFC 9110 section 6.5.1): message
+ * framing, routing, authentication, request modifiers and the content's own description, which
+ * a recipient would otherwise have acted on before the body. Hop-by-hop names are included. */
+bool hop_trailer_forbidden(const char *name, size_t len);
 
 #endif

@@ -86,6 +86,10 @@ struct http_request {
     int64_t content_length; /* -1 = unknown (chunked) */
     bool head;              /* method is HEAD */
     bool expect_continue;
+    /* Trailer fields that came after the body, safe to forward (framing, routing and
+     * authentication fields already removed). Valid once read_body has returned BODY_END. */
+    const struct http_field *trailers;
+    size_t ntrailers;
 };
 
 struct http_stream {

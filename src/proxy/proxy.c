@@ -125,6 +125,17 @@ static int put_field(struct upconn *uc, struct worker *w, const char *name, size
     return 0;
 }
 
+/* The last chunk, with the client's trailer fields when it sent any (HTTP/2 trailers). */
+static void put_last_chunk(struct upconn *uc, struct http_stream *s)
+{
+    put(uc, s->worker, "0\r\n", 3);
+    for (size_t i = 0; i < s->req.ntrailers; i++) {
+        const struct http_field *f = &s->req.trailers[i];
+        put_field(uc, s->worker, f->name, f->name_len, f->value, f->value_len);
+    }
+    put(uc, s->worker, "\r\n", 2);
+}
+
 /* The request line, end-to-end fields, and our framing. */
 /* The path the upstream sees: without the route's prefix when strip_prefix is on. */
 static struct slice upstream_path(const struct http_request *r, const struct cfg_route *route)
@@ -336,7 +347,7 @@ static bool queue_body(struct proxy *p)
     if (r == BODY_END) {
         p->body_end_queued = true;
         if (p->chunked_up)
-            put(uc, s->worker, "0\r\n\r\n", 5);
+            put_last_chunk(uc, s);
         return true;
     }
     if (p->chunked_up) {
@@ -430,8 +441,8 @@ static size_t internal_origins(const struct proxy *p, struct rewrite_origin *o, 
 {
     size_t n = 0;
     for (size_t i = 0; i < p->up->nservers && n < MAX_ORIGINS; i++) {
-        int len = snprintf(text[n], sizeof(text[n]), "%s://%s", p->up->tls_client ? "https" : "http",
-                           p->up->servers[i].text);
+        int len = snprintf(text[n], sizeof(text[n]), "%s://%s",
+                           p->up->tls_client ? "https" : "http", p->up->servers[i].text);
         if (len > 0 && (size_t)len < sizeof(text[n])) {
             o[n] = (struct rewrite_origin){text[n], (size_t)len};
             n++;

@@ -490,3 +490,39 @@ def test_tls_h1_still_negotiated_without_h2(gatehouse, backend, tls_h2):
              f"main.example:{gh.port}:127.0.0.1", f"https://main.example:{gh.port}/echo")
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().startswith("HTTP/1.1 200")
+
+
+def test_request_trailers_go_upstream_as_chunked_trailers(gatehouse, backend):
+    """RFC 9113 8.1: a HEADERS frame after the body carries trailers; with no content-length
+    the body goes upstream chunked, and the trailers with its last chunk. Fields a recipient
+    would have needed before the body (framing, routing, authentication) are dropped."""
+    gh = gatehouse(h2c_proxy(backend))
+    c = H2Client(gh.port)
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, [(b":method", b"POST"), (b":scheme", b"http"),
+                              (b":authority", b"test"), (b":path", b"/echo"),
+                              (b"te", b"trailers")])
+    c.conn.send_data(sid, b"hello trailers")
+    c.conn.send_headers(sid, [(b"x-checksum", b"abc123"), (b"grpc-status", b"0"),
+                              (b"authorization", b"Basic Zm9vOmJhcg=="),
+                              (b"host", b"evil.example")], end_stream=True)
+    c.flush()
+    status, _, rbody = c.response(sid, timeout=10)
+    c.close()
+    assert status == 200
+    r = json.loads(rbody)
+    headers = {k.lower(): v for k, v in r["headers"]}
+    assert headers.get("transfer-encoding") == "chunked"
+    assert r["body_len"] == len(b"hello trailers")
+    assert [k.lower() for k, _ in r["trailers"]] == ["x-checksum", "grpc-status"], r["trailers"]
+    assert dict((k.lower(), v) for k, v in r["trailers"])["x-checksum"] == "abc123"
+
+
+def test_request_without_trailers_ends_with_empty_trailer_section(gatehouse, backend):
+    gh = gatehouse(h2c_proxy(backend))
+    c = H2Client(gh.port)
+    sid = c.request("/echo", method="POST", body=b"x" * 10)
+    status, _, rbody = c.response(sid)
+    c.close()
+    r = json.loads(rbody)
+    assert status == 200 and r["trailers"] == [] and r["body_len"] == 10
