@@ -83,10 +83,17 @@ int sock_error(int fd)
 int sock_discard(int fd)
 {
     char sink[16384];
-    for (;;) {
+    /* A bounded helping per call: a client sending as fast as we read must not hold the loop.
+     * New data wakes us again; the caller's linger timer ends it regardless. */
+    for (int reads = 0; reads < 16;) {
         ssize_t n = recv(fd, sink, sizeof(sink), 0);
-        if (n > 0 || (n < 0 && errno == EINTR))
+        if (n > 0) {
+            reads++;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
             continue;
         return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
     }
+    return 0;
 }

@@ -14,7 +14,7 @@ void sock_host_text(const struct sockaddr *sa, char *out, size_t cap);
 int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog);
 /* Start a non-blocking connect; returns fd (connect may be in progress) or -1 (errno set). */
 int sock_connect(const struct sockaddr *sa, socklen_t len);
-/* Read and drop whatever the socket holds. Returns 1 when the peer closed or the socket
+/* Read and drop what the socket holds (up to 256 KiB per call). Returns 1 when the peer closed or the socket
  * failed (close it now), 0 when it is drained for the moment. Used to linger before a close,
  * so that unread input does not turn the close into a reset that destroys our last bytes. */
 int sock_discard(int fd);

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import T, respond_config
+from conftest import RssSampler, T, respond_config
 
 hpack = pytest.importorskip("hpack")
 
@@ -157,15 +157,20 @@ class RawH2:
 
 
 @pytest.fixture(scope="module")
-def port(tmp_path_factory):
+def server(tmp_path_factory):
     """One server for the whole module (each test uses its own connections)."""
     from conftest import Gatehouse
     cfg = respond_config([{"path": "/", "respond": {"body": "ok\n"}}],
                          listen=[{"address": "127.0.0.1:0", "h2c": True}])
     gh = Gatehouse(tmp_path_factory.mktemp("gh_frames"), cfg).start()
-    yield gh.port
+    yield gh
     gh.cleanup()
     assert not gh.sanitizer_reports(), "\n".join(gh.sanitizer_reports())
+
+
+@pytest.fixture
+def port(server):
+    return server.port
 
 
 def still_serving(port):
@@ -377,3 +382,73 @@ def test_data_beyond_content_length_is_stream_protocol_error(port):
                      c.block(req_headers(method="POST", extra=[("content-length", "2")])))
                + frame(DATA, END_STREAM, 1, b"12345"))
     stream_error(port, 1, send, PROTOCOL_ERROR)
+
+
+# ---- floods and bombs -----------------------------------------------------------------------
+
+def test_continuation_flood_of_empty_frames_gets_goaway(port):
+    """CVE-2024-27316 style: HEADERS without END_HEADERS, then CONTINUATION frames that never
+    end the block. The connection is cut off after a few, not after the client gives up."""
+    with RawH2(port) as c:
+        blk = c.block(req_headers())
+        c.send(frame(HEADERS, END_STREAM, 1, blk))
+        for _ in range(1000):
+            c.send(frame(CONTINUATION, 0, 1, b""))
+            if c.eof:
+                break
+        _, code = c.wait_goaway()
+        assert code in (PROTOCOL_ERROR, 11), c.frames[-3:]   # 11 = ENHANCE_YOUR_CALM
+        assert c.eof
+    still_serving(port)
+
+
+def test_continuation_flood_with_header_bytes_is_bounded(server):
+    """CONTINUATION frames full of header fields: memory stays bounded and the client is cut
+    off long before it has sent 16 MiB; everyone else is served meanwhile."""
+    with RssSampler(server.pid) as rss, RawH2(server.port) as c:
+        c.send(frame(HEADERS, END_STREAM, 1, c.block(req_headers())))
+        filler = hpack.Encoder().encode([("x-filler", "a" * 16000)])
+        sent = 0
+        while sent < 16 << 20 and not c.eof and not c.goaways():
+            c.send(frame(CONTINUATION, 0, 1, filler))
+            sent += len(filler)
+            c.pump(lambda: bool(c.goaways()), 0.001)
+        assert c.goaways(), f"no GOAWAY after {sent} bytes of CONTINUATION"
+        assert sent < 1 << 20, f"cut off only after {sent} bytes"
+        c.pump(lambda: c.eof, 5)
+        assert c.eof, "still connected after the GOAWAY"
+    assert rss.max_kib < 64 * 1024, f"peak RSS {rss.max_kib} KiB"
+    still_serving(server.port)
+
+
+def test_hpack_bomb_is_refused_with_bounded_memory(server):
+    """A 4 KiB field put in the dynamic table once, then referenced by its one-byte index many
+    thousand times: 1 KiB on the wire that decodes to tens of MiB. The stream is refused (431)
+    or reset, memory stays bounded, and the connection and a fresh one are still served."""
+    with RssSampler(server.pid) as rss, RawH2(server.port) as c:
+        # literal with incremental indexing, new name: 0x40, name, value (4000 bytes)
+        name, value = b"x-bomb", b"b" * 4000
+        lit = b"\x40" + bytes([len(name)]) + name + b"\x7f" + hpack_int(len(value) - 127) + value
+        static = b"\x82\x86\x84\x01\x04test"   # GET, http, /, :authority test (not indexed)
+        c.headers(1, None, end_stream=True, raw_block=static + lit)
+        assert c.wait_stream(1) == (200, []), c.frames[-3:]
+        bomb = static + b"\xbe" * 15000   # 0xbe: indexed field 62, the newest entry: ours
+        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, bomb))
+        status, rst = c.wait_stream(3)
+        g = c.goaways()
+        assert status == 431 or rst or g, c.frames[-3:]
+        if not g:
+            c.request(5)
+            assert c.wait_stream(5) == (200, []), c.frames[-3:]
+    assert rss.max_kib < 64 * 1024, f"peak RSS {rss.max_kib} KiB"
+    still_serving(server.port)
+
+
+def hpack_int(n):
+    """HPACK integer continuation bytes after a saturated 7-bit prefix."""
+    out = bytearray()
+    while n >= 128:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
