@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -846,6 +847,48 @@ static int on_ticket(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
     return rc;
 }
 
+/* The host name of the ClientHello's server_name extension, or NULL when absent or malformed
+ * (OpenSSL rejects those before us). Only valid while the ClientHello is being processed. */
+static const unsigned char *hello_server_name(SSL *ssl, size_t *len)
+{
+    const unsigned char *p;
+    size_t n;
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &n) || n < 5 ||
+        p[2] != TLSEXT_NAMETYPE_host_name)
+        return NULL;
+    size_t name_len = ((size_t)p[3] << 8) | p[4];
+    if (name_len > n - 5)
+        return NULL;
+    *len = name_len;
+    return p + 5;
+}
+
+/* TLS 1.3 lets a resumption name another server than the session was made for, and OpenSSL
+ * then reports the new name: the 421 check would trust a name no certificate was shown for.
+ * Such a ticket gets a full handshake instead (RFC 8446 4.6.1 forbids the client to offer it).
+ * TLS 1.2 keeps the session's own name. The server name is read from the ClientHello itself:
+ * OpenSSL has not published it yet when tickets are opened. */
+static SSL_TICKET_RETURN on_ticket_opened(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                          size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    if (status == SSL_TICKET_FATAL_ERR_MALLOC || status == SSL_TICKET_FATAL_ERR_OTHER)
+        return SSL_TICKET_RETURN_ABORT;
+    if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    SSL_TICKET_RETURN use =
+        status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+    if (SSL_version(ssl) < TLS1_3_VERSION)
+        return use;
+    const char *was = SSL_SESSION_get0_hostname(sess);
+    size_t len = 0;
+    const unsigned char *now = hello_server_name(ssl, &len);
+    if (!was && !now)
+        return use;
+    if (!was || !now || strlen(was) != len || strncasecmp(was, (const char *)now, len) != 0)
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    return use;
+}
+
 /* nginx's ssl_session_ticket_key file: 80 bytes (name, HMAC-SHA256 key, AES-256 key) or 48
  * (name, 16-byte HMAC key, AES-128 key), e.g. from `openssl rand 80 > ticket.key`. */
 static int load_ticket_key(struct ticket_key *k, const char *path, char *err, size_t errlen)
@@ -898,7 +941,8 @@ static int set_tickets(struct tls_server *s, const struct cfg_tls *cfg, char *er
         }
     }
     SSL_CTX_set_app_data(s->ctx, s);
-    if (!SSL_CTX_set_tlsext_ticket_key_evp_cb(s->ctx, on_ticket)) {
+    if (!SSL_CTX_set_tlsext_ticket_key_evp_cb(s->ctx, on_ticket) ||
+        !SSL_CTX_set_session_ticket_cb(s->ctx, NULL, on_ticket_opened, NULL)) {
         snprintf(err, errlen, "cannot set up session tickets: %s", ssl_reason());
         return -1;
     }
