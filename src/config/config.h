@@ -96,6 +96,8 @@ struct cfg_upstream {
     struct tls_client *tls_client;
     char *tls_ca, *tls_server_name, *tls_cert, *tls_key;
     bool tls_verify;
+    /* Upgraded connections (WebSocket): closed after this long without a byte either way. */
+    uint32_t tunnel_idle_timeout; /* ms, default 3600000 */
 };
 
 enum cfg_action { CFG_ACTION_PROXY, CFG_ACTION_REDIRECT, CFG_ACTION_RESPOND };

@@ -125,6 +125,9 @@ static const struct field upstream_fields[] = {
      .min = 1},
     {FIELD("secret_header", cfg_conv_secret_header, struct cfg_upstream, secret_name, NULL)},
     {FIELD("tls", conv_tls, struct cfg_upstream, tls_client, NULL)},
+    {FIELD("tunnel_idle_timeout", cfg_conv_duration, struct cfg_upstream, tunnel_idle_timeout,
+           "1h"),
+     .min = 1},
 };
 static const struct fields upstream_table = FIELDS(upstream_fields);
 
