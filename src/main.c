@@ -2,6 +2,7 @@
  * them. The main thread does no request work: it waits for signals. */
 #include "config/config.h"
 #include "core/worker.h"
+#include "proxy/upstate.h"
 #include "net/sock.h"
 
 #include <errno.h>
@@ -161,6 +162,14 @@ static void reload(struct server *srv, const char *path)
         log_msg(&srv->log, LOG_WARN, "listener changes take effect after a restart");
     if (old->workers != c->workers)
         log_msg(&srv->log, LOG_WARN, "a new worker count takes effect after a restart");
+    /* Health, ejections and load of servers the new configuration still names carry over. */
+    if (upstate_attach(c, old) < 0) {
+        log_msg(&srv->log, LOG_ERROR, "reload failed, keeping the running configuration: %s",
+                "out of memory");
+        config_unref(old);
+        config_unref(c);
+        return;
+    }
     config_unref(old);
     log_open(&srv->log, c->logs.error, c->logs.access, (int)c->logs.level);
     server_config_swap(srv, c);
@@ -248,6 +257,11 @@ int main(int argc, char **argv)
     }
     if (problems)
         return 1;
+    if (upstate_attach(c, NULL) < 0) {
+        fprintf(stderr, "gatehouse: out of memory\n");
+        config_unref(c);
+        return 1;
+    }
     struct server srv = {0};
     atomic_init(&srv.log.err_fd, 2);
     atomic_init(&srv.log.access_fd, -1);

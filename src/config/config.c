@@ -2,6 +2,7 @@
  * This file holds the top-level schema (workers, logs, limits, listen); upstreams and sites
  * have their own files. */
 #include "config/config.h"
+#include "proxy/upstate.h"
 #include "config/config_values.h"
 #include "config/config_walk.h"
 #include "config/config_yaml.h"
@@ -208,6 +209,7 @@ static void build(struct load *ld, const struct ynode *root)
 static void snapshot_free(struct snapshot *s)
 {
     cfg_tls_free(&s->cfg);
+    upstate_detach(&s->cfg);
     arena_free(&s->mem);
     free(s);
 }

@@ -75,6 +75,41 @@ struct cfg_limits {
     uint32_t max_connections_per_client;  /* per client address per worker, 0 = no limit */
 };
 
+/* How an upstream spreads requests over its servers (key `balance`). */
+enum cfg_balance { CFG_BAL_ROUND_ROBIN, CFG_BAL_LEAST_REQUESTS, CFG_BAL_POWER_OF_TWO, CFG_BAL_HASH };
+/* What balance: hash hashes (key `hash_key`). */
+enum cfg_hash_by { CFG_HASH_CLIENT_IP, CFG_HASH_PATH, CFG_HASH_HEADER, CFG_HASH_COOKIE };
+
+#define CFG_MAX_SERVERS 256 /* per upstream: a retry's tried-set is a fixed bitmap */
+
+/* Per-server settings, parallel to cfg_upstream.servers. */
+struct cfg_server_policy {
+    uint32_t weight;    /* 1..1000, default 1 */
+    uint32_t max_conns; /* requests in flight at once, all workers together; 0 = no limit */
+    bool backup;        /* used only when no other server is usable */
+};
+
+/* Active health checks (key `health_check`). */
+struct cfg_health_check {
+    bool enabled;                                      /* the key is present */
+    enum cfg_check_type { CFG_CHECK_HTTP, CFG_CHECK_TCP } type; /* tcp: connect only */
+    char *method, *path;  /* default GET / */
+    char *host;           /* Host of the check request; NULL: the server's address */
+    uint32_t status_min;  /* expected status range, default 200-399 */
+    uint32_t status_max;
+    uint32_t interval;    /* ms, default 5000 */
+    uint32_t timeout;     /* ms, default 2000 */
+    uint32_t rise, fall;  /* results in a row that change the state, default 2 and 3 */
+};
+
+/* Passive health, outlier ejection (key `passive_health`). */
+struct cfg_passive_health {
+    uint32_t failures; /* consecutive failures that eject a server; 0 = never; default 5 */
+    uint32_t eject;    /* ms, first ejection; each next one doubles, up to 10x; default 30s */
+};
+
+struct upstate;
+
 struct cfg_upstream {
     char *name;
     size_t index; /* position in config->upstreams */
@@ -98,6 +133,20 @@ struct cfg_upstream {
     bool tls_verify;
     /* Upgraded connections (WebSocket): closed after this long without a byte either way. */
     uint32_t tunnel_idle_timeout; /* ms, default 3600000 */
+    /* Balancing, health and retries. */
+    struct cfg_server_policy *policies; /* one per server */
+    enum cfg_balance balance;           /* default round_robin */
+    enum cfg_hash_by hash_by;           /* balance: hash; default client_ip */
+    char *hash_name;                    /* header or cookie name for hash_by HEADER / COOKIE */
+    size_t hash_name_len;
+    uint32_t retries;      /* further servers tried after a failed attempt; default 2 */
+    uint32_t retry_budget; /* retries as a percentage of recent requests; default 20 */
+    uint32_t slow_start;   /* ms over which a returning server ramps up to its weight; 0 = off */
+    struct cfg_health_check health_check;
+    struct cfg_passive_health passive_health;
+    /* Run-time state shared by the workers (proxy/upstate.h), built by upstate_attach when the
+     * snapshot goes live and freed with it; NULL in a snapshot only checked (gatehouse -t). */
+    struct upstate *state;
 };
 
 enum cfg_action { CFG_ACTION_PROXY, CFG_ACTION_REDIRECT, CFG_ACTION_RESPOND };

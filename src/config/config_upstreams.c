@@ -4,25 +4,187 @@
 #include "net/tls_client.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static const struct field server_fields[] = {
+    {FIELD("address", cfg_conv_text, struct cfg_server_policy, weight, NULL), .flags = F_REQUIRED},
+    {FIELD("weight", cfg_conv_u32, struct cfg_server_policy, weight, "1"), .min = 1, .max = 1000},
+    {FIELD("max_conns", cfg_conv_u32, struct cfg_server_policy, max_conns, "0")},
+    {FIELD("backup", cfg_conv_bool, struct cfg_server_policy, backup, "false")},
+};
+
+/* A server is "host:port", or a map { address, weight, max_conns, backup }. The address key
+ * is matched here and converted by cfg_addr; the table only checks the other keys. */
+static void server_item(struct load *ld, const char *key, const struct ynode *item,
+                        struct cfg_addr *a, struct cfg_server_policy *pol)
+{
+    const struct ynode *addr = item;
+
+    if (item->kind == YNODE_MAP) {
+        static const struct fields rest = {server_fields + 1, 3};
+        const struct ynode *vals[CFG_MAX_FIELDS] = {NULL};
+        const struct fields all = FIELDS(server_fields);
+
+        cfg_match(ld, item, &all, vals, "in a server");
+        for (size_t i = 1; i < 4; i++)
+            cfg_apply(ld, &rest.v[i - 1], vals[i], item, pol, "in a server");
+        addr = vals[0];
+        if (!addr) {
+            cfg_report(ld, item, "a server needs an 'address'");
+            return;
+        }
+    } else {
+        pol->weight = 1;
+    }
+    if (cfg_addr(ld, key, addr, a) && cfg_addr_port(&a->sa) == 0)
+        cfg_report(ld, addr, "bad address '%.64s' (an upstream server needs a port)", a->text);
+}
 
 static void conv_servers(struct load *ld, const struct field *f, const struct ynode *val,
                          void *base)
 {
     struct cfg_upstream *u = base;
     const struct ynode *list = cfg_list(ld, f->key, val);
+    size_t primaries = 0;
 
-    if (!list || !(u->servers = cfg_alloc(ld, list->nitems * sizeof *u->servers)))
+    if (!list)
+        return;
+    if (list->nitems > CFG_MAX_SERVERS) {
+        cfg_report(ld, val, "an upstream has at most %d servers", CFG_MAX_SERVERS);
+        return;
+    }
+    if (!(u->servers = cfg_alloc(ld, list->nitems * sizeof *u->servers)) ||
+        !(u->policies = cfg_alloc(ld, list->nitems * sizeof *u->policies)))
         return;
     u->nservers = list->nitems;
     for (size_t i = 0; i < list->nitems; i++) {
-        const struct ynode *item = list->items[i];
-        struct cfg_addr *a = &u->servers[i];
-
-        if (cfg_addr(ld, f->key, item, a) && cfg_addr_port(&a->sa) == 0)
-            cfg_report(ld, item, "bad address '%.64s' (an upstream server needs a port)", a->text);
+        server_item(ld, f->key, list->items[i], &u->servers[i], &u->policies[i]);
+        primaries += !u->policies[i].backup;
     }
+    if (list->nitems && !primaries)
+        cfg_report(ld, val, "every server is a backup: at least one must not be");
 }
+
+/* hash_key: client_ip | path | header NAME | cookie NAME */
+static void conv_hash_key(struct load *ld, const struct field *f, const struct ynode *val,
+                          void *base)
+{
+    struct cfg_upstream *u = base;
+    const char *s = cfg_text(ld, f->key, val, "client_ip, path, 'header NAME' or 'cookie NAME'");
+    const char *name = NULL;
+
+    if (!s)
+        return;
+    if (strcmp(s, "client_ip") == 0)
+        u->hash_by = CFG_HASH_CLIENT_IP;
+    else if (strcmp(s, "path") == 0)
+        u->hash_by = CFG_HASH_PATH;
+    else if (strncmp(s, "header ", 7) == 0)
+        u->hash_by = CFG_HASH_HEADER, name = s + 7;
+    else if (strncmp(s, "cookie ", 7) == 0)
+        u->hash_by = CFG_HASH_COOKIE, name = s + 7;
+    else {
+        cfg_report(ld, val,
+                   "'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', not '%.64s'",
+                   s);
+        return;
+    }
+    if (!name)
+        return;
+    while (*name == ' ')
+        name++;
+    size_t len = strlen(name);
+    if (!len || !cfg_printable(name, false)) {
+        cfg_report(ld, val, "'hash_key' needs a %s name after '%.6s'",
+                   u->hash_by == CFG_HASH_HEADER ? "header" : "cookie", s);
+        return;
+    }
+    u->hash_name = cfg_strdup(ld, name, len);
+    u->hash_name_len = len;
+    if (u->hash_by == CFG_HASH_HEADER)
+        for (char *c = u->hash_name; c && *c; c++)
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+}
+
+/* A percentage: "20%" or 20. */
+static void conv_percent(struct load *ld, const struct field *f, const struct ynode *val,
+                         void *base)
+{
+    const char *s = cfg_text(ld, f->key, val, "a percentage like 20%");
+    char *end;
+
+    if (!s)
+        return;
+    unsigned long v = strtoul(s, &end, 10);
+    if (end == s || (*end && strcmp(end, "%") != 0) || v > 100) {
+        cfg_report(ld, val, "'%s' must be a percentage from 0%% to 100%%, not '%.32s'", f->key, s);
+        return;
+    }
+    *CFG_AT(base, f, uint32_t) = (uint32_t)v;
+}
+
+/* status: "200-399", or one code "200". */
+static void conv_status_range(struct load *ld, const struct field *f, const struct ynode *val,
+                              void *base)
+{
+    struct cfg_health_check *hc = base;
+    const char *s = cfg_text(ld, f->key, val, "a status or a range like 200-399");
+    unsigned lo = 0, hi = 0;
+    int n = 0;
+
+    if (!s)
+        return;
+    if (sscanf(s, "%u-%u%n", &lo, &hi, &n) == 2 && (size_t)n == strlen(s)) {
+    } else if (sscanf(s, "%u%n", &lo, &n) == 1 && (size_t)n == strlen(s)) {
+        hi = lo;
+    } else {
+        lo = 0;
+    }
+    if (lo < 100 || hi > 599 || lo > hi) {
+        cfg_report(ld, val, "'status' must be a status (100-599) or a range like 200-399");
+        return;
+    }
+    hc->status_min = lo;
+    hc->status_max = hi;
+}
+
+static const char *const check_types[] = {"http", "tcp", NULL};
+
+static const struct field health_fields[] = {
+    {FIELD("type", cfg_conv_enum, struct cfg_health_check, type, "http"), .names = check_types},
+    {FIELD("method", cfg_conv_text, struct cfg_health_check, method, "GET"), .flags = F_NOSPACE},
+    {FIELD("path", cfg_conv_text, struct cfg_health_check, path, "/"), .flags = F_NOSPACE},
+    {FIELD("host", cfg_conv_text, struct cfg_health_check, host, NULL), .flags = F_NOSPACE},
+    {FIELD("status", conv_status_range, struct cfg_health_check, status_min, "200-399")},
+    {FIELD("interval", cfg_conv_duration, struct cfg_health_check, interval, "5s"), .min = 100},
+    {FIELD("timeout", cfg_conv_duration, struct cfg_health_check, timeout, "2s"), .min = 10},
+    {FIELD("rise", cfg_conv_u32, struct cfg_health_check, rise, "2"), .min = 1, .max = 100},
+    {FIELD("fall", cfg_conv_u32, struct cfg_health_check, fall, "3"), .min = 1, .max = 100},
+};
+static const struct fields health_table = FIELDS(health_fields);
+
+static void conv_health_check(struct load *ld, const struct field *f, const struct ynode *val,
+                              void *base)
+{
+    struct cfg_health_check *hc = CFG_AT(base, f, struct cfg_health_check);
+
+    if (!cfg_want(ld, "'health_check'", val, YNODE_MAP))
+        return;
+    hc->enabled = true;
+    cfg_walk(ld, val, val, &health_table, hc, "in 'health_check'");
+    if (hc->path && hc->path[0] != '/')
+        cfg_report(ld, cfg_get(val, "path"), "'path' of a health check must start with '/'");
+}
+
+static const struct field passive_fields[] = {
+    {FIELD("failures", cfg_conv_u32, struct cfg_passive_health, failures, "5"), .max = 1000},
+    {FIELD("eject", cfg_conv_duration, struct cfg_passive_health, eject, "30s"), .min = 100},
+};
+static const struct fields passive_table = FIELDS(passive_fields);
+
+static const char *const balance_names[] = {"round_robin", "least_requests", "power_of_two", "hash",
+                                            NULL};
 
 /* A DNS name or an address: it goes into the ClientHello and is matched against certificates. */
 static void conv_server_name(struct load *ld, const struct field *f, const struct ynode *val,
@@ -128,6 +290,15 @@ static const struct field upstream_fields[] = {
     {FIELD("tunnel_idle_timeout", cfg_conv_duration, struct cfg_upstream, tunnel_idle_timeout,
            "1h"),
      .min = 1},
+    {FIELD("balance", cfg_conv_enum, struct cfg_upstream, balance, "round_robin"),
+     .names = balance_names},
+    {FIELD("hash_key", conv_hash_key, struct cfg_upstream, hash_by, "client_ip")},
+    {FIELD("retries", cfg_conv_u32, struct cfg_upstream, retries, "2"), .max = 10},
+    {FIELD("retry_budget", conv_percent, struct cfg_upstream, retry_budget, "20%")},
+    {FIELD("slow_start", cfg_conv_duration, struct cfg_upstream, slow_start, "0s")},
+    {FIELD("health_check", conv_health_check, struct cfg_upstream, health_check, NULL)},
+    {FIELD("passive_health", cfg_conv_map, struct cfg_upstream, passive_health, NULL),
+     .sub = &passive_table},
 };
 static const struct fields upstream_table = FIELDS(upstream_fields);
 

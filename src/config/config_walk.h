@@ -96,7 +96,7 @@ struct field {
         (table), sizeof(table) / sizeof *(table)                                                   \
     }
 
-enum { CFG_MAX_FIELDS = 16 };
+enum { CFG_MAX_FIELDS = 24 };
 
 /* Pairs the keys of `map` with `fs` (vals[i] gets the value for fs->v[i], or NULL), reporting
  * keys that are not strings, unknown keys and duplicate keys. `where` completes messages:

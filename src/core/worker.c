@@ -264,6 +264,7 @@ static void on_access_flush(struct ev_defer *d)
 int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, size_t nlisten)
 {
     *w = (struct worker){.id = id, .srv = srv, .notify_fd = -1, .parked_fd = -1};
+    w->rand = ev_clock_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)id * 0xbf58476d1ce4e5b9ull + 1;
     dlist_init(&w->conns);
     buf_pool_init(&w->bufs, 256);
     freelist_init(&w->proxies, proxy_object_size(), 256);

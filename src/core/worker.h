@@ -87,6 +87,7 @@ struct worker {
     socklen_t parked_len;
     struct worker_listener *parked_on;
     bool draining;
+    uint64_t rand; /* xorshift state: random choices of the balancer (power_of_two) */
 };
 
 /* Create a worker's loop and state; listen_fds are taken over. Returns 0 or -1. */

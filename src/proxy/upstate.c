@@ -1,0 +1,435 @@
+#include "proxy/upstate.h"
+
+#include "config/config.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING_POINTS 160         /* ring points per unit of weight (balance: hash) */
+#define RING_MAX (1u << 20)     /* all servers together */
+#define BUDGET_WINDOW_MS 10000  /* the retry budget counts over this window and the previous */
+#define BUDGET_MIN_RETRIES 10   /* per window whatever the traffic: a quiet upstream may retry */
+#define MAX_EJECT_FACTOR 10     /* an ejection grows up to this many times passive eject */
+#define WEIGHT_SCALE 1000       /* weights are scaled so slow start can ramp them smoothly */
+
+/* ---- servers shared across snapshots ---------------------------------------------------- */
+
+static void srv_unref(struct upsrv *v)
+{
+    if (v && atomic_fetch_sub(&v->refs, 1) == 1) {
+        free(v->key);
+        free(v);
+    }
+}
+
+static struct upsrv *srv_new(const char *key)
+{
+    struct upsrv *v = calloc(1, sizeof *v);
+    if (!v || !(v->key = strdup(key))) {
+        free(v);
+        return NULL;
+    }
+    atomic_init(&v->refs, 1);
+    return v;
+}
+
+/* The state `old` has for the same upstream and address, with a new reference, or NULL. */
+static struct upsrv *srv_carry(const struct config *old, const char *key)
+{
+    for (size_t u = 0; old && u < old->nupstreams; u++) {
+        const struct upstate *s = old->upstreams[u].state;
+        for (size_t i = 0; s && i < s->up->nservers; i++) {
+            if (strcmp(s->servers[i]->key, key) == 0) {
+                atomic_fetch_add(&s->servers[i]->refs, 1);
+                return s->servers[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* ---- consistent hash ring ---------------------------------------------------------------- */
+
+/* FNV-1a, then a splitmix64 finaliser: FNV alone clusters similar short keys on the ring. */
+static uint64_t hash64(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+struct ring_point {
+    uint64_t hash;
+    uint32_t server;
+};
+
+static int point_cmp(const void *a, const void *b)
+{
+    const struct ring_point *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return x->server < y->server ? -1 : x->server > y->server;
+}
+
+/* Points are named after the server's address, not its position: adding or removing a server
+ * moves only the keys of its own points (about 1/N of them). */
+static int ring_build(struct upstate *s)
+{
+    const struct cfg_upstream *u = s->up;
+    size_t n = 0;
+    for (size_t i = 0; i < u->nservers; i++)
+        n += u->policies[i].backup ? 0 : (size_t)u->policies[i].weight * RING_POINTS;
+    if (n > RING_MAX)
+        n = RING_MAX;
+    struct ring_point *pts = malloc(n * sizeof *pts);
+    s->ring_hash = malloc(n * sizeof *s->ring_hash);
+    s->ring_server = malloc(n * sizeof *s->ring_server);
+    if (!pts || !s->ring_hash || !s->ring_server) {
+        free(pts);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < u->nservers && k < n; i++) {
+        if (u->policies[i].backup)
+            continue;
+        for (uint32_t j = 0; j < u->policies[i].weight * RING_POINTS && k < n; j++) {
+            char name[300];
+            int len = snprintf(name, sizeof name, "%s#%u", u->servers[i].text, j);
+            pts[k++] = (struct ring_point){hash64(name, (size_t)len), (uint32_t)i};
+        }
+    }
+    qsort(pts, k, sizeof *pts, point_cmp);
+    for (size_t i = 0; i < k; i++) {
+        s->ring_hash[i] = pts[i].hash;
+        s->ring_server[i] = pts[i].server;
+    }
+    s->nring = k;
+    free(pts);
+    return 0;
+}
+
+/* ---- attach / detach ---------------------------------------------------------------------- */
+
+static void state_free(struct upstate *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; s->servers && i < s->up->nservers; i++)
+        srv_unref(s->servers[i]);
+    free(s->servers);
+    free(s->current);
+    free(s->ring_hash);
+    free(s->ring_server);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static struct upstate *state_new(const struct cfg_upstream *u, const struct config *old)
+{
+    struct upstate *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->up = u;
+    pthread_mutex_init(&s->lock, NULL);
+    s->servers = calloc(u->nservers, sizeof *s->servers);
+    s->current = calloc(u->nservers, sizeof *s->current);
+    if (!s->servers || !s->current)
+        goto fail;
+    for (size_t i = 0; i < u->nservers; i++) {
+        char key[400];
+        snprintf(key, sizeof key, "%s %s", u->name, u->servers[i].text);
+        s->servers[i] = srv_carry(old, key);
+        if (!s->servers[i] && !(s->servers[i] = srv_new(key)))
+            goto fail;
+    }
+    if (u->balance == CFG_BAL_HASH && ring_build(s) < 0)
+        goto fail;
+    return s;
+fail:
+    state_free(s);
+    return NULL;
+}
+
+int upstate_attach(struct config *c, const struct config *old)
+{
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        if (!(c->upstreams[i].state = state_new(&c->upstreams[i], old))) {
+            upstate_detach(c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void upstate_detach(struct config *c)
+{
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        state_free(c->upstreams[i].state);
+        c->upstreams[i].state = NULL;
+    }
+}
+
+/* ---- picking ------------------------------------------------------------------------------ */
+
+bool upstate_usable(const struct upstate *s, size_t i, uint64_t now_ms)
+{
+    struct upsrv *v = s->servers[i];
+    return atomic_load(&v->health) == UPSRV_UP && atomic_load(&v->ejected_until_ms) <= now_ms;
+}
+
+static bool has_room(const struct upstate *s, size_t i)
+{
+    uint32_t max = s->up->policies[i].max_conns;
+    return !max || atomic_load(&s->servers[i]->inflight) < max;
+}
+
+static bool was_tried(const struct upstate_req *r, size_t i)
+{
+    return r->tried && (r->tried[i / 64] >> (i % 64) & 1);
+}
+
+/* The weight now, scaled: a server back from down or ejection ramps up over slow_start. */
+static int64_t eff_weight(const struct upstate *s, size_t i, uint64_t now)
+{
+    int64_t w = (int64_t)s->up->policies[i].weight * WEIGHT_SCALE;
+    uint64_t since = atomic_load(&s->servers[i]->up_since_ms);
+    uint32_t ramp = s->up->slow_start;
+    if (ramp && since && now >= since && now - since < ramp) {
+        w = w * (int64_t)(now - since) / ramp;
+        if (w < WEIGHT_SCALE / 10)
+            w = WEIGHT_SCALE / 10; /* a trickle, so it is tried at all */
+    }
+    return w;
+}
+
+struct candidates {
+    uint16_t idx[CFG_MAX_SERVERS];
+    size_t n;
+};
+
+/* Usable, untried servers with room: primaries, or backups when no primary is usable at all.
+ * Returns 0, or UPSTATE_NONE_UP / UPSTATE_ALL_FULL. */
+static int gather(const struct upstate *s, const struct upstate_req *r, struct candidates *c)
+{
+    const struct cfg_upstream *u = s->up;
+    bool primary_up = false, any_untried = false;
+    for (size_t i = 0; i < u->nservers && !primary_up; i++)
+        primary_up = !u->policies[i].backup && upstate_usable(s, i, r->now_ms);
+    c->n = 0;
+    for (size_t i = 0; i < u->nservers; i++) {
+        if (u->policies[i].backup == primary_up || !upstate_usable(s, i, r->now_ms) ||
+            was_tried(r, i))
+            continue;
+        any_untried = true;
+        if (has_room(s, i))
+            c->idx[c->n++] = (uint16_t)i;
+    }
+    if (c->n)
+        return 0;
+    return any_untried ? UPSTATE_ALL_FULL : UPSTATE_NONE_UP;
+}
+
+/* Smooth weighted round robin (as nginx): every pick adds each weight to its server's
+ * current value and takes the largest, which then gives back the total. Weights 5/1/1 give
+ * a a b a c a a, never a long run of one server. */
+static size_t pick_round_robin(struct upstate *s, const struct candidates *c, uint64_t now)
+{
+    int64_t total = 0;
+    size_t best = c->idx[0];
+    pthread_mutex_lock(&s->lock);
+    for (size_t k = 0; k < c->n; k++) {
+        size_t i = c->idx[k];
+        int64_t w = eff_weight(s, i, now);
+        s->current[i] += w;
+        total += w;
+        if (k == 0 || s->current[i] > s->current[best])
+            best = i;
+    }
+    s->current[best] -= total;
+    pthread_mutex_unlock(&s->lock);
+    return best;
+}
+
+/* a is less loaded than b: in flight per unit of weight. */
+static bool lighter(const struct upstate *s, size_t a, size_t b, uint64_t now)
+{
+    uint64_t la = atomic_load(&s->servers[a]->inflight) + 1;
+    uint64_t lb = atomic_load(&s->servers[b]->inflight) + 1;
+    return la * (uint64_t)eff_weight(s, b, now) < lb * (uint64_t)eff_weight(s, a, now);
+}
+
+static size_t pick_least(struct upstate *s, const struct candidates *c, uint64_t now)
+{
+    size_t start = (size_t)(atomic_fetch_add(&s->rr, 1) % c->n); /* ties rotate */
+    size_t best = c->idx[start];
+    for (size_t k = 1; k < c->n; k++) {
+        size_t i = c->idx[(start + k) % c->n];
+        if (lighter(s, i, best, now))
+            best = i;
+    }
+    return best;
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+    uint64_t v = *x ? *x : 0x9e3779b97f4a7c15ull;
+    v ^= v << 13;
+    v ^= v >> 7;
+    v ^= v << 17;
+    return *x = v;
+}
+
+/* Two random candidates, the lighter one: near least-requests quality without scanning, and
+ * no herd on the single least loaded server when workers decide at the same moment. */
+static size_t pick_two(struct upstate *s, const struct candidates *c, uint64_t *rnd, uint64_t now)
+{
+    uint64_t seed = 0;
+    if (!rnd)
+        rnd = &seed, seed = atomic_fetch_add(&s->rr, 1) + 1;
+    if (c->n == 1)
+        return c->idx[0];
+    size_t a = (size_t)(xorshift(rnd) % c->n);
+    size_t b = (size_t)(xorshift(rnd) % (c->n - 1));
+    b += b >= a;
+    return lighter(s, c->idx[b], c->idx[a], now) ? c->idx[b] : c->idx[a];
+}
+
+/* The first ring point at or after the key's hash whose server is a candidate. */
+static int pick_hash(const struct upstate *s, const struct candidates *c, const char *key,
+                     size_t len)
+{
+    bool ok[CFG_MAX_SERVERS] = {false};
+    if (!s->nring)
+        return -1;
+    for (size_t k = 0; k < c->n; k++)
+        ok[c->idx[k]] = true;
+    uint64_t h = hash64(key, len);
+    size_t lo = 0, hi = s->nring;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->ring_hash[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t step = 0; step < s->nring; step++) {
+        uint32_t srv = s->ring_server[(lo + step) % s->nring];
+        if (ok[srv])
+            return (int)srv;
+    }
+    return -1;
+}
+
+int upstate_pick(struct upstate *s, const struct upstate_req *r)
+{
+    struct candidates c;
+    int rc = gather(s, r, &c);
+    if (rc < 0)
+        return rc;
+    int chosen = -1;
+    switch (s->up->balance) {
+    case CFG_BAL_HASH:
+        if (r->key)
+            chosen = pick_hash(s, &c, r->key, r->key_len);
+        break;
+    case CFG_BAL_LEAST_REQUESTS:
+        chosen = (int)pick_least(s, &c, r->now_ms);
+        break;
+    case CFG_BAL_POWER_OF_TWO:
+        chosen = (int)pick_two(s, &c, r->rand, r->now_ms);
+        break;
+    case CFG_BAL_ROUND_ROBIN:
+        break;
+    }
+    if (chosen < 0) /* round robin, or hash without a key (or only backups left) */
+        chosen = (int)pick_round_robin(s, &c, r->now_ms);
+    struct upsrv *v = s->servers[chosen];
+    atomic_fetch_add(&v->inflight, 1);
+    atomic_fetch_add(&v->requests, 1);
+    if (!r->tried || !(r->tried[0] | r->tried[1] | r->tried[2] | r->tried[3]))
+        atomic_fetch_add(&s->window_requests, 1);
+    return chosen;
+}
+
+/* ---- outcomes ----------------------------------------------------------------------------- */
+
+static size_t usable_primaries_besides(const struct upstate *s, size_t skip, uint64_t now)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->up->nservers; i++)
+        n += i != skip && !s->up->policies[i].backup && upstate_usable(s, i, now);
+    return n;
+}
+
+/* Ejected for eject, 2x, 4x, ... up to 10x: a server that keeps failing as soon as it is back
+ * stays out longer. Never the last usable primary: a degraded server beats none. */
+static void maybe_eject(struct upstate *s, size_t i, uint64_t now, struct logger *log)
+{
+    const struct cfg_passive_health *ph = &s->up->passive_health;
+    struct upsrv *v = s->servers[i];
+    if (!ph->failures || atomic_load(&v->consecutive_failures) < ph->failures)
+        return;
+    pthread_mutex_lock(&s->lock); /* two workers must not eject the last two at once */
+    bool eject = atomic_load(&v->ejected_until_ms) <= now && !s->up->policies[i].backup &&
+                 usable_primaries_besides(s, i, now) > 0;
+    uint64_t dur = 0;
+    if (eject) {
+        unsigned n = atomic_fetch_add(&v->ejections, 1);
+        dur = (uint64_t)ph->eject << (n < 4 ? n : 4);
+        if (dur > (uint64_t)ph->eject * MAX_EJECT_FACTOR)
+            dur = (uint64_t)ph->eject * MAX_EJECT_FACTOR;
+        atomic_store(&v->ejected_until_ms, now + dur);
+        atomic_store(&v->up_since_ms, now + dur);
+        atomic_store(&v->consecutive_failures, 0);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (eject && log)
+        log_msg(log, LOG_WARN, "upstream %s: server %s ejected for %llu ms after %u failures (%s)",
+                s->up->name, s->up->servers[i].text, (unsigned long long)dur, ph->failures,
+                v->last_error);
+}
+
+void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const char *why,
+                  uint64_t now_ms, struct logger *log)
+{
+    struct upsrv *v = s->servers[i];
+    atomic_fetch_sub(&v->inflight, 1);
+    if (res == UPSTATE_OK) {
+        atomic_store(&v->consecutive_failures, 0);
+        uint64_t until = atomic_load(&v->ejected_until_ms);
+        if (until && now_ms > until + (uint64_t)s->up->passive_health.eject * MAX_EJECT_FACTOR)
+            atomic_store(&v->ejections, 0); /* well for long enough: forgive */
+        return;
+    }
+    atomic_fetch_add(&v->failures, 1);
+    snprintf(v->last_error, sizeof v->last_error, "%s", why ? why : "failed");
+    atomic_fetch_add(&v->consecutive_failures, 1);
+    maybe_eject(s, i, now_ms, log);
+}
+
+bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms)
+{
+    uint64_t start = atomic_load(&s->window_start_ms);
+    if (now_ms - start >= BUDGET_WINDOW_MS &&
+        atomic_compare_exchange_strong(&s->window_start_ms, &start, now_ms)) {
+        atomic_store(&s->prev_requests, atomic_exchange(&s->window_requests, 0));
+        atomic_store(&s->window_retries, 0);
+    }
+    uint64_t recent = atomic_load(&s->prev_requests) + atomic_load(&s->window_requests);
+    uint64_t allowed = recent * s->up->retry_budget / 100;
+    if (allowed < BUDGET_MIN_RETRIES)
+        allowed = BUDGET_MIN_RETRIES;
+    if (atomic_fetch_add(&s->window_retries, 1) >= allowed) {
+        atomic_fetch_sub(&s->window_retries, 1);
+        return false;
+    }
+    return true;
+}
