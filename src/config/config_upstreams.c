@@ -85,9 +85,9 @@ static void conv_hash_key(struct load *ld, const struct field *f, const struct y
     else if (strncmp(s, "cookie ", 7) == 0)
         u->hash_by = CFG_HASH_COOKIE, name = s + 7;
     else {
-        cfg_report(ld, val,
-                   "'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', not '%.64s'",
-                   s);
+        cfg_report(
+            ld, val,
+            "'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', not '%.64s'", s);
         return;
     }
     if (!name)

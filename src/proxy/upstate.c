@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RING_POINTS 160         /* ring points per unit of weight (balance: hash) */
-#define RING_MAX (1u << 20)     /* all servers together */
-#define BUDGET_WINDOW_MS 10000  /* the retry budget counts over this window and the previous */
-#define BUDGET_MIN_RETRIES 10   /* per window whatever the traffic: a quiet upstream may retry */
-#define MAX_EJECT_FACTOR 10     /* an ejection grows up to this many times passive eject */
-#define WEIGHT_SCALE 1000       /* weights are scaled so slow start can ramp them smoothly */
+#define RING_POINTS 160        /* ring points per unit of weight (balance: hash) */
+#define RING_MAX (1u << 20)    /* all servers together */
+#define BUDGET_WINDOW_MS 10000 /* the retry budget counts over this window and the previous */
+#define BUDGET_MIN_RETRIES 10  /* per window whatever the traffic: a quiet upstream may retry */
+#define MAX_EJECT_FACTOR 10    /* an ejection grows up to this many times passive eject */
+#define WEIGHT_SCALE 1000      /* weights are scaled so slow start can ramp them smoothly */
 
 /* ---- servers shared across snapshots ---------------------------------------------------- */
 

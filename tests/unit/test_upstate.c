@@ -1,0 +1,268 @@
+/* Server choice (proxy/upstate.c): weights and smoothness of round robin, least requests,
+ * power of two choices, consistent hashing and its disruption when a server is added, backups,
+ * max_conns, passive ejection (never the last server) and the retry budget. */
+#include "check.h"
+#include "config/config.h"
+#include "proxy/upstate.h"
+
+#include <stdlib.h>
+
+static struct config *load(const char *upstream_yaml)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             "listen: [ { address: \"127.0.0.1:0\" } ]\n"
+             "upstreams:\n  app:\n%s"
+             "sites: [ { hosts: [\"*\"], routes: [ { path: /, proxy: app } ] } ]\n",
+             upstream_yaml);
+    struct config *c = NULL;
+    if (config_load_string("test.yaml", yaml, strlen(yaml), &c, stderr) != 0 || !c)
+        return NULL;
+    if (upstate_attach(c, NULL) < 0) {
+        config_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int pick(struct upstate *s, uint64_t now)
+{
+    static uint64_t rnd = 42;
+    struct upstate_req r = {.rand = &rnd, .now_ms = now};
+    return upstate_pick(s, &r);
+}
+
+static int pick_key(struct upstate *s, const char *key)
+{
+    struct upstate_req r = {.key = key, .key_len = strlen(key), .now_ms = 1000};
+    return upstate_pick(s, &r);
+}
+
+static void finish(struct upstate *s, int i)
+{
+    upstate_done(s, (size_t)i, UPSTATE_OK, NULL, 1000, NULL);
+}
+
+static void test_smooth_weighted_round_robin(void)
+{
+    struct config *c = load("    servers:\n"
+                            "      - { address: \"10.0.0.1:80\", weight: 1 }\n"
+                            "      - { address: \"10.0.0.2:80\", weight: 2 }\n"
+                            "      - { address: \"10.0.0.3:80\", weight: 3 }\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    int count[3] = {0}, last = -1, run = 0, max_run = 0;
+    for (int k = 0; k < 6000; k++) {
+        int i = pick(s, 1000);
+        CHECK(i >= 0 && i < 3);
+        if (i < 0)
+            break;
+        count[i]++;
+        run = i == last ? run + 1 : 1;
+        max_run = run > max_run ? run : max_run;
+        last = i;
+        finish(s, i);
+    }
+    CHECK_EQ_INT(count[0], 1000);
+    CHECK_EQ_INT(count[1], 2000);
+    CHECK_EQ_INT(count[2], 3000);
+    CHECK(max_run <= 2); /* never three in a row */
+    config_unref(c);
+}
+
+static void test_least_requests_prefers_idle(void)
+{
+    struct config *c = load("    balance: least_requests\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    int a = pick(s, 1000), b = pick(s, 1000), d = pick(s, 1000);
+    CHECK(a != b && b != d && a != d); /* each busy one is avoided */
+    finish(s, b);
+    CHECK_EQ_INT(pick(s, 1000), b); /* the only idle one */
+    config_unref(c);
+}
+
+static void test_power_of_two_spreads_and_avoids_loaded(void)
+{
+    struct config *c = load("    balance: power_of_two\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    int first = pick(s, 1000);
+    for (int k = 0; k < 20; k++) { /* with two servers both are always compared */
+        int i = pick(s, 1000);
+        CHECK(i != first);
+        finish(s, i);
+    }
+    config_unref(c);
+}
+
+static void test_consistent_hash_moves_about_one_nth(void)
+{
+    struct config *c3 = load("    balance: hash\n    hash_key: header X-Tenant\n"
+                             "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\"]\n");
+    struct config *c4 = load("    balance: hash\n    hash_key: header X-Tenant\n"
+                             "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\","
+                             " \"10.0.0.4:80\"]\n");
+    CHECK(c3 && c4);
+    if (!c3 || !c4)
+        return;
+    int moved = 0, share[4] = {0}, n = 4000;
+    for (int k = 0; k < n; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "tenant-%d", k);
+        int a = pick_key(c3->upstreams[0].state, key), b = pick_key(c4->upstreams[0].state, key);
+        CHECK_EQ_INT(pick_key(c3->upstreams[0].state, key), a); /* stable */
+        if (a < 0 || b < 0)
+            continue;
+        share[b]++;
+        if (a != b) {
+            moved++;
+            CHECK_EQ_INT(b, 3); /* keys only move to the new server */
+        }
+    }
+    CHECK(moved > n / 4 - n / 10 && moved < n / 4 + n / 10); /* about 1/4 */
+    for (int i = 0; i < 4; i++)
+        CHECK(share[i] > n / 4 - n / 10 && share[i] < n / 4 + n / 10);
+    config_unref(c3);
+    config_unref(c4);
+}
+
+static void test_backup_only_when_primaries_down(void)
+{
+    struct config *c = load("    passive_health: { failures: 1, eject: 10s }\n"
+                            "    servers:\n"
+                            "      - \"10.0.0.1:80\"\n"
+                            "      - \"10.0.0.2:80\"\n"
+                            "      - { address: \"10.0.0.9:80\", backup: true }\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    for (int k = 0; k < 10; k++) {
+        int i = pick(s, 1000);
+        CHECK(i == 0 || i == 1);
+        finish(s, i);
+    }
+    atomic_store(&s->servers[0]->health, UPSRV_DOWN);
+    atomic_store(&s->servers[1]->health, UPSRV_DOWN);
+    CHECK_EQ_INT(pick(s, 1000), 2);
+    finish(s, 2);
+    atomic_store(&s->servers[2]->health, UPSRV_DOWN);
+    CHECK_EQ_INT(pick(s, 1000), UPSTATE_NONE_UP);
+    config_unref(c);
+}
+
+static void test_max_conns_and_tried(void)
+{
+    struct config *c = load("    servers:\n"
+                            "      - { address: \"10.0.0.1:80\", max_conns: 1 }\n"
+                            "      - { address: \"10.0.0.2:80\", max_conns: 1 }\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    int a = pick(s, 1000), b = pick(s, 1000);
+    CHECK(a >= 0 && b >= 0 && a != b);
+    CHECK_EQ_INT(pick(s, 1000), UPSTATE_ALL_FULL);
+    finish(s, a);
+    uint64_t tried[4] = {(uint64_t)1 << a};
+    struct upstate_req r = {.tried = tried, .now_ms = 1000};
+    CHECK_EQ_INT(upstate_pick(s, &r), UPSTATE_ALL_FULL); /* the free one was tried already */
+    CHECK_EQ_INT(pick(s, 1000), a);
+    config_unref(c);
+}
+
+static void test_ejection_never_takes_the_last(void)
+{
+    struct config *c = load("    passive_health: { failures: 2, eject: 1s }\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    for (int k = 0; k < 2; k++) {
+        atomic_fetch_add(&s->servers[0]->inflight, 1);
+        upstate_done(s, 0, UPSTATE_FAILED, "connect failed", 1000, NULL);
+    }
+    CHECK(!upstate_usable(s, 0, 1000));
+    CHECK(upstate_usable(s, 0, 2001)); /* back after 1 s */
+    for (int k = 0; k < 4; k++) {
+        atomic_fetch_add(&s->servers[1]->inflight, 1);
+        upstate_done(s, 1, UPSTATE_FAILED, "reset", 1500, NULL);
+    }
+    CHECK(upstate_usable(s, 1, 1500)); /* the other one is out: this one stays */
+    /* The second ejection of server 0 lasts twice as long. */
+    for (int k = 0; k < 2; k++) {
+        atomic_fetch_add(&s->servers[0]->inflight, 1);
+        upstate_done(s, 0, UPSTATE_FAILED, "connect failed", 3000, NULL);
+    }
+    CHECK(!upstate_usable(s, 0, 4500));
+    CHECK(upstate_usable(s, 0, 5001));
+    config_unref(c);
+}
+
+static void test_retry_budget(void)
+{
+    struct config *c = load("    retry_budget: 10%\n    servers: [\"10.0.0.1:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    int allowed = 0;
+    for (int k = 0; k < 100; k++)
+        allowed += upstate_retry_allowed(s, 20000);
+    CHECK_EQ_INT(allowed, 10); /* the floor for a quiet upstream */
+    for (int k = 0; k < 500; k++)
+        finish(s, pick(s, 20000));
+    allowed = 0;
+    for (int k = 0; k < 100; k++)
+        allowed += upstate_retry_allowed(s, 20000);
+    CHECK_EQ_INT(allowed, 40); /* 10% of 500, minus the 10 already used */
+    config_unref(c);
+}
+
+static void test_state_carries_over_a_reload(void)
+{
+    struct config *a = load("    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    atomic_store(&a->upstreams[0].state->servers[1]->health, UPSRV_DOWN);
+    char yaml[] = "listen: [ { address: \"127.0.0.1:0\" } ]\n"
+                  "upstreams: { app: { servers: [\"10.0.0.2:80\", \"10.0.0.3:80\"] } }\n"
+                  "sites: [ { hosts: [\"*\"], routes: [ { path: /, proxy: app } ] } ]\n";
+    struct config *b = NULL;
+    CHECK(config_load_string("b.yaml", yaml, strlen(yaml), &b, stderr) == 0);
+    if (!b) {
+        config_unref(a);
+        return;
+    }
+    CHECK(upstate_attach(b, a) == 0);
+    CHECK_EQ_INT(atomic_load(&b->upstreams[0].state->servers[0]->health), UPSRV_DOWN);
+    CHECK_EQ_INT(atomic_load(&b->upstreams[0].state->servers[1]->health), UPSRV_UP);
+    config_unref(a);
+    CHECK_EQ_INT(pick(b->upstreams[0].state, 1000), 1); /* still known down after a's end */
+    config_unref(b);
+}
+
+int main(void)
+{
+    test_smooth_weighted_round_robin();
+    test_least_requests_prefers_idle();
+    test_power_of_two_spreads_and_avoids_loaded();
+    test_consistent_hash_moves_about_one_nth();
+    test_backup_only_when_primaries_down();
+    test_max_conns_and_tried();
+    test_ejection_never_takes_the_last();
+    test_retry_budget();
+    test_state_carries_over_a_reload();
+    return check_done("upstate");
+}
