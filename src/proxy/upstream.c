@@ -206,7 +206,11 @@ static struct upconn *connect_new(struct upool *p, size_t server)
 
 struct upconn *upconn_acquire(struct upool *p, bool fresh)
 {
-    size_t server = p->rr++ % p->up->nservers;
+    return upconn_acquire_server(p, p->rr++ % p->up->nservers, fresh);
+}
+
+struct upconn *upconn_acquire_server(struct upool *p, size_t server, bool fresh)
+{
     struct upconn *uc = fresh ? NULL : take_idle(p, server);
     if (uc)
         return uc;

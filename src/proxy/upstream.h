@@ -55,6 +55,8 @@ void upool_drop(struct upool *p);
 /* Pick a server (round robin) and return a connection to it: an idle pooled one unless
  * `fresh`, else a new one whose connect is in progress. NULL with errno on failure. */
 struct upconn *upconn_acquire(struct upool *p, bool fresh);
+/* The same for a server the caller chose (upstate_pick). */
+struct upconn *upconn_acquire_server(struct upool *p, size_t server, bool fresh);
 const char *upconn_addr_text(const struct upconn *uc);
 /* Drives a new connection to where it can carry requests, on each event until then: the TCP
  * connect, then for a TLS upstream the handshake. 1 when uc->connected, 0 while in progress, -1
