@@ -111,7 +111,8 @@ static int open_listeners(struct server *srv, const struct config *c, int ***out
                 set_port(&sa, port);
                 char text[80];
                 sock_addr_text((struct sockaddr *)&sa, text, sizeof(text));
-                log_msg(&srv->log, LOG_INFO, "listening on %s", text);
+                log_msg(&srv->log, LOG_INFO, "listening on %s%s", text,
+                        c->listeners[i].admin ? " (admin)" : "");
             }
             fds[w][i] = fd;
         }

@@ -1,6 +1,6 @@
 /* Configuration loading: file -> YAML tree -> validated snapshot, and the snapshot's life.
- * This file holds the top-level schema (workers, logs, limits, listen); upstreams and sites
- * have their own files. */
+ * This file holds the top-level schema (workers, logs, limits, listen, admin); upstreams and
+ * sites have their own files. */
 #include "config/config.h"
 #include "proxy/upstate.h"
 #include "config/config_values.h"
@@ -183,8 +183,48 @@ static void conv_listen(struct load *ld, const struct field *f, const struct yno
     check_listeners(ld, c, list);
 }
 
+static const struct field admin_fields[] = {
+    {FIELD("address", conv_listen_addr, struct cfg_listener, addr, NULL), .flags = F_REQUIRED},
+};
+static const struct fields admin_table = FIELDS(admin_fields);
+
+static bool same_addr(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+    return a->len && a->len == b->len && !memcmp(&a->sa, &b->sa, a->len);
+}
+
+/* `admin: { address }`: one more listener, flagged admin, appended after those of `listen` so
+ * that theirs keep their positions (main.c binds every listener alike). */
+static void conv_admin(struct load *ld, const struct field *f, const struct ynode *val, void *base)
+{
+    struct config *c = base;
+    struct cfg_listener admin = {.backlog = 511, .admin = true}; /* listen's default backlog */
+    size_t before = ld->nproblems;
+    struct cfg_listener *all;
+
+    if (!cfg_want(ld, "'admin'", val, YNODE_MAP))
+        return;
+    cfg_walk(ld, val, val, &admin_table, &admin, "in 'admin'");
+    if (ld->nproblems != before || ld->oom)
+        return;
+    for (size_t i = 0; cfg_addr_port(&admin.addr.sa) && i < c->nlisteners; i++) {
+        if (same_addr(&admin.addr, &c->listeners[i].addr)) {
+            cfg_report(ld, cfg_get(val, "address"), "'admin' address '%.64s' is also in 'listen'",
+                       admin.addr.text);
+            return;
+        }
+    }
+    if (!(all = cfg_alloc(ld, (c->nlisteners + 1) * sizeof *all)))
+        return;
+    if (c->nlisteners)
+        memcpy(all, c->listeners, c->nlisteners * sizeof *all);
+    all[c->nlisteners] = admin;
+    c->listeners = all;
+    c->admin = &all[c->nlisteners++];
+}
+
 /* Converted in this order, whatever the order in the file: routes name upstreams, and
- * listeners name sites, so those must be known first. */
+ * listeners name sites, so those must be known first; the admin listener goes after `listen`. */
 static const struct field top_fields[] = {
     {FIELD("workers", conv_workers, struct config, workers, "auto")},
     {FIELD("shutdown_timeout", cfg_conv_duration, struct config, shutdown_grace, "30s")},
@@ -194,6 +234,7 @@ static const struct field top_fields[] = {
     {FIELD("upstreams", cfg_conv_upstreams, struct config, upstreams, NULL)},
     {FIELD("sites", cfg_conv_sites, struct config, sites, NULL), .flags = F_REQUIRED},
     {FIELD("listen", conv_listen, struct config, listeners, NULL), .flags = F_REQUIRED},
+    {FIELD("admin", conv_admin, struct config, admin, NULL)},
 };
 static const struct fields top_table = FIELDS(top_fields);
 

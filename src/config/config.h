@@ -224,6 +224,7 @@ struct cfg_listener {
     struct cfg_tls *tls;  /* NULL: plain TCP */
     bool h2c;             /* plain listener: also accept HTTP/2 with prior knowledge (key `h2c`) */
     bool redirect_to_https; /* plain listener: answer everything with 308 to the HTTPS listener */
+    bool admin; /* the `admin` listener: serves the status endpoint (serve/admin.h), no sites */
     /* sites: [name, ...]: the sites this listener serves; NULL/0 = all of them. */
     struct cfg_site **sites;
     size_t nsites;
@@ -236,8 +237,9 @@ struct config {
     uint32_t shutdown_grace; /* ms, default 30000 (key `shutdown_timeout`) */
     struct cfg_logs logs;
     struct cfg_limits limits;
-    struct cfg_listener *listeners;
+    struct cfg_listener *listeners; /* those of `listen`, then the admin one if any */
     size_t nlisteners;
+    struct cfg_listener *admin; /* key `admin: { address }`: the last of listeners, or NULL */
     struct cfg_upstream *upstreams;
     size_t nupstreams;
     struct cfg_site *sites;

@@ -4,6 +4,7 @@
 #include "http/h1_server.h"
 #include "http/request.h"
 #include "net/sock.h"
+#include "proxy/health.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
@@ -168,6 +169,8 @@ static void adopt_config(struct worker *w)
         return;
     struct config *c = server_config_get(w->srv);
     upool_set_config(w, c);
+    if (w->id == 0 && !w->draining)
+        health_set_config(w, c); /* checks run once per process, on worker 0 */
     config_unref(w->config);
     w->config = c;
     w->config_gen = gen;
@@ -208,6 +211,8 @@ static void start_drain(struct worker *w)
     if (w->draining)
         return;
     w->draining = true;
+    if (w->id == 0)
+        health_set_config(w, NULL);
     close_listeners(w);
     struct dlist *n = w->conns.next;
     while (n != &w->conns) {
@@ -306,6 +311,8 @@ static void *worker_main(void *arg)
         if (ev_io_add(&w->loop, &l->io, EPOLLIN | EPOLLET) < 0)
             log_msg(&w->srv->log, LOG_ERROR, "worker %d: epoll: %s", w->id, strerror(errno));
     }
+    if (w->id == 0)
+        health_set_config(w, w->config);
     /* A stop may have been requested before this thread got going. */
     if (atomic_load(&w->srv->stopping))
         start_drain(w);
@@ -328,6 +335,8 @@ void worker_join(struct worker *w)
 void worker_fini(struct worker *w)
 {
     upool_set_config(w, NULL);
+    if (w->id == 0)
+        health_set_config(w, NULL);
     ev_run_defers(&w->loop); /* the closes above free their memory in deferred calls */
     for (size_t i = 0; i < w->nlisten; i++)
         if (w->listen_fds && w->listen_fds[i] >= 0)

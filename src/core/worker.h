@@ -18,6 +18,7 @@
 
 struct config;
 struct upool;
+struct checker;
 
 struct server {
     struct logger log;
@@ -88,6 +89,7 @@ struct worker {
     struct worker_listener *parked_on;
     bool draining;
     uint64_t rand; /* xorshift state: random choices of the balancer (power_of_two) */
+    struct checker *health; /* worker 0: the active health checks of its snapshot (health.c) */
 };
 
 /* Create a worker's loop and state; listen_fds are taken over. Returns 0 or -1. */

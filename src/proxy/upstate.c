@@ -417,7 +417,7 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
 
 bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms)
 {
-    uint64_t start = atomic_load(&s->window_start_ms);
+    unsigned long long start = atomic_load(&s->window_start_ms);
     if (now_ms - start >= BUDGET_WINDOW_MS &&
         atomic_compare_exchange_strong(&s->window_start_ms, &start, now_ms)) {
         atomic_store(&s->prev_requests, atomic_exchange(&s->window_requests, 0));

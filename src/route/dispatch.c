@@ -8,6 +8,7 @@
 #include "proxy/proxy.h"
 #include "route/router.h"
 #include "route/target.h"
+#include "serve/admin.h"
 #include "serve/serve.h"
 #include "core/worker.h"
 
@@ -129,6 +130,10 @@ void handler_dispatch(struct http_stream *s)
     const struct config *c = s->config;
     const struct cfg_listener *l =
         s->listener >= 0 && (size_t)s->listener < c->nlisteners ? &c->listeners[s->listener] : NULL;
+    if (l && l->admin) {
+        admin_handle(s); /* no site is ever routed on the admin listener */
+        return;
+    }
     if (l && l->redirect_to_https && !s->secure && r->authority.len) {
         redirect_to_https(s);
         return;

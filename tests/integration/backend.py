@@ -27,6 +27,8 @@ response header:
                           wait=MS waits before reading the body (upload back-pressure)
   /delay?ms=N             waits N ms, then answers like /echo
   /status/N               status N with a short body (none for 1xx, 204, 304 or HEAD)
+  /health                 a health check target: 200 "health 200" until /health/N says otherwise
+  /health/N               from now on /health answers status N (this answer too)
   /close-before-response  reads the request, closes without answering
   /close-mid-body         Content-Length: 1000, sends 100 bytes, closes; chunked=1: one 100-byte
                           chunk and no last chunk, then closes
@@ -38,9 +40,19 @@ response header:
   /no-keepalive           200 with Connection: close, then closes
   /garbage?kind=K         answers something invalid, then closes: text (not HTTP, the default),
                           status, version, cl-te, two-cl, bad-name, obs-fold, huge-head
+  /ws                     WebSocket echo (RFC 6455): 101 with Sec-WebSocket-Accept (and the first
+                          offered Sec-WebSocket-Protocol), then every data frame back with its
+                          opcode and FIN, unmasked; ping -> pong; close -> close, then closes
+                          the connection. Not a WebSocket handshake -> 400
+      greet=TEXT            a text message sent in the same segment as the 101 head
+      headers=1             the first message is JSON: the handshake's headers as received
+  /upgrade-echo           101 switching to the Upgrade asked for (default "echo"), then every
+                          byte back as it comes; at the client's FIN, FIN back (half-close)
+      greet=TEXT            bytes sent in the same segment as the 101 head
 """
 
 import argparse
+import base64
 import hashlib
 import json
 import random
@@ -95,6 +107,53 @@ class BadRequest(Exception):
     pass
 
 
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_accept(key):
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+def ws_mask(data, mask):
+    """data XOR the repeated 4-byte mask, at C speed (a 1 MiB frame byte by byte is slow)."""
+    n = len(data)
+    if not n:
+        return b""
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+def ws_frame(opcode, payload, fin=True, mask=None):
+    """One WebSocket frame; masked when mask (4 bytes) is given, as a client must."""
+    n = len(payload)
+    head = bytearray([(0x80 if fin else 0) | opcode])
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head.append(bit | n)
+    elif n < 1 << 16:
+        head.append(bit | 126)
+        head += n.to_bytes(2, "big")
+    else:
+        head.append(bit | 127)
+        head += n.to_bytes(8, "big")
+    if mask:
+        return bytes(head) + mask + ws_mask(payload, mask)
+    return bytes(head) + payload
+
+
+def ws_read_frame(read_exact):
+    """(fin, opcode, payload) of the next frame, unmasked; read_exact(n) returns n bytes."""
+    b0, b1 = read_exact(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(read_exact(2), "big")
+    elif n == 127:
+        n = int.from_bytes(read_exact(8), "big")
+    mask = read_exact(4) if b1 & 0x80 else None
+    payload = read_exact(n) if n else b""
+    return bool(b0 & 0x80), b0 & 0x0F, ws_mask(payload, mask) if mask else payload
+
+
 class Conn:
     """One accepted connection: a socket plus a read buffer."""
 
@@ -122,6 +181,13 @@ class Conn:
             if len(self.buf) > limit:
                 raise BadRequest("line too long")
             self._fill()
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
 
     def read_into(self, n, consume):
         """Read exactly n bytes, passing them to consume() in slices (nothing accumulates)."""
@@ -456,9 +522,66 @@ class Backend:
             conn.sock.sendall(GARBAGE.get(req.q("kind", "text"), GARBAGE["text"]))
             self.stopping.wait(0.05)
             return False
+        if path == "/ws":
+            return self._websocket(conn, req)
+        if path == "/upgrade-echo":
+            return self._upgrade_echo(conn, req)
+        if path == "/health" or path.startswith("/health/"):
+            if path != "/health":
+                self.health_status = int(path[len("/health/"):])
+            status = getattr(self, "health_status", 200)
+            return self._send(conn, req, status, f"health {status}\n".encode())
         if path == "/":
             return self._send(conn, req, 200, __doc__.encode())
         return self._send(conn, req, 404, b"no such command\n")
+
+    def _websocket(self, conn, req):
+        key = req.header("sec-websocket-key")
+        if (req.header("upgrade") or "").lower() != "websocket" or not key:
+            return self._send(conn, req, 400, b"not a websocket handshake\n", keep_alive=False)
+        lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
+                 f"Sec-WebSocket-Accept: {ws_accept(key)}"]
+        proto = req.header("sec-websocket-protocol")
+        if proto:
+            lines.append(f"Sec-WebSocket-Protocol: {proto.split(',')[0].strip()}")
+        first = b""
+        if req.q("greet") is not None:
+            first += ws_frame(0x1, req.q("greet").encode())
+        if req.q("headers") == "1":
+            first += ws_frame(0x1, json.dumps(req.headers).encode())
+        conn.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + first)
+        while True:
+            fin, op, payload = ws_read_frame(conn.read_exact)
+            if op == 0x8:  # close: answer it, then close the connection first (RFC 6455 7.1.1)
+                conn.sock.sendall(ws_frame(0x8, payload[:2]))
+                conn.sock.shutdown(socket.SHUT_WR)
+                conn.sock.settimeout(2)
+                try:
+                    while conn.sock.recv(65536):
+                        pass
+                except OSError:
+                    pass
+                return False
+            if op == 0x9:
+                conn.sock.sendall(ws_frame(0xA, payload))
+            elif op != 0xA:
+                conn.sock.sendall(ws_frame(op, payload, fin))
+
+    def _upgrade_echo(self, conn, req):
+        proto = req.header("upgrade") or "echo"
+        head = (f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: {proto}\r\n"
+                "Connection: Upgrade\r\n\r\n")
+        conn.sock.sendall(head.encode("latin-1") + req.q("greet", "").encode())
+        if conn.buf:  # bytes the client sent right behind its request head
+            conn.sock.sendall(bytes(conn.buf))
+            conn.buf.clear()
+        while True:
+            d = conn.sock.recv(65536)
+            if not d:
+                break
+            conn.sock.sendall(d)
+        conn.sock.shutdown(socket.SHUT_WR)
+        return False
 
     @staticmethod
     def _cork(conn, req):

@@ -1700,6 +1700,44 @@ static void test_tls(void)
     CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* `admin: { address }` appends a listener flagged admin after those of `listen`. */
+static void test_admin(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load(MINIMAL, &c), 0);
+    if (c) {
+        CHECK(c->admin == NULL && c->nlisteners == 1 && !c->listeners[0].admin);
+        config_unref(c);
+    }
+    CHECK_EQ_INT(load("admin: { address: \"127.0.0.1:9901\" }\n"
+                      "listen:\n  - address: \":0\"\n  - address: \"[::1]:8443\"\n" MINIMAL_SITES,
+                      &c),
+                 0);
+    if (!c)
+        return;
+    CHECK_EQ_INT(c->nlisteners, 3);
+    CHECK(c->admin == &c->listeners[2]);
+    CHECK(c->listeners[2].admin && !c->listeners[0].admin && !c->listeners[1].admin);
+    CHECK(is_ipv4(&c->listeners[2].addr, "127.0.0.1", 9901));
+    CHECK(is_ipv6(&c->listeners[1].addr, "::1", 8443));
+    CHECK_EQ_INT(c->listeners[2].backlog, 511);
+    CHECK(c->listeners[2].tls == NULL && c->listeners[2].sites == NULL);
+    config_unref(c);
+    CHECK_EQ_INT(load("admin:\n" MINIMAL, &c), 0); /* empty: none */
+    if (c) {
+        CHECK(c->admin == NULL && c->nlisteners == 1);
+        config_unref(c);
+    }
+    EXPECT_ERRORS("listen: [{address: \"127.0.0.1:80\"}]\n"
+                  "admin: {address: \"127.0.0.1:80\"}\n" MINIMAL_SITES,
+                  "x.yaml:2:18: 'admin' address '127.0.0.1:80' is also in 'listen'\n");
+    EXPECT_ERRORS("admin: {address: \"127.0.0.1\", backlog: 5}\n" MINIMAL,
+                  "x.yaml:1:18: bad address '127.0.0.1' (expected host:port)\n"
+                  "x.yaml:1:31: unknown key 'backlog' in 'admin'\n");
+    EXPECT_ERRORS("admin: [1]\n" MINIMAL, "x.yaml:1:8: 'admin' must be a map, not a list\n");
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -1724,6 +1762,7 @@ int main(void)
     test_proxy_lists();
     test_error_trusted_proxies();
     test_error_listener_sites();
+    test_admin();
     test_error_default_site();
     test_error_secret_header();
     test_error_header_rules();

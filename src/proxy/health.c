@@ -1,0 +1,495 @@
+/* Active health checks (see health.h). Each checked server has one struct check: a small state
+ * machine driven by its socket and one timer. Between runs the timer waits for the next one;
+ * during a run it bounds the whole run (health_check.timeout), and the socket moves the check
+ * through connect, TLS handshake, sending the request and reading the status line. Everything
+ * is non-blocking: a slow or silent server costs a timer and a file descriptor, never the loop.
+ *
+ * Results go to the server's shared state (struct upsrv), the only thing the checker writes
+ * that others read: health, the results in a row, the last error and, when a server comes
+ * back, the start of its slow start. */
+#include "proxy/health.h"
+
+#include "config/config.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "net/sock.h"
+#include "net/tls_client.h"
+#include "proxy/upstate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define STATUS_LINE_MAX 512 /* a status line longer than this is not one */
+
+enum phase { PH_WAIT, PH_CONNECT, PH_HANDSHAKE, PH_SEND, PH_READ };
+
+struct checker;
+
+struct check {
+    struct checker *hc;
+    const struct cfg_upstream *up;
+    size_t server; /* index in up->servers */
+    struct upsrv *srv;
+    enum phase phase;
+    int fd; /* -1 between runs */
+    struct ev_io io;
+    struct ev_timer timer; /* the next run while waiting, the timeout while running */
+    struct tls_client_conn *tls;
+    uint64_t started; /* loop clock, ms */
+    char *req;        /* type http: the request, built once */
+    size_t req_len, sent;
+    char line[STATUS_LINE_MAX + 1];
+    size_t got;
+};
+
+/* The checks of one snapshot. */
+struct checker {
+    struct worker *w;
+    struct config *config; /* keeps every cfg_upstream and upstate the checks point at alive */
+    struct check *checks;
+    size_t n;
+    struct ev_defer free_defer;
+};
+
+/* ---- results ------------------------------------------------------------------------------ */
+
+static struct logger *check_log(const struct check *c)
+{
+    return &c->hc->w->srv->log;
+}
+
+static const char *server_text(const struct check *c)
+{
+    return c->up->servers[c->server].text;
+}
+
+static void record_ok(struct check *c, uint64_t now)
+{
+    struct upsrv *v = c->srv;
+    unsigned n = atomic_fetch_add(&v->check_ok, 1) + 1;
+
+    atomic_store(&v->check_fail, 0);
+    if (atomic_load(&v->health) != UPSRV_DOWN || n < c->up->health_check.rise)
+        return;
+    atomic_store(&v->up_since_ms, now); /* slow start counts from here */
+    atomic_store(&v->health, UPSRV_UP);
+    log_msg(check_log(c), LOG_INFO, "upstream %s: server %s is up (%u successful check%s)",
+            c->up->name, server_text(c), n, n == 1 ? "" : "s");
+}
+
+static void record_failure(struct check *c, const char *why)
+{
+    struct upsrv *v = c->srv;
+    unsigned n = atomic_fetch_add(&v->check_fail, 1) + 1;
+
+    atomic_store(&v->check_ok, 0);
+    snprintf(v->last_error, sizeof v->last_error, "health check: %s", why);
+    log_msg(check_log(c), LOG_DEBUG, "upstream %s: server %s: health check failed: %s", c->up->name,
+            server_text(c), why);
+    if (atomic_load(&v->health) != UPSRV_UP || n < c->up->health_check.fall)
+        return;
+    atomic_store(&v->health, UPSRV_DOWN);
+    log_msg(check_log(c), LOG_WARN, "upstream %s: server %s is down (%u failed check%s: %s)",
+            c->up->name, server_text(c), n, n == 1 ? "" : "s", why);
+}
+
+/* ---- one run ------------------------------------------------------------------------------ */
+
+static void check_close(struct check *c)
+{
+    if (c->fd < 0)
+        return;
+    ev_io_del(&c->hc->w->loop, &c->io);
+    tls_client_conn_free(c->tls);
+    c->tls = NULL;
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* The run is over: record it and wait for the next, `interval` after this one started (at once
+ * when the run took longer than that). */
+static void finish(struct check *c, bool ok, const char *why)
+{
+    struct ev_loop *loop = &c->hc->w->loop;
+    uint64_t next = c->started + c->up->health_check.interval;
+
+    check_close(c);
+    if (ok)
+        record_ok(c, loop->now);
+    else
+        record_failure(c, why);
+    c->phase = PH_WAIT;
+    ev_timer_start(loop, &c->timer, next > loop->now ? next - loop->now : 0);
+}
+
+static void fail_errno(struct check *c, const char *what, int err)
+{
+    char why[160];
+
+    if (err == ECONNREFUSED && !strcmp(what, "connect"))
+        snprintf(why, sizeof why, "connect refused");
+    else
+        snprintf(why, sizeof why, "%s failed: %s", what, strerror(err));
+    finish(c, false, why);
+}
+
+/* The name a TLS server must prove: as for proxied requests (upstream.c), the configured
+ * server_name, else the host part of the address as written. */
+static const char *tls_name(const struct check *c, char *buf, size_t len)
+{
+    const char *text = server_text(c), *end = strrchr(text, ':');
+
+    if (c->up->tls_server_name)
+        return c->up->tls_server_name;
+    if (*text == '[') {
+        text++;
+        end = strchr(text, ']');
+    }
+    snprintf(buf, len, "%.*s", end ? (int)(end - text) : (int)strlen(text), text);
+    return buf;
+}
+
+/* Connected, and for TLS upstreams handshaken: a tcp check has succeeded, an http one sends. */
+static int transport_ready(struct check *c)
+{
+    if (c->up->health_check.type == CFG_CHECK_TCP) {
+        finish(c, true, NULL);
+        return -1;
+    }
+    c->phase = PH_SEND;
+    return 1;
+}
+
+/* Each step returns 1 when it moved to the next phase, 0 to wait for the socket, -1 when the
+ * run finished. */
+static int step_connect(struct check *c, uint32_t events)
+{
+    char name[256];
+    int err;
+
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        return 0;
+    if ((err = sock_error(c->fd))) {
+        fail_errno(c, "connect", err);
+        return -1;
+    }
+    if (!c->up->tls_client)
+        return transport_ready(c);
+    c->tls = tls_client_conn_new(c->up->tls_client, c->fd, tls_name(c, name, sizeof name), NULL);
+    if (!c->tls) {
+        finish(c, false, "TLS handshake failed: cannot set up the connection");
+        return -1;
+    }
+    c->phase = PH_HANDSHAKE;
+    return 1;
+}
+
+static int step_handshake(struct check *c)
+{
+    char reason[200], why[240];
+    int r = tls_client_handshake(c->tls, reason, sizeof reason);
+
+    if (r == TLS_WANT_READ || r == TLS_WANT_WRITE)
+        return 0;
+    if (r != TLS_DONE) {
+        snprintf(why, sizeof why, "TLS handshake failed: %s", reason);
+        finish(c, false, why);
+        return -1;
+    }
+    return transport_ready(c);
+}
+
+static int step_send(struct check *c)
+{
+    while (c->sent < c->req_len) {
+        const char *p = c->req + c->sent;
+        size_t len = c->req_len - c->sent;
+        long n = c->tls ? tls_client_write(c->tls, p, len) : send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0) {
+            fail_errno(c, "send", errno);
+            return -1;
+        }
+        c->sent += (size_t)n;
+    }
+    c->phase = PH_READ;
+    return 1;
+}
+
+/* "HTTP/1.x NNN" followed by a space or the line end: the status, or -1. */
+static int parse_status(const char *line, size_t len)
+{
+    if (len < 13 || memcmp(line, "HTTP/1.", 7) != 0 || line[7] < '0' || line[7] > '9' ||
+        line[8] != ' ')
+        return -1;
+    for (int i = 9; i < 12; i++)
+        if (line[i] < '0' || line[i] > '9')
+            return -1;
+    if (line[12] != ' ' && line[12] != '\r' && line[12] != '\n')
+        return -1;
+    return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+}
+
+static void judge_status(struct check *c)
+{
+    const struct cfg_health_check *hc = &c->up->health_check;
+    int status = parse_status(c->line, c->got);
+    char why[64];
+
+    if (status < 0) {
+        finish(c, false, "bad status line");
+        return;
+    }
+    if ((unsigned)status < hc->status_min || (unsigned)status > hc->status_max) {
+        snprintf(why, sizeof why, "status %d", status);
+        finish(c, false, why);
+        return;
+    }
+    finish(c, true, NULL);
+}
+
+/* Bytes read into c->line: > 0, 0 when nothing now, -1 after finishing the run. */
+static long read_some(struct check *c, size_t room)
+{
+    char *p = c->line + c->got;
+
+    if (c->tls) {
+        long n = tls_client_read(c->tls, p, room);
+        if (n > 0 || n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+            return n > 0 ? n : 0;
+        finish(c, false,
+               n == TLS_CLOSED ? "connection closed before the status line" : "TLS read failed");
+        return -1;
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, p, room, 0);
+        if (n > 0)
+            return n;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n == 0)
+            finish(c, false, "connection closed before the status line");
+        else
+            fail_errno(c, "read", errno);
+        return -1;
+    }
+}
+
+static int step_read(struct check *c)
+{
+    for (;;) {
+        if (c->got == STATUS_LINE_MAX) {
+            finish(c, false, "bad status line");
+            return -1;
+        }
+        long n = read_some(c, STATUS_LINE_MAX - c->got);
+        if (n <= 0)
+            return (int)n;
+        c->got += (size_t)n;
+        c->line[c->got] = '\0';
+        if (memchr(c->line, '\n', c->got)) {
+            judge_status(c);
+            return -1;
+        }
+    }
+}
+
+/* Edge-triggered: every event runs the state machine as far as the socket allows. */
+static void on_io(struct ev_io *io, uint32_t events)
+{
+    struct check *c = container_of(io, struct check, io);
+    int r = 1;
+
+    while (r > 0) {
+        switch (c->phase) {
+        case PH_CONNECT:
+            r = step_connect(c, events);
+            break;
+        case PH_HANDSHAKE:
+            r = step_handshake(c);
+            break;
+        case PH_SEND:
+            r = step_send(c);
+            break;
+        case PH_READ:
+            r = step_read(c);
+            break;
+        case PH_WAIT:
+            r = 0;
+            break;
+        }
+    }
+}
+
+static void start_run(struct check *c)
+{
+    struct ev_loop *loop = &c->hc->w->loop;
+    const struct cfg_addr *a = &c->up->servers[c->server];
+    int fd;
+
+    c->started = loop->now;
+    c->sent = c->got = 0;
+    if ((fd = sock_connect((const struct sockaddr *)&a->sa, a->len)) < 0) {
+        fail_errno(c, "connect", errno);
+        return;
+    }
+    c->fd = fd;
+    c->io = (struct ev_io){.fd = fd, .cb = on_io};
+    if (ev_io_add(loop, &c->io, 0) < 0) {
+        int err = errno;
+        close(fd);
+        c->fd = -1;
+        fail_errno(c, "epoll", err);
+        return;
+    }
+    c->phase = PH_CONNECT;
+    ev_timer_start(loop, &c->timer, c->up->health_check.timeout);
+}
+
+static void on_timer(struct ev_timer *t)
+{
+    struct check *c = container_of(t, struct check, timer);
+    static const char *const timed_out[] = {
+        [PH_CONNECT] = "connect timed out",
+        [PH_HANDSHAKE] = "TLS handshake timed out",
+        [PH_SEND] = "timed out sending the request",
+        [PH_READ] = "timed out waiting for the status line",
+    };
+
+    if (c->phase == PH_WAIT)
+        start_run(c);
+    else
+        finish(c, false, timed_out[c->phase]);
+}
+
+/* ---- set up and tear down ----------------------------------------------------------------- */
+
+static int build_request(struct check *c)
+{
+    const struct cfg_health_check *hc = &c->up->health_check;
+    int n;
+
+    if (hc->type != CFG_CHECK_HTTP)
+        return 0;
+    n = asprintf(&c->req,
+                 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-health-check\r\n"
+                 "Connection: close\r\n\r\n",
+                 hc->method ? hc->method : "GET", hc->path ? hc->path : "/",
+                 hc->host ? hc->host : server_text(c));
+    if (n < 0) {
+        c->req = NULL;
+        return -1;
+    }
+    c->req_len = (size_t)n;
+    return 0;
+}
+
+/* Events of this loop turn may still name a check: memory goes at the end of the turn. */
+static void checker_release(struct ev_defer *d)
+{
+    struct checker *hc = container_of(d, struct checker, free_defer);
+
+    for (size_t i = 0; i < hc->n; i++)
+        free(hc->checks[i].req);
+    free(hc->checks);
+    if (hc->config)
+        config_unref(hc->config);
+    free(hc);
+}
+
+/* Runs in flight are abandoned: their results would describe the old snapshot's settings. */
+static void checker_stop(struct checker *hc)
+{
+    if (!hc)
+        return;
+    for (size_t i = 0; i < hc->n; i++) {
+        check_close(&hc->checks[i]);
+        ev_timer_stop(&hc->w->loop, &hc->checks[i].timer);
+        hc->checks[i].phase = PH_WAIT; /* a late event for it does nothing */
+    }
+    ev_defer(&hc->w->loop, &hc->free_defer);
+}
+
+static bool checked(const struct cfg_upstream *u)
+{
+    return u->health_check.enabled && u->state;
+}
+
+/* A server whose upstream no longer has checks would stay down for good: it is up again. */
+static void release_unchecked(struct worker *w, const struct config *c)
+{
+    for (size_t u = 0; u < c->nupstreams; u++) {
+        const struct cfg_upstream *up = &c->upstreams[u];
+        for (size_t i = 0; !up->health_check.enabled && up->state && i < up->nservers; i++) {
+            struct upsrv *v = up->state->servers[i];
+            atomic_store(&v->check_ok, 0);
+            atomic_store(&v->check_fail, 0);
+            if (atomic_exchange(&v->health, UPSRV_UP) == UPSRV_DOWN) {
+                atomic_store(&v->up_since_ms, w->loop.now);
+                log_msg(&w->srv->log, LOG_INFO, "upstream %s: server %s is up (health checks off)",
+                        up->name, up->servers[i].text);
+            }
+        }
+    }
+}
+
+/* The first runs of an upstream's servers are spread over its first interval, so that a large
+ * upstream is not probed all at once. */
+static int add_checks(struct checker *hc, const struct cfg_upstream *u)
+{
+    for (size_t i = 0; i < u->nservers; i++) {
+        struct check *c = &hc->checks[hc->n++];
+        *c = (struct check){.hc = hc, .up = u, .server = i, .srv = u->state->servers[i], .fd = -1};
+        c->timer.cb = on_timer;
+        if (build_request(c) < 0)
+            return -1;
+        ev_timer_start(&hc->w->loop, &c->timer,
+                       (uint64_t)u->health_check.interval * i / u->nservers);
+    }
+    return 0;
+}
+
+int health_set_config(struct worker *w, struct config *c)
+{
+    size_t n = 0;
+    struct checker *hc;
+
+    checker_stop(w->health); /* only worker 0 runs checks (see health.h) */
+    w->health = NULL;
+    if (!c)
+        return 0;
+    release_unchecked(w, c);
+    for (size_t u = 0; u < c->nupstreams; u++)
+        n += checked(&c->upstreams[u]) ? c->upstreams[u].nservers : 0;
+    if (!n)
+        return 0;
+    if (!(hc = calloc(1, sizeof *hc)) || !(hc->checks = calloc(n, sizeof *hc->checks))) {
+        free(hc);
+        log_msg(&w->srv->log, LOG_ERROR, "health checks: out of memory, none will run");
+        return -1;
+    }
+    hc->w = w;
+    hc->free_defer.cb = checker_release;
+    hc->config = c;
+    config_ref(c);
+    for (size_t u = 0; u < c->nupstreams; u++) {
+        if (checked(&c->upstreams[u]) && add_checks(hc, &c->upstreams[u]) < 0) {
+            checker_stop(hc);
+            log_msg(&w->srv->log, LOG_ERROR, "health checks: out of memory, none will run");
+            return -1;
+        }
+    }
+    w->health = hc;
+    return 0;
+}
