@@ -25,6 +25,7 @@ struct server {
     _Atomic(struct config *) config; /* current snapshot; the server holds one reference */
     atomic_uint config_gen;
     atomic_bool stopping;
+    atomic_uint tunnels;         /* upgraded connections open, all workers together (tunnel.c) */
     pthread_mutex_t config_lock; /* serialises taking a reference against a swap */
     struct worker *workers;
     int nworkers;
@@ -88,8 +89,10 @@ struct worker {
     socklen_t parked_len;
     struct worker_listener *parked_on;
     bool draining;
-    uint64_t rand; /* xorshift state: random choices of the balancer (power_of_two) */
-    struct checker *health; /* worker 0: the active health checks of its snapshot (health.c) */
+    uint64_t rand;            /* xorshift state: random choices of the balancer (power_of_two) */
+    struct checker *health;   /* worker 0: the active health checks of its snapshot (health.c) */
+    unsigned tunnels;         /* upgraded connections open on this worker (tunnel.c) */
+    bool tunnels_drain_noted; /* the drain logged how many there were */
 };
 
 /* Create a worker's loop and state; listen_fds are taken over. Returns 0 or -1. */

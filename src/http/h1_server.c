@@ -10,6 +10,7 @@
 #include "http/h1_parse.h"
 #include "http/h2_server.h"
 #include "http/handler.h"
+#include "http/hop.h"
 #include "http/request.h"
 #include "net/outq.h"
 #include "net/sock.h"
@@ -88,6 +89,11 @@ struct h1_conn {
     bool body_rewindable; /* every body byte is still in `in` from head_len on */
     bool continue_sent;
     bool expect_continue;
+    /* Tunnel: after a 101 the connection carries bytes as they are (see request.h). */
+    bool tunnel;
+    bool shut_pending; /* our FIN follows the queued bytes */
+    bool rd_error;     /* the last read failed (not a clean end) */
+    char upgrade[128]; /* req.upgrade: the offered protocols without h2c */
 };
 
 /* Header arrays for one request head, recycled through the worker: a connection holds them
@@ -244,6 +250,8 @@ static void conn_on_close(struct ev_defer *d)
         return;
     }
     if (c->handler_on) {
+        if (c->tunnel) /* a tunnel cut from our side (shutdown, errors) still gets its line */
+            worker_access_log(c->w, &c->stream);
         c->handler_on = false;
         c->stream.handler->on_close(&c->stream);
     }
@@ -282,6 +290,16 @@ static void arm_send_timer(struct h1_conn *c)
         ev_timer_start(&c->w->loop, &c->send_timer, conn_limits(c)->send_timeout);
 }
 
+/* Half-close a tunnel towards the client: close_notify under TLS, then the FIN. Reading goes
+ * on (OpenSSL still reads after sending its close_notify). */
+static void shut_now(struct h1_conn *c)
+{
+    c->shut_pending = false;
+    if (c->tls)
+        tls_shutdown(c->tls);
+    shutdown(c->fd, SHUT_WR);
+}
+
 static int conn_flush(struct h1_conn *c)
 {
     int r = c->tls ? outq_flush_fn(&c->out, tls_writer, c->tls, &c->w->bufs)
@@ -291,6 +309,8 @@ static int conn_flush(struct h1_conn *c)
         arm_send_timer(c);
     } else if (r == OUTQ_DONE) {
         ev_timer_stop(&c->w->loop, &c->send_timer);
+        if (c->shut_pending)
+            shut_now(c);
     } else {
         log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->peer, strerror(errno));
         conn_close(c);
@@ -402,6 +422,10 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
     if (c->w->draining || c->requests >= conn_limits(c)->max_requests_per_connection ||
         !c->body_done)
         c->keepalive = false;
+    /* An upgrade answered with an ordinary response: whatever the client sent behind its
+     * request head is meant for the new protocol, not a next request, so the connection ends. */
+    if (s->req.upgrade.len)
+        c->keepalive = false;
     if (out_printf(c, "HTTP/1.%d %d %s\r\n", c->http10 ? 0 : 1, res->status,
                    http_reason(res->status)) < 0 ||
         (!has_field(res, "date", 4) && out_printf(c, "Date: %s\r\n", http_date(c)) < 0) ||
@@ -503,6 +527,41 @@ static void h1_abort(struct http_stream *s)
     conn_close(c);
 }
 
+/* ---- tunnel ------------------------------------------------------------------------------- */
+
+/* The upstream switched protocols: the 101 goes out and the connection becomes a byte pipe.
+ * The request head stays pinned for the access-log line written when the tunnel ends; bytes
+ * the client sent behind it are already in `in`, the first the tunnel reads. */
+static enum send_result h1_upgrade(struct http_stream *s, const struct http_response *res)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    if (c->state != CS_EXCHANGE || c->head_sent || !s->req.upgrade.len)
+        return SEND_ERROR;
+    if (out_printf(c, "HTTP/1.1 101 %s\r\n", http_reason(101)) < 0 ||
+        out_fields(c, res->fields, res->nfields) < 0 || out_printf(c, "\r\n") < 0)
+        return send_failed(c);
+    s->status = 101;
+    c->tunnel = true;
+    c->head_sent = c->head_final = true;
+    c->keepalive = false;
+    c->chunked_out = c->no_body_out = false;
+    c->body_done = false; /* from here on the client's bytes are the tunnel's */
+    c->body_rewindable = false;
+    ev_timer_stop(&c->w->loop, &c->timer); /* only the tunnel's idle timeout applies now */
+    ev_defer(&c->w->loop, &c->flush_defer);
+    return SEND_DONE;
+}
+
+static void h1_shutdown(struct http_stream *s)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    if (c->state == CS_CLOSED || !c->tunnel)
+        return;
+    c->shut_pending = true;
+    if (outq_empty(&c->out))
+        shut_now(c);
+}
+
 /* ---- request body ------------------------------------------------------------------------- */
 
 static int conn_read(struct h1_conn *c);
@@ -551,6 +610,32 @@ static enum body_result body_next(struct h1_conn *c, const char **data, size_t *
     return BODY_AGAIN;
 }
 
+/* Tunnel bytes as the client sent them; BODY_END at its FIN (or close_notify). */
+static enum body_result tunnel_read(struct h1_conn *c, const char **data, size_t *len)
+{
+    for (;;) {
+        if (c->in && buf_len(c->in)) {
+            *data = c->in->data + c->in->start;
+            *len = buf_len(c->in);
+            c->body_handed = true;
+            return BODY_DATA;
+        }
+        if (c->eof && !c->rd_error) {
+            c->body_done = true;
+            return BODY_END;
+        }
+        if (c->eof) {
+            log_msg(conn_log(c), LOG_DEBUG, "client %s: tunnel read failed", c->peer);
+            conn_close(c);
+            return BODY_ERROR;
+        }
+        if (!c->rd_ready)
+            return BODY_AGAIN;
+        if (conn_read(c) == 0 && !c->eof)
+            return BODY_AGAIN;
+    }
+}
+
 static enum body_result h1_read_body(struct http_stream *s, const char **data, size_t *len)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
@@ -558,6 +643,8 @@ static enum body_result h1_read_body(struct http_stream *s, const char **data, s
         return BODY_ERROR;
     if (c->body_done)
         return BODY_END;
+    if (c->tunnel)
+        return tunnel_read(c, data, len);
     for (;;) {
         enum body_result r = body_next(c, data, len);
         uint64_t max = s->max_body;
@@ -627,6 +714,8 @@ static const struct http_stream_ops h1_stream_ops = {
     .read_body = h1_read_body,
     .body_consumed = h1_body_consumed,
     .body_rewind = h1_body_rewind,
+    .upgrade = h1_upgrade,
+    .shutdown = h1_shutdown,
 };
 
 /* ---- errors answered by the codec itself -------------------------------------------------- */
@@ -735,6 +824,21 @@ static void split_target(struct http_request *r)
         r->path = SLICE_LIT("/");
 }
 
+/* A request that may become a tunnel (see http_request.upgrade): HTTP/1.1, Connection:
+ * upgrade and an Upgrade field, and no body, whose end would be ambiguous with the first tunnel
+ * bytes. Anything else is an ordinary request whose Upgrade the proxy drops as hop-by-hop. The
+ * offered list is copied out of the head because h2c is taken out of it. */
+static void find_upgrade(struct h1_conn *c, const struct h1_request *h)
+{
+    struct http_request *r = &c->stream.req;
+    const unsigned both = H1_F_CONN_UPGRADE | H1_F_HAS_UPGRADE;
+    if (h->minor != 1 || (h->flags & both) != both || r->has_body || r->head)
+        return;
+    size_t n = hop_upgrade_offer(r->fields, r->nfields, c->upgrade, sizeof(c->upgrade));
+    if (n)
+        r->upgrade = (struct slice){c->upgrade, n};
+}
+
 static void fill_request(struct h1_conn *c, const struct h1_request *h)
 {
     struct http_request *r = &c->stream.req;
@@ -757,6 +861,7 @@ static void fill_request(struct h1_conn *c, const struct h1_request *h)
         r->has_body = false;
     r->expect_continue = (h->flags & H1_F_EXPECT_CONTINUE) != 0;
     split_target(r);
+    find_upgrade(c, h);
 }
 
 static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
@@ -780,6 +885,7 @@ static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
     c->body_rewindable = true;
     c->continue_sent = false;
     c->expect_continue = (h->flags & H1_F_EXPECT_CONTINUE) && !c->http10;
+    c->tunnel = c->shut_pending = false;
     h1_chunked_init(&c->chunk);
 }
 
@@ -985,7 +1091,7 @@ static int conn_read(struct h1_conn *c)
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK)
         return 0;
-    c->eof = true;
+    c->eof = c->rd_error = true;
     return -1;
 }
 
@@ -1228,6 +1334,8 @@ static void h1_drain(struct conn_base *b)
         conn_close(c);
     else
         c->keepalive = false;
+    if (c->handler_on && c->stream.handler->on_drain)
+        c->stream.handler->on_drain(&c->stream);
 }
 
 static bool h1_close_if_idle(struct conn_base *b)

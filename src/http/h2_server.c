@@ -76,8 +76,8 @@ struct h2_stream {
     uint32_t alen, acap;
     struct h2_hdr *hdrs;
     uint32_t nhdrs, hcap;
-    struct h2_hdr method, path, authority;
-    bool has_method, has_path, has_authority;
+    struct h2_hdr method, path, authority, protocol;
+    bool has_method, has_path, has_authority, has_protocol;
     uint32_t head_bytes;
     bool too_large; /* past max_header_size / max_header_count: answered 431 */
     bool rejected;  /* malformed: reset with PROTOCOL_ERROR, never dispatched */
@@ -107,6 +107,7 @@ struct h2_stream {
     bool deferred;     /* the data provider returned DEFERRED: resume on new data */
     bool send_pending; /* the handler waits for on_writable */
     bool aborted;
+    bool tunnel; /* an extended CONNECT answered 200: DATA carries the tunnel both ways */
     /* Life. */
     bool handler_on; /* s.handler must hear on_close if the stream dies */
     bool dispatched; /* an exchange ran: it gets an access-log line */
@@ -443,6 +444,8 @@ static int pseudo_header(struct h2_stream *st, const uint8_t *name, size_t nlen,
         h = &st->path, has = &st->has_path;
     else if (name_is(name, nlen, ":authority"))
         h = &st->authority, has = &st->has_authority;
+    else if (name_is(name, nlen, ":protocol")) /* nghttp2 allows it only with CONNECT */
+        h = &st->protocol, has = &st->has_protocol;
     else
         return 0; /* :scheme (nghttp2 checked it is there) */
     if (arena_field(st, h, name, nlen, value, vlen) < 0)
@@ -595,6 +598,22 @@ static void body_fields(struct h2_stream *st)
     r->expect_continue = f && f->value_len == 12 && strncasecmp(f->value, "100-continue", 12) == 0;
 }
 
+/* RFC 8441: CONNECT with :protocol asks for a tunnel to the resource at :path (nghttp2 checked
+ * that :scheme and :path are there). It goes to the router and the upstream as what it stands
+ * for, an HTTP/1.1 GET that upgrades to that protocol. The stream's DATA is the tunnel's, not a
+ * request body: what arrives before our answer waits in the stream's buffer (under flow
+ * control) for the tunnel to read it. */
+static void extended_connect(struct h2_stream *st)
+{
+    struct http_request *r = &st->s.req;
+    r->method = SLICE_LIT("GET");
+    r->upgrade = arena_slice(st, st->protocol.value, st->protocol.value_len);
+    r->connect = true;
+    r->has_body = false;
+    r->content_length = -1;
+    r->expect_continue = false;
+}
+
 /* The request from the collected head. Returns 0, or an HTTP status to answer with. */
 static int build_request(struct h2_stream *st)
 {
@@ -621,6 +640,8 @@ static int build_request(struct h2_stream *st)
         return 400; /* RFC 9113 section 8.3.1: Host differing from :authority is malformed */
     r->head = r->method.len == 4 && memcmp(r->method.p, "HEAD", 4) == 0;
     body_fields(st);
+    if (st->has_protocol)
+        extended_connect(st);
     if (!st->has_path) { /* CONNECT: authority-form; the router refuses it */
         r->target = r->authority;
         r->path = r->target;
@@ -744,7 +765,8 @@ static enum body_result h2_read_body(struct http_stream *s, const char **data, s
     if (st->closed)
         return BODY_ERROR; /* reset by the client; on_close follows */
     send_continue(st);
-    if (!ev_timer_armed(&st->body_timer))
+    /* A tunnel may be silent as long as its idle timeout allows. */
+    if (!st->tunnel && !ev_timer_armed(&st->body_timer))
         ev_timer_start(&c->w->loop, &st->body_timer, conn_limits(c)->client_body_timeout);
     return BODY_AGAIN;
 }
@@ -939,6 +961,14 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
         return SEND_ERROR;
     if (res->status < 200)
         return send_interim(st, res);
+    struct http_response refused;
+    if (s->req.connect && !st->tunnel && res->status < 300) {
+        /* A 2xx to an extended CONNECT says the tunnel is open (RFC 8441 section 5): only
+         * h2_upgrade may say that. A handler that answered with content cannot tunnel. */
+        refused = *res;
+        refused.status = 501;
+        res = &refused;
+    }
     s->status = res->status;
     st->no_body_out = res->no_body || s->req.head || res->status == 204 || res->status == 304;
     size_t n;
@@ -1024,8 +1054,44 @@ static void h2_abort(struct http_stream *s)
     st->ext_len = 0;
     if (st->closed)
         stream_finish(st);
-    else
+    else /* RFC 9113 section 8.5: a tunnel's connection failed */
+        stream_reset(st, st->tunnel ? NGHTTP2_CONNECT_ERROR : NGHTTP2_INTERNAL_ERROR);
+}
+
+/* The upstream accepted an extended CONNECT (its 101): the client gets a 200 without a length
+ * (build_nva drops Upgrade and Connection), and the stream's DATA carries the tunnel from now
+ * on, both ways under flow control. */
+static enum send_result h2_upgrade(struct http_stream *s, const struct http_response *res)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    if (!s->req.connect)
+        return SEND_ERROR;
+    struct http_response ok = *res;
+    ok.status = 200;
+    ok.content_length = -1;
+    ok.no_body = false;
+    st->tunnel = true; /* before the head: h2_send_head lets only a tunnel answer 2xx */
+    enum send_result r = h2_send_head(s, &ok);
+    if (r != SEND_DONE) {
+        st->tunnel = false;
+        return r;
+    }
+    ev_timer_stop(&st->c->w->loop, &st->body_timer);
+    return SEND_DONE;
+}
+
+/* END_STREAM once the queued bytes are out; the client's DATA goes on being read. */
+static void h2_shutdown(struct http_stream *s)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    if (!st->tunnel || st->out_eof || st->closed || st->c->closed)
+        return;
+    if (out_own_ext(st) < 0) {
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    st->out_eof = true;
+    stream_resume(st);
 }
 
 static const struct http_stream_ops h2_stream_ops = {
@@ -1036,6 +1102,8 @@ static const struct http_stream_ops h2_stream_ops = {
     .read_body = h2_read_body,
     .body_consumed = h2_body_consumed,
     .body_rewind = h2_body_rewind,
+    .upgrade = h2_upgrade,
+    .shutdown = h2_shutdown,
 };
 
 /* ---- nghttp2 callbacks -------------------------------------------------------------------- */
@@ -1163,7 +1231,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         return 0;
     }
     st->body_received += len;
-    if (st->s.max_body && st->body_received > st->s.max_body) {
+    if (st->s.max_body && st->body_received > st->s.max_body && !st->s.req.connect) {
         nghttp2_session_consume(ng, id, len);
         stream_fail(st, 413, "request body larger than max_body_size");
         return 0;
@@ -1193,7 +1261,8 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     struct h2_stream *st = stream_of(ng, f->hd.stream_id);
-    if (st && !st->body_done)
+    /* A tunnel is half-closed, not finished: the client's direction goes on. */
+    if (st && !st->body_done && !st->tunnel)
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
@@ -1291,6 +1360,7 @@ static int session_create(struct h2_conn *c)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2_MAX_HEADER_LIST},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* RFC 8441: WebSocket over HTTP/2 */
     };
     if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) ||
         nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW))
@@ -1662,6 +1732,11 @@ static void h2_drain(struct conn_base *b)
     } else {
         nghttp2_submit_shutdown_notice(c->ng);
         ev_timer_start(&c->w->loop, &c->goaway_timer, H2_NOTICE_MS);
+    }
+    for (struct dlist *n = c->streams.next; n != &c->streams; n = n->next) {
+        struct h2_stream *st = container_of(n, struct h2_stream, link);
+        if (!st->dead && st->handler_on && st->s.handler && st->s.handler->on_drain)
+            st->s.handler->on_drain(&st->s);
     }
     conn_schedule(c);
 }

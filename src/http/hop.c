@@ -94,3 +94,43 @@ bool hop_trailer_forbidden(const char *name, size_t len)
             return true;
     return false;
 }
+
+/* Whether an Upgrade token names h2c, with or without a version ("h2c/1"). */
+static bool is_h2c(const char *t, size_t len)
+{
+    const char *slash = memchr(t, '/', len);
+    size_t name_len = slash ? (size_t)(slash - t) : len;
+    return h1_token_eq(t, name_len, "h2c", 3);
+}
+
+/* Append the offered tokens of one Upgrade value. -1 when they do not fit. */
+static long offer_tokens(const char *v, size_t len, char *out, size_t used, size_t cap)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        size_t tlen = i - start;
+        if (!tlen || is_h2c(v + start, tlen))
+            continue;
+        size_t sep = used ? 2 : 0;
+        if (used + sep + tlen > cap)
+            return -1;
+        memcpy(out + used, ", ", sep);
+        memcpy(out + used + sep, v + start, tlen);
+        used += sep + tlen;
+    }
+    return (long)used;
+}
+
+size_t hop_upgrade_offer(const struct http_field *fields, size_t n, char *out, size_t cap)
+{
+    long used = 0;
+    for (size_t i = 0; i < n && used >= 0; i++)
+        if (h1_token_eq(fields[i].name, fields[i].name_len, "upgrade", 7))
+            used = offer_tokens(fields[i].value, fields[i].value_len, out, (size_t)used, cap);
+    return used > 0 ? (size_t)used : 0;
+}

@@ -29,5 +29,9 @@ bool hop_is_hop(const struct hop_set *h, const char *name, size_t len);
  * framing, routing, authentication, request modifiers and the content's own description, which
  * a recipient would otherwise have acted on before the body. Hop-by-hop names are included. */
 bool hop_trailer_forbidden(const char *name, size_t len);
+/* The protocols of a request's Upgrade fields that may be offered to an upstream: every token
+ * but h2c (HTTP/2 is ours to speak or not at all, never a tunnel), joined by ", " into `out`.
+ * Returns the length; 0 when none is left or the list does not fit in `cap`. */
+size_t hop_upgrade_offer(const struct http_field *fields, size_t n, char *out, size_t cap);
 
 #endif

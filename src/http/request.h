@@ -63,6 +63,16 @@ struct http_stream_ops {
     void (*body_consumed)(struct http_stream *s, size_t n);
     /* Rewind the body to its start if every byte is still held (for a retry). */
     bool (*body_rewind)(struct http_stream *s);
+    /* Tunnels, for a request with req.upgrade set. `upgrade` answers the switch (HTTP/1.1: a
+     * 101 head with res's fields; HTTP/2 extended CONNECT: a 200 head without the hop-by-hop
+     * ones) and turns the exchange into a byte pipe: read_body then yields the client's bytes as
+     * they come, including any that arrived right behind the request head, with BODY_END at the
+     * client's half-close and no body timeout or size limit; send_body passes bytes as they are.
+     * `shutdown` ends our direction (FIN / END_STREAM) once the queued bytes are out, while
+     * read_body goes on. The handler ends the tunnel with send_end once both directions are
+     * done, or with abort (close / RST_STREAM) at any time. */
+    enum send_result (*upgrade)(struct http_stream *s, const struct http_response *res);
+    void (*shutdown)(struct http_stream *s);
 };
 
 /* Callbacks from the codec to whichever handler owns the exchange. */
@@ -70,6 +80,9 @@ struct http_handler_ops {
     void (*on_body)(struct http_stream *s);     /* read_body may now return more */
     void (*on_writable)(struct http_stream *s); /* a pending send finished */
     void (*on_close)(struct http_stream *s);    /* client gone or timed out: release all */
+    /* Optional: the server is shutting down and this exchange is still running. A long one
+     * (a tunnel) may say so; it is closed at the end of the grace period like any other. */
+    void (*on_drain)(struct http_stream *s);
 };
 
 struct http_request {
@@ -90,6 +103,13 @@ struct http_request {
      * authentication fields already removed). Valid once read_body has returned BODY_END. */
     const struct http_field *trailers;
     size_t ntrailers;
+    /* The protocols the client asks to switch to, as the upstream should see them in Upgrade
+     * ("websocket"); len 0 when the request is no upgrade. The codec sets it only for a
+     * request that can become a tunnel: HTTP/1.1 with Connection: upgrade and no body, h2c
+     * removed (RFC 9110 section 7.8); or an HTTP/2 extended CONNECT (RFC 8441), which the codec
+     * presents as a GET with its :protocol here and `connect` set. */
+    struct slice upgrade;
+    bool connect; /* extended CONNECT: the upstream's HTTP/1.1 handshake is ours to complete */
 };
 
 struct http_stream {

@@ -1,7 +1,12 @@
 /* The proxy handler: forwards one exchange to an upstream over a pooled HTTP/1.1 connection.
  * Both directions stream: request body slices go from the client's buffer straight to the
  * upstream socket, response body slices from the upstream's buffer straight to the client;
- * whichever side is slower stops the other from reading (back-pressure). */
+ * whichever side is slower stops the other from reading (back-pressure).
+ *
+ * An upgrade request (req.upgrade: WebSocket and the like, or an HTTP/2 extended CONNECT) goes
+ * out on a fresh connection with Upgrade and Connection: Upgrade, and is never retried; a 101
+ * hands the client stream and that connection to a tunnel (tunnel.h). Any other answer is an
+ * ordinary response, after which the connection is closed. */
 #include "proxy/proxy.h"
 
 #include "config/config.h"
@@ -12,7 +17,9 @@
 #include "http/request.h"
 #include "proxy/forward.h"
 #include "proxy/rewrite.h"
+#include "proxy/tunnel.h"
 #include "proxy/upstream.h"
+#include "proxy/ws_key.h"
 #include "http/fields.h"
 
 #include <errno.h>
@@ -40,7 +47,10 @@ struct proxy {
     bool client_blocked;  /* send_body said PENDING */
     uint64_t sent_before; /* uc->out.sent when this request started on the connection */
     bool up_keepalive;    /* the upstream lets us reuse the connection after this response */
+    bool upgrade;         /* the request asks to switch protocols (req.upgrade) */
     bool dead;            /* released; memory goes at the end of the loop turn */
+    /* An extended CONNECT for a WebSocket: the key we send the upstream, else "". */
+    char ws_key[WS_KEY_LEN + 1];
     struct ev_defer free_defer;
     const char *up_slice; /* request body slice being written upstream */
     size_t up_slice_len;
@@ -171,6 +181,8 @@ static bool replaced_field(const struct proxy *p, const struct hop_set *hop, boo
     if (up->secret_name && strlen(up->secret_name) == f->name_len &&
         strncasecmp(up->secret_name, f->name, f->name_len) == 0)
         return true; /* only we may send the secret */
+    if (p->ws_key[0] && h1_token_eq(f->name, f->name_len, "sec-websocket-key", 17))
+        return true; /* the key is ours: we check the upstream's answer to it */
     const char *subject_header = client_subject_header(p->s);
     if (subject_header && strlen(subject_header) == f->name_len &&
         strncasecmp(subject_header, f->name, f->name_len) == 0)
@@ -196,8 +208,22 @@ static int put_host(struct proxy *p)
     return put_field(p->uc, p->w, "Host", 4, r->authority.p, r->authority.len);
 }
 
+/* The switch the client asked for, as an HTTP/1.1 upstream expects it: the client's own Upgrade
+ * and Connection fields are hop-by-hop and were left out (with anything else Connection named),
+ * so these are the only ones that cross. */
+static int put_upgrade_fields(struct proxy *p)
+{
+    const struct slice u = p->s->req.upgrade;
+    if (put_field(p->uc, p->w, "Connection", 10, "Upgrade", 7) ||
+        put_field(p->uc, p->w, "Upgrade", 7, u.p, u.len))
+        return -1;
+    if (p->ws_key[0])
+        return put_field(p->uc, p->w, "Sec-WebSocket-Key", 17, p->ws_key, WS_KEY_LEN);
+    return 0;
+}
+
 /* What we add: Host when the client's is not passed, forwarding headers, the secret, the
- * route's set/add rules and our own framing. */
+ * upgrade, the route's set/add rules and our own framing. */
 static int put_added_fields(struct proxy *p, bool host_passed, bool trusted)
 {
     const struct cfg_route *route = p->s->route;
@@ -214,6 +240,8 @@ static int put_added_fields(struct proxy *p, bool host_passed, bool trusted)
     if (subject_header && p->s->client_subject &&
         put_field(uc, p->w, subject_header, strlen(subject_header), p->s->client_subject,
                   strlen(p->s->client_subject)))
+        return -1;
+    if (p->upgrade && put_upgrade_fields(p))
         return -1;
     const struct cfg_header_rules *rules = &route->request_headers;
     for (size_t i = 0; i < rules->nset; i++)
@@ -410,7 +438,8 @@ static void finish(struct proxy *p, bool reusable)
 {
     struct http_stream *s = p->s;
     s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
-    upconn_release(p->uc, reusable && p->req_sent);
+    /* An upstream that declined an upgrade may still be set for the other protocol. */
+    upconn_release(p->uc, reusable && p->req_sent && !p->upgrade);
     p->uc = NULL;
     proxy_free(p);
     s->ops->send_end(s);
@@ -552,6 +581,107 @@ static bool handle_head(struct proxy *p, const struct h1_response *res)
     return handler_send_head(s, &out) != SEND_ERROR;
 }
 
+/* ---- protocol switch ---------------------------------------------------------------------- */
+
+static const struct h1_header *response_field(const struct h1_response *res, const char *lower,
+                                              size_t len)
+{
+    for (uint32_t i = 0; i < res->nheaders; i++)
+        if (h1_token_eq(res->headers[i].name, res->headers[i].name_len, lower, len))
+            return &res->headers[i];
+    return NULL;
+}
+
+/* Why a 101 cannot be taken, or NULL. A switch must name its protocol (RFC 9110 section
+ * 15.2.2), and for an extended CONNECT it must prove it read our key (RFC 6455 section 4.1):
+ * the HTTP/2 client cannot check that itself. */
+static const char *switch_refused(const struct proxy *p, const struct h1_response *res)
+{
+    if (!p->upgrade)
+        return "switched protocols without being asked (101)";
+    if (!response_field(res, "upgrade", 7))
+        return "101 without an Upgrade field";
+    if (p->ws_key[0]) {
+        const struct h1_header *a = response_field(res, "sec-websocket-accept", 20);
+        if (!a || !ws_accept_ok(p->ws_key, a->value, a->value_len))
+            return "101 without the Sec-WebSocket-Accept for our key";
+    }
+    return NULL;
+}
+
+/* The 101's fields for the client into p->fields: the upstream's end-to-end ones and its
+ * Upgrade with Connection: Upgrade (the HTTP/2 codec drops these two again; it answers 200).
+ * Sec-WebSocket-Accept answers our key, not the HTTP/2 client's, so it stays here. */
+static size_t switch_fields(struct proxy *p, const struct h1_response *res)
+{
+    struct hop_set hop;
+    hop_collect(&hop, (const struct http_field *)NULL, 0);
+    const struct h1_header *conn = response_field(res, "connection", 10);
+    if (conn)
+        hop_add_tokens(&hop, conn->value, conn->value_len);
+    size_t n = 0;
+    for (uint32_t i = 0; i < res->nheaders && n < PROXY_MAX_FIELDS - 2; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (hop_is_hop(&hop, h->name, h->name_len) ||
+            h1_token_eq(h->name, h->name_len, "content-length", 14) ||
+            (p->ws_key[0] && h1_token_eq(h->name, h->name_len, "sec-websocket-accept", 20)))
+            continue;
+        p->fields[n++] = (struct http_field){h->name, h->value, h->name_len, h->value_len};
+    }
+    const struct h1_header *u = response_field(res, "upgrade", 7);
+    p->fields[n++] = (struct http_field){"Upgrade", u->value, 7, u->value_len};
+    p->fields[n++] = (struct http_field){"Connection", "Upgrade", 10, 7};
+    return n;
+}
+
+/* The switch goes to the client through the site's and the route's response header rules,
+ * like every head (handler_send_head leaves 1xx alone, so they are applied here). */
+static enum send_result send_switch(struct proxy *p, size_t n)
+{
+    struct http_stream *s = p->s;
+    const struct cfg_header_rules *site = s->site ? &s->site->response_headers : NULL;
+    struct http_field a[PROXY_MAX_FIELDS], b[PROXY_MAX_FIELDS];
+    long k = fields_apply(p->fields, n, site, a, PROXY_MAX_FIELDS);
+    if (k >= 0)
+        k = fields_apply(a, (size_t)k, &s->route->response_headers, b, PROXY_MAX_FIELDS);
+    struct http_response res = {.status = 101,
+                                .fields = k >= 0 ? b : p->fields,
+                                .nfields = k >= 0 ? (size_t)k : n,
+                                .content_length = -1,
+                                .no_body = true};
+    return s->ops->upgrade ? s->ops->upgrade(s, &res) : SEND_ERROR;
+}
+
+/* The upstream switched protocols: tell the client, then hand the stream and the connection
+ * (with whatever the upstream sent behind its 101, still in uc->in) to a tunnel. Returns -1:
+ * the exchange is no longer ours. */
+static int switch_protocols(struct proxy *p, const struct h1_response *res)
+{
+    const char *refused = switch_refused(p, res);
+    if (refused) {
+        proxy_fail(p, 502, refused);
+        return -1;
+    }
+    struct http_stream *s = p->s;
+    s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
+    p->head_received = true;
+    if (send_switch(p, switch_fields(p, res)) != SEND_DONE) {
+        proxy_free(p);
+        s->ops->abort(s); /* the client's side is closing already */
+        return -1;
+    }
+    if (tunnel_start(s, p->uc, p->pool, p->up) < 0) {
+        log_msg(proxy_log(p), LOG_ERROR, "upstream %s (%s): out of memory for a tunnel",
+                p->up->name, p->addr);
+        proxy_free(p);
+        s->ops->abort(s);
+        return -1;
+    }
+    p->uc = NULL; /* the tunnel's now */
+    proxy_free(p);
+    return -1;
+}
+
 /* Parse a head from the upstream buffer. Returns 1 when a final head was handled, 0 when more
  * bytes are needed, -1 when the exchange ended. */
 static int parse_response_head(struct proxy *p)
@@ -577,15 +707,18 @@ static int parse_response_head(struct proxy *p)
             return -1;
         }
         uc->in->start += res.head_len;
-        if (res.status == 101) {
-            proxy_fail(p, 502, "protocol upgrade is not supported on this route");
-            return -1;
-        }
+        if (res.status == 101)
+            return switch_protocols(p, &res);
         if (res.status < 200) {
             /* 100 Continue is ours to send (the codec answers Expect); other 1xx go through. */
             if (res.status != 100 && !handle_head(p, &res))
                 return -1;
             continue;
+        }
+        if (p->s->req.connect && res.status < 300) {
+            /* To an HTTP/2 client a 2xx says the tunnel is open (RFC 8441 section 5). */
+            proxy_fail(p, 502, "answered an extended CONNECT without switching protocols");
+            return -1;
         }
         p->head_received = true;
         p->res_body = res.body;
@@ -848,6 +981,21 @@ static const struct http_handler_ops proxy_handler_ops = {
     .on_close = proxy_on_close,
 };
 
+/* An HTTP/2 client asking for a WebSocket sends no key (RFC 8441 section 5): we make one.
+ * False when the exchange was answered here. */
+static bool start_upgrade(struct proxy *p)
+{
+    const struct http_request *r = &p->s->req;
+    p->upgrade = true;
+    p->retried = true; /* the upstream may have acted on it: never sent twice */
+    if (r->connect && h1_token_eq(r->upgrade.p, r->upgrade.len, "websocket", 9) &&
+        ws_key_new(p->ws_key) < 0) {
+        proxy_fail(p, 500, "no random bytes for a WebSocket key");
+        return false;
+    }
+    return true;
+}
+
 void proxy_handle(struct http_stream *s, const struct cfg_route *route)
 {
     struct upool *pool = upool_for(s->worker, route->upstream);
@@ -872,5 +1020,8 @@ void proxy_handle(struct http_stream *s, const struct cfg_route *route)
     s->handler = &proxy_handler_ops;
     s->handler_data = p;
     s->upstream_ms_start = s->worker->loop.now;
-    start_upstream(p, false);
+    if (s->req.upgrade.len && !start_upgrade(p))
+        return;
+    /* An upgrade never shares a connection: the upstream may keep it for the new protocol. */
+    start_upstream(p, p->upgrade);
 }
