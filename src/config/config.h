@@ -76,7 +76,12 @@ struct cfg_limits {
 };
 
 /* How an upstream spreads requests over its servers (key `balance`). */
-enum cfg_balance { CFG_BAL_ROUND_ROBIN, CFG_BAL_LEAST_REQUESTS, CFG_BAL_POWER_OF_TWO, CFG_BAL_HASH };
+enum cfg_balance {
+    CFG_BAL_ROUND_ROBIN,
+    CFG_BAL_LEAST_REQUESTS,
+    CFG_BAL_POWER_OF_TWO,
+    CFG_BAL_HASH
+};
 /* What balance: hash hashes (key `hash_key`). */
 enum cfg_hash_by { CFG_HASH_CLIENT_IP, CFG_HASH_PATH, CFG_HASH_HEADER, CFG_HASH_COOKIE };
 
@@ -91,15 +96,15 @@ struct cfg_server_policy {
 
 /* Active health checks (key `health_check`). */
 struct cfg_health_check {
-    bool enabled;                                      /* the key is present */
+    bool enabled;                                               /* the key is present */
     enum cfg_check_type { CFG_CHECK_HTTP, CFG_CHECK_TCP } type; /* tcp: connect only */
-    char *method, *path;  /* default GET / */
-    char *host;           /* Host of the check request; NULL: the server's address */
-    uint32_t status_min;  /* expected status range, default 200-399 */
+    char *method, *path;                                        /* default GET / */
+    char *host;          /* Host of the check request; NULL: the server's address */
+    uint32_t status_min; /* expected status range, default 200-399 */
     uint32_t status_max;
-    uint32_t interval;    /* ms, default 5000 */
-    uint32_t timeout;     /* ms, default 2000 */
-    uint32_t rise, fall;  /* results in a row that change the state, default 2 and 3 */
+    uint32_t interval;   /* ms, default 5000 */
+    uint32_t timeout;    /* ms, default 2000 */
+    uint32_t rise, fall; /* results in a row that change the state, default 2 and 3 */
 };
 
 /* Passive health, outlier ejection (key `passive_health`). */
@@ -139,9 +144,10 @@ struct cfg_upstream {
     enum cfg_hash_by hash_by;           /* balance: hash; default client_ip */
     char *hash_name;                    /* header or cookie name for hash_by HEADER / COOKIE */
     size_t hash_name_len;
-    uint32_t retries;      /* further servers tried after a failed attempt; default 2 */
-    uint32_t retry_budget; /* retries as a percentage of recent requests; default 20 */
-    uint32_t slow_start;   /* ms over which a returning server ramps up to its weight; 0 = off */
+    uint32_t retries;       /* further servers tried after a failed attempt; default 2 */
+    uint32_t retry_timeout; /* ms after the first attempt in which a retry may start; 10s */
+    uint32_t retry_budget;  /* retries as a percentage of recent requests; default 20 */
+    uint32_t slow_start;    /* ms over which a returning server ramps up to its weight; 0 = off */
     struct cfg_health_check health_check;
     struct cfg_passive_health passive_health;
     /* Run-time state shared by the workers (proxy/upstate.h), built by upstate_attach when the

@@ -295,6 +295,7 @@ static const struct field upstream_fields[] = {
     {FIELD("hash_key", conv_hash_key, struct cfg_upstream, hash_by, "client_ip")},
     {FIELD("retries", cfg_conv_u32, struct cfg_upstream, retries, "2"), .max = 10},
     {FIELD("retry_budget", conv_percent, struct cfg_upstream, retry_budget, "20%")},
+    {FIELD("retry_timeout", cfg_conv_duration, struct cfg_upstream, retry_timeout, "10s")},
     {FIELD("slow_start", cfg_conv_duration, struct cfg_upstream, slow_start, "0s")},
     {FIELD("health_check", conv_health_check, struct cfg_upstream, health_check, NULL)},
     {FIELD("passive_health", cfg_conv_map, struct cfg_upstream, passive_health, NULL),
