@@ -1,6 +1,8 @@
 #include "http/h1_parse.h"
 #include "http/request.h"
 
+#include <string.h>
+
 const struct http_field *http_find_field(const struct http_request *r, const char *lower_name,
                                          size_t name_len)
 {
@@ -8,6 +10,43 @@ const struct http_field *http_find_field(const struct http_request *r, const cha
         if (h1_token_eq(r->fields[i].name, r->fields[i].name_len, lower_name, name_len))
             return &r->fields[i];
     return 0;
+}
+
+/* One cookie-string (RFC 6265 section 4.2.1): "a=1; b=2". */
+static const char *cookie_in(const char *v, size_t vlen, const char *name, size_t name_len,
+                             size_t *len)
+{
+    size_t i = 0;
+    while (i < vlen) {
+        while (i < vlen && (v[i] == ' ' || v[i] == ';'))
+            i++;
+        size_t end = i;
+        while (end < vlen && v[end] != ';')
+            end++;
+        if (end - i > name_len && memcmp(v + i, name, name_len) == 0 && v[i + name_len] == '=') {
+            size_t vend = end;
+            while (vend > i + name_len + 1 && v[vend - 1] == ' ')
+                vend--;
+            *len = vend - (i + name_len + 1);
+            return v + i + name_len + 1;
+        }
+        i = end;
+    }
+    return NULL;
+}
+
+const char *http_cookie_value(const struct http_request *r, const char *name, size_t name_len,
+                              size_t *len)
+{
+    for (size_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        if (!h1_token_eq(f->name, f->name_len, "cookie", 6))
+            continue;
+        const char *v = cookie_in(f->value, f->value_len, name, name_len, len);
+        if (v)
+            return v;
+    }
+    return NULL;
 }
 
 const char *http_reason(int status)

@@ -142,6 +142,11 @@ struct http_stream {
 const struct http_field *http_find_field(const struct http_request *r, const char *lower_name,
                                          size_t name_len);
 
+/* The value of the cookie `name` (case-sensitive) in the request's Cookie fields, its length
+ * in *len; NULL when absent. */
+const char *http_cookie_value(const struct http_request *r, const char *name, size_t name_len,
+                              size_t *len);
+
 /* Reason phrase for a status code ("OK", "Not Found", ...; "" for unknown). */
 const char *http_reason(int status);
 

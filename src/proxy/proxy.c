@@ -18,6 +18,7 @@
 #include "proxy/forward.h"
 #include "proxy/rewrite.h"
 #include "proxy/tunnel.h"
+#include "proxy/upstate.h"
 #include "proxy/upstream.h"
 #include "proxy/ws_key.h"
 #include "http/fields.h"
@@ -49,6 +50,12 @@ struct proxy {
     bool up_keepalive;    /* the upstream lets us reuse the connection after this response */
     bool upgrade;         /* the request asks to switch protocols (req.upgrade) */
     bool dead;            /* released; memory goes at the end of the loop turn */
+    bool bad_status;      /* the upstream answered 502-504: passive health counts a failure */
+    /* Server choice (upstate.h): the current attempt's server until its verdict, -1 after. */
+    int server;
+    unsigned attempts;
+    uint64_t first_attempt_ms;
+    uint64_t tried[CFG_MAX_SERVERS / 64];
     /* An extended CONNECT for a WebSocket: the key we send the upstream, else "". */
     char ws_key[WS_KEY_LEN + 1];
     struct ev_defer free_defer;
@@ -83,6 +90,15 @@ size_t proxy_object_size(void)
     return sizeof(struct proxy);
 }
 
+/* The verdict on the current attempt, once: passive health and requests in flight. */
+static void attempt_done(struct proxy *p, enum upstate_result res, const char *why)
+{
+    if (p->server < 0 || !p->up->state)
+        return;
+    upstate_done(p->up->state, (size_t)p->server, res, why, p->w->loop.now, proxy_log(p));
+    p->server = -1;
+}
+
 static void proxy_on_free(struct ev_defer *d)
 {
     struct proxy *p = container_of(d, struct proxy, free_defer);
@@ -96,6 +112,7 @@ static void proxy_free(struct proxy *p)
     if (p->dead)
         return;
     p->dead = true;
+    attempt_done(p, UPSTATE_NEUTRAL, NULL);
     if (p->uc)
         upconn_close(p->uc);
     p->uc = NULL;
@@ -117,6 +134,13 @@ static void proxy_fail(struct proxy *p, int status, const char *what)
     }
     s->handler = NULL;
     http_respond_text(s, status, NULL);
+}
+
+/* The server failed this exchange (not the client, not us): passive health hears of it. */
+static void upstream_failed(struct proxy *p, int status, const char *what)
+{
+    attempt_done(p, UPSTATE_FAILED, what);
+    proxy_fail(p, status, what);
 }
 
 /* ---- request head ------------------------------------------------------------------------- */
@@ -297,22 +321,109 @@ static int write_request_head(struct proxy *p)
     return put(uc, w, "\r\n", 2);
 }
 
-/* Acquire a connection and queue the request on it. */
-static int start_upstream(struct proxy *p, bool fresh)
+/* The value balance: hash hashes: the client's address, the path, a header or a cookie. */
+static void hash_key(const struct proxy *p, struct upstate_req *r)
 {
-    p->uc = upconn_acquire(p->pool, fresh);
+    const struct cfg_upstream *u = p->up;
+    const struct http_request *req = &p->s->req;
+    switch (u->hash_by) {
+    case CFG_HASH_CLIENT_IP:
+        r->key = p->s->peer;
+        r->key_len = p->s->peer ? strlen(p->s->peer) : 0;
+        return;
+    case CFG_HASH_PATH:
+        r->key = req->path.p;
+        r->key_len = req->path.len;
+        return;
+    case CFG_HASH_HEADER: {
+        const struct http_field *f = http_find_field(req, u->hash_name, u->hash_name_len);
+        if (f)
+            r->key = f->value, r->key_len = f->value_len;
+        return;
+    }
+    case CFG_HASH_COOKIE:
+        r->key = http_cookie_value(req, u->hash_name, u->hash_name_len, &r->key_len);
+        return;
+    }
+}
+
+static int start_on(struct proxy *p, size_t server, bool fresh);
+
+/* Choose a server for the next attempt and start it. Without a server to try: 503 when none
+ * is usable or all are full, or the previous attempt's failure (`why`) after a retry. */
+static int start_upstream(struct proxy *p, bool fresh, const char *why)
+{
+    struct upstate *st = p->up->state;
+    if (!st)
+        return start_on(p, p->attempts++ % p->up->nservers, fresh);
+    struct upstate_req r = {.tried = p->tried, .rand = &p->w->rand, .now_ms = p->w->loop.now};
+    if (p->up->balance == CFG_BAL_HASH)
+        hash_key(p, &r);
+    int i = upstate_pick(st, &r);
+    if (i < 0) {
+        if (why)
+            proxy_fail(p, 502, why);
+        else
+            proxy_fail(p, 503,
+                       i == UPSTATE_ALL_FULL ? "every usable server is at max_conns"
+                                             : "no server is up");
+        return -1;
+    }
+    if (!p->attempts++)
+        p->first_attempt_ms = p->w->loop.now;
+    p->tried[i / 64] |= (uint64_t)1 << (i % 64);
+    p->server = i;
+    return start_on(p, (size_t)i, fresh);
+}
+
+static bool retry_is_safe(const struct proxy *p);
+
+/* Another server may take the request: it did not reach the upstream's application in a way
+ * that matters (nothing answered; idempotent or nothing sent; the body can be replayed), and
+ * the count, the time and the upstream's retry budget allow it. */
+static bool may_retry(struct proxy *p)
+{
+    const struct cfg_upstream *u = p->up;
+    if (p->upgrade || p->any_response || p->attempts > u->retries || !u->state)
+        return false;
+    if (p->uc && !retry_is_safe(p))
+        return false;
+    if (p->w->loop.now - p->first_attempt_ms >= u->retry_timeout || !p->s->ops->body_rewind(p->s))
+        return false;
+    return upstate_retry_allowed(u->state, p->w->loop.now);
+}
+
+/* The attempt failed before any response: try another server when allowed, else answer. */
+static int attempt_failed(struct proxy *p, int status, const char *what)
+{
+    attempt_done(p, UPSTATE_FAILED, what);
+    if (!may_retry(p)) {
+        proxy_fail(p, status, what);
+        return -1;
+    }
+    log_msg(proxy_log(p), LOG_WARN, "upstream %s (%s): %s; retrying on another server", p->up->name,
+            p->addr, what);
+    if (p->uc)
+        upconn_close(p->uc);
+    p->uc = NULL;
+    return start_upstream(p, false, what);
+}
+
+/* Acquire a connection to `server` and queue the request on it. */
+static int start_on(struct proxy *p, size_t server, bool fresh)
+{
+    p->uc = upconn_acquire_server(p->pool, server, fresh);
+    snprintf(p->addr, sizeof(p->addr), "%s", p->up->servers[server].text);
     if (!p->uc) {
         char what[128];
         snprintf(what, sizeof(what), "connect failed: %s", strerror(errno));
-        proxy_fail(p, 502, what);
-        return -1;
+        return attempt_failed(p, 502, what);
     }
     struct upconn *uc = p->uc;
     uc->user = p;
     uc->on_event = proxy_on_upconn;
     uc->requests++;
     p->sent_before = uc->out.sent;
-    snprintf(p->addr, sizeof(p->addr), "%s", upconn_addr_text(uc));
     snprintf(p->s->upstream, sizeof(p->s->upstream), "%s", p->addr);
     p->any_response = p->head_received = p->req_sent = p->body_end_queued = false;
     p->up_slice = NULL;
@@ -438,6 +549,7 @@ static void finish(struct proxy *p, bool reusable)
 {
     struct http_stream *s = p->s;
     s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
+    attempt_done(p, p->bad_status ? UPSTATE_FAILED : UPSTATE_OK, "answered 502-504");
     /* An upstream that declined an upgrade may still be set for the other protocol. */
     upconn_release(p->uc, reusable && p->req_sent && !p->upgrade);
     p->uc = NULL;
@@ -665,6 +777,7 @@ static int switch_protocols(struct proxy *p, const struct h1_response *res)
     struct http_stream *s = p->s;
     s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
     p->head_received = true;
+    attempt_done(p, UPSTATE_OK, NULL); /* a tunnel is not a request in flight */
     if (send_switch(p, switch_fields(p, res)) != SEND_DONE) {
         proxy_free(p);
         s->ops->abort(s); /* the client's side is closing already */
@@ -695,7 +808,7 @@ static int parse_response_head(struct proxy *p)
                                   p->s->req.head);
         if (r == H1_INCOMPLETE) {
             if (buf_room(uc->in) == 0 && uc->in->start == 0) {
-                proxy_fail(p, 502, "response head too large");
+                upstream_failed(p, 502, "response head too large");
                 return -1;
             }
             return 0;
@@ -703,7 +816,7 @@ static int parse_response_head(struct proxy *p)
         if (r == H1_ERROR) {
             char what[160];
             snprintf(what, sizeof(what), "invalid response: %s", res.error ? res.error : "?");
-            proxy_fail(p, 502, what);
+            upstream_failed(p, 502, what);
             return -1;
         }
         uc->in->start += res.head_len;
@@ -721,6 +834,7 @@ static int parse_response_head(struct proxy *p)
             return -1;
         }
         p->head_received = true;
+        p->bad_status = res.status >= 502 && res.status <= 504;
         p->res_body = res.body;
         p->res_left = res.content_length;
         p->up_keepalive = upstream_keeps_alive(&res);
@@ -810,16 +924,21 @@ static void upstream_gone(struct proxy *p, const char *what)
          * client. */
         log_msg(proxy_log(p), LOG_DEBUG, "upstream %s (%s): pooled connection closed, retrying",
                 p->up->name, p->addr);
+        size_t server = uc->server;
         p->retried = true;
         upconn_close(uc);
         p->uc = NULL;
-        start_upstream(p, true);
+        start_on(p, server, true); /* same server: nothing says it is unwell */
+        return;
+    }
+    if (!p->any_response) {
+        attempt_failed(p, 502, what);
         return;
     }
     if (p->head_received)
         log_msg(proxy_log(p), LOG_WARN, "upstream %s (%s): %s mid-response; closing client",
                 p->up->name, p->addr, what);
-    proxy_fail(p, 502, what);
+    upstream_failed(p, 502, what);
 }
 
 static void upstream_write_failed(struct proxy *p, int err)
@@ -909,7 +1028,7 @@ static void on_connected(struct proxy *p)
     char what[256];
     int r = upconn_connected(uc, what, sizeof(what));
     if (r < 0) {
-        proxy_fail(p, 502, what);
+        attempt_failed(p, 502, what);
         return;
     }
     if (r == 0)
@@ -925,13 +1044,13 @@ static void proxy_on_upconn(struct upconn *uc, enum upconn_event ev)
         return;
     if (ev == UPCONN_TIMEOUT) {
         if (!uc->connected)
-            proxy_fail(p, 502,
-                       uc->handshaking ? "TLS handshake timed out (connect_timeout)"
-                                       : "connect timed out (connect_timeout)");
+            attempt_failed(p, 502,
+                           uc->handshaking ? "TLS handshake timed out (connect_timeout)"
+                                           : "connect timed out (connect_timeout)");
         else if (!p->req_sent && !outq_empty(&uc->out))
             upstream_gone(p, "not reading the request (send_timeout)");
         else if (!p->head_received)
-            proxy_fail(p, 504, "no response within read_timeout");
+            upstream_failed(p, 504, "no response within read_timeout");
         else
             upstream_gone(p, "silent for read_timeout");
         return;
@@ -1017,11 +1136,12 @@ void proxy_handle(struct http_stream *s, const struct cfg_route *route)
     p->pool = pool;
     p->up = route->upstream;
     p->free_defer.cb = proxy_on_free;
+    p->server = -1;
     s->handler = &proxy_handler_ops;
     s->handler_data = p;
     s->upstream_ms_start = s->worker->loop.now;
     if (s->req.upgrade.len && !start_upgrade(p))
         return;
     /* An upgrade never shares a connection: the upstream may keep it for the new protocol. */
-    start_upstream(p, p->upgrade);
+    start_upstream(p, p->upgrade, NULL);
 }

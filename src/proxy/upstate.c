@@ -215,14 +215,15 @@ struct candidates {
     size_t n;
 };
 
-/* Usable, untried servers with room: primaries, or backups when no primary is usable at all.
- * Returns 0, or UPSTATE_NONE_UP / UPSTATE_ALL_FULL. */
+/* Usable, untried servers with room: primaries, or backups when no primary is usable (or
+ * every usable one failed this request already). Returns 0, or UPSTATE_NONE_UP /
+ * UPSTATE_ALL_FULL. */
 static int gather(const struct upstate *s, const struct upstate_req *r, struct candidates *c)
 {
     const struct cfg_upstream *u = s->up;
     bool primary_up = false, any_untried = false;
     for (size_t i = 0; i < u->nservers && !primary_up; i++)
-        primary_up = !u->policies[i].backup && upstate_usable(s, i, r->now_ms);
+        primary_up = !u->policies[i].backup && upstate_usable(s, i, r->now_ms) && !was_tried(r, i);
     c->n = 0;
     for (size_t i = 0; i < u->nservers; i++) {
         if (u->policies[i].backup == primary_up || !upstate_usable(s, i, r->now_ms) ||
@@ -361,16 +362,17 @@ int upstate_pick(struct upstate *s, const struct upstate_req *r)
 
 /* ---- outcomes ----------------------------------------------------------------------------- */
 
-static size_t usable_primaries_besides(const struct upstate *s, size_t skip, uint64_t now)
+static size_t usable_besides(const struct upstate *s, size_t skip, uint64_t now)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->up->nservers; i++)
-        n += i != skip && !s->up->policies[i].backup && upstate_usable(s, i, now);
+        n += i != skip && upstate_usable(s, i, now);
     return n;
 }
 
 /* Ejected for eject, 2x, 4x, ... up to 10x: a server that keeps failing as soon as it is back
- * stays out longer. Never the last usable primary: a degraded server beats none. */
+ * stays out longer. Never the last usable server (a degraded one beats none), and never a
+ * backup: it is what is left. */
 static void maybe_eject(struct upstate *s, size_t i, uint64_t now, struct logger *log)
 {
     const struct cfg_passive_health *ph = &s->up->passive_health;
@@ -379,7 +381,7 @@ static void maybe_eject(struct upstate *s, size_t i, uint64_t now, struct logger
         return;
     pthread_mutex_lock(&s->lock); /* two workers must not eject the last two at once */
     bool eject = atomic_load(&v->ejected_until_ms) <= now && !s->up->policies[i].backup &&
-                 usable_primaries_besides(s, i, now) > 0;
+                 usable_besides(s, i, now) > 0;
     uint64_t dur = 0;
     if (eject) {
         unsigned n = atomic_fetch_add(&v->ejections, 1);
@@ -402,6 +404,8 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
 {
     struct upsrv *v = s->servers[i];
     atomic_fetch_sub(&v->inflight, 1);
+    if (res == UPSTATE_NEUTRAL)
+        return;
     if (res == UPSTATE_OK) {
         atomic_store(&v->consecutive_failures, 0);
         uint64_t until = atomic_load(&v->ejected_until_ms);

@@ -79,7 +79,11 @@ enum { UPSTATE_NONE_UP = -1, UPSTATE_ALL_FULL = -2 };
 int upstate_pick(struct upstate *s, const struct upstate_req *r);
 /* The request on server i finished: ok, or failed (connect error, reset, timeout, 5xx when
  * the upstream counts those). Feeds passive health; logs ejections. */
-enum upstate_result { UPSTATE_OK, UPSTATE_FAILED };
+enum upstate_result {
+    UPSTATE_OK,      /* a response came: the server works */
+    UPSTATE_FAILED,  /* connect, TLS, reset or timeout, or 502/503/504 from it */
+    UPSTATE_NEUTRAL, /* no verdict (the client went away, a stale pooled connection) */
+};
 void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const char *why,
                   uint64_t now_ms, struct logger *log);
 /* May this request be retried? Counts it against the budget when it may. */

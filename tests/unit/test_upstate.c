@@ -151,6 +151,11 @@ static void test_backup_only_when_primaries_down(void)
         CHECK(i == 0 || i == 1);
         finish(s, i);
     }
+    /* A request that failed on both primaries goes to the backup. */
+    uint64_t tried[4] = {3};
+    struct upstate_req r = {.tried = tried, .now_ms = 1000};
+    CHECK_EQ_INT(upstate_pick(s, &r), 2);
+    finish(s, 2);
     atomic_store(&s->servers[0]->health, UPSRV_DOWN);
     atomic_store(&s->servers[1]->health, UPSRV_DOWN);
     CHECK_EQ_INT(pick(s, 1000), 2);

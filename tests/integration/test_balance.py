@@ -1,0 +1,183 @@
+"""Upstream pools with several real backends: weighted round robin shares and smoothness, least
+requests, consistent hashing (and how few keys move when a server is added), backups, max_conns,
+retries on another server, passive ejection, and a backend killed under load with zero failed
+idempotent requests."""
+import json
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import H1, T, base_config, get, refused_port, wait_until
+
+
+def balance_config(servers, upstream=None, workers=2, **over):
+    cfg = base_config(workers=workers, **over)
+    up = {"servers": servers, "connect_timeout": "2s", "read_timeout": "10s"}
+    up.update(upstream or {})
+    cfg["upstreams"] = {"app": up}
+    cfg["sites"] = [{"name": "main", "hosts": ["*"], "routes": [{"path": "/", "proxy": "app"}]}]
+    return cfg
+
+
+def served_by(resp):
+    assert resp.status == 200, resp
+    return json.loads(resp.body)["port"]
+
+
+def test_weighted_round_robin_shares_and_never_three_in_a_row(gatehouse, backend_factory):
+    bs = [backend_factory() for _ in range(3)]
+    servers = [{"address": b.address, "weight": w} for b, w in zip(bs, (1, 2, 3))]
+    gh = gatehouse(balance_config(servers, workers=1))
+    order = []
+    with H1(gh.port) as c:
+        for _ in range(300):
+            order.append(served_by(c.request("GET", "/echo")))
+    share = {b.port: order.count(b.port) / len(order) for b in bs}
+    for b, w in zip(bs, (1, 2, 3)):
+        assert abs(share[b.port] - w / 6) <= 0.05, share
+    runs = max(len(list(g)) for g in _groups(order))
+    assert runs <= 2, order[:30]
+
+
+def _groups(seq):
+    import itertools
+    return (list(g) for _, g in itertools.groupby(seq))
+
+
+def test_shares_hold_with_several_workers(gatehouse, backend_factory):
+    """State is shared: with 2 workers and a fresh connection per request (spread over both),
+    the weights still hold."""
+    bs = [backend_factory() for _ in range(2)]
+    servers = [{"address": bs[0].address, "weight": 1}, {"address": bs[1].address, "weight": 3}]
+    gh = gatehouse(balance_config(servers, workers=2))
+    order = [served_by(get(gh.port, "/echo")) for _ in range(200)]
+    assert abs(order.count(bs[1].port) / 200 - 0.75) <= 0.05, order.count(bs[1].port)
+
+
+def test_least_requests_avoids_the_busy_server(gatehouse, backend_factory):
+    bs = [backend_factory() for _ in range(2)]
+    gh = gatehouse(balance_config([b.address for b in bs], {"balance": "least_requests"}))
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(r=get(gh.port, "/delay?ms=1500")))
+    t.start()
+    busy = wait_until(lambda: [b for b in bs if b.stats().requests], timeout=3)
+    assert busy, "the slow request reached no backend"
+    others = {served_by(get(gh.port, "/echo")) for _ in range(6)}
+    t.join()
+    assert others == {b.port for b in bs if b is not busy[0]}, (others, busy[0].port)
+    assert slow["r"].status == 200
+
+
+def test_hash_on_header_is_sticky_and_moves_few_keys_when_a_server_is_added(gatehouse,
+                                                                            backend_factory):
+    bs = [backend_factory() for _ in range(4)]
+    up = {"balance": "hash", "hash_key": "header X-Tenant"}
+    gh = gatehouse(balance_config([b.address for b in bs[:3]], up))
+    keys = [f"tenant-{i}" for i in range(120)]
+
+    def placement():
+        out = {}
+        with H1(gh.port) as c:
+            for k in keys:
+                out[k] = served_by(c.request("GET", "/echo", headers=[("X-Tenant", k)]))
+        return out
+
+    before = placement()
+    assert placement() == before                         # sticky
+    assert len(set(before.values())) == 3                # spread over all three
+    gh.write_config(balance_config([b.address for b in bs], up))
+    gh.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "configuration reloaded" in gh.stderr_text(), timeout=5)
+    after = placement()
+    moved = [k for k in keys if after[k] != before[k]]
+    assert all(after[k] == bs[3].port for k in moved), "a key moved between old servers"
+    assert 0.10 <= len(moved) / len(keys) <= 0.45, len(moved)
+
+
+def test_backup_serves_only_when_primaries_are_down(gatehouse, backend_factory):
+    primary, backup = backend_factory(), backend_factory()
+    servers = [primary.address, {"address": backup.address, "backup": True}]
+    gh = gatehouse(balance_config(servers, {"passive_health": {"failures": 1, "eject": "30s"}}))
+    assert {served_by(get(gh.port, "/echo")) for _ in range(10)} == {primary.port}
+    primary.stop()
+    # The failed attempt on the primary is retried on the backup, and the primary ejected.
+    assert {served_by(get(gh.port, "/echo")) for _ in range(10)} == {backup.port}
+
+
+def test_connect_refused_is_retried_on_another_server(gatehouse, backend_factory):
+    good = backend_factory()
+    gh = gatehouse(balance_config([f"127.0.0.1:{refused_port()}", good.address],
+                                  {"passive_health": {"failures": 0}}))
+    statuses = [get(gh.port, "/echo").status for _ in range(20)]
+    assert statuses == [200] * 20
+
+
+def test_every_server_refusing_is_502_after_bounded_retries(gatehouse):
+    gh = gatehouse(balance_config([f"127.0.0.1:{refused_port()}" for _ in range(3)],
+                                  {"retries": 1}))
+    r = get(gh.port, "/echo")
+    assert r.status == 502
+    assert gh.stderr_text().count("connect failed") >= 2
+
+
+def test_post_that_reached_a_server_is_not_retried(gatehouse, backend_factory):
+    bs = [backend_factory() for _ in range(2)]
+    gh = gatehouse(balance_config([b.address for b in bs]))
+    r = get(gh.port, "/close-before-response", method="POST", body=b"x" * 100)
+    assert r.status == 502
+    assert sum(len(b.stats().requests) for b in bs) == 1
+
+
+def test_max_conns_full_is_503(gatehouse, backend_factory):
+    b = backend_factory()
+    gh = gatehouse(balance_config([{"address": b.address, "max_conns": 1}]))
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(r=get(gh.port, "/delay?ms=1000")))
+    t.start()
+    assert wait_until(lambda: b.stats().requests, timeout=3)
+    r = get(gh.port, "/echo")
+    t.join()
+    assert r.status == 503
+    assert slow["r"].status == 200
+    assert get(gh.port, "/echo").status == 200
+
+
+def test_failing_server_is_ejected_and_logged(gatehouse, backend_factory):
+    good, bad = backend_factory(), backend_factory()
+    gh = gatehouse(balance_config([good.address, bad.address],
+                                  {"passive_health": {"failures": 2, "eject": "30s"}}))
+    bad.stop()
+    for _ in range(10):
+        assert get(gh.port, "/echo").status == 200
+    assert wait_until(lambda: "ejected" in gh.stderr_text(), timeout=3), gh.stderr_text()
+    assert bad.address in gh.stderr_text()
+
+
+def test_killing_a_backend_under_load_fails_no_idempotent_request(gatehouse, backend_factory):
+    bs = [backend_factory() for _ in range(2)]
+    gh = gatehouse(balance_config([b.address for b in bs], workers=2))
+    results, stop = [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                with H1(gh.port) as c:
+                    for _ in range(20):
+                        results.append(c.request("GET", "/echo").status)
+            except OSError as e:
+                results.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(T(0.7))
+    bs[0].stop()
+    time.sleep(T(1.0))
+    stop.set()
+    for t in threads:
+        t.join(timeout=T(10))
+    assert len(results) > 100
+    bad = [r for r in results if r != 200]
+    assert not bad, bad[:5]
