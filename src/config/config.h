@@ -150,6 +150,13 @@ struct cfg_upstream {
     uint32_t slow_start;    /* ms over which a returning server ramps up to its weight; 0 = off */
     struct cfg_health_check health_check;
     struct cfg_passive_health passive_health;
+    /* sticky: { cookie: NAME }: a client returns to the server that answered it first, named
+     * in a cookie Gatehouse sets with a random token per server (never its address). */
+    char *sticky_cookie; /* NULL: no stickiness */
+    size_t sticky_cookie_len;
+    /* queue: { size, timeout }: requests wait this long for a server under max_conns. */
+    uint32_t queue_size;    /* all workers together; 0 = no queue (503 at once) */
+    uint32_t queue_timeout; /* ms, default 5000 */
     /* Run-time state shared by the workers (proxy/upstate.h), built by upstate_attach when the
      * snapshot goes live and freed with it; NULL in a snapshot only checked (gatehouse -t). */
     struct upstate *state;

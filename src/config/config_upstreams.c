@@ -183,6 +183,51 @@ static const struct field passive_fields[] = {
 };
 static const struct fields passive_table = FIELDS(passive_fields);
 
+/* sticky: { cookie: NAME } */
+struct sticky_tmp {
+    char *cookie;
+};
+static const struct field sticky_fields[] = {
+    {FIELD("cookie", cfg_conv_text, struct sticky_tmp, cookie, NULL),
+     .flags = F_REQUIRED | F_NOSPACE},
+};
+static const struct fields sticky_table = FIELDS(sticky_fields);
+
+static void conv_sticky(struct load *ld, const struct field *f, const struct ynode *val,
+                        void *base)
+{
+    struct cfg_upstream *u = base;
+    struct sticky_tmp t = {NULL};
+
+    if (!cfg_want(ld, "'sticky'", val, YNODE_MAP))
+        return;
+    cfg_walk(ld, val, val, &sticky_table, &t, "in 'sticky'");
+    if (!t.cookie)
+        return;
+    for (const char *c = t.cookie; *c; c++) {
+        if (*c == '=' || *c == ';' || *c == ',' || *c == '"' || *c == '\\') {
+            cfg_report(ld, cfg_get(val, "cookie"), "'cookie' must be a cookie name (a token)");
+            return;
+        }
+    }
+    u->sticky_cookie = t.cookie;
+    u->sticky_cookie_len = strlen(t.cookie);
+}
+
+static const struct field queue_fields[] = {
+    {FIELD("size", cfg_conv_u32, struct cfg_upstream, queue_size, "0"), .max = 1000000},
+    {FIELD("timeout", cfg_conv_duration, struct cfg_upstream, queue_timeout, "5s"), .min = 1},
+};
+static const struct fields queue_table = FIELDS(queue_fields);
+
+/* queue: { size, timeout } fills the upstream itself. */
+static void conv_queue(struct load *ld, const struct field *f, const struct ynode *val,
+                       void *base)
+{
+    if (cfg_want(ld, "'queue'", val, YNODE_MAP))
+        cfg_walk(ld, val, val, &queue_table, base, "in 'queue'");
+}
+
 static const char *const balance_names[] = {"round_robin", "least_requests", "power_of_two", "hash",
                                             NULL};
 
@@ -300,6 +345,8 @@ static const struct field upstream_fields[] = {
     {FIELD("health_check", conv_health_check, struct cfg_upstream, health_check, NULL)},
     {FIELD("passive_health", cfg_conv_map, struct cfg_upstream, passive_health, NULL),
      .sub = &passive_table},
+    {FIELD("sticky", conv_sticky, struct cfg_upstream, sticky_cookie, NULL)},
+    {FIELD("queue", conv_queue, struct cfg_upstream, queue_size, NULL)},
 };
 static const struct fields upstream_table = FIELDS(upstream_fields);
 
