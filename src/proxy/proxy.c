@@ -56,6 +56,13 @@ struct proxy {
     unsigned attempts;
     uint64_t first_attempt_ms;
     uint64_t tried[CFG_MAX_SERVERS / 64];
+    /* Waiting in the upstream's queue for a server under max_conns: retried every tick. */
+    bool queued;
+    uint64_t queue_deadline;
+    struct ev_timer queue_timer;
+    /* sticky: the Set-Cookie naming the chosen server, when the client's cookie did not. */
+    bool set_sticky;
+    char sticky_set[192];
     /* An extended CONNECT for a WebSocket: the key we send the upstream, else "". */
     char ws_key[WS_KEY_LEN + 1];
     struct ev_defer free_defer;
@@ -66,7 +73,7 @@ struct proxy {
     uint64_t res_left;
     struct h1_chunked chunk;
     struct h1_header hdrs[PROXY_MAX_FIELDS];
-    struct http_field fields[PROXY_MAX_FIELDS];
+    struct http_field fields[PROXY_MAX_FIELDS + 1]; /* + Set-Cookie for sticky */
     char rewritten[8192]; /* response field values rewritten to public URLs */
 };
 
@@ -99,6 +106,15 @@ static void attempt_done(struct proxy *p, enum upstate_result res, const char *w
     p->server = -1;
 }
 
+static void queue_leave(struct proxy *p)
+{
+    if (!p->queued)
+        return;
+    p->queued = false;
+    ev_timer_stop(&p->w->loop, &p->queue_timer);
+    upstate_queue_leave(p->up->state);
+}
+
 static void proxy_on_free(struct ev_defer *d)
 {
     struct proxy *p = container_of(d, struct proxy, free_defer);
@@ -113,6 +129,7 @@ static void proxy_free(struct proxy *p)
         return;
     p->dead = true;
     attempt_done(p, UPSTATE_NEUTRAL, NULL);
+    queue_leave(p);
     if (p->uc)
         upconn_close(p->uc);
     p->uc = NULL;
@@ -348,6 +365,50 @@ static void hash_key(const struct proxy *p, struct upstate_req *r)
 }
 
 static int start_on(struct proxy *p, size_t server, bool fresh);
+static int start_upstream(struct proxy *p, bool fresh, const char *why);
+
+/* The queue is polled: a server freed by any worker is seen at the next tick. */
+#define QUEUE_TICK_MS 10
+
+static void queue_on_tick(struct ev_timer *t)
+{
+    struct proxy *p = container_of(t, struct proxy, queue_timer);
+    if (p->dead)
+        return;
+    start_upstream(p, p->upgrade, NULL);
+}
+
+/* Every usable server is at max_conns: wait for one in the upstream's queue, if it has one
+ * with room and this request's time there is not over. True while waiting. */
+static bool queue_wait(struct proxy *p)
+{
+    uint64_t now = p->w->loop.now;
+    if (!p->up->queue_size)
+        return false;
+    if (!p->queued) {
+        if (!upstate_queue_enter(p->up->state))
+            return false;
+        p->queued = true;
+        p->queue_deadline = now + p->up->queue_timeout;
+        p->queue_timer.cb = queue_on_tick;
+    }
+    if (now >= p->queue_deadline)
+        return false;
+    uint64_t left = p->queue_deadline - now;
+    ev_timer_start(&p->w->loop, &p->queue_timer, left < QUEUE_TICK_MS ? left : QUEUE_TICK_MS);
+    return true;
+}
+
+/* A client whose cookie does not name the chosen server gets one that does. */
+static void sticky_prepare(struct proxy *p, size_t server, const struct upstate_req *r)
+{
+    const char *token = p->up->state->servers[server]->sticky;
+    p->set_sticky = !(r->sticky && r->sticky_len == UPSRV_STICKY_LEN &&
+                      memcmp(r->sticky, token, UPSRV_STICKY_LEN) == 0);
+    if (p->set_sticky)
+        snprintf(p->sticky_set, sizeof(p->sticky_set), "%s=%s; Path=/; HttpOnly; SameSite=Lax%s",
+                 p->up->sticky_cookie, token, p->s->secure ? "; Secure" : "");
+}
 
 /* Choose a server for the next attempt and start it. Without a server to try: 503 when none
  * is usable or all are full, or the previous attempt's failure (`why`) after a retry. */
@@ -359,16 +420,26 @@ static int start_upstream(struct proxy *p, bool fresh, const char *why)
     struct upstate_req r = {.tried = p->tried, .rand = &p->w->rand, .now_ms = p->w->loop.now};
     if (p->up->balance == CFG_BAL_HASH)
         hash_key(p, &r);
+    if (p->up->sticky_cookie)
+        r.sticky = http_cookie_value(&p->s->req, p->up->sticky_cookie, p->up->sticky_cookie_len,
+                                     &r.sticky_len);
     int i = upstate_pick(st, &r);
+    if (i == UPSTATE_ALL_FULL && !why && queue_wait(p))
+        return 0;
+    queue_leave(p);
     if (i < 0) {
         if (why)
             proxy_fail(p, 502, why);
         else
             proxy_fail(p, 503,
-                       i == UPSTATE_ALL_FULL ? "every usable server is at max_conns"
+                       i == UPSTATE_ALL_FULL ? (p->up->queue_size ? "queue full or timed out"
+                                                                  : "every usable server is at "
+                                                                    "max_conns")
                                              : "no server is up");
         return -1;
     }
+    if (p->up->sticky_cookie)
+        sticky_prepare(p, (size_t)i, &r);
     if (!p->attempts++)
         p->first_attempt_ms = p->w->loop.now;
     p->tried[i / 64] |= (uint64_t)1 << (i % 64);
@@ -690,6 +761,11 @@ static bool handle_head(struct proxy *p, const struct h1_response *res)
     }
     if (s->route->rewrite_responses && res->status >= 200)
         rewrite_fields(p, p->fields, n);
+    if (p->set_sticky && res->status >= 200) {
+        p->fields[n++] =
+            (struct http_field){"Set-Cookie", p->sticky_set, 10, (uint32_t)strlen(p->sticky_set)};
+        out.nfields = n;
+    }
     return handler_send_head(s, &out) != SEND_ERROR;
 }
 

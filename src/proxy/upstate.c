@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define RING_POINTS 160        /* ring points per unit of weight (balance: hash) */
 #define RING_MAX (1u << 20)    /* all servers together */
@@ -32,6 +33,14 @@ static struct upsrv *srv_new(const char *key)
         return NULL;
     }
     atomic_init(&v->refs, 1);
+    unsigned char raw[UPSRV_STICKY_LEN / 2];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        free(v->key);
+        free(v);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(v->sticky + 2 * i, 3, "%02x", raw[i]);
     return v;
 }
 
@@ -329,14 +338,26 @@ static int pick_hash(const struct upstate *s, const struct candidates *c, const 
     return -1;
 }
 
+/* The candidate the client's sticky cookie names, or -1 (then the policy decides). */
+static int pick_sticky(const struct upstate *s, const struct candidates *c, const char *v,
+                       size_t len)
+{
+    if (len != UPSRV_STICKY_LEN)
+        return -1;
+    for (size_t k = 0; k < c->n; k++)
+        if (memcmp(s->servers[c->idx[k]]->sticky, v, len) == 0)
+            return c->idx[k];
+    return -1;
+}
+
 int upstate_pick(struct upstate *s, const struct upstate_req *r)
 {
     struct candidates c;
     int rc = gather(s, r, &c);
     if (rc < 0)
         return rc;
-    int chosen = -1;
-    switch (s->up->balance) {
+    int chosen = r->sticky ? pick_sticky(s, &c, r->sticky, r->sticky_len) : -1;
+    switch (chosen < 0 ? s->up->balance : CFG_BAL_ROUND_ROBIN) {
     case CFG_BAL_HASH:
         if (r->key)
             chosen = pick_hash(s, &c, r->key, r->key_len);
@@ -436,4 +457,18 @@ bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms)
         return false;
     }
     return true;
+}
+
+bool upstate_queue_enter(struct upstate *s)
+{
+    if (atomic_fetch_add(&s->queued, 1) >= s->up->queue_size) {
+        atomic_fetch_sub(&s->queued, 1);
+        return false;
+    }
+    return true;
+}
+
+void upstate_queue_leave(struct upstate *s)
+{
+    atomic_fetch_sub(&s->queued, 1);
 }

@@ -18,6 +18,8 @@ struct logger;
 
 enum upsrv_health { UPSRV_UP = 0, UPSRV_DOWN = 1 };
 
+#define UPSRV_STICKY_LEN 16
+
 /* One server, reference counted across the snapshots that name it. */
 struct upsrv {
     atomic_uint refs;
@@ -37,6 +39,9 @@ struct upsrv {
     atomic_ullong requests; /* totals, for /status */
     atomic_ullong failures;
     char last_error[96]; /* racy text for /status only; always NUL-terminated */
+    /* The sticky cookie's value naming this server: random, so the cookie tells a client
+     * nothing about the network behind us; kept across reloads with the rest. */
+    char sticky[UPSRV_STICKY_LEN + 1];
 };
 
 /* One upstream of one snapshot. */
@@ -53,6 +58,7 @@ struct upstate {
     /* Retry budget: requests and retries in the current and the previous 10 s window. */
     atomic_ullong window_start_ms;
     atomic_uint window_requests, window_retries, prev_requests;
+    atomic_uint queued; /* requests waiting for a server under max_conns (queue.size) */
 };
 
 /* Build the state of every upstream of `c`, taking over the servers that `old` (may be NULL)
@@ -67,6 +73,8 @@ struct upstate_req {
     size_t key_len;
     const uint64_t *tried; /* bitmap of servers already tried by this request (retries) */
     uint64_t *rand;        /* the worker's xorshift state (power_of_two) */
+    const char *sticky;    /* the client's sticky cookie value, if any: its server first */
+    size_t sticky_len;
     uint64_t now_ms;
 };
 
@@ -88,6 +96,9 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
                   uint64_t now_ms, struct logger *log);
 /* May this request be retried? Counts it against the budget when it may. */
 bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms);
+/* A place in the upstream's queue (queue.size, all workers together): false when full. */
+bool upstate_queue_enter(struct upstate *s);
+void upstate_queue_leave(struct upstate *s);
 /* Whether server i may be picked now (for /status and tests). */
 bool upstate_usable(const struct upstate *s, size_t i, uint64_t now_ms);
 

@@ -4,6 +4,7 @@ retries on another server, passive ejection, and a backend killed under load wit
 idempotent requests."""
 import json
 import signal
+import socket
 import threading
 import time
 
@@ -181,3 +182,101 @@ def test_killing_a_backend_under_load_fails_no_idempotent_request(gatehouse, bac
     assert len(results) > 100
     bad = [r for r in results if r != 200]
     assert not bad, bad[:5]
+
+
+def test_sticky_cookie_keeps_a_client_on_its_server(gatehouse, backend_factory):
+    bs = [backend_factory() for _ in range(3)]
+    gh = gatehouse(balance_config([b.address for b in bs], {"sticky": {"cookie": "gh_srv"}}))
+    first = get(gh.port, "/echo")
+    cookie = first.header("set-cookie")
+    assert cookie and cookie.startswith("gh_srv=") and "HttpOnly" in cookie, first
+    token = cookie.split(";")[0].split("=", 1)[1]
+    assert len(token) == 16 and all(b.address.split(":")[0] not in token for b in bs)
+    home = served_by(first)
+    for _ in range(10):
+        r = get(gh.port, "/echo", headers=[("Cookie", f"a=1; gh_srv={token}; b=2")])
+        assert served_by(r) == home
+        assert r.header("set-cookie") is None        # already right: not set again
+    # Without the cookie, round robin goes on over all servers.
+    assert len({served_by(get(gh.port, "/echo")) for _ in range(6)}) == 3
+
+
+def test_sticky_server_down_moves_the_client_and_resets_the_cookie(gatehouse, backend_factory):
+    bs = [backend_factory() for _ in range(2)]
+    gh = gatehouse(balance_config([b.address for b in bs], {"sticky": {"cookie": "s"},
+                                                            "passive_health": {"failures": 1}}))
+    first = get(gh.port, "/echo")
+    token = first.header("set-cookie").split(";")[0].split("=", 1)[1]
+    home = served_by(first)
+    next(b for b in bs if b.port == home).stop()
+    r = get(gh.port, "/echo", headers=[("Cookie", f"s={token}")])
+    assert served_by(r) != home
+    assert r.header("set-cookie") and token not in r.header("set-cookie")
+
+
+def test_queue_waits_for_a_free_server_then_times_out(gatehouse, backend_factory):
+    b = backend_factory()
+    gh = gatehouse(balance_config([{"address": b.address, "max_conns": 1}],
+                                  {"queue": {"size": 5, "timeout": "3s"}}))
+    results = {}
+    slow = threading.Thread(target=lambda: results.update(slow=get(gh.port, "/delay?ms=800")))
+    slow.start()
+    assert wait_until(lambda: b.stats().requests, timeout=3)
+    t0 = time.monotonic()
+    queued = get(gh.port, "/echo")          # waits for the slow one to finish
+    waited = time.monotonic() - t0
+    slow.join()
+    assert queued.status == 200 and results["slow"].status == 200
+    assert waited >= 0.3, waited
+    # A queue wait longer than its timeout is 503.
+    gh2 = gatehouse(balance_config([{"address": b.address, "max_conns": 1}],
+                                   {"queue": {"size": 5, "timeout": "300ms"}}))
+    slow = threading.Thread(target=lambda: results.update(slow=get(gh2.port, "/delay?ms=1500")))
+    slow.start()
+    assert wait_until(lambda: len(b.stats().requests) >= 3, timeout=3)
+    r = get(gh2.port, "/echo")
+    slow.join()
+    assert r.status == 503
+
+
+class HungServer:
+    """Accepts connections and reads requests, never answers: an app that hangs."""
+
+    def __init__(self):
+        self.lsn = socket.socket()
+        self.lsn.bind(("127.0.0.1", 0))
+        self.lsn.listen(64)
+        self.address = "127.0.0.1:%d" % self.lsn.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsn.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self):
+        self.lsn.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_hanging_backend_is_ejected(gatehouse, backend_factory):
+    """A server that accepts and never answers: its requests end in 504 at read_timeout (not
+    retried: they were sent) and count as failures; after `failures` of them it is ejected and
+    every later request goes to the healthy server."""
+    good, hung = backend_factory(), HungServer()
+    try:
+        gh = gatehouse(balance_config([good.address, hung.address],
+                                      {"read_timeout": "300ms",
+                                       "passive_health": {"failures": 2, "eject": "30s"}},
+                                      workers=1))
+        codes = [get(gh.port, "/echo").status for _ in range(12)]
+    finally:
+        hung.close()
+    assert codes.count(504) == 2, codes
+    assert codes[-6:] == [200] * 6, codes
+    assert "ejected" in gh.stderr_text() and hung.address in gh.stderr_text()

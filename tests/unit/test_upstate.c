@@ -258,8 +258,56 @@ static void test_state_carries_over_a_reload(void)
     config_unref(b);
 }
 
+static void test_slow_start_ramps_a_returning_server(void)
+{
+    struct config *c = load("    slow_start: 10s\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    atomic_store(&s->servers[1]->up_since_ms, 100000); /* back at t = 100 s */
+    int early = 0, late = 0;
+    for (int k = 0; k < 1100; k++) {
+        int i = pick(s, 101000); /* 1 s into the ramp: a tenth of its weight */
+        early += i == 1;
+        finish(s, i);
+    }
+    for (int k = 0; k < 1000; k++) {
+        int i = pick(s, 120000); /* ramp over */
+        late += i == 1;
+        finish(s, i);
+    }
+    CHECK(early >= 90 && early <= 110);
+    CHECK_EQ_INT(late, 500);
+    config_unref(c);
+}
+
+static void test_sticky_token_is_random_and_honoured(void)
+{
+    struct config *c = load("    sticky: { cookie: srv }\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    const char *t1 = s->servers[1]->sticky;
+    CHECK_EQ_INT(strlen(t1), UPSRV_STICKY_LEN);
+    CHECK(strcmp(t1, s->servers[0]->sticky) != 0);
+    CHECK(strstr(t1, "10.0.0") == NULL);
+    for (int k = 0; k < 5; k++) {
+        struct upstate_req r = {.sticky = t1, .sticky_len = strlen(t1), .now_ms = 1000};
+        int i = upstate_pick(s, &r);
+        CHECK_EQ_INT(i, 1);
+        finish(s, i);
+    }
+    config_unref(c);
+}
+
 int main(void)
 {
+    test_slow_start_ramps_a_returning_server();
+    test_sticky_token_is_random_and_honoured();
     test_smooth_weighted_round_robin();
     test_least_requests_prefers_idle();
     test_power_of_two_spreads_and_avoids_loaded();
