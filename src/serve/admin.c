@@ -7,6 +7,7 @@
 #include "core/worker.h"
 #include "http/handler.h"
 #include "http/request.h"
+#include "proxy/tunnel.h"
 #include "proxy/upstate.h"
 
 #include <stdarg.h>
@@ -165,8 +166,8 @@ static void status_upstream(struct jbuf *b, const struct cfg_upstream *u, uint64
 {
     jb_put(b, "{\"name\": ", 9);
     jb_str(b, u->name, 300);
-    jb_printf(b, ", \"balance\": \"%s\", \"health_check\": %s, \"servers\": [",
-              balance_names[u->balance],
+    jb_printf(b, ", \"balance\": \"%s\", \"queued\": %u, \"health_check\": %s, \"servers\": [",
+              balance_names[u->balance], u->state ? atomic_load(&u->state->queued) : 0,
               !u->health_check.enabled                 ? "null"
               : u->health_check.type == CFG_CHECK_HTTP ? "\"http\""
                                                        : "\"tcp\"");
@@ -178,9 +179,10 @@ static void status_upstream(struct jbuf *b, const struct cfg_upstream *u, uint64
     jb_put(b, "]}", 2);
 }
 
-static void status_document(struct jbuf *b, const struct config *c, uint64_t now)
+static void status_document(struct jbuf *b, const struct config *c, unsigned tunnels, uint64_t now)
 {
-    jb_put(b, "{\"upstreams\": [", 15);
+    /* Upgraded connections (WebSocket) are counted apart: they are not requests in flight. */
+    jb_printf(b, "{\"tunnels\": %u, \"upstreams\": [", tunnels);
     for (size_t i = 0; i < c->nupstreams; i++) {
         if (i)
             jb_put(b, ", ", 2);
@@ -231,7 +233,7 @@ void admin_handle(struct http_stream *s)
                      1);
         return;
     }
-    status_document(&b, s->config, s->worker->loop.now);
+    status_document(&b, s->config, tunnel_count(s->worker->srv), s->worker->loop.now);
     if (b.oom)
         http_respond_text(s, 500, NULL);
     else

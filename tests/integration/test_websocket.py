@@ -784,3 +784,34 @@ def test_tunnel_count_in_the_log_is_per_worker(gatehouse, backend):
     run(go())
     assert gh.wait_exit(timeout=5) == 0
     assert wait_until(lambda: not gh.running())
+
+
+def test_status_counts_open_tunnels_apart_from_requests(gatehouse, backend):
+    cfg = proxy_config(backend)
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    gh = gatehouse(cfg)
+    admin = gh.ports[-1]
+
+    def status():
+        with H1(admin) as c:
+            return c.request("GET", "/status").json()
+
+    async def go():
+        async with connect(ws_url(gh)) as a, connect(ws_url(gh)) as b:
+            await a.send("x")
+            await b.send("y")
+            assert await a.recv() == "x" and await b.recv() == "y"
+            st = status()
+            assert st["tunnels"] == 2, st
+            assert all(s["active"] == 0 for s in st["upstreams"][0]["servers"]), st
+    run(go())
+    assert wait_for_zero(status)
+
+
+def wait_for_zero(status):
+    deadline = time.monotonic() + T(5)
+    while time.monotonic() < deadline:
+        if status()["tunnels"] == 0:
+            return True
+        time.sleep(0.05)
+    return False
