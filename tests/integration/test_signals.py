@@ -77,6 +77,24 @@ def test_reload_lets_requests_in_flight_finish(backend, gatehouse):
     assert slow.error is None and r.status == 200, (slow.error, r)
 
 
+def test_reload_never_cuts_a_streamed_response(backend, gatehouse):
+    """A long chunked download that is mid-stream (paused by the backend) when the
+    configuration changes keeps its upstream and arrives whole."""
+    from backend import pattern_bytes
+    gh = gatehouse(config(backend, "v1\n"))
+    target = "/bytes?n=3000000&chunked=1&chunk=65536&pause_at=1000000&pause_ms=1500"
+    dl = InFlight(gh.port, target)
+    started(backend, target)
+    time.sleep(T(0.3))          # the first MiB is through, the backend is pausing
+    gh.write_config(config(backend, "v2\n", upstream={"keepalive": 4}))
+    mark = gh.err_mark()
+    gh.send_signal(signal.SIGHUP)
+    gh.wait_err(r"\[info\] configuration reloaded", since=mark)
+    r = dl.join(timeout=15)
+    assert dl.error is None and r.status == 200, (dl.error, r)
+    assert r.body == pattern_bytes(3000000)
+
+
 def test_reload_keeps_keepalive_connections_working(backend, gatehouse):
     gh = gatehouse(config(backend, "v1\n"))
     with H1(gh.port) as c:
