@@ -275,6 +275,9 @@ int config_load_string(const char *name, const char *yaml, size_t len, struct co
         ld.cfg = &s->cfg;
         ld.mem = &s->mem;
         s->cfg.path = cfg_strdup(&ld, name, strlen(name));
+        /* Kept for building again with host names looked up anew (config/resolve.h). */
+        s->cfg.source = cfg_strdup(&ld, yaml, len);
+        s->cfg.source_len = len;
         build(&ld, doc.root);
     } else {
         ld.oom = true;

@@ -17,7 +17,11 @@ enum cfg_log_level { CFG_LOG_DEBUG, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR };
 struct cfg_addr {
     struct sockaddr_storage sa;
     socklen_t len;
-    char *text; /* as written in the config, e.g. "127.0.0.1:9090" or "[::1]:80" */
+    char *text; /* as written in the config, e.g. "127.0.0.1:9090" or "[::1]:80"; for an
+                 * upstream server written as a host name, that and the address it stands for:
+                 * "app.internal:5000@10.0.0.5" (logs, /status, the server's identity) */
+    char *host; /* upstream servers: the address as written, "app.internal:5000" (== text for a
+                 * literal address): what Host headers and TLS server names are made of */
 };
 
 /* An address block for trusted_proxies: "10.0.0.0/8", "::1/128", or a bare address (/32, /128). */
@@ -113,6 +117,14 @@ struct cfg_passive_health {
     uint32_t eject;    /* ms, first ejection; each next one doubles, up to 10x; default 30s */
 };
 
+/* An upstream server written as a host name: it became one server per address the name had,
+ * servers[first .. first + n), in a stable order (IPv4 before IPv6, then by address). */
+struct cfg_server_name {
+    char *name;    /* the host name alone: "app.internal" */
+    char *written; /* the address as written: "app.internal:5000" (the servers' `host`) */
+    size_t first, n;
+};
+
 struct upstate;
 
 struct cfg_upstream {
@@ -120,6 +132,9 @@ struct cfg_upstream {
     size_t index; /* position in config->upstreams */
     struct cfg_addr *servers;
     size_t nservers;
+    struct cfg_server_name *names; /* the servers written as host names, in file order */
+    size_t nnames;
+    uint32_t resolve_interval;   /* ms between lookups of those names, default 30000; 0 = never */
     uint32_t connect_timeout;    /* ms, default 5000 -> 502 */
     uint32_t read_timeout;       /* ms, default 60000; between response bytes -> 504 */
     uint32_t send_timeout;       /* ms, default 60000; upstream not reading request */
@@ -246,6 +261,8 @@ struct cfg_listener {
 struct config {
     atomic_int refs;
     char *path;              /* the file it came from */
+    char *source;            /* the YAML text it was built from (host names are re-resolved */
+    size_t source_len;       /* by building again from it, not from the file, see resolve.h) */
     int workers;             /* resolved: `auto` -> number of online CPUs */
     uint32_t shutdown_grace; /* ms, default 30000 (key `shutdown_timeout`) */
     struct cfg_logs logs;
@@ -291,9 +308,10 @@ void config_addr_free(struct cfg_addr *a);
 
 /* Resolves a host name (never a numeric address, "*" or "localhost", which are handled without
  * it) into *sa; the port is set by the caller. Returns 0, or an EAI_* code for gai_strerror.
- * The default uses getaddrinfo and takes the first address; tests and fuzzers install their
- * own to stay off the network. NULL restores the default. Set it before loading, not while
- * loads run. */
+ * The default uses getaddrinfo; tests and fuzzers install their own to stay off the network.
+ * NULL restores the default. Set it before loading, not while loads run. A resolver installed
+ * here gives one address per name; config_set_lookup (config/resolve.h), which gives every
+ * address of a name, takes precedence over it. */
 typedef int (*config_resolver_fn)(const char *host, struct sockaddr_storage *sa, socklen_t *len);
 void config_set_resolver(config_resolver_fn fn);
 

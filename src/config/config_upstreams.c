@@ -1,8 +1,10 @@
 /* The `upstreams` map: name -> servers and connection settings. */
 #include "config/config_values.h"
 #include "config/config_walk.h"
+#include "config/resolve.h"
 #include "net/tls_client.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +16,12 @@ static const struct field server_fields[] = {
     {FIELD("backup", cfg_conv_bool, struct cfg_server_policy, backup, "false")},
 };
 
-/* A server is "host:port", or a map { address, weight, max_conns, backup }. The address key
- * is matched here and converted by cfg_addr; the table only checks the other keys. */
-static void server_item(struct load *ld, const char *key, const struct ynode *item,
-                        struct cfg_addr *a, struct cfg_server_policy *pol)
+/* A server is "host:port", or a map { address, weight, max_conns, backup }. Stores the policy
+ * and returns the address node (NULL when the map has none). The address key is matched here
+ * and converted by server_addrs; the table only checks the other keys. */
+static const struct ynode *server_item(struct load *ld, const struct ynode *item,
+                                       struct cfg_server_policy *pol)
 {
-    const struct ynode *addr = item;
-
     if (item->kind == YNODE_MAP) {
         static const struct fields rest = {server_fields + 1, 3};
         const struct ynode *vals[CFG_MAX_FIELDS] = {NULL};
@@ -29,24 +30,101 @@ static void server_item(struct load *ld, const char *key, const struct ynode *it
         cfg_match(ld, item, &all, vals, "in a server");
         for (size_t i = 1; i < 4; i++)
             cfg_apply(ld, &rest.v[i - 1], vals[i], item, pol, "in a server");
-        addr = vals[0];
-        if (!addr) {
+        if (!vals[0])
             cfg_report(ld, item, "a server needs an 'address'");
-            return;
-        }
-    } else {
-        pol->weight = 1;
+        return vals[0];
     }
-    if (cfg_addr(ld, key, addr, a) && cfg_addr_port(&a->sa) == 0)
-        cfg_report(ld, addr, "bad address '%.64s' (an upstream server needs a port)", a->text);
+    pol->weight = 1;
+    return item;
 }
 
+/* Resolves a server's address into *r: one address, or every address of a host name. */
+static bool server_addrs(struct load *ld, const char *key, const char *upstream,
+                         const struct ynode *val, struct cfg_resolved *r)
+{
+    const char *s = cfg_text(ld, key, val, "an address like 127.0.0.1:8080");
+    char why[320];
+
+    if (!s)
+        return false;
+    if (cfg_resolve_server(s, upstream, r, why, sizeof why)) {
+        cfg_report(ld, val, "bad address '%.64s' (%s)", s, why);
+        return false;
+    }
+    if (r->port == 0) {
+        cfg_report(ld, val, "bad address '%.64s' (an upstream server needs a port)", s);
+        free(r->sa);
+        r->sa = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* One server: `text` names it in logs, /status and across reloads; `host` is the address as
+ * written, for Host headers and TLS names. */
+static void add_server(struct cfg_upstream *u, const struct sockaddr_storage *sa, char *text,
+                       char *host, const struct cfg_server_policy *pol)
+{
+    struct cfg_addr *a = &u->servers[u->nservers];
+
+    a->sa = *sa;
+    a->len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    a->text = text;
+    a->host = host;
+    u->policies[u->nservers++] = *pol;
+}
+
+/* A written server as one server per address: "app.internal:5000@10.0.0.5", ... */
+static void add_named(struct load *ld, struct cfg_upstream *u, const struct cfg_resolved *r,
+                      char *written, const struct cfg_server_policy *pol)
+{
+    struct cfg_server_name *nm = &u->names[u->nnames++];
+
+    nm->name = cfg_strdup(ld, r->name, strlen(r->name));
+    nm->written = written;
+    nm->first = u->nservers;
+    nm->n = r->n;
+    for (size_t j = 0; j < r->n; j++) {
+        char addr[80], text[400];
+        int len;
+
+        resolve_addrs_text(&r->sa[j], 1, addr, sizeof addr);
+        len = snprintf(text, sizeof text, "%s@%s", written, addr);
+        add_server(u, &r->sa[j], cfg_strdup(ld, text, (size_t)len), written, pol);
+    }
+}
+
+static void fill_servers(struct load *ld, struct cfg_upstream *u, const struct ynode *list,
+                         const struct ynode **addrs, const struct cfg_resolved *res,
+                         const struct cfg_server_policy *pol, size_t total, size_t nnames)
+{
+    if (!(u->servers = cfg_alloc(ld, total * sizeof *u->servers)) ||
+        !(u->policies = cfg_alloc(ld, total * sizeof *u->policies)) ||
+        !(u->names = cfg_alloc(ld, nnames * sizeof *u->names)))
+        return;
+    for (size_t i = 0; i < list->nitems; i++) {
+        char *written;
+
+        if (!res[i].sa || !(written = cfg_strdup(ld, addrs[i]->text, addrs[i]->len)))
+            continue;
+        if (res[i].named)
+            add_named(ld, u, &res[i], written, &pol[i]);
+        else
+            add_server(u, &res[i].sa[0], written, written, &pol[i]);
+    }
+}
+
+/* Each item is one server, or, for a host name, one per address of the name: the bound on
+ * servers holds after that expansion. */
 static void conv_servers(struct load *ld, const struct field *f, const struct ynode *val,
                          void *base)
 {
     struct cfg_upstream *u = base;
     const struct ynode *list = cfg_list(ld, f->key, val);
-    size_t primaries = 0;
+    const struct ynode **addrs;
+    struct cfg_resolved *res;
+    struct cfg_server_policy *pol;
+    size_t primaries = 0, total = 0, nnames = 0;
 
     if (!list)
         return;
@@ -54,16 +132,43 @@ static void conv_servers(struct load *ld, const struct field *f, const struct yn
         cfg_report(ld, val, "an upstream has at most %d servers", CFG_MAX_SERVERS);
         return;
     }
-    if (!(u->servers = cfg_alloc(ld, list->nitems * sizeof *u->servers)) ||
-        !(u->policies = cfg_alloc(ld, list->nitems * sizeof *u->policies)))
+    addrs = cfg_scratch(ld, list->nitems * sizeof *addrs);
+    res = cfg_scratch(ld, list->nitems * sizeof *res);
+    pol = cfg_scratch(ld, list->nitems * sizeof *pol);
+    if (!addrs || !res || !pol)
         return;
-    u->nservers = list->nitems;
     for (size_t i = 0; i < list->nitems; i++) {
-        server_item(ld, f->key, list->items[i], &u->servers[i], &u->policies[i]);
-        primaries += !u->policies[i].backup;
+        addrs[i] = server_item(ld, list->items[i], &pol[i]);
+        if (addrs[i] && server_addrs(ld, f->key, u->name, addrs[i], &res[i])) {
+            total += res[i].n;
+            nnames += res[i].named;
+        }
+        primaries += !pol[i].backup;
     }
     if (list->nitems && !primaries)
         cfg_report(ld, val, "every server is a backup: at least one must not be");
+    if (total > CFG_MAX_SERVERS)
+        cfg_report(ld, val,
+                   "an upstream has at most %d servers, and with every address of its host "
+                   "names these are %zu",
+                   CFG_MAX_SERVERS, total);
+    else
+        fill_servers(ld, u, list, addrs, res, pol, total, nnames);
+    for (size_t i = 0; i < list->nitems; i++)
+        free(res[i].sa);
+}
+
+/* 0 (never looked up again) or at least a second: the lookups run on the main thread. */
+static void conv_resolve_interval(struct load *ld, const struct field *f, const struct ynode *val,
+                                  void *base)
+{
+    uint32_t *ms = CFG_AT(base, f, uint32_t);
+
+    cfg_conv_duration(ld, f, val, base);
+    if (*ms && *ms < 1000) {
+        cfg_report(ld, val, "'%s' must be 0 (never) or at least 1s", f->key);
+        *ms = 0;
+    }
 }
 
 /* hash_key: client_ip | path | header NAME | cookie NAME */
@@ -193,8 +298,7 @@ static const struct field sticky_fields[] = {
 };
 static const struct fields sticky_table = FIELDS(sticky_fields);
 
-static void conv_sticky(struct load *ld, const struct field *f, const struct ynode *val,
-                        void *base)
+static void conv_sticky(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     struct cfg_upstream *u = base;
     struct sticky_tmp t = {NULL};
@@ -221,8 +325,7 @@ static const struct field queue_fields[] = {
 static const struct fields queue_table = FIELDS(queue_fields);
 
 /* queue: { size, timeout } fills the upstream itself. */
-static void conv_queue(struct load *ld, const struct field *f, const struct ynode *val,
-                       void *base)
+static void conv_queue(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     if (cfg_want(ld, "'queue'", val, YNODE_MAP))
         cfg_walk(ld, val, val, &queue_table, base, "in 'queue'");
@@ -322,6 +425,8 @@ static void conv_tls(struct load *ld, const struct field *f, const struct ynode 
 
 static const struct field upstream_fields[] = {
     {FIELD("servers", conv_servers, struct cfg_upstream, servers, NULL), .flags = F_REQUIRED},
+    {FIELD("resolve_interval", conv_resolve_interval, struct cfg_upstream, resolve_interval,
+           "30s")},
     {FIELD("connect_timeout", cfg_conv_duration, struct cfg_upstream, connect_timeout, "5s"),
      .min = 1},
     {FIELD("read_timeout", cfg_conv_duration, struct cfg_upstream, read_timeout, "60s"), .min = 1},

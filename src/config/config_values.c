@@ -1,6 +1,7 @@
 /* Scalar values of the configuration: integers, durations, sizes and socket addresses. */
 #include "config/config.h"
 #include "config/config_values.h"
+#include "config/resolve.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -104,24 +105,69 @@ int config_parse_size(const char *s, uint64_t *bytes)
 }
 
 static config_resolver_fn resolver;
+static config_lookup_fn lookup;
 
 void config_set_resolver(config_resolver_fn fn)
 {
     resolver = fn;
 }
 
-static int resolve_getaddrinfo(const char *host, struct sockaddr_storage *sa, socklen_t *len)
+void config_set_lookup(config_lookup_fn fn)
+{
+    lookup = fn;
+}
+
+/* Raw answers kept from one lookup: room for duplicates beyond the most servers an upstream
+ * may have, so that a name with too many addresses is reported as such. */
+enum { MAX_ANSWERS = 4 * CFG_MAX_SERVERS };
+
+static socklen_t sa_len(const struct sockaddr_storage *sa)
+{
+    return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static int lookup_getaddrinfo(const char *host, struct sockaddr_storage *out, size_t max, size_t *n)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res;
     int rc = getaddrinfo(host, NULL, &hints, &res);
 
+    *n = 0;
     if (rc)
         return rc;
-    memcpy(sa, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
+    for (const struct addrinfo *ai = res; ai && *n < max; ai = ai->ai_next) {
+        if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+            ai->ai_addrlen <= sizeof *out) {
+            memset(&out[*n], 0, sizeof *out);
+            memcpy(&out[(*n)++], ai->ai_addr, ai->ai_addrlen);
+        }
+    }
     freeaddrinfo(res);
     return 0;
+}
+
+/* Every address of a host name, in the resolver's order: the lookup hook, else the
+ * one-address resolver hook, else getaddrinfo. A success without an address is EAI_NONAME. */
+static int lookup_all(const char *host, struct sockaddr_storage *out, size_t max, size_t *n)
+{
+    int rc;
+
+    *n = 0;
+    if (lookup) {
+        rc = lookup(host, out, max, n);
+    } else if (resolver) {
+        socklen_t len;
+        memset(out, 0, sizeof *out);
+        rc = resolver(host, out, &len);
+        *n = rc == 0;
+    } else {
+        rc = lookup_getaddrinfo(host, out, max, n);
+    }
+    if (rc == 0 && *n == 0)
+        rc = EAI_NONAME;
+    if (*n > max)
+        *n = max;
+    return rc;
 }
 
 /* Numeric addresses never go to the resolver, so "10.0.0.1:80" cannot wait on DNS. */
@@ -164,23 +210,23 @@ static bool resolvable_name(const char *s)
     return true;
 }
 
-static int resolve_host(const char *host, struct sockaddr_storage *sa, socklen_t *len, char *why,
+/* A host that is not a name: 1 with *sa set, 0 for a name to resolve, -1 with `why`. */
+static int literal_host(const char *host, struct sockaddr_storage *sa, socklen_t *len, char *why,
                         size_t whylen)
 {
-    int rc;
-
     if (!*host || !strcmp(host, "*")) {
         ipv4(sa, len, INADDR_ANY);
-        return 0;
+        return 1;
     }
     /* Fixed rather than resolved: getaddrinfo may put ::1 first, and a backend listening on
-     * 127.0.0.1 only would then refuse every connection. [::1] is there for IPv6. */
+     * 127.0.0.1 only would then refuse every connection (or, for an upstream server that
+     * becomes one server per address, every other one). [::1] is there for IPv6. */
     if (!strcasecmp(host, "localhost")) {
         ipv4(sa, len, INADDR_LOOPBACK);
-        return 0;
+        return 1;
     }
     if (numeric_host(host, AF_INET, sa, len) == 0)
-        return 0;
+        return 1;
     if (strspn(host, "0123456789.") == strlen(host)) {
         snprintf(why, whylen, "'%s' is not an IPv4 address", host);
         return -1;
@@ -189,11 +235,24 @@ static int resolve_host(const char *host, struct sockaddr_storage *sa, socklen_t
         snprintf(why, whylen, "bad host name '%s'", host);
         return -1;
     }
-    rc = (resolver ? resolver : resolve_getaddrinfo)(host, sa, len);
+    return 0;
+}
+
+/* A listener's host: a name gives its first address, as the resolver orders them. */
+static int resolve_host(const char *host, struct sockaddr_storage *sa, socklen_t *len, char *why,
+                        size_t whylen)
+{
+    int rc = literal_host(host, sa, len, why, whylen);
+    size_t n;
+
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    rc = lookup_all(host, sa, 1, &n);
     if (rc) {
         snprintf(why, whylen, "cannot resolve '%s': %s", host, gai_strerror(rc));
         return -1;
     }
+    *len = sa_len(sa);
     return 0;
 }
 
@@ -292,4 +351,129 @@ void config_addr_free(struct cfg_addr *a)
 {
     free(a->text);
     a->text = NULL;
+}
+
+/* Only what tells two servers apart: family, address (and IPv6 scope) and port. */
+static void canonical(struct sockaddr_storage *sa, uint16_t port)
+{
+    struct sockaddr_storage c;
+
+    memset(&c, 0, sizeof c);
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)sa;
+        struct sockaddr_in6 *out = (struct sockaddr_in6 *)&c;
+        out->sin6_family = AF_INET6;
+        out->sin6_addr = in->sin6_addr;
+        out->sin6_scope_id = in->sin6_scope_id;
+    } else {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        struct sockaddr_in *out = (struct sockaddr_in *)&c;
+        out->sin_family = AF_INET;
+        out->sin_addr = in->sin_addr;
+    }
+    *sa = c;
+    set_port(sa, port);
+}
+
+int cfg_sockaddr_cmp(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    int d;
+
+    if (a->ss_family != b->ss_family)
+        return a->ss_family == AF_INET ? -1 : b->ss_family == AF_INET ? 1 : 0;
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        if ((d = memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr)) != 0)
+            return d;
+        if (x->sin6_scope_id != y->sin6_scope_id)
+            return x->sin6_scope_id < y->sin6_scope_id ? -1 : 1;
+    } else {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        if ((d = memcmp(&x->sin_addr, &y->sin_addr, sizeof x->sin_addr)) != 0)
+            return d;
+    }
+    return (int)cfg_addr_port(a) - (int)cfg_addr_port(b);
+}
+
+static int sockaddr_qsort_cmp(const void *a, const void *b)
+{
+    return cfg_sockaddr_cmp(a, b);
+}
+
+int cfg_lookup_name(const char *name, uint16_t port, struct sockaddr_storage **out, size_t *n)
+{
+    struct sockaddr_storage *sa = malloc(MAX_ANSWERS * sizeof *sa), *fit;
+    size_t got, kept = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (!sa)
+        return EAI_MEMORY;
+    rc = lookup_all(name, sa, MAX_ANSWERS, &got);
+    if (rc) {
+        free(sa);
+        return rc;
+    }
+    for (size_t i = 0; i < got; i++)
+        canonical(&sa[i], port);
+    qsort(sa, got, sizeof *sa, sockaddr_qsort_cmp);
+    for (size_t i = 0; i < got; i++) {
+        if (!kept || cfg_sockaddr_cmp(&sa[kept - 1], &sa[i]) != 0)
+            sa[kept++] = sa[i];
+    }
+    fit = realloc(sa, kept * sizeof *sa);
+    *out = fit ? fit : sa;
+    *n = kept;
+    return 0;
+}
+
+int cfg_resolve_server(const char *s, const char *upstream, struct cfg_resolved *out, char *why,
+                       size_t whylen)
+{
+    const char *port_text;
+    uint64_t port;
+    socklen_t len;
+    bool v6;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (split_host_port(s, out->name, sizeof out->name, &port_text, &v6, why, whylen))
+        return -1;
+    if (cfg_parse_uint(port_text, 65535, &port)) {
+        snprintf(why, whylen, "port must be 0..65535");
+        return -1;
+    }
+    out->port = (uint16_t)port;
+    if (!(out->sa = calloc(1, sizeof *out->sa))) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    out->n = 1;
+    if (v6) {
+        rc = numeric_host(out->name, AF_INET6, out->sa, &len) ? -1 : 1;
+        if (rc < 0)
+            snprintf(why, whylen, "'%s' is not an IPv6 address", out->name);
+    } else {
+        rc = literal_host(out->name, out->sa, &len, why, whylen);
+    }
+    if (rc > 0) {
+        canonical(out->sa, out->port);
+        return 0;
+    }
+    free(out->sa);
+    out->sa = NULL;
+    out->n = 0;
+    if (rc < 0)
+        return -1;
+    out->named = true;
+    if (cfg_pinned_answer(upstream, out->name, out->port, &out->sa, &out->n))
+        rc = out->sa ? 0 : EAI_MEMORY;
+    else
+        rc = cfg_lookup_name(out->name, out->port, &out->sa, &out->n);
+    if (rc) {
+        snprintf(why, whylen, "cannot resolve '%s': %s", out->name, gai_strerror(rc));
+        return -1;
+    }
+    return 0;
 }

@@ -131,7 +131,7 @@ struct http_stream {
     const struct cfg_route *route;
     uint64_t max_body; /* request body limit in bytes, 0 = none (the codec enforces it) */
     /* Filled by handlers for the access log; upstream is "" when none was used. */
-    char upstream[64];
+    char upstream[128];
     uint64_t upstream_ms_start, upstream_ms; /* ms; upstream_ms valid when upstream is set */
     uint64_t start_ms;
     int status;

@@ -143,7 +143,8 @@ static void fail_errno(struct check *c, const char *what, int err)
  * server_name, else the host part of the address as written. */
 static const char *tls_name(const struct check *c, char *buf, size_t len)
 {
-    const char *text = server_text(c), *end = strrchr(text, ':');
+    const struct cfg_addr *a = &c->up->servers[c->server];
+    const char *text = a->host ? a->host : a->text, *end = strrchr(text, ':');
 
     if (c->up->tls_server_name)
         return c->up->tls_server_name;
@@ -378,6 +379,9 @@ static void on_timer(struct ev_timer *t)
 static int build_request(struct check *c)
 {
     const struct cfg_health_check *hc = &c->up->health_check;
+    const struct cfg_addr *a = &c->up->servers[c->server];
+    /* By default the address as written ("app.internal:5000"), never the one it resolved to. */
+    const char *host = hc->host ? hc->host : a->host ? a->host : a->text;
     int n;
 
     if (hc->type != CFG_CHECK_HTTP)
@@ -385,8 +389,7 @@ static int build_request(struct check *c)
     n = asprintf(&c->req,
                  "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-health-check\r\n"
                  "Connection: close\r\n\r\n",
-                 hc->method ? hc->method : "GET", hc->path ? hc->path : "/",
-                 hc->host ? hc->host : server_text(c));
+                 hc->method ? hc->method : "GET", hc->path ? hc->path : "/", host);
     if (n < 0) {
         c->req = NULL;
         return -1;

@@ -37,7 +37,7 @@ struct proxy {
     struct upool *pool;
     struct upconn *uc;
     const struct cfg_upstream *up;
-    char addr[64];
+    char addr[128];
     bool head_received; /* final response head seen */
     bool any_response;  /* any response byte seen on this connection */
     bool retried;
@@ -244,8 +244,11 @@ static int put_field_cb(void *ctx, const char *name, size_t nlen, const char *va
 static int put_host(struct proxy *p)
 {
     const struct http_request *r = &p->s->req;
-    if (p->s->route->host_header == CFG_HOST_UPSTREAM || !r->authority.len)
-        return put_field(p->uc, p->w, "Host", 4, p->addr, strlen(p->addr));
+    if (p->s->route->host_header == CFG_HOST_UPSTREAM || !r->authority.len) {
+        /* The server as written: a name stays a name, never the address it resolved to. */
+        const char *host = p->up->servers[p->uc->server].host;
+        return put_field(p->uc, p->w, "Host", 4, host, strlen(host));
+    }
     return put_field(p->uc, p->w, "Host", 4, r->authority.p, r->authority.len);
 }
 
@@ -653,8 +656,11 @@ static size_t internal_origins(const struct proxy *p, struct rewrite_origin *o, 
 {
     size_t n = 0;
     for (size_t i = 0; i < p->up->nservers && n < MAX_ORIGINS; i++) {
+        /* The addresses of one host name share its `host`: one origin for all of them. */
+        if (i && p->up->servers[i].host == p->up->servers[i - 1].host)
+            continue;
         int len = snprintf(text[n], sizeof(text[n]), "%s://%s",
-                           p->up->tls_client ? "https" : "http", p->up->servers[i].text);
+                           p->up->tls_client ? "https" : "http", p->up->servers[i].host);
         if (len > 0 && (size_t)len < sizeof(text[n])) {
             o[n] = (struct rewrite_origin){text[n], (size_t)len};
             n++;

@@ -218,11 +218,13 @@ struct upconn *upconn_acquire_server(struct upool *p, size_t server, bool fresh)
 }
 
 /* The name a TLS server must prove: the configured one, else the host part of the address as
- * written ("app.internal:443", "10.0.0.5:443", "[::1]:443"). */
+ * written ("app.internal:443", "10.0.0.5:443", "[::1]:443"): the name, not the address it
+ * resolved to, for a server written as a host name. */
 static const char *tls_name(const struct upconn *uc, char *buf, size_t len)
 {
     const struct cfg_upstream *up = uc->pool->up;
-    const char *text = up->servers[uc->server].text;
+    const struct cfg_addr *a = &up->servers[uc->server];
+    const char *text = a->host ? a->host : a->text;
     const char *end = strrchr(text, ':');
 
     if (up->tls_server_name)

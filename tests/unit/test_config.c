@@ -2,6 +2,9 @@
  * problem with its exact "FILE:LINE:COL: message" line, value parsers, and refcounting. */
 #include "check.h"
 #include "config/config.h"
+#include "config/config_values.h"
+#include "config/resolve.h"
+#include "proxy/upstate.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -1738,6 +1741,292 @@ static void test_admin(void)
     EXPECT_ERRORS("admin: [1]\n" MINIMAL, "x.yaml:1:8: 'admin' must be a map, not a list\n");
 }
 
+/* ---- upstream servers written as host names ---- */
+
+/* Answers of the lookup hook (every address of a name): "multi.test" has three addresses, given
+ * out of order and one twice; "dyn.test" what the test sets; "big.test" 200; "empty.test" none.
+ * Other names go to fake_resolver. */
+static const char *dyn_ips[8];
+static size_t dyn_n;
+static int dyn_error, lookups;
+
+static void put_ip(struct sockaddr_storage *out, const char *ip)
+{
+    memset(out, 0, sizeof *out);
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+        in6->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, ip, &in6->sin6_addr);
+        in6->sin6_port = htons(1234); /* the answer's port must not matter */
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)out;
+        in->sin_family = AF_INET;
+        inet_pton(AF_INET, ip, &in->sin_addr);
+    }
+}
+
+static int fake_lookup(const char *host, struct sockaddr_storage *out, size_t max, size_t *n)
+{
+    static const char *const multi[] = {"10.0.0.7", "2001:db8::1", "10.0.0.5", "10.0.0.7"};
+    socklen_t len;
+    int rc;
+
+    lookups++;
+    *n = 0;
+    if (!strcmp(host, "multi.test")) {
+        for (size_t i = 0; i < 4 && *n < max; i++)
+            put_ip(&out[(*n)++], multi[i]);
+        return 0;
+    }
+    if (!strcmp(host, "dyn.test")) {
+        for (size_t i = 0; !dyn_error && i < dyn_n && *n < max; i++)
+            put_ip(&out[(*n)++], dyn_ips[i]);
+        return dyn_error;
+    }
+    if (!strcmp(host, "big.test")) {
+        for (size_t i = 0; i < 200 && *n < max; i++) {
+            char ip[32];
+            snprintf(ip, sizeof ip, "10.9.%zu.%zu", i / 100, i % 100);
+            put_ip(&out[(*n)++], ip);
+        }
+        return 0;
+    }
+    if (!strcmp(host, "empty.test"))
+        return 0;
+    rc = fake_resolver(host, out, &len);
+    *n = rc == 0;
+    return rc;
+}
+
+static void set_dyn(const char *a, const char *b)
+{
+    dyn_ips[0] = a;
+    dyn_ips[1] = b;
+    dyn_n = b ? 2 : a ? 1 : 0;
+    dyn_error = 0;
+}
+
+static bool server_is(const struct cfg_addr *a, const char *text, const char *host)
+{
+    return a->text && a->host && !strcmp(a->text, text) && !strcmp(a->host, host);
+}
+
+/* A name is one server per distinct address, sorted (IPv4 first), each with the policy written
+ * for it; literal addresses and localhost stay one server. */
+static void test_named_servers(void)
+{
+    static const char yaml[] = MINIMAL "upstreams:\n"
+                                       "  app:\n"
+                                       "    servers:\n"
+                                       "      - \"10.0.0.1:80\"\n"
+                                       "      - { address: \"multi.test:5000\", weight: 2, "
+                                       "max_conns: 3 }\n"
+                                       "      - { address: \"localhost:81\", backup: true }\n"
+                                       "      - \"[::1]:82\"\n";
+    const struct cfg_upstream *u;
+    struct config *c;
+
+    CHECK_EQ_INT(load(yaml, &c), 0);
+    if (!c)
+        return;
+    CHECK(c->source && c->source_len == strlen(yaml) && !memcmp(c->source, yaml, c->source_len));
+    u = &c->upstreams[0];
+    CHECK_EQ_INT(u->resolve_interval, 30000);
+    CHECK_EQ_INT(u->nservers, 6);
+    CHECK(is_ipv4(&u->servers[0], "10.0.0.1", 80) &&
+          server_is(&u->servers[0], "10.0.0.1:80", "10.0.0.1:80"));
+    CHECK(is_ipv4(&u->servers[1], "10.0.0.5", 5000) &&
+          server_is(&u->servers[1], "multi.test:5000@10.0.0.5", "multi.test:5000"));
+    CHECK(is_ipv4(&u->servers[2], "10.0.0.7", 5000) &&
+          server_is(&u->servers[2], "multi.test:5000@10.0.0.7", "multi.test:5000"));
+    CHECK(is_ipv6(&u->servers[3], "2001:db8::1", 5000) &&
+          server_is(&u->servers[3], "multi.test:5000@2001:db8::1", "multi.test:5000"));
+    for (size_t i = 1; i <= 3; i++) {
+        CHECK_EQ_INT(u->policies[i].weight, 2);
+        CHECK_EQ_INT(u->policies[i].max_conns, 3);
+        CHECK(!u->policies[i].backup);
+    }
+    CHECK(is_ipv4(&u->servers[4], "127.0.0.1", 81) &&
+          server_is(&u->servers[4], "localhost:81", "localhost:81") && u->policies[4].backup);
+    CHECK(is_ipv6(&u->servers[5], "::1", 82) && server_is(&u->servers[5], "[::1]:82", "[::1]:82"));
+    CHECK_EQ_INT(u->nnames, 1);
+    if (u->nnames == 1) {
+        CHECK(!strcmp(u->names[0].name, "multi.test"));
+        CHECK(!strcmp(u->names[0].written, "multi.test:5000"));
+        CHECK(u->names[0].written == u->servers[1].host);
+        CHECK_EQ_INT(u->names[0].first, 1);
+        CHECK_EQ_INT(u->names[0].n, 3);
+    }
+    config_unref(c);
+
+    /* A name with 200 addresses fits; two of them (400 servers) do not. */
+    CHECK_EQ_INT(load(MINIMAL "upstreams: {a: {servers: [\"big.test:1\"]}}\n", &c), 0);
+    CHECK(c && c->upstreams[0].nservers == 200 && c->upstreams[0].names[0].n == 200);
+    config_unref(c);
+    EXPECT_ERRORS(MINIMAL "upstreams: {a: {servers: [\"big.test:1\", \"big.test:2\"]}}\n",
+                  "x.yaml:8:26: an upstream has at most 256 servers, and with every address of "
+                  "its host names these are 400\n");
+    EXPECT_ERRORS(MINIMAL "upstreams: {a: {servers: [\"empty.test:1\", \"multi.test:0\"]}}\n",
+                  "x.yaml:8:27: bad address 'empty.test:1' (cannot resolve 'empty.test': Name or "
+                  "service not known)\n"
+                  "x.yaml:8:43: bad address 'multi.test:0' (an upstream server needs a port)\n");
+}
+
+static void test_resolve_interval(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load(MINIMAL "upstreams:\n"
+                              "  a: {servers: [\"multi.test:1\"], resolve_interval: 0}\n"
+                              "  b: {servers: [\"multi.test:1\"], resolve_interval: 5m}\n",
+                      &c),
+                 0);
+    CHECK(c && c->upstreams[0].resolve_interval == 0 && c->upstreams[1].resolve_interval == 300000);
+    config_unref(c);
+    EXPECT_ERRORS(MINIMAL "upstreams:\n"
+                          "  a: {servers: [\"multi.test:1\"], resolve_interval: 500ms}\n"
+                          "  b: {servers: [\"multi.test:1\"], resolve_interval: soon}\n",
+                  "x.yaml:9:52: 'resolve_interval' must be 0 (never) or at least 1s\n"
+                  "x.yaml:10:52: 'resolve_interval' must be a duration like 250ms, 5s, 2m, 1h or "
+                  "1d (under 49d)\n");
+}
+
+/* The system's resolver (getaddrinfo, /etc/hosts): "localhost" has 127.0.0.1, and maybe ::1
+ * too, depending on the machine; either way the answer is distinct and sorted. */
+static void test_lookup_system(void)
+{
+    struct sockaddr_storage *sa;
+    size_t n;
+    bool v4 = false;
+
+    config_set_lookup(NULL);
+    config_set_resolver(NULL);
+    CHECK_EQ_INT(cfg_lookup_name("localhost", 8080, &sa, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct cfg_addr a = {.sa = sa[i],
+                                   .len = sa[i].ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                      : sizeof(struct sockaddr_in)};
+        v4 |= is_ipv4(&a, "127.0.0.1", 8080);
+        CHECK(is_ipv4(&a, "127.0.0.1", 8080) || is_ipv6(&a, "::1", 8080));
+        if (i)
+            CHECK(cfg_sockaddr_cmp(&sa[i - 1], &sa[i]) < 0);
+    }
+    CHECK(n >= 1 && n <= 2 && v4);
+    free(sa);
+    config_set_resolver(fake_resolver);
+    config_set_lookup(fake_lookup);
+}
+
+static void test_addrs_text(void)
+{
+    struct sockaddr_storage sa[3];
+    char buf[64];
+
+    put_ip(&sa[0], "10.0.0.5");
+    put_ip(&sa[1], "2001:db8::5");
+    put_ip(&sa[2], "192.168.100.200");
+    resolve_addrs_text(sa, 3, buf, sizeof buf);
+    CHECK(!strcmp(buf, "10.0.0.5, 2001:db8::5, 192.168.100.200"));
+    resolve_addrs_text(sa, 3, buf, 30);
+    CHECK(!strcmp(buf, "10.0.0.5, 2001:db8::5, ..."));
+    resolve_addrs_text(sa, 0, buf, sizeof buf);
+    CHECK(!strcmp(buf, ""));
+}
+
+static const struct upsrv *state_of(const struct config *c, size_t up, size_t server)
+{
+    return c->upstreams[up].state ? c->upstreams[up].state->servers[server] : NULL;
+}
+
+/* Looking names up again: nothing changes while the answers stay; new answers rebuild the
+ * snapshot from its own text, only for upstreams that were due, and servers that remain keep
+ * their state; a failed lookup keeps the running addresses. */
+static void test_reresolve(void)
+{
+    static const char yaml[] = MINIMAL "upstreams:\n"
+                                       "  a: {servers: [\"dyn.test:80\", \"dyn.test:81\"], "
+                                       "resolve_interval: 1s}\n"
+                                       "  b: {servers: [\"dyn.test:90\", \"10.0.0.9:90\"], "
+                                       "resolve_interval: 0}\n";
+    const bool a_due[] = {true, false}, all_due[] = {true, true};
+    struct config *c, *n = NULL;
+    struct resolve_round r;
+    int before;
+
+    set_dyn("10.0.0.2", "10.0.0.1");
+    CHECK_EQ_INT(load(yaml, &c), 0);
+    if (!c)
+        return;
+    CHECK_EQ_INT(upstate_attach(c, NULL), 0);
+    CHECK_EQ_INT(c->upstreams[0].nservers, 4);
+    CHECK(server_is(&c->upstreams[0].servers[0], "dyn.test:80@10.0.0.1", "dyn.test:80"));
+
+    /* Same answer: no change; one lookup per name and round, whatever its ports. */
+    before = lookups;
+    CHECK_EQ_INT(resolve_round_run(&r, c, a_due), 0);
+    CHECK_EQ_INT(lookups - before, 1);
+    CHECK_EQ_INT(r.n, 3);
+    CHECK(!r.changed);
+    CHECK(r.n == 3 && r.entries[0].looked_up && r.entries[1].looked_up && !r.entries[2].looked_up);
+    resolve_round_free(&r);
+
+    /* 10.0.0.2 went, 10.0.0.3 came: upstream a changes, b (resolve_interval 0) does not. */
+    set_dyn("10.0.0.3", "10.0.0.1");
+    CHECK_EQ_INT(resolve_round_run(&r, c, a_due), 0);
+    CHECK(r.changed && r.n == 3);
+    if (r.n == 3) {
+        CHECK(r.entries[0].changed && r.entries[1].changed && !r.entries[2].changed);
+        CHECK(r.entries[0].n == 2 && !strcmp(r.entries[0].up->name, "a"));
+        CHECK(cfg_addr_port(&r.entries[1].sa[0]) == 81);
+    }
+    before = lookups;
+    CHECK_EQ_INT(resolve_round_build(&r, c, &n, stderr), 0);
+    CHECK_EQ_INT(lookups, before); /* the rebuild asks no one: the round answers */
+    resolve_round_free(&r);
+    if (n) {
+        const struct cfg_upstream *a = &n->upstreams[0], *b = &n->upstreams[1];
+        CHECK(!strcmp(n->path, "x.yaml") && n->source_len == c->source_len);
+        CHECK_EQ_INT(a->nservers, 4);
+        CHECK(is_ipv4(&a->servers[0], "10.0.0.1", 80) && is_ipv4(&a->servers[1], "10.0.0.3", 80));
+        CHECK(is_ipv4(&a->servers[2], "10.0.0.1", 81) && is_ipv4(&a->servers[3], "10.0.0.3", 81));
+        CHECK(server_is(&a->servers[1], "dyn.test:80@10.0.0.3", "dyn.test:80"));
+        CHECK_EQ_INT(b->nservers, 3);
+        CHECK(is_ipv4(&b->servers[0], "10.0.0.1", 90) && is_ipv4(&b->servers[1], "10.0.0.2", 90));
+        CHECK_EQ_INT(upstate_attach(n, c), 0);
+        CHECK(state_of(n, 0, 0) == state_of(c, 0, 0)); /* 10.0.0.1:80 stays */
+        CHECK(state_of(n, 0, 1) != state_of(c, 0, 1)); /* 10.0.0.3:80 is new */
+        CHECK(state_of(n, 0, 2) == state_of(c, 0, 2)); /* 10.0.0.1:81 stays */
+        CHECK(state_of(n, 1, 1) == state_of(c, 1, 1)); /* b as it was */
+        CHECK(state_of(n, 1, 2) == state_of(c, 1, 2));
+    }
+
+    /* The name stops resolving: no change, the error noted, and a rebuild keeps the servers. */
+    dyn_error = EAI_AGAIN;
+    CHECK_EQ_INT(resolve_round_run(&r, n, all_due), 0);
+    CHECK(!r.changed && r.n == 3);
+    for (size_t i = 0; i < r.n; i++)
+        CHECK(r.entries[i].error == EAI_AGAIN && !r.entries[i].changed && r.entries[i].n == 2);
+    config_unref(c);
+    c = NULL;
+    CHECK_EQ_INT(resolve_round_build(&r, n, &c, stderr), 0);
+    if (c) {
+        CHECK(is_ipv4(&c->upstreams[0].servers[1], "10.0.0.3", 80));
+        CHECK(is_ipv4(&c->upstreams[1].servers[1], "10.0.0.2", 90));
+        config_unref(c);
+    }
+    resolve_round_free(&r);
+    config_unref(n);
+
+    /* Outside a rebuild, a load asks the resolver: the name now fails to resolve. */
+    EXPECT_ERRORS(yaml, "x.yaml:9:17: bad address 'dyn.test:80' (cannot resolve 'dyn.test': "
+                        "Temporary failure in name resolution)\n"
+                        "x.yaml:9:32: bad address 'dyn.test:81' (cannot resolve 'dyn.test': "
+                        "Temporary failure in name resolution)\n"
+                        "x.yaml:10:17: bad address 'dyn.test:90' (cannot resolve 'dyn.test': "
+                        "Temporary failure in name resolution)\n");
+    set_dyn("10.0.0.1", NULL);
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -1774,6 +2063,13 @@ int main(void)
     test_sizes();
     test_addresses();
     test_tls();
+    config_set_lookup(fake_lookup);
+    test_named_servers();
+    test_resolve_interval();
+    test_lookup_system();
+    test_addrs_text();
+    test_reresolve();
+    config_set_lookup(NULL);
     free(messages);
     return check_done("config");
 }
