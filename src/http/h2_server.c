@@ -158,6 +158,7 @@ struct h2_conn {
     } gaps[H2_GAPS]; /* ids skipped (never opened, so closed), oldest first */
     unsigned ngaps;
     bool lingering;
+    bool idle_keepalive; /* idle_timer runs keepalive_timeout (else client_header_timeout) */
     bool closed;
 };
 
@@ -1576,10 +1577,15 @@ static void idle_timer_update(struct h2_conn *c)
         ev_timer_stop(&c->w->loop, &c->idle_timer);
         return;
     }
-    if (!ev_timer_armed(&c->idle_timer))
-        ev_timer_start(&c->w->loop, &c->idle_timer,
-                       c->requests ? conn_limits(c)->keepalive_timeout
-                                   : conn_limits(c)->client_header_timeout);
+    /* A connection that got its first request since the timer was set (for the first
+     * request's arrival) now waits under keepalive_timeout instead. */
+    bool keepalive = c->requests != 0;
+    if (ev_timer_armed(&c->idle_timer) && c->idle_keepalive == keepalive)
+        return;
+    c->idle_keepalive = keepalive;
+    ev_timer_start(&c->w->loop, &c->idle_timer,
+                   keepalive ? conn_limits(c)->keepalive_timeout
+                             : conn_limits(c)->client_header_timeout);
 }
 
 static void conn_run(struct h2_conn *c)
