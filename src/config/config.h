@@ -96,6 +96,7 @@ struct cfg_server_policy {
     uint32_t weight;    /* 1..1000, default 1 */
     uint32_t max_conns; /* requests in flight at once, all workers together; 0 = no limit */
     bool backup;        /* used only when no other server is usable */
+    bool drain;         /* no new clients: only requests whose sticky cookie names it */
 };
 
 /* Active health checks (key `health_check`). */

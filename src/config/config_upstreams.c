@@ -14,6 +14,7 @@ static const struct field server_fields[] = {
     {FIELD("weight", cfg_conv_u32, struct cfg_server_policy, weight, "1"), .min = 1, .max = 1000},
     {FIELD("max_conns", cfg_conv_u32, struct cfg_server_policy, max_conns, "0")},
     {FIELD("backup", cfg_conv_bool, struct cfg_server_policy, backup, "false")},
+    {FIELD("drain", cfg_conv_bool, struct cfg_server_policy, drain, "false")},
 };
 
 /* A server is "host:port", or a map { address, weight, max_conns, backup }. Stores the policy
@@ -23,12 +24,12 @@ static const struct ynode *server_item(struct load *ld, const struct ynode *item
                                        struct cfg_server_policy *pol)
 {
     if (item->kind == YNODE_MAP) {
-        static const struct fields rest = {server_fields + 1, 3};
+        static const struct fields rest = {server_fields + 1, 4};
         const struct ynode *vals[CFG_MAX_FIELDS] = {NULL};
         const struct fields all = FIELDS(server_fields);
 
         cfg_match(ld, item, &all, vals, "in a server");
-        for (size_t i = 1; i < 4; i++)
+        for (size_t i = 1; i < 5; i++)
             cfg_apply(ld, &rest.v[i - 1], vals[i], item, pol, "in a server");
         if (!vals[0])
             cfg_report(ld, item, "a server needs an 'address'");

@@ -219,6 +219,13 @@ static int64_t eff_weight(const struct upstate *s, size_t i, uint64_t now)
     return w;
 }
 
+/* A draining server still serves the clients whose sticky cookie names it. */
+static bool sticky_names(const struct upstate *s, size_t i, const struct upstate_req *r)
+{
+    return r->sticky && r->sticky_len == UPSRV_STICKY_LEN &&
+           memcmp(s->servers[i]->sticky, r->sticky, UPSRV_STICKY_LEN) == 0;
+}
+
 struct candidates {
     uint16_t idx[CFG_MAX_SERVERS];
     size_t n;
@@ -232,11 +239,12 @@ static int gather(const struct upstate *s, const struct upstate_req *r, struct c
     const struct cfg_upstream *u = s->up;
     bool primary_up = false, any_untried = false;
     for (size_t i = 0; i < u->nservers && !primary_up; i++)
-        primary_up = !u->policies[i].backup && upstate_usable(s, i, r->now_ms) && !was_tried(r, i);
+        primary_up = !u->policies[i].backup && !u->policies[i].drain &&
+                     upstate_usable(s, i, r->now_ms) && !was_tried(r, i);
     c->n = 0;
     for (size_t i = 0; i < u->nservers; i++) {
         if (u->policies[i].backup == primary_up || !upstate_usable(s, i, r->now_ms) ||
-            was_tried(r, i))
+            was_tried(r, i) || (u->policies[i].drain && !sticky_names(s, i, r)))
             continue;
         any_untried = true;
         if (has_room(s, i))

@@ -136,6 +136,8 @@ static const char *server_state(const struct cfg_upstream *u, size_t i, struct u
         return "down";
     if (atomic_load(&v->ejected_until_ms) > now)
         return "ejected";
+    if (u->policies[i].drain)
+        return "draining";
     return u->policies[i].backup ? "backup" : "up";
 }
 

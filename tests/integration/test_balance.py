@@ -288,3 +288,30 @@ def test_hanging_backend_is_ejected(gatehouse, backend_factory):
     assert codes.count(504) == 2, codes
     assert codes[-6:] == [200] * 6, codes
     assert "ejected" in gh.stderr_text() and hung.address in gh.stderr_text()
+
+
+def test_draining_server_keeps_its_sticky_clients_and_gets_no_new_ones(gatehouse,
+                                                                       backend_factory):
+    """Rolling restart: mark a server `drain: true` and reload; clients it holds (by sticky
+    cookie) stay until they leave, new clients go elsewhere, and /status says draining."""
+    bs = [backend_factory() for _ in range(2)]
+    up = {"sticky": {"cookie": "s"}}
+    cfg = balance_config([b.address for b in bs], up)
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    gh = gatehouse(cfg)
+    first = get(gh.port, "/echo")
+    home, token = served_by(first), first.header("set-cookie").split(";")[0].split("=", 1)[1]
+    cfg["upstreams"]["app"]["servers"] = [
+        {"address": b.address, "drain": b.port == home} for b in bs]
+    gh.write_config(cfg)
+    mark = gh.err_mark()
+    gh.send_signal(signal.SIGHUP)
+    gh.wait_err(r"configuration reloaded", since=mark)
+    for _ in range(4):
+        assert served_by(get(gh.port, "/echo", headers=[("Cookie", f"s={token}")])) == home
+    assert {served_by(get(gh.port, "/echo")) for _ in range(6)} == {
+        b.port for b in bs if b.port != home}
+    with H1(gh.ports[-1]) as c:
+        st = c.request("GET", "/status").json()
+    states = {s["address"]: s["state"] for s in st["upstreams"][0]["servers"]}
+    assert states[f"127.0.0.1:{home}"] == "draining", states
