@@ -315,3 +315,22 @@ def test_draining_server_keeps_its_sticky_clients_and_gets_no_new_ones(gatehouse
         st = c.request("GET", "/status").json()
     states = {s["address"]: s["state"] for s in st["upstreams"][0]["servers"]}
     assert states[f"127.0.0.1:{home}"] == "draining", states
+
+
+def test_retries_stop_at_retry_timeout(gatehouse):
+    """Servers whose connects hang until connect_timeout (300 ms): with retry_timeout 500 ms
+    the second attempt starts at ~300 ms, a third would start at ~600 ms, too late: 502 after
+    two attempts, though `retries` allows five."""
+    from conftest import blackhole_port
+    with blackhole_port() as a, blackhole_port() as b, blackhole_port() as c:
+        gh = gatehouse(balance_config([f"127.0.0.1:{p}" for p in (a, b, c)],
+                                      {"connect_timeout": "300ms", "retries": 5,
+                                       "retry_timeout": "500ms",
+                                       "passive_health": {"failures": 0}}, workers=1))
+        t0 = time.monotonic()
+        r = get(gh.port, "/echo")
+        took = time.monotonic() - t0
+    assert r.status == 502
+    assert 0.5 <= took < T(2.0), took
+    assert wait_until(lambda: "connect timed out" in gh.stderr_text(), timeout=3)
+    assert gh.stderr_text().count("retrying on another server") == 1, gh.stderr_text()[-2000:]
