@@ -309,11 +309,15 @@ static void conv_sticky(struct load *ld, const struct field *f, const struct yno
     cfg_walk(ld, val, val, &sticky_table, &t, "in 'sticky'");
     if (!t.cookie)
         return;
-    for (const char *c = t.cookie; *c; c++) {
-        if (*c == '=' || *c == ';' || *c == ',' || *c == '"' || *c == '\\') {
-            cfg_report(ld, cfg_get(val, "cookie"), "'cookie' must be a cookie name (a token)");
-            return;
-        }
+    size_t len = strlen(t.cookie);
+    bool token = len > 0 && len <= 64;
+    for (const char *c = t.cookie; token && *c; c++)
+        token = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                strchr("!#$%&'*+-.^_`|~", *c);
+    if (!token) {
+        cfg_report(ld, cfg_get(val, "cookie"),
+                   "'cookie' must be a cookie name: 1 to 64 letters, digits or !#$%%&'*+-.^_`|~");
+        return;
     }
     u->sticky_cookie = t.cookie;
     u->sticky_cookie_len = strlen(t.cookie);

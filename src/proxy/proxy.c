@@ -853,7 +853,7 @@ static int switch_protocols(struct proxy *p, const struct h1_response *res)
 {
     const char *refused = switch_refused(p, res);
     if (refused) {
-        proxy_fail(p, 502, refused);
+        upstream_failed(p, 502, refused);
         return -1;
     }
     struct http_stream *s = p->s;
@@ -912,7 +912,7 @@ static int parse_response_head(struct proxy *p)
         }
         if (p->s->req.connect && res.status < 300) {
             /* To an HTTP/2 client a 2xx says the tunnel is open (RFC 8441 section 5). */
-            proxy_fail(p, 502, "answered an extended CONNECT without switching protocols");
+            upstream_failed(p, 502, "answered an extended CONNECT without switching protocols");
             return -1;
         }
         p->head_received = true;

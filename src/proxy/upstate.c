@@ -96,8 +96,15 @@ static int ring_build(struct upstate *s)
     size_t n = 0;
     for (size_t i = 0; i < u->nservers; i++)
         n += u->policies[i].backup ? 0 : (size_t)u->policies[i].weight * RING_POINTS;
-    if (n > RING_MAX)
-        n = RING_MAX;
+    /* Over the cap, every server's share shrinks alike (never the last servers' alone). */
+    size_t per_weight = RING_POINTS;
+    if (n > RING_MAX) {
+        per_weight = RING_POINTS * RING_MAX / n;
+        per_weight = per_weight ? per_weight : 1;
+        n = 0;
+        for (size_t i = 0; i < u->nservers; i++)
+            n += u->policies[i].backup ? 0 : (size_t)u->policies[i].weight * per_weight;
+    }
     struct ring_point *pts = malloc(n * sizeof *pts);
     s->ring_hash = malloc(n * sizeof *s->ring_hash);
     s->ring_server = malloc(n * sizeof *s->ring_server);
@@ -109,9 +116,9 @@ static int ring_build(struct upstate *s)
     for (size_t i = 0; i < u->nservers && k < n; i++) {
         if (u->policies[i].backup)
             continue;
-        for (uint32_t j = 0; j < u->policies[i].weight * RING_POINTS && k < n; j++) {
+        for (size_t j = 0; j < u->policies[i].weight * per_weight && k < n; j++) {
             char name[300];
-            int len = snprintf(name, sizeof name, "%s#%u", u->servers[i].text, j);
+            int len = snprintf(name, sizeof name, "%s#%zu", u->servers[i].text, j);
             pts[k++] = (struct ring_point){hash64(name, (size_t)len), (uint32_t)i};
         }
     }
@@ -358,44 +365,79 @@ static int pick_sticky(const struct upstate *s, const struct candidates *c, cons
     return -1;
 }
 
-int upstate_pick(struct upstate *s, const struct upstate_req *r)
+/* Take a slot on server i: a compare-and-swap under max_conns, so workers deciding at the
+ * same moment cannot together go past it. */
+static bool reserve(struct upstate *s, size_t i)
 {
-    struct candidates c;
-    int rc = gather(s, r, &c);
-    if (rc < 0)
-        return rc;
-    int chosen = r->sticky ? pick_sticky(s, &c, r->sticky, r->sticky_len) : -1;
+    uint32_t max = s->up->policies[i].max_conns;
+    atomic_uint *n = &s->servers[i]->inflight;
+    if (!max) {
+        atomic_fetch_add(n, 1);
+        return true;
+    }
+    unsigned cur = atomic_load(n);
+    while (cur < max)
+        if (atomic_compare_exchange_weak(n, &cur, cur + 1))
+            return true;
+    return false;
+}
+
+static int choose(struct upstate *s, const struct upstate_req *r, const struct candidates *c)
+{
+    int chosen = r->sticky ? pick_sticky(s, c, r->sticky, r->sticky_len) : -1;
     switch (chosen < 0 ? s->up->balance : CFG_BAL_ROUND_ROBIN) {
     case CFG_BAL_HASH:
         if (r->key)
-            chosen = pick_hash(s, &c, r->key, r->key_len);
+            chosen = pick_hash(s, c, r->key, r->key_len);
         break;
     case CFG_BAL_LEAST_REQUESTS:
-        chosen = (int)pick_least(s, &c, r->now_ms);
+        chosen = (int)pick_least(s, c, r->now_ms);
         break;
     case CFG_BAL_POWER_OF_TWO:
-        chosen = (int)pick_two(s, &c, r->rand, r->now_ms);
+        chosen = (int)pick_two(s, c, r->rand, r->now_ms);
         break;
     case CFG_BAL_ROUND_ROBIN:
         break;
     }
     if (chosen < 0) /* round robin, or hash without a key (or only backups left) */
-        chosen = (int)pick_round_robin(s, &c, r->now_ms);
-    struct upsrv *v = s->servers[chosen];
-    atomic_fetch_add(&v->inflight, 1);
-    atomic_fetch_add(&v->requests, 1);
-    if (!r->tried || !(r->tried[0] | r->tried[1] | r->tried[2] | r->tried[3]))
-        atomic_fetch_add(&s->window_requests, 1);
+        chosen = (int)pick_round_robin(s, c, r->now_ms);
     return chosen;
+}
+
+int upstate_pick(struct upstate *s, const struct upstate_req *r)
+{
+    uint64_t skip[CFG_MAX_SERVERS / 64] = {0};
+    struct upstate_req mine = *r;
+    if (r->tried)
+        memcpy(skip, r->tried, sizeof skip);
+    mine.tried = skip;
+    bool raced = false;
+    for (;;) {
+        struct candidates c;
+        int rc = gather(s, &mine, &c);
+        if (rc < 0)
+            return raced ? UPSTATE_ALL_FULL : rc; /* lost every race for a slot: full */
+        int chosen = choose(s, &mine, &c);
+        if (!reserve(s, (size_t)chosen)) {
+            skip[chosen / 64] |= (uint64_t)1 << (chosen % 64); /* filled meanwhile */
+            raced = true;
+            continue;
+        }
+        atomic_fetch_add(&s->servers[chosen]->requests, 1);
+        if (!r->tried || !(r->tried[0] | r->tried[1] | r->tried[2] | r->tried[3]))
+            atomic_fetch_add(&s->window_requests, 1);
+        return chosen;
+    }
 }
 
 /* ---- outcomes ----------------------------------------------------------------------------- */
 
+/* Servers that could take new clients if `skip` were gone: a draining one cannot. */
 static size_t usable_besides(const struct upstate *s, size_t skip, uint64_t now)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->up->nservers; i++)
-        n += i != skip && upstate_usable(s, i, now);
+        n += i != skip && !s->up->policies[i].drain && upstate_usable(s, i, now);
     return n;
 }
 

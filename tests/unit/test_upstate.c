@@ -304,8 +304,54 @@ static void test_sticky_token_is_random_and_honoured(void)
     config_unref(c);
 }
 
+static void test_draining_server_does_not_shield_the_last_one(void)
+{
+    struct config *c = load("    passive_health: { failures: 1, eject: 10s }\n"
+                            "    servers:\n"
+                            "      - \"10.0.0.1:80\"\n"
+                            "      - { address: \"10.0.0.2:80\", drain: true }\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    atomic_fetch_add(&s->servers[0]->inflight, 1);
+    upstate_done(s, 0, UPSTATE_FAILED, "reset", 1000, NULL);
+    CHECK(upstate_usable(s, 0, 1000)); /* the draining one takes no new clients */
+    CHECK_EQ_INT(pick(s, 1000), 0);
+    config_unref(c);
+}
+
+static void test_capped_hash_ring_keeps_every_server(void)
+{
+    char yaml[2048] = "    balance: hash\n    servers:\n";
+    for (int i = 1; i <= 8; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "      - { address: \"10.0.0.%d:80\", weight: 1000 }\n", i);
+        strcat(yaml, line);
+    }
+    struct config *c = load(yaml);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    int share[8] = {0};
+    for (int k = 0; k < 8000; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%d", k);
+        int i = pick_key(c->upstreams[0].state, key);
+        if (i >= 0 && i < 8) {
+            share[i]++;
+            finish(c->upstreams[0].state, i);
+        }
+    }
+    for (int i = 0; i < 8; i++)
+        CHECK(share[i] > 700 && share[i] < 1300);
+    config_unref(c);
+}
+
 int main(void)
 {
+    test_draining_server_does_not_shield_the_last_one();
+    test_capped_hash_ring_keeps_every_server();
     test_slow_start_ramps_a_returning_server();
     test_sticky_token_is_random_and_honoured();
     test_smooth_weighted_round_robin();
