@@ -10,7 +10,7 @@ import pytest
 
 from conftest import RssSampler, T, respond_config
 
-hpack = pytest.importorskip("hpack")
+import hpack
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import H1, MiB, T, base_config, curl, proxy_config, respond_config
 
-h2 = pytest.importorskip("h2.connection")
+import h2.connection
 import h2.config  # noqa: E402
 import h2.errors  # noqa: E402
 import h2.events  # noqa: E402

@@ -21,8 +21,8 @@ from backend import MAX_SLICE, PatternChecker, pattern, pattern_bytes, ws_frame,
 from conftest import (H1, RSS_LIMIT_KIB, SANITIZER, MiB, T, proxy_config, rss_kib,
                       wait_until)
 
-websockets = pytest.importorskip("websockets")
-h2 = pytest.importorskip("h2.connection")
+import websockets
+import h2.connection
 import h2.config  # noqa: E402
 import h2.events  # noqa: E402
 import h2.settings  # noqa: E402
