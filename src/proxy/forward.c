@@ -4,7 +4,6 @@
 #include "http/h1_parse.h"
 #include "http/request.h"
 
-#include <stdio.h>
 #include <string.h>
 
 enum fwd_kind { FWD_NONE, FWD_FOR, FWD_PROTO, FWD_HOST, FWD_PORT, FWD_FORWARDED, FWD_PREFIX };
@@ -85,14 +84,43 @@ static size_t incoming(const struct http_request *r, enum fwd_kind k, char *out,
     return n;
 }
 
+/* A bounded text being built: appends past `cap` are dropped and remembered in `over`, so
+ * the callers format without snprintf (this runs for every proxied request). */
+struct text {
+    char *p;
+    size_t n, cap;
+    bool over;
+};
+
+static void text_put(struct text *t, const char *s, size_t n)
+{
+    if (n > t->cap - t->n) {
+        t->over = true;
+        return;
+    }
+    memcpy(t->p + t->n, s, n);
+    t->n += n;
+}
+
+static void text_str(struct text *t, const char *s)
+{
+    text_put(t, s, strlen(s));
+}
+
 /* RFC 7239 node and host values: a token stays bare; IPv6 (in brackets) and host:port must be
  * a quoted-string. */
-static int quoted_if_needed(char *out, size_t cap, const char *v, size_t len, bool ipv6)
+static void text_node(struct text *t, const char *v, size_t len, bool ipv6)
 {
     bool quote = ipv6 || memchr(v, ':', len) || memchr(v, '[', len);
+    if (quote)
+        text_put(t, "\"", 1);
     if (ipv6)
-        return snprintf(out, cap, "\"[%.*s]\"", (int)len, v);
-    return snprintf(out, cap, quote ? "\"%.*s\"" : "%.*s", (int)len, v);
+        text_put(t, "[", 1);
+    text_put(t, v, len);
+    if (ipv6)
+        text_put(t, "]", 1);
+    if (quote)
+        text_put(t, "\"", 1);
 }
 
 struct emit {
@@ -103,49 +131,69 @@ struct emit {
     void *ctx;
 };
 
-/* Send `ours`, after the trusted incoming value when `append`, or the trusted incoming value
- * in place of ours when `keep_incoming`. */
-static int emit_field(const struct emit *e, enum fwd_kind k, const char *name, const char *ours,
-                      bool append)
+/* Send `ours` (len bytes), after the trusted incoming value when `append`, or the trusted
+ * incoming value in place of ours when not. */
+static int emit_field(const struct emit *e, enum fwd_kind k, const char *name, size_t nlen,
+                      const char *ours, size_t len, bool append)
 {
     char buf[4096];
     size_t n = e->trusted ? incoming(&e->s->req, k, buf, sizeof(buf) - 512) : 0;
     if (n && !append)
-        return e->put(e->ctx, name, strlen(name), buf, n);
+        return e->put(e->ctx, name, nlen, buf, n);
     if (n) {
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, ", %s", ours);
-        return e->put(e->ctx, name, strlen(name), buf, n < sizeof(buf) ? n : sizeof(buf) - 1);
+        struct text t = {buf, n, sizeof(buf), false};
+        text_put(&t, ", ", 2);
+        text_put(&t, ours, len);
+        return e->put(e->ctx, name, nlen, buf, t.n);
     }
-    return e->put(e->ctx, name, strlen(name), ours, strlen(ours));
+    return e->put(e->ctx, name, nlen, ours, len);
 }
+
+#define EMIT(e, k, name, ours, len, append)                                                        \
+    emit_field(e, k, name, sizeof(name) - 1, ours, len, append)
 
 static int emit_forwarded(const struct emit *e, const char *proto)
 {
     const struct http_stream *s = e->s;
     char elem[600];
-    int n = snprintf(elem, sizeof(elem), "for=");
-    bool v6 = strchr(s->peer, ':') != NULL;
-    n += quoted_if_needed(elem + n, sizeof(elem) - (size_t)n, s->peer, strlen(s->peer), v6);
-    n += snprintf(elem + n, sizeof(elem) - (size_t)n, ";proto=%s", proto);
+    struct text t = {elem, 0, sizeof(elem), false};
+    text_put(&t, "for=", 4);
+    text_node(&t, s->peer, strlen(s->peer), strchr(s->peer, ':') != NULL);
+    text_put(&t, ";proto=", 7);
+    text_str(&t, proto);
     const struct slice host = s->req.authority;
     if (host.len && host.len < 256) {
-        n += snprintf(elem + n, sizeof(elem) - (size_t)n, ";host=");
-        n += quoted_if_needed(elem + n, sizeof(elem) - (size_t)n, host.p, host.len, false);
+        text_put(&t, ";host=", 6);
+        text_node(&t, host.p, host.len, false);
     }
-    return emit_field(e, FWD_FORWARDED, "Forwarded", elem, true);
+    return EMIT(e, FWD_FORWARDED, "Forwarded", elem, t.n, true);
 }
 
 static int emit_prefix(const struct emit *e)
 {
-    char ours[512];
-    snprintf(ours, sizeof(ours), "%s", e->route->path);
     char buf[1024];
-    size_t n = e->trusted ? incoming(&e->s->req, FWD_PREFIX, buf, sizeof(buf) - sizeof(ours)) : 0;
+    const size_t plen = e->route->path_len;
+    size_t n = e->trusted ? incoming(&e->s->req, FWD_PREFIX, buf, sizeof(buf) - 512) : 0;
     /* Behind another proxy that stripped its own prefix, the path base is both joined. */
     while (n && buf[n - 1] == '/')
         n--;
-    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s", ours);
-    return e->put(e->ctx, "X-Forwarded-Prefix", 18, buf, n);
+    struct text t = {buf, n, sizeof(buf), false};
+    text_put(&t, e->route->path, plen < 511 ? plen : 511);
+    return e->put(e->ctx, "X-Forwarded-Prefix", 18, buf, t.n);
+}
+
+/* The listener's port in decimal, into out[6]; returns the length. */
+static size_t port_text(char out[6], unsigned port)
+{
+    char rev[6];
+    size_t n = 0, i = 0;
+    do {
+        rev[n++] = (char)('0' + port % 10);
+        port /= 10;
+    } while (port && n < sizeof(rev));
+    while (n)
+        out[i++] = rev[--n];
+    return i;
 }
 
 int forward_emit(const struct http_stream *s, const struct cfg_route *route, bool trusted,
@@ -154,19 +202,17 @@ int forward_emit(const struct http_stream *s, const struct cfg_route *route, boo
     const struct emit e = {s, route, trusted, put, ctx};
     const unsigned want = route->forward_headers;
     const char *proto = s->secure ? "https" : "http";
-    char text[300];
+    const struct slice host = s->req.authority;
     int rc = 0;
     if (want & CFG_FWD_FOR)
-        rc |= emit_field(&e, FWD_FOR, "X-Forwarded-For", s->peer, true);
+        rc |= EMIT(&e, FWD_FOR, "X-Forwarded-For", s->peer, strlen(s->peer), true);
     if (want & CFG_FWD_PROTO)
-        rc |= emit_field(&e, FWD_PROTO, "X-Forwarded-Proto", proto, false);
-    if ((want & CFG_FWD_HOST) && s->req.authority.len && s->req.authority.len < sizeof(text)) {
-        snprintf(text, sizeof(text), "%.*s", (int)s->req.authority.len, s->req.authority.p);
-        rc |= emit_field(&e, FWD_HOST, "X-Forwarded-Host", text, false);
-    }
+        rc |= EMIT(&e, FWD_PROTO, "X-Forwarded-Proto", proto, strlen(proto), false);
+    if ((want & CFG_FWD_HOST) && host.len && host.len < 300)
+        rc |= EMIT(&e, FWD_HOST, "X-Forwarded-Host", host.p, host.len, false);
     if (want & CFG_FWD_PORT) {
-        snprintf(text, sizeof(text), "%u", s->local_port);
-        rc |= emit_field(&e, FWD_PORT, "X-Forwarded-Port", text, false);
+        char port[6];
+        rc |= EMIT(&e, FWD_PORT, "X-Forwarded-Port", port, port_text(port, s->local_port), false);
     }
     if (want & CFG_FWD_FORWARDED)
         rc |= emit_forwarded(&e, proto);
