@@ -243,7 +243,8 @@ CHECK_H2=${CHECK_H2:-0}
 check_http() {
     local name=$1 size=$2 out
     local scheme=http opts=() ver
-    [[ $TLS_MODE == 1 && $name != backend ]] && { scheme=https; opts=(-k); }
+    # --tlsv1.3: the run is void unless every peer negotiates TLS 1.3, as the scenarios state
+    [[ $TLS_MODE == 1 && $name != backend ]] && { scheme=https; opts=(-k --tlsv1.3); }
     [[ $CHECK_H2 == 1 && $name != backend ]] && opts+=(--http2)
     read -r out ver < <(curl -sS --max-time 5 "${opts[@]}" -o "$WORK/check-$name.body" \
         -w '%{http_code} %{http_version}\n' "$scheme://127.0.0.1:${PORT_OF[$name]}/") ||
