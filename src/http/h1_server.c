@@ -341,25 +341,6 @@ static enum send_result send_failed(struct h1_conn *c)
     return SEND_ERROR;
 }
 
-/* Reserve-and-format into the generated part of the output. */
-static int out_printf(struct h1_conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int out_printf(struct h1_conn *c, const char *fmt, ...)
-{
-    size_t room;
-    char *p = outq_reserve(&c->out, &c->w->bufs, &room);
-    if (!p)
-        return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(p, room, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= room)
-        return -1;
-    outq_commit(&c->out, (size_t)n);
-    return 0;
-}
-
 static int out_fields(struct h1_conn *c, const struct http_field *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -388,6 +369,67 @@ static const char *http_date(struct h1_conn *c)
     return c->w->access.http_date;
 }
 
+/* The response head's generated parts are put together with memcpy: out_printf costs a
+ * vfprintf per line, a sixth of the CPU of a small proxied request when it was used here. */
+static int out_put(struct h1_conn *c, const char *p, size_t n)
+{
+    return outq_append(&c->out, &c->w->bufs, p, n);
+}
+
+#define OUT_LIT(c, lit) out_put(c, lit, sizeof(lit) - 1)
+
+/* "HTTP/1.x NNN Reason\r\n" */
+static int out_status_line(struct h1_conn *c, char minor, int status)
+{
+    char line[64] = "HTTP/1.x ";
+    const char *reason = http_reason(status);
+    size_t rlen = strlen(reason), n = 9;
+    line[7] = minor;
+    line[n++] = (char)('0' + status / 100 % 10);
+    line[n++] = (char)('0' + status / 10 % 10);
+    line[n++] = (char)('0' + status % 10);
+    line[n++] = ' ';
+    if (rlen > sizeof(line) - n - 2)
+        rlen = sizeof(line) - n - 2;
+    memcpy(line + n, reason, rlen);
+    n += rlen;
+    line[n++] = '\r';
+    line[n++] = '\n';
+    return out_put(c, line, n);
+}
+
+static int out_date(struct h1_conn *c)
+{
+    const char *date = http_date(c);
+    char line[64] = "Date: ";
+    size_t dlen = strlen(date), n = 6;
+    if (dlen > sizeof(line) - n - 2)
+        return -1;
+    memcpy(line + n, date, dlen);
+    n += dlen;
+    line[n++] = '\r';
+    line[n++] = '\n';
+    return out_put(c, line, n);
+}
+
+static int out_content_length(struct h1_conn *c, unsigned long long len)
+{
+    char line[16 + HTTP_NUM_MAX + 2] = "Content-Length: ";
+    size_t n = 16 + http_fmt_dec(line + 16, len);
+    line[n++] = '\r';
+    line[n++] = '\n';
+    return out_put(c, line, n);
+}
+
+static int out_chunk_size(struct h1_conn *c, size_t len)
+{
+    char line[HTTP_NUM_MAX + 2];
+    size_t n = http_fmt_hex(line, len);
+    line[n++] = '\r';
+    line[n++] = '\n';
+    return out_put(c, line, n);
+}
+
 static bool has_field(const struct http_response *res, const char *lower, size_t len)
 {
     for (size_t i = 0; i < res->nfields; i++)
@@ -400,8 +442,8 @@ static enum send_result h1_send_interim(struct h1_conn *c, const struct http_res
 {
     if (c->http10)
         return SEND_DONE; /* HTTP/1.0 clients do not understand 1xx */
-    if (out_printf(c, "HTTP/1.1 %d %s\r\n", res->status, http_reason(res->status)) < 0 ||
-        out_fields(c, res->fields, res->nfields) < 0 || out_printf(c, "\r\n") < 0)
+    if (out_status_line(c, '1', res->status) < 0 || out_fields(c, res->fields, res->nfields) < 0 ||
+        OUT_LIT(c, "\r\n") < 0)
         return send_failed(c);
     ev_defer(&c->w->loop, &c->flush_defer);
     return SEND_DONE;
@@ -426,9 +468,8 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
      * request head is meant for the new protocol, not a next request, so the connection ends. */
     if (s->req.upgrade.len)
         c->keepalive = false;
-    if (out_printf(c, "HTTP/1.%d %d %s\r\n", c->http10 ? 0 : 1, res->status,
-                   http_reason(res->status)) < 0 ||
-        (!has_field(res, "date", 4) && out_printf(c, "Date: %s\r\n", http_date(c)) < 0) ||
+    if (out_status_line(c, c->http10 ? '0' : '1', res->status) < 0 ||
+        (!has_field(res, "date", 4) && out_date(c) < 0) ||
         out_fields(c, res->fields, res->nfields) < 0)
         return send_failed(c);
     int rc = 0;
@@ -436,22 +477,22 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
         /* RFC 9110 8.6: never a Content-Length on 204 */
     } else if (res->content_length >= 0) {
         /* HEAD and 304 carry the length the full response would have had */
-        rc = out_printf(c, "Content-Length: %lld\r\n", (long long)res->content_length);
+        rc = out_content_length(c, (unsigned long long)res->content_length);
     } else if (!c->no_body_out) {
         if (c->http10)
             c->keepalive = false; /* close-delimited */
         else {
             c->chunked_out = true;
-            rc = out_printf(c, "Transfer-Encoding: chunked\r\n");
+            rc = OUT_LIT(c, "Transfer-Encoding: chunked\r\n");
         }
     }
     if (rc == 0) {
         if (!c->keepalive)
-            rc = out_printf(c, "Connection: close\r\n\r\n");
+            rc = OUT_LIT(c, "Connection: close\r\n\r\n");
         else if (c->http10)
-            rc = out_printf(c, "Connection: keep-alive\r\n\r\n");
+            rc = OUT_LIT(c, "Connection: keep-alive\r\n\r\n");
         else
-            rc = out_printf(c, "\r\n");
+            rc = OUT_LIT(c, "\r\n");
     }
     if (rc < 0)
         return send_failed(c);
@@ -478,7 +519,7 @@ static enum send_result h1_send_body(struct http_stream *s, const char *data, si
         return SEND_ERROR;
     if (c->no_body_out || len == 0)
         return SEND_DONE;
-    if (c->chunked_out && out_printf(c, "%zx\r\n", len) < 0)
+    if (c->chunked_out && out_chunk_size(c, len) < 0)
         return send_failed(c);
     if (len <= SEND_COPY_MAX) {
         /* Small slices are copied: one iovec fewer, and callers may pass stack memory. */
@@ -504,7 +545,7 @@ static enum send_result h1_send_end(struct http_stream *s)
     c->handler_on = false;
     if (c->state == CS_CLOSED)
         return SEND_ERROR;
-    if (c->chunked_out && !c->no_body_out && out_printf(c, "0\r\n\r\n") < 0) {
+    if (c->chunked_out && !c->no_body_out && OUT_LIT(c, "0\r\n\r\n") < 0) {
         conn_close(c);
         return SEND_ERROR;
     }
@@ -537,8 +578,8 @@ static enum send_result h1_upgrade(struct http_stream *s, const struct http_resp
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     if (c->state != CS_EXCHANGE || c->head_sent || !s->req.upgrade.len)
         return SEND_ERROR;
-    if (out_printf(c, "HTTP/1.1 101 %s\r\n", http_reason(101)) < 0 ||
-        out_fields(c, res->fields, res->nfields) < 0 || out_printf(c, "\r\n") < 0)
+    if (out_status_line(c, '1', 101) < 0 || out_fields(c, res->fields, res->nfields) < 0 ||
+        OUT_LIT(c, "\r\n") < 0)
         return send_failed(c);
     s->status = 101;
     c->tunnel = true;
@@ -571,7 +612,7 @@ static void send_continue(struct h1_conn *c)
     if (!c->expect_continue || c->continue_sent || c->head_sent)
         return;
     c->continue_sent = true;
-    if (out_printf(c, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
+    if (OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
         conn_flush(c);
 }
 

@@ -49,6 +49,30 @@ const char *http_cookie_value(const struct http_request *r, const char *name, si
     return NULL;
 }
 
+static size_t fmt_base(char out[HTTP_NUM_MAX], unsigned long long v, unsigned base)
+{
+    static const char digits[] = "0123456789abcdef";
+    char rev[HTTP_NUM_MAX];
+    size_t n = 0, i = 0;
+    do {
+        rev[n++] = digits[v % base];
+        v /= base;
+    } while (v);
+    while (n)
+        out[i++] = rev[--n];
+    return i;
+}
+
+size_t http_fmt_dec(char out[HTTP_NUM_MAX], unsigned long long v)
+{
+    return fmt_base(out, v, 10);
+}
+
+size_t http_fmt_hex(char out[HTTP_NUM_MAX], unsigned long long v)
+{
+    return fmt_base(out, v, 16);
+}
+
 const char *http_reason(int status)
 {
     switch (status) {

@@ -150,4 +150,10 @@ const char *http_cookie_value(const struct http_request *r, const char *name, si
 /* Reason phrase for a status code ("OK", "Not Found", ...; "" for unknown). */
 const char *http_reason(int status);
 
+/* `v` in decimal / lowercase hexadecimal into out (no NUL); returns the length. For header
+ * values and chunk sizes on the hot path, where snprintf's cost shows. */
+#define HTTP_NUM_MAX 20
+size_t http_fmt_dec(char out[HTTP_NUM_MAX], unsigned long long v);
+size_t http_fmt_hex(char out[HTTP_NUM_MAX], unsigned long long v);
+
 #endif

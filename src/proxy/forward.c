@@ -182,20 +182,6 @@ static int emit_prefix(const struct emit *e)
     return e->put(e->ctx, "X-Forwarded-Prefix", 18, buf, t.n);
 }
 
-/* The listener's port in decimal, into out[6]; returns the length. */
-static size_t port_text(char out[6], unsigned port)
-{
-    char rev[6];
-    size_t n = 0, i = 0;
-    do {
-        rev[n++] = (char)('0' + port % 10);
-        port /= 10;
-    } while (port && n < sizeof(rev));
-    while (n)
-        out[i++] = rev[--n];
-    return i;
-}
-
 int forward_emit(const struct http_stream *s, const struct cfg_route *route, bool trusted,
                  forward_put_fn put, void *ctx)
 {
@@ -211,8 +197,9 @@ int forward_emit(const struct http_stream *s, const struct cfg_route *route, boo
     if ((want & CFG_FWD_HOST) && host.len && host.len < 300)
         rc |= EMIT(&e, FWD_HOST, "X-Forwarded-Host", host.p, host.len, false);
     if (want & CFG_FWD_PORT) {
-        char port[6];
-        rc |= EMIT(&e, FWD_PORT, "X-Forwarded-Port", port, port_text(port, s->local_port), false);
+        char port[HTTP_NUM_MAX];
+        rc |=
+            EMIT(&e, FWD_PORT, "X-Forwarded-Port", port, http_fmt_dec(port, s->local_port), false);
     }
     if (want & CFG_FWD_FORWARDED)
         rc |= emit_forwarded(&e, proto);

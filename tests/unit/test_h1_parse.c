@@ -2,6 +2,7 @@
  * `test_h1_parse bench` also prints the parse time of a typical request (no assertion). */
 #include "check.h"
 #include "http/h1_parse.h"
+#include "http/request.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -835,8 +836,25 @@ static void bench(int N)
     printf("h1_chunked_decode: %zu bytes in 1 KiB chunks: %.2f GB/s\n", n, (double)n / ns);
 }
 
+/* The number formatting the response writers use instead of snprintf. */
+static void test_fmt_numbers(void)
+{
+    static const unsigned long long values[] = {
+        0, 7, 10, 255, 4096, 65535, 1000000007ULL, 18446744073709551615ULL};
+    char got[HTTP_NUM_MAX], want[32];
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        size_t n = http_fmt_dec(got, values[i]);
+        snprintf(want, sizeof(want), "%llu", values[i]);
+        CHECK(n == strlen(want) && memcmp(got, want, n) == 0);
+        n = http_fmt_hex(got, values[i]);
+        snprintf(want, sizeof(want), "%llx", values[i]);
+        CHECK(n == strlen(want) && memcmp(got, want, n) == 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    test_fmt_numbers();
     test_typical();
     test_field_values();
     test_line_endings();
