@@ -6,6 +6,7 @@
 #include "http/handler.h"
 #include "http/request.h"
 #include "proxy/proxy.h"
+#include "route/dispatch.h"
 #include "route/router.h"
 #include "route/target.h"
 #include "serve/admin.h"
@@ -72,25 +73,40 @@ static unsigned https_port(const struct http_stream *s)
     return 443;
 }
 
+/* The host part of an authority: without its port; an IPv6 literal ends at its ']'. */
+static size_t host_without_port(const char *h, size_t len)
+{
+    const char *end = len && h[0] == '[' ? memchr(h, ']', len) : NULL;
+    if (end)
+        return (size_t)(end - h) + 1;
+    const char *colon = memchr(h, ':', len);
+    return colon ? (size_t)(colon - h) : len;
+}
+
+long https_redirect_location(char *out, size_t outlen, const char *host, size_t host_len,
+                             unsigned port, const char *path, size_t path_len, const char *query,
+                             size_t query_len)
+{
+    char portpart[16] = "";
+    if (port != 443)
+        snprintf(portpart, sizeof(portpart), ":%u", port);
+    size_t hlen = host_without_port(host, host_len);
+    if (hlen > 4096 || path_len > 65536 || query_len > 65536)
+        return -1; /* and never beyond int for %.*s */
+    int n = snprintf(out, outlen, "https://%.*s%s%.*s%s%.*s", (int)hlen, host, portpart,
+                     (int)path_len, path, query ? "?" : "", (int)query_len, query ? query : "");
+    return n < 0 || (size_t)n >= outlen ? -1 : n;
+}
+
 /* redirect_to_https: 308 keeps the method and body; the path and query go along as sent. */
 static void redirect_to_https(struct http_stream *s)
 {
     const struct http_request *r = &s->req;
-    char host[300], location[8500];
-    size_t hlen = r->authority.len < sizeof(host) - 1 ? r->authority.len : sizeof(host) - 1;
-    memcpy(host, r->authority.p, hlen);
-    host[hlen] = '\0';
-    char *colon = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
-    if (colon)
-        colon[host[0] == '[' ? 1 : 0] = '\0'; /* the client's port is the plain one */
-    unsigned port = https_port(s);
-    char portpart[16] = "";
-    if (port != 443)
-        snprintf(portpart, sizeof(portpart), ":%u", port);
-    int n = snprintf(location, sizeof(location), "https://%s%s%.*s%s%.*s", host, portpart,
-                     (int)r->path.len, r->path.p, r->query.p ? "?" : "", (int)r->query.len,
-                     r->query.p ? r->query.p : "");
-    if (n < 0 || (size_t)n >= sizeof(location)) {
+    char location[8500];
+    long n =
+        https_redirect_location(location, sizeof(location), r->authority.p, r->authority.len,
+                                https_port(s), r->path.p, r->path.len, r->query.p, r->query.len);
+    if (n < 0) {
         http_respond_text(s, 414, NULL);
         return;
     }
