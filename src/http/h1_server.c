@@ -1075,10 +1075,15 @@ static void handshake(struct h1_conn *c)
         c->rd_ready = c->wr_ready = false; /* the next epoll edge resumes it */
         return;
     }
+    if (r == TLS_CLOSED) {
+        /* Port scans and TCP health checks connect and leave: routine, not worth a line. */
+        log_msg(conn_log(c), LOG_DEBUG, "client %s: TLS handshake: closed by the client", c->peer);
+        conn_close(c);
+        return;
+    }
     if (r != TLS_DONE) {
         char why[160];
-        const char *what =
-            r == TLS_CLOSED ? "closed by the client" : tls_last_error(c->tls, why, sizeof(why));
+        const char *what = tls_last_error(c->tls, why, sizeof(why));
         log_msg(conn_log(c), LOG_INFO, "client %s: TLS handshake failed: %s", c->peer, what);
         if (strstr(what, "plaintext"))
             answer_plaintext(c);
@@ -1330,7 +1335,8 @@ static void conn_on_timer(struct ev_timer *t)
     struct h1_conn *c = container_of(t, struct h1_conn, timer);
     switch (c->state) {
     case CS_HANDSHAKE:
-        log_msg(conn_log(c), LOG_INFO, "client %s: TLS handshake not done within %u ms", c->peer,
+        log_msg(conn_log(c), LOG_INFO,
+                "client %s: TLS handshake timed out (handshake_timeout %u ms)", c->peer,
                 c->handshake_timeout);
         conn_close(c);
         break;

@@ -1100,7 +1100,6 @@ struct tls_conn {
     bool starved; /* the last read found only part of a record */
     bool shut;    /* close_notify sent (or given up) */
     enum fail fail;
-    const char *op;        /* "handshake", "read", "write": what failed */
     unsigned long ssl_err; /* FAIL_SSL */
     long verify;           /* FAIL_SSL: the client certificate's verification result */
     int sys_err;           /* FAIL_SYSCALL */
@@ -1141,6 +1140,13 @@ void tls_conn_free(struct tls_conn *c)
     free(c);
 }
 
+/* A reset during the handshake is a client leaving (TCP health checks and port scanners
+ * often close that way), not a TLS failure. */
+static bool peer_left(int sys_err)
+{
+    return sys_err == ECONNRESET || sys_err == EPIPE;
+}
+
 /* Maps a failed SSL_* call to a TLS_* code, keeping what is needed for tls_last_error.
  * `sys_err` is errno as the call left it. */
 static int failed(struct tls_conn *c, int ret, int sys_err, const char *op)
@@ -1153,7 +1159,8 @@ static int failed(struct tls_conn *c, int ret, int sys_err, const char *op)
     case SSL_ERROR_ZERO_RETURN:
         return TLS_CLOSED;
     case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0 && sys_err == 0)
+        if (ERR_peek_error() == 0 &&
+            (sys_err == 0 || (peer_left(sys_err) && !strcmp(op, "handshake"))))
             return TLS_CLOSED;
         c->fail = ERR_peek_error() ? FAIL_SSL : FAIL_SYSCALL;
         break;
@@ -1161,7 +1168,6 @@ static int failed(struct tls_conn *c, int ret, int sys_err, const char *op)
         c->fail = FAIL_SSL;
         break;
     }
-    c->op = op;
     c->sys_err = sys_err;
     c->ssl_err = ERR_peek_last_error();
     c->verify = SSL_get_verify_result(c->ssl);
@@ -1192,10 +1198,11 @@ static int check_first_bytes(struct tls_conn *c)
 
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return TLS_WANT_READ;
+    if (n < 0 && peer_left(errno))
+        return TLS_CLOSED;
     if (n < 0) {
         c->fail = FAIL_SYSCALL;
         c->sys_err = errno;
-        c->op = "handshake";
         return TLS_ERROR;
     }
     if (n == 0)
@@ -1338,6 +1345,42 @@ static bool client_cert_error(const struct tls_conn *c, char *buf, size_t len)
     }
 }
 
+static const char *version_name(int v, char *buf, size_t len)
+{
+    switch (v) {
+    case SSL3_VERSION:
+        return "SSL 3.0";
+    case TLS1_VERSION:
+        return "TLS 1.0";
+    case TLS1_1_VERSION:
+        return "TLS 1.1";
+    case TLS1_2_VERSION:
+        return "TLS 1.2";
+    case TLS1_3_VERSION:
+        return "TLS 1.3";
+    default:
+        snprintf(buf, len, "version 0x%04x", (unsigned)v);
+        return buf;
+    }
+}
+
+/* A client too old for min_version: the most common refusal, said in the operator's terms.
+ * The ClientHello's legacy version is the client's highest below TLS 1.3, which is all a
+ * refused client can have offered. */
+static bool version_error(const struct tls_conn *c, char *buf, size_t len)
+{
+    char a[24], b[24];
+    int client = SSL_client_version(c->ssl), min = (int)SSL_get_min_proto_version(c->ssl);
+
+    if (ERR_GET_LIB(c->ssl_err) != ERR_LIB_SSL ||
+        ERR_GET_REASON(c->ssl_err) != SSL_R_UNSUPPORTED_PROTOCOL || client <= 0 || min <= 0 ||
+        client >= min)
+        return false;
+    snprintf(buf, len, "client offers %s at most, min_version is %s",
+             version_name(client, a, sizeof a), version_name(min, b, sizeof b));
+    return true;
+}
+
 const char *tls_last_error(struct tls_conn *c, char *buf, size_t len)
 {
     const char *reason;
@@ -1351,13 +1394,13 @@ const char *tls_last_error(struct tls_conn *c, char *buf, size_t len)
         snprintf(buf, len, "plaintext HTTP on a TLS port");
         break;
     case FAIL_SYSCALL:
-        snprintf(buf, len, "%s failed: %s", c->op, strerror_r(c->sys_err, sys, sizeof sys));
+        snprintf(buf, len, "%s", strerror_r(c->sys_err, sys, sizeof sys));
         break;
     case FAIL_SSL:
-        if (client_cert_error(c, buf, len))
+        if (client_cert_error(c, buf, len) || version_error(c, buf, len))
             break;
         reason = c->ssl_err ? ERR_reason_error_string(c->ssl_err) : NULL;
-        snprintf(buf, len, "%s failed: %s", c->op, reason ? reason : "TLS error");
+        snprintf(buf, len, "%s", reason ? reason : "TLS error");
         break;
     }
     return buf;

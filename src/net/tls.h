@@ -60,7 +60,8 @@ struct tls_conn *tls_conn_new(struct tls_server *s, int fd);
 void tls_conn_free(struct tls_conn *c); /* NULL is a no-op; does not close the fd */
 
 /* Advances the handshake: TLS_DONE when complete, else TLS_WANT_READ / TLS_WANT_WRITE (call
- * again when the socket is ready), TLS_CLOSED (the client left before finishing), or
+ * again when the socket is ready), TLS_CLOSED (the client left before finishing: EOF or a
+ * reset, as TCP health checks and port scanners do), or
  * TLS_ERROR (see tls_last_error). Plaintext HTTP sent to the TLS port is detected before any
  * of it is consumed: TLS_ERROR, and the request is still in the socket, so the caller may
  * read it and answer in plain HTTP. After TLS_DONE, read at once: the client's first request
@@ -101,10 +102,12 @@ const char *tls_conn_sni(const struct tls_conn *c);  /* the client's server name
  * practice. Valid after tls_handshake returned TLS_DONE, also on resumed sessions. */
 const char *tls_conn_client_subject(const struct tls_conn *c, char *buf, size_t len);
 
-/* The last failure of this connection as short text for a log line, written into buf, e.g.
- * "handshake failed: no shared cipher" or "plaintext HTTP on a TLS port"; with client_ca,
- * "client certificate required" or "client certificate not trusted: certificate has expired"
- * (the reason from certificate verification). Returns buf. */
+/* Why the last call that returned TLS_ERROR failed, as short text for a log line written into
+ * buf; the caller knows what it called ("TLS handshake failed: ..."). E.g. "no shared
+ * cipher", "plaintext HTTP on a TLS port", "client offers TLS 1.1 at most, min_version is
+ * TLS 1.2", "Connection timed out"; with client_ca, "client certificate required" or "client
+ * certificate not trusted: certificate has expired" (the reason from certificate
+ * verification). Returns buf. */
 const char *tls_last_error(struct tls_conn *c, char *buf, size_t len);
 
 #endif

@@ -2,12 +2,13 @@
 plaintext on the TLS port, and a proxied request over HTTPS."""
 import socket
 import ssl
+import struct
 import subprocess
 import time
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, T, base_config, curl, proxy_config
+from conftest import GATEHOUSE_BIN, T, base_config, curl, proxy_config, wait_until
 
 
 def make_cert(d, name, sans, key_type="ec"):
@@ -103,9 +104,12 @@ def test_handshake_timeout_closes_silent_clients(gatehouse, backend, certs):
     gh = gatehouse(proxy_config(backend, listen=tls_listener(certs,
                                                              handshake_timeout="500ms")))
     with socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)) as s:
+        mark = gh.err_mark()
         t = time.monotonic()
         assert s.recv(1) == b""          # closed without a byte
         assert time.monotonic() - t < T(3)
+    gh.wait_err(r"\[info\] client 127\.0\.0\.1: TLS handshake timed out "
+                r"\(handshake_timeout 500 ms\)$", since=mark)
     # and the listener still serves everyone else
     assert "main.example" in served_cert_cn(gh.port, "main.example")[0]
 
@@ -233,3 +237,83 @@ def test_client_certificates_required_and_subject_forwarded(gatehouse, backend, 
     import json
     got = [v for k, v in json.loads(p.stdout)["headers"] if k.lower() == "x-client-subject"]
     assert got == ["CN=alice,O=Example Corp"]
+
+
+# ---- handshake failures in the log: brief, and silent for clients that merely leave ----------
+
+def tls_info_lines(gh, since):
+    return [l for l in gh.err_lines(since) if "[info]" in l and "TLS" in l]
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
+def test_tls11_client_is_refused_with_one_line_saying_why(gatehouse, backend, certs):
+    gh = gatehouse(proxy_config(backend, listen=tls_listener(certs)))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")   # Debian's default level forbids TLS 1.1 itself
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    mark = gh.err_mark()
+    with socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)) as s:
+        with pytest.raises(ssl.SSLError) as e:
+            ctx.wrap_socket(s, server_hostname="main.example")
+    assert "PROTOCOL_VERSION" in str(e.value).upper(), e.value   # the alert the client got
+    gh.wait_err(r"\[info\] client 127\.0\.0\.1: TLS handshake failed: client offers TLS 1\.1 "
+                r"at most, min_version is TLS 1\.2$", since=mark)
+    assert "main.example" in served_cert_cn(gh.port, "main.example")[0]
+    assert len(tls_info_lines(gh, mark)) == 1, gh.err_lines(mark)
+
+
+def test_no_shared_cipher_is_one_line(gatehouse, backend, certs):
+    gh = gatehouse(proxy_config(backend, listen=tls_listener(certs)))
+    mark = gh.err_mark()
+    p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{gh.port}", "-tls1_2",
+                        "-cipher", "AES128-SHA", "-servername", "main.example"], input=b"",
+                       capture_output=True, timeout=T(10))
+    assert p.returncode != 0
+    gh.wait_err(r"\[info\] client 127\.0\.0\.1: TLS handshake failed: no shared cipher$",
+                since=mark)
+    assert "main.example" in served_cert_cn(gh.port, "main.example")[0]
+    assert len(tls_info_lines(gh, mark)) == 1, gh.err_lines(mark)
+
+
+def leave_with_reset(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def test_clients_that_leave_during_the_handshake_are_not_logged_at_info(gatehouse, backend,
+                                                                         certs):
+    cfg = proxy_config(backend, listen=tls_listener(certs))
+    cfg["logs"]["level"] = "debug"
+    gh = gatehouse(cfg)
+    mark = gh.err_mark()
+    # A TCP health check or a port scan: connect, close; or connect, reset.
+    socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)).close()
+    leave_with_reset(socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)))
+    # A client that sends half a ClientHello and leaves.
+    with socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)) as s:
+        s.sendall(bytes.fromhex("160301020001"))
+        time.sleep(0.1)
+    # A client that sends its whole ClientHello, and resets once the server has answered.
+    s = socket.create_connection(("127.0.0.1", gh.port), timeout=T(5))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="main.example")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    s.sendall(outgoing.read())
+    time.sleep(0.1)
+    leave_with_reset(s)
+    wait_until(lambda: len([l for l in gh.err_lines(mark)
+                            if "[debug]" in l and "TLS handshake: closed by the client" in l])
+               >= 4, timeout=5)
+    # A full handshake afterwards: every line about the others would have come before.
+    assert "main.example" in served_cert_cn(gh.port, "main.example")[0]
+    debug = [l for l in gh.err_lines(mark) if "[debug]" in l and "TLS handshake" in l]
+    assert len(debug) == 4 and all(l.endswith("client 127.0.0.1: TLS handshake: closed by the "
+                                              "client") for l in debug), gh.err_lines(mark)
+    assert tls_info_lines(gh, mark) == [], gh.err_lines(mark)
