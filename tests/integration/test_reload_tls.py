@@ -281,3 +281,88 @@ def test_bad_certificate_on_reload_keeps_serving_the_old_one(gatehouse, certs):
     assert verifies_with(gh.port, certs["a"][0]) == "cert-a.example"
     subject, status = served_subject(gh.port)
     assert "CN=cert-a.example" in subject and status == 200, (subject, status, line)
+
+
+def test_certificate_reload_keeps_idle_tls_keepalive_connection(gatehouse, certs):
+    gh = gatehouse(tls_config(certs))
+    ctx = ssl.create_default_context(cafile=str(certs["a"][0]))
+    ctx.set_alpn_protocols(["http/1.1"])
+    with H1(gh.port) as c:
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="main.example")
+        assert dict(x[0] for x in c.sock.getpeercert()["subject"])["commonName"] == \
+            "cert-a.example"
+        r = c.request("GET", "/", host="main.example")
+        assert r.status == 200 and r.body == b"ok\n" and r.header("connection") != "close"
+        install(certs["b"][0], certs["live"][0])
+        install(certs["b"][1], certs["live"][1])
+        reload(gh)
+        assert not c.closed_by_peer(timeout=1.5), "TLS keep-alive connection closed by the reload"
+        r = c.request("GET", "/", host="main.example")   # same connection, same session
+        assert r.status == 200 and r.body == b"ok\n"
+    # New connections get the new certificate.
+    assert verifies_with(gh.port, certs["b"][0]) == "cert-b.example"
+
+
+# ---- OCSP stapling ----------------------------------------------------------------------------
+
+def ocsp_response(d, out):
+    """A fresh OCSP response from the test CA saying the server certificate is good."""
+    subprocess.run(["openssl", "ocsp", "-index", str(d / "index.txt"), "-rsigner",
+                    str(d / "ca.crt"), "-rkey", str(d / "ca.key"), "-CA", str(d / "ca.crt"),
+                    "-issuer", str(d / "ca.crt"), "-cert", str(d / "srv.crt"), "-respout",
+                    str(out), "-ndays", "1"], check=True, capture_output=True)
+    text = subprocess.run(["openssl", "ocsp", "-respin", str(out), "-resp_text", "-noverify"],
+                          check=True, capture_output=True, text=True).stdout
+    return re.search(r"This Update: (.+)", text).group(1).strip()
+
+
+@pytest.fixture
+def ocsp_pki(tmp_path):
+    """A CA, a server certificate it signed (serial 0x1001), and the CA's index of it."""
+    d = tmp_path / "ocsp"
+    d.mkdir()
+    run = lambda *a: subprocess.run(list(map(str, a)), check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=Gatehouse Test CA",
+        "-keyout", d / "ca.key", "-out", d / "ca.crt")
+    (d / "srv.ext").write_text("subjectAltName=DNS:main.example\n")
+    run("openssl", "req", *ec, "-subj", "/CN=main.example", "-keyout", d / "srv.key",
+        "-out", d / "srv.csr")
+    run("openssl", "x509", "-req", "-in", d / "srv.csr", "-CA", d / "ca.crt", "-CAkey",
+        d / "ca.key", "-set_serial", "0x1001", "-days", "2", "-extfile", d / "srv.ext",
+        "-out", d / "srv.crt")
+    (d / "index.txt").write_text("V\t301231235959Z\t\t1001\tunknown\t/CN=main.example\n")
+    return d
+
+
+def stapled(port, ca):
+    """What `openssl s_client -status` says about the stapled OCSP response."""
+    p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+                        "main.example", "-status", "-CAfile", str(ca), "-verify_return_error"],
+                       input=b"", capture_output=True, timeout=T(10))
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    assert "Verify return code: 0 (ok)" in out, out
+    status = re.search(r"OCSP Response Status: (.+)", out)
+    this_update = re.search(r"This Update: (.+)", out)
+    return (status.group(1).strip() if status else None,
+            this_update.group(1).strip() if this_update else None)
+
+
+def test_ocsp_response_is_stapled_and_refreshed_on_reload(gatehouse, ocsp_pki):
+    d = ocsp_pki
+    first = ocsp_response(d, d / "live.ocsp.der")
+    listen = [{"address": "127.0.0.1:0",
+               "tls": {"certificates": [{"cert": str(d / "srv.crt"), "key": str(d / "srv.key"),
+                                         "ocsp": str(d / "live.ocsp.der")}]}}]
+    gh = gatehouse(respond_config([{"path": "/", "respond": {"body": "ok\n"}}], listen=listen))
+    assert stapled(gh.port, d / "ca.crt") == ("successful (0x0)", first)
+    # A newer response (This Update has one-second resolution), installed the way a cron job
+    # would, is stapled after a reload, not before.
+    time.sleep(1.1)
+    second = ocsp_response(d, d / "next.ocsp.der")
+    assert second != first
+    install(d / "next.ocsp.der", d / "live.ocsp.der")
+    assert stapled(gh.port, d / "ca.crt") == ("successful (0x0)", first)
+    reload(gh)
+    assert stapled(gh.port, d / "ca.crt") == ("successful (0x0)", second)
