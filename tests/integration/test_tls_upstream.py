@@ -63,11 +63,14 @@ http {{
         ssl_certificate_key {key};
         ssl_session_cache shared:up:1m;
         keepalive_requests 1000;
+{extra}
         location / {{
             root {d}/www;
             add_header X-Reused $ssl_session_reused always;
             add_header X-Conn $connection always;
             add_header X-SNI "$ssl_server_name" always;
+            add_header X-Client-Verify $ssl_client_verify always;
+            add_header X-Client-DN $ssl_client_s_dn always;
         }}
     }}
 }}
@@ -75,7 +78,7 @@ http {{
 
 
 class Nginx:
-    def __init__(self, d, cert):
+    def __init__(self, d, cert, extra=""):
         self.dir = d
         d.mkdir()
         (d / "www").mkdir()
@@ -83,7 +86,8 @@ class Nginx:
         (d / "www" / "data.bin").write_bytes(self.body)
         self.port = free_port()
         conf = d / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(d=d, port=self.port, crt=cert[0], key=cert[1]))
+        conf.write_text(NGINX_CONF.format(d=d, port=self.port, crt=cert[0], key=cert[1],
+                                         extra=extra))
         self.proc = subprocess.Popen(["/usr/sbin/nginx", "-p", str(d), "-c", str(conf),
                                       "-e", str(d / "error.log")],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -116,7 +120,9 @@ def pki(tmp_path_factory):
     return {"ca": ca,
             "other_ca": make_ca(d, "other-ca"),
             "leaf": make_leaf(d, "app.internal", ca, "DNS:app.internal,IP:127.0.0.1"),
-            "self": make_leaf(d, "self.internal", None, "DNS:self.internal,IP:127.0.0.1")}
+            "self": make_leaf(d, "self.internal", None, "DNS:self.internal,IP:127.0.0.1"),
+            "client": make_leaf(d, "gatehouse.internal", ca, "DNS:gatehouse.internal"),
+            "stranger": make_leaf(d, "stranger.internal", None, "DNS:stranger.internal")}
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +135,16 @@ def tls_backend(pki, tmp_path_factory):
 @pytest.fixture(scope="module")
 def self_signed_backend(pki, tmp_path_factory):
     n = Nginx(tmp_path_factory.mktemp("nginx") / "self-signed", pki["self"])
+    yield n
+    n.stop()
+
+
+@pytest.fixture(scope="module")
+def mtls_backend(pki, tmp_path_factory):
+    """nginx that refuses requests from clients without a certificate signed by the CA."""
+    n = Nginx(tmp_path_factory.mktemp("nginx") / "mtls", pki["leaf"],
+              extra=f"        ssl_verify_client on;\n"
+                    f"        ssl_client_certificate {pki['ca'][0]};")
     yield n
     n.stop()
 
@@ -229,3 +245,28 @@ def test_handshake_is_bounded_by_connect_timeout(gatehouse):
         gh.wait_err(r"upstream app .*TLS handshake timed out \(connect_timeout\) -> 502")
     finally:
         lsn.close()
+
+
+def test_client_certificate_is_presented_to_a_backend_that_requires_one(gatehouse, mtls_backend,
+                                                                        pki):
+    ca = str(pki["ca"][0])
+    gh = gatehouse(tls_config(mtls_backend, {"ca": ca, "cert": str(pki["client"][0]),
+                                             "key": str(pki["client"][1])}))
+    r = get(gh.port, "/data.bin")
+    assert r.status == 200 and r.body == mtls_backend.body
+    assert r.header("X-Client-Verify") == "SUCCESS"
+    assert r.header("X-Client-DN") == "CN=gatehouse.internal"
+
+
+def test_without_a_client_certificate_the_backend_refuses(gatehouse, mtls_backend, pki):
+    # nginx completes the handshake and answers 400 itself ("No required SSL certificate was
+    # sent"); Gatehouse passes that answer on, and nothing was served.
+    gh = gatehouse(tls_config(mtls_backend, {"ca": str(pki["ca"][0])}))
+    r = get(gh.port, "/data.bin")
+    assert r.status == 400 and b"No required SSL certificate" in r.body, r
+    # A certificate the backend does not trust is refused the same way.
+    gh = gatehouse(tls_config(mtls_backend, {"ca": str(pki["ca"][0]),
+                                             "cert": str(pki["stranger"][0]),
+                                             "key": str(pki["stranger"][1])}))
+    r = get(gh.port, "/data.bin")
+    assert r.status == 400 and b"certificate error" in r.body, r
