@@ -40,5 +40,5 @@ int main(void)
     CHECK_EQ_INT(https_redirect_location(small, sizeof(small), "example.com", 11, 443, "/1234567",
                                          8, NULL, 0),
                  (long)sizeof(small) - 1);
-    return check_done("test_dispatch");
+    return check_done("dispatch");
 }
