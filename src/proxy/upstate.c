@@ -193,6 +193,30 @@ void upstate_detach(struct config *c)
     }
 }
 
+/* ---- retry budget -------------------------------------------------------------------------- */
+
+/* Move the budget's windows on to `now`. Windows are aligned on BUDGET_WINDOW_MS from the
+ * first, so the current one began less than a window ago and the previous one is the window
+ * just before it: together the last 10 to 20 seconds. When two windows or more went by
+ * without a request or a retry, the previous window was empty whatever came before. Called by
+ * every first attempt and every retry, so a quiet spell cannot leave an old count standing.
+ * A worker whose clock lags the window's start (each loop reads the clock on its own) moves
+ * nothing. One compare-and-swap decides which caller moves the window; requests counted by
+ * others in that instant may land in either window. */
+static void budget_advance(struct upstate *s, uint64_t now)
+{
+    unsigned long long start = atomic_load(&s->window_start_ms);
+    if (now < start + BUDGET_WINDOW_MS)
+        return;
+    uint64_t passed = (now - start) / BUDGET_WINDOW_MS;
+    if (!atomic_compare_exchange_strong(&s->window_start_ms, &start,
+                                        start + passed * BUDGET_WINDOW_MS))
+        return; /* another worker moved it */
+    unsigned last = atomic_exchange(&s->window_requests, 0);
+    atomic_store(&s->prev_requests, passed == 1 ? last : 0);
+    atomic_store(&s->window_retries, 0);
+}
+
 /* ---- picking ------------------------------------------------------------------------------ */
 
 bool upstate_usable(const struct upstate *s, size_t i, uint64_t now_ms)
@@ -424,8 +448,10 @@ int upstate_pick(struct upstate *s, const struct upstate_req *r)
             continue;
         }
         atomic_fetch_add(&s->servers[chosen]->requests, 1);
-        if (!r->tried || !(r->tried[0] | r->tried[1] | r->tried[2] | r->tried[3]))
+        if (!r->tried || !(r->tried[0] | r->tried[1] | r->tried[2] | r->tried[3])) {
+            budget_advance(s, r->now_ms);
             atomic_fetch_add(&s->window_requests, 1);
+        }
         return chosen;
     }
 }
@@ -492,12 +518,7 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
 
 bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms)
 {
-    unsigned long long start = atomic_load(&s->window_start_ms);
-    if (now_ms - start >= BUDGET_WINDOW_MS &&
-        atomic_compare_exchange_strong(&s->window_start_ms, &start, now_ms)) {
-        atomic_store(&s->prev_requests, atomic_exchange(&s->window_requests, 0));
-        atomic_store(&s->window_retries, 0);
-    }
+    budget_advance(s, now_ms);
     uint64_t recent = atomic_load(&s->prev_requests) + atomic_load(&s->window_requests);
     uint64_t allowed = recent * s->up->retry_budget / 100;
     if (allowed < BUDGET_MIN_RETRIES)

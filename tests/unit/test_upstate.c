@@ -234,6 +234,43 @@ static void test_retry_budget(void)
     config_unref(c);
 }
 
+static int retries_allowed(struct upstate *s, uint64_t now, int tries)
+{
+    int allowed = 0;
+    for (int k = 0; k < tries; k++)
+        allowed += upstate_retry_allowed(s, now);
+    return allowed;
+}
+
+/* The budget counts the last 10 to 20 seconds only, however long ago the last retry was: an
+ * hour of healthy traffic must not pay for a burst of retries when an outage begins. */
+static void test_retry_budget_forgets_a_quiet_spell(void)
+{
+    struct config *c = load("    retry_budget: 20%\n    servers: [\"10.0.0.1:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    for (int k = 0; k < 100000; k++)
+        finish(s, pick(s, 0));
+    CHECK_EQ_INT(retries_allowed(s, 3600000, 1000), 10); /* an hour later: the floor only */
+
+    /* The window in progress and the one before it count, one further back does not. */
+    for (int k = 0; k < 1000; k++)
+        finish(s, pick(s, 4000000));
+    CHECK_EQ_INT(retries_allowed(s, 4009999, 1000), 200);
+    for (int k = 0; k < 500; k++)
+        finish(s, pick(s, 4010000)); /* a new window: the 1000 are the previous one */
+    CHECK_EQ_INT(retries_allowed(s, 4010000, 1000), 300);
+    for (int k = 0; k < 50; k++)
+        finish(s, pick(s, 4020000)); /* the 1000 are two windows back now */
+    CHECK_EQ_INT(retries_allowed(s, 4020000, 1000), 110);
+    CHECK_EQ_INT(retries_allowed(s, 4030000, 1000), 10); /* a retry alone moves it too */
+    /* A worker whose clock lags behind the window's start changes nothing. */
+    CHECK_EQ_INT(retries_allowed(s, 4029000, 1000), 0);
+    config_unref(c);
+}
+
 static void test_state_carries_over_a_reload(void)
 {
     struct config *a = load("    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
@@ -362,6 +399,7 @@ int main(void)
     test_max_conns_and_tried();
     test_ejection_never_takes_the_last();
     test_retry_budget();
+    test_retry_budget_forgets_a_quiet_spell();
     test_state_carries_over_a_reload();
     return check_done("upstate");
 }
