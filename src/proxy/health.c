@@ -71,30 +71,23 @@ static const char *server_text(const struct check *c)
 
 static void record_ok(struct check *c, uint64_t now)
 {
-    struct upsrv *v = c->srv;
-    unsigned n = atomic_fetch_add(&v->check_ok, 1) + 1;
+    unsigned n;
 
-    atomic_store(&v->check_fail, 0);
-    if (atomic_load(&v->health) != UPSRV_DOWN || n < c->up->health_check.rise)
+    if (!upstate_check_done(c->up->state, c->server, true, now, &n))
         return;
-    atomic_store(&v->up_since_ms, now); /* slow start counts from here */
-    atomic_store(&v->health, UPSRV_UP);
     log_msg(check_log(c), LOG_INFO, "upstream %s: server %s is up (%u successful check%s)",
             c->up->name, server_text(c), n, n == 1 ? "" : "s");
 }
 
-static void record_failure(struct check *c, const char *why)
+static void record_failure(struct check *c, uint64_t now, const char *why)
 {
-    struct upsrv *v = c->srv;
-    unsigned n = atomic_fetch_add(&v->check_fail, 1) + 1;
+    unsigned n;
 
-    atomic_store(&v->check_ok, 0);
-    snprintf(v->last_error, sizeof v->last_error, "health check: %s", why);
+    snprintf(c->srv->last_error, sizeof c->srv->last_error, "health check: %s", why);
     log_msg(check_log(c), LOG_DEBUG, "upstream %s: server %s: health check failed: %s", c->up->name,
             server_text(c), why);
-    if (atomic_load(&v->health) != UPSRV_UP || n < c->up->health_check.fall)
+    if (!upstate_check_done(c->up->state, c->server, false, now, &n))
         return;
-    atomic_store(&v->health, UPSRV_DOWN);
     log_msg(check_log(c), LOG_WARN, "upstream %s: server %s is down (%u failed check%s: %s)",
             c->up->name, server_text(c), n, n == 1 ? "" : "s", why);
 }
@@ -123,7 +116,7 @@ static void finish(struct check *c, bool ok, const char *why)
     if (ok)
         record_ok(c, loop->now);
     else
-        record_failure(c, why);
+        record_failure(c, loop->now, why);
     c->phase = PH_WAIT;
     ev_timer_start(loop, &c->timer, next > loop->now ? next - loop->now : 0);
 }

@@ -516,6 +516,24 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
     maybe_eject(s, i, now_ms, log);
 }
 
+bool upstate_check_done(struct upstate *s, size_t i, bool ok, uint64_t now_ms,
+                        unsigned *in_a_row)
+{
+    const struct cfg_health_check *hc = &s->up->health_check;
+    struct upsrv *v = s->servers[i];
+    atomic_uint *mine = ok ? &v->check_ok : &v->check_fail;
+    unsigned n = atomic_fetch_add(mine, 1) + 1;
+
+    atomic_store(ok ? &v->check_fail : &v->check_ok, 0);
+    *in_a_row = n;
+    if (atomic_load(&v->health) != (ok ? UPSRV_DOWN : UPSRV_UP) || n < (ok ? hc->rise : hc->fall))
+        return false;
+    if (ok)
+        atomic_store(&v->up_since_ms, now_ms); /* slow start counts from here */
+    atomic_store(&v->health, ok ? UPSRV_UP : UPSRV_DOWN);
+    return true;
+}
+
 bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms)
 {
     budget_advance(s, now_ms);

@@ -94,6 +94,12 @@ enum upstate_result {
 };
 void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const char *why,
                   uint64_t now_ms, struct logger *log);
+/* An active check of server i finished (health.c): counts results in a row and takes the
+ * server down after `fall` failures in a row, or back up after `rise` successes, when its slow
+ * start begins (now_ms). Returns true when the server changed state, for the caller to log;
+ * *in_a_row is this result's count in a row. Only the one checker thread calls it. */
+bool upstate_check_done(struct upstate *s, size_t i, bool ok, uint64_t now_ms,
+                        unsigned *in_a_row);
 /* May this request be retried? Counts it against the budget when it may. */
 bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms);
 /* A place in the upstream's queue (queue.size, all workers together): false when full. */

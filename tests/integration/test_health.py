@@ -2,10 +2,9 @@
 the server down after `fall` checks (logged, and "down" in /status), good answers bring it back
 after `rise`; tcp checks against a closed port; timeouts and TLS handshakes; the exact check
 request; checks run once per process, not per worker; the state survives a SIGHUP reload; and
-the admin listener answers /status JSON, 404 and 405 and never routes a site.
-
-The proxy does not consult this state for choosing servers yet: everything here is observed
-through /status and the error log."""
+the admin listener answers /status JSON, 404 and 405 and never routes a site; a server back
+from down or from a passive ejection ramps up over slow_start; its return from an ejection is
+logged once; /status shows requests in flight and recent failures."""
 import json
 import re
 import signal
@@ -218,6 +217,48 @@ def test_garbage_answer_is_a_failure(gatehouse):
         gh.wait_err(r"is down \(2 failed checks: bad status line\)", timeout=5)
     finally:
         srv.close()
+
+
+# ---- slow start -------------------------------------------------------------------------------
+
+def served_by(resp):
+    assert resp.status == 200, resp
+    return json.loads(resp.body)["port"]
+
+
+def share_of(gh, backend, seconds=None, count=None):
+    """The share of /echo requests `backend` served, sent one after another for `seconds` and
+    at least `count` requests, and how many were sent."""
+    order, t0 = [], time.monotonic()
+    with H1(gh.port) as c:
+        while (count and len(order) < count) or (seconds and time.monotonic() - t0 < seconds):
+            order.append(served_by(c.request("GET", "/echo")))
+    return order.count(backend.port) / len(order), len(order)
+
+
+def test_server_back_from_down_ramps_up_over_slow_start(gatehouse, backend_factory):
+    """Weights 1 and 1, slow_start 3s: right after its checks bring it back, the server gets
+    about a tenth of its weight (its share at most 1/6 over the first 0.6 s against 1/2), and
+    half the requests once the ramp is over."""
+    a, b = backend_factory(), backend_factory()
+    gh = gatehouse(health_config({"shop": {
+        "servers": [a.address, b.address], "slow_start": "3s",
+        "health_check": check(interval="100ms", rise=1, fall=2)}}))
+    assert wait_ok(gh, "shop", b.address, n=1)
+    assert abs(share_of(gh, b, count=40)[0] - 0.5) <= 0.05  # before: its weight share
+
+    set_health(b, 500)
+    wait_state(gh, "shop", b.address, "down")
+    assert share_of(gh, b, count=20)[0] == 0
+    set_health(b, 200)
+    wait_state(gh, "shop", b.address, "up")
+    back = time.monotonic()
+    early, n = share_of(gh, b, seconds=0.6, count=10)  # not stretched: the ramp is not
+    assert early < 0.25, (early, n)
+
+    time.sleep(max(0.0, back + 3.3 - time.monotonic()))
+    late, n = share_of(gh, b, count=100)
+    assert abs(late - 0.5) <= 0.05, late
 
 
 # ---- tcp checks -------------------------------------------------------------------------------

@@ -320,6 +320,80 @@ static void test_slow_start_ramps_a_returning_server(void)
     config_unref(c);
 }
 
+/* Picks of server `srv` among `n` made at `now`, each finished at once. */
+static int share_of(struct upstate *s, int srv, int n, uint64_t now)
+{
+    int got = 0;
+    for (int k = 0; k < n; k++) {
+        int i = pick(s, now);
+        got += i == srv;
+        if (i >= 0)
+            upstate_done(s, (size_t)i, UPSTATE_OK, NULL, now, NULL);
+    }
+    return got;
+}
+
+static void fail_on(struct upstate *s, size_t i, uint64_t now, struct logger *log)
+{
+    atomic_fetch_add(&s->servers[i]->inflight, 1);
+    upstate_done(s, i, UPSTATE_FAILED, "reset", now, log);
+}
+
+/* Slow start through the real transitions, not a hand-set start: the end of a passive
+ * ejection starts it. Weights 1 and 1; 1 s into a 10 s ramp the returning server has a tenth
+ * of its weight (1/11 of the picks), at 5 s half (1/3), after 10 s all of it. */
+static void test_slow_start_after_ejection(void)
+{
+    struct config *c = load("    slow_start: 10s\n"
+                            "    passive_health: { failures: 2, eject: 5s }\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    fail_on(s, 1, 100000, NULL);
+    fail_on(s, 1, 100000, NULL); /* ejected until 105 s */
+    CHECK_EQ_INT(share_of(s, 1, 100, 104999), 0);
+    int early = share_of(s, 1, 1100, 106000);
+    CHECK(early >= 90 && early <= 110);
+    int mid = share_of(s, 1, 1500, 110000);
+    CHECK(mid >= 480 && mid <= 520);
+    CHECK_EQ_INT(share_of(s, 1, 1000, 115000), 500);
+    config_unref(c);
+}
+
+/* The same after active checks took the server down and brought it back: the ramp starts at
+ * the check that made it up, not at the first of the `rise` successes. */
+static void test_slow_start_after_health_checks(void)
+{
+    struct config *c = load("    slow_start: 10s\n"
+                            "    health_check: { path: /health, interval: 1s, rise: 2, fall: 2 }\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    unsigned n = 0;
+    CHECK(!upstate_check_done(s, 1, false, 50000, &n));
+    CHECK_EQ_INT(n, 1);
+    CHECK(upstate_check_done(s, 1, false, 51000, &n)); /* fall: 2 */
+    CHECK_EQ_INT(atomic_load(&s->servers[1]->health), UPSRV_DOWN);
+    CHECK(!upstate_check_done(s, 1, false, 52000, &n)); /* already down: no transition */
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_INT(share_of(s, 1, 100, 53000), 0);
+    CHECK(!upstate_check_done(s, 1, true, 60000, &n));
+    CHECK_EQ_INT(atomic_load(&s->servers[1]->check_fail), 0);
+    CHECK(upstate_check_done(s, 1, true, 61000, &n)); /* rise: 2 */
+    CHECK_EQ_INT(n, 2);
+    CHECK(!upstate_check_done(s, 1, true, 62000, &n));
+    int early = share_of(s, 1, 1100, 62000);
+    CHECK(early >= 90 && early <= 110);
+    int mid = share_of(s, 1, 1500, 66000);
+    CHECK(mid >= 480 && mid <= 520);
+    CHECK_EQ_INT(share_of(s, 1, 1000, 71000), 500);
+    config_unref(c);
+}
+
 static void test_sticky_token_is_random_and_honoured(void)
 {
     struct config *c = load("    sticky: { cookie: srv }\n"
@@ -390,6 +464,8 @@ int main(void)
     test_draining_server_does_not_shield_the_last_one();
     test_capped_hash_ring_keeps_every_server();
     test_slow_start_ramps_a_returning_server();
+    test_slow_start_after_ejection();
+    test_slow_start_after_health_checks();
     test_sticky_token_is_random_and_honoured();
     test_smooth_weighted_round_robin();
     test_least_requests_prefers_idle();
