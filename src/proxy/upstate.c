@@ -428,8 +428,28 @@ static int choose(struct upstate *s, const struct upstate_req *r, const struct c
     return chosen;
 }
 
+/* Servers whose ejection is over are back: say so once, at the first pick that sees it. A
+ * compare-and-swap decides which worker logs, to the logger the ejection was logged to (a pick
+ * has none of its own). One relaxed load per server when nothing was ejected. */
+static void note_returns(const struct upstate *s, uint64_t now)
+{
+    for (size_t i = 0; i < s->up->nservers; i++) {
+        struct upsrv *v = s->servers[i];
+        bool unlogged = true;
+        if (!atomic_load_explicit(&v->return_unlogged, memory_order_relaxed) ||
+            atomic_load(&v->ejected_until_ms) > now ||
+            !atomic_compare_exchange_strong(&v->return_unlogged, &unlogged, false))
+            continue;
+        struct logger *log = atomic_load(&v->eject_log);
+        if (log)
+            log_msg(log, LOG_INFO, "upstream %s: server %s is back after ejection", s->up->name,
+                    s->up->servers[i].text);
+    }
+}
+
 int upstate_pick(struct upstate *s, const struct upstate_req *r)
 {
+    note_returns(s, r->now_ms);
     uint64_t skip[CFG_MAX_SERVERS / 64] = {0};
     struct upstate_req mine = *r;
     if (r->tried)
@@ -488,6 +508,8 @@ static void maybe_eject(struct upstate *s, size_t i, uint64_t now, struct logger
         atomic_store(&v->ejected_until_ms, now + dur);
         atomic_store(&v->up_since_ms, now + dur);
         atomic_store(&v->consecutive_failures, 0);
+        atomic_store(&v->eject_log, log);
+        atomic_store(&v->return_unlogged, true);
     }
     pthread_mutex_unlock(&s->lock);
     if (eject && log)
@@ -516,8 +538,7 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
     maybe_eject(s, i, now_ms, log);
 }
 
-bool upstate_check_done(struct upstate *s, size_t i, bool ok, uint64_t now_ms,
-                        unsigned *in_a_row)
+bool upstate_check_done(struct upstate *s, size_t i, bool ok, uint64_t now_ms, unsigned *in_a_row)
 {
     const struct cfg_health_check *hc = &s->up->health_check;
     struct upsrv *v = s->servers[i];

@@ -34,6 +34,10 @@ struct upsrv {
     atomic_uint consecutive_failures;
     atomic_uint ejections;
     atomic_ullong ejected_until_ms;
+    /* Set by an ejection, cleared (one compare-and-swap) by the first pick after it ended,
+     * which logs the server's return where the ejection was logged. */
+    atomic_bool return_unlogged;
+    _Atomic(struct logger *) eject_log;
     /* Load. */
     atomic_uint inflight;   /* requests sent and not yet finished */
     atomic_ullong requests; /* totals, for /status */
@@ -83,7 +87,8 @@ enum { UPSTATE_NONE_UP = -1, UPSTATE_ALL_FULL = -2 };
 /* Choose a server for a request: the balance policy over the usable servers (up, not ejected,
  * under max_conns, not tried yet), backups only when no primary is usable. Returns its index,
  * UPSTATE_NONE_UP (every server down: 503) or UPSTATE_ALL_FULL (max_conns reached: 503). The
- * pick counts as in flight until upstate_done. */
+ * pick counts as in flight until upstate_done. The first pick after an ejection ended logs the
+ * server's return (once, whichever worker makes it). */
 int upstate_pick(struct upstate *s, const struct upstate_req *r);
 /* The request on server i finished: ok, or failed (connect error, reset, timeout, 5xx when
  * the upstream counts those). Feeds passive health; logs ejections. */
@@ -98,8 +103,7 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
  * server down after `fall` failures in a row, or back up after `rise` successes, when its slow
  * start begins (now_ms). Returns true when the server changed state, for the caller to log;
  * *in_a_row is this result's count in a row. Only the one checker thread calls it. */
-bool upstate_check_done(struct upstate *s, size_t i, bool ok, uint64_t now_ms,
-                        unsigned *in_a_row);
+bool upstate_check_done(struct upstate *s, size_t i, bool ok, uint64_t now_ms, unsigned *in_a_row);
 /* May this request be retried? Counts it against the budget when it may. */
 bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms);
 /* A place in the upstream's queue (queue.size, all workers together): false when full. */

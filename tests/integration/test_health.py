@@ -261,6 +261,33 @@ def test_server_back_from_down_ramps_up_over_slow_start(gatehouse, backend_facto
     assert abs(late - 0.5) <= 0.05, late
 
 
+# ---- passive health --------------------------------------------------------------------------
+
+def test_return_from_ejection_is_logged_once(gatehouse, backend_factory):
+    """Two servers answer 502 (a backend failing, not refusing): the one that reaches
+    `failures` first is ejected for 1 s; the other is never ejected, being the last. When the
+    ejection is over the first request logs the return, once however many follow."""
+    a, b = backend_factory(), backend_factory()
+    gh = gatehouse(health_config({"shop": {
+        "servers": [a.address, b.address],
+        "passive_health": {"failures": 2, "eject": "1s"}}}))
+    for _ in range(6):
+        assert get(gh.port, "/status/502").status == 502
+    line = gh.wait_err(r"\[warn\] upstream shop: server \S+ ejected for 1000 ms after 2 failures "
+                       r"\(answered 502-504\)", timeout=3)
+    ejected = re.search(r"server (\S+) ejected", line).group(1)
+    assert ejected in (a.address, b.address)
+    assert sum(" ejected for " in l for l in gh.err_lines()) == 1, gh.err_lines()  # not the last
+    time.sleep(1.1)
+    mark = gh.err_mark()
+    for _ in range(10):
+        assert get(gh.port, "/echo").status == 200  # both serve well again
+    gh.wait_err(rf"\[info\] upstream shop: server {re.escape(ejected)} is back after ejection$",
+                since=mark, timeout=3)
+    assert sum("is back after ejection" in l for l in gh.err_lines()) == 1, gh.err_lines()
+    assert server_state(gh, "shop", ejected)["state"] == "up"
+
+
 # ---- tcp checks -------------------------------------------------------------------------------
 
 def test_tcp_check_against_a_closed_port(gatehouse, backend):

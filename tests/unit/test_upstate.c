@@ -3,9 +3,12 @@
  * max_conns, passive ejection (never the last server) and the retry budget. */
 #include "check.h"
 #include "config/config.h"
+#include "core/log.h"
 #include "proxy/upstate.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static struct config *load(const char *upstream_yaml)
 {
@@ -41,6 +44,25 @@ static int pick_key(struct upstate *s, const char *key)
 static void finish(struct upstate *s, int i)
 {
     upstate_done(s, (size_t)i, UPSTATE_OK, NULL, 1000, NULL);
+}
+
+/* Picks of server `srv` among `n` made at `now`, each finished at once. */
+static int share_of(struct upstate *s, int srv, int n, uint64_t now)
+{
+    int got = 0;
+    for (int k = 0; k < n; k++) {
+        int i = pick(s, now);
+        got += i == srv;
+        if (i >= 0)
+            upstate_done(s, (size_t)i, UPSTATE_OK, NULL, now, NULL);
+    }
+    return got;
+}
+
+static void fail_on(struct upstate *s, size_t i, uint64_t now, struct logger *log)
+{
+    atomic_fetch_add(&s->servers[i]->inflight, 1);
+    upstate_done(s, i, UPSTATE_FAILED, "reset", now, log);
 }
 
 static void test_smooth_weighted_round_robin(void)
@@ -214,6 +236,85 @@ static void test_ejection_never_takes_the_last(void)
     config_unref(c);
 }
 
+/* A logger writing into a pipe, and what it wrote since the last call. */
+struct pipe_log {
+    struct logger lg;
+    int rd;
+    char text[8192];
+};
+
+static bool pipe_log_open(struct pipe_log *p)
+{
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK) < 0)
+        return false;
+    memset(p, 0, sizeof *p);
+    atomic_init(&p->lg.err_fd, fds[1]);
+    atomic_init(&p->lg.level, LOG_INFO);
+    atomic_init(&p->lg.access_fd, -1);
+    p->rd = fds[0];
+    return true;
+}
+
+static const char *pipe_log_read(struct pipe_log *p)
+{
+    ssize_t n = read(p->rd, p->text, sizeof p->text - 1);
+    p->text[n > 0 ? n : 0] = '\0';
+    return p->text;
+}
+
+static void pipe_log_close(struct pipe_log *p)
+{
+    close(p->rd);
+    close(atomic_load(&p->lg.err_fd));
+}
+
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *t = text; (t = strstr(t, what)); t += strlen(what))
+        n++;
+    return n;
+}
+
+/* The end of an ejection is logged once, by the first pick after it, whichever server that
+ * pick takes, to the logger the ejection went to. */
+static void test_return_from_ejection_is_logged_once(void)
+{
+    struct config *c = load("    passive_health: { failures: 2, eject: 1s }\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    struct pipe_log pl;
+    CHECK(c != NULL);
+    if (!c || !pipe_log_open(&pl))
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    fail_on(s, 0, 1000, &pl.lg);
+    fail_on(s, 0, 1000, &pl.lg);
+    CHECK(strstr(pipe_log_read(&pl), "upstream app: server 10.0.0.1:80 ejected for 1000 ms") !=
+          NULL);
+    CHECK_EQ_INT(share_of(s, 0, 10, 1999), 0);
+    CHECK_EQ_INT(count_of(pipe_log_read(&pl), "back"), 0);
+    uint64_t tried[4] = {1}; /* a retry that cannot take server 0: still announced */
+    struct upstate_req r = {.tried = tried, .now_ms = 2000};
+    CHECK_EQ_INT(upstate_pick(s, &r), 1);
+    finish(s, 1);
+    const char *text = pipe_log_read(&pl);
+    CHECK(strstr(text, "[info] upstream app: server 10.0.0.1:80 is back after ejection\n") != NULL);
+    CHECK_EQ_INT(count_of(text, "\n"), 1);
+    CHECK(share_of(s, 0, 10, 2000) > 0);
+    CHECK_EQ_INT(count_of(pipe_log_read(&pl), "back"), 0); /* once */
+    /* The second ejection is announced again when it ends, 2 s later. */
+    fail_on(s, 0, 3000, &pl.lg);
+    fail_on(s, 0, 3000, &pl.lg);
+    CHECK(strstr(pipe_log_read(&pl), "ejected for 2000 ms") != NULL);
+    CHECK_EQ_INT(share_of(s, 0, 10, 4999), 0);
+    CHECK_EQ_INT(count_of(pipe_log_read(&pl), "back"), 0);
+    share_of(s, 0, 10, 5000);
+    CHECK_EQ_INT(count_of(pipe_log_read(&pl), "is back after ejection"), 1);
+    pipe_log_close(&pl);
+    config_unref(c);
+}
+
 static void test_retry_budget(void)
 {
     struct config *c = load("    retry_budget: 10%\n    servers: [\"10.0.0.1:80\"]\n");
@@ -318,25 +419,6 @@ static void test_slow_start_ramps_a_returning_server(void)
     CHECK(early >= 90 && early <= 110);
     CHECK_EQ_INT(late, 500);
     config_unref(c);
-}
-
-/* Picks of server `srv` among `n` made at `now`, each finished at once. */
-static int share_of(struct upstate *s, int srv, int n, uint64_t now)
-{
-    int got = 0;
-    for (int k = 0; k < n; k++) {
-        int i = pick(s, now);
-        got += i == srv;
-        if (i >= 0)
-            upstate_done(s, (size_t)i, UPSTATE_OK, NULL, now, NULL);
-    }
-    return got;
-}
-
-static void fail_on(struct upstate *s, size_t i, uint64_t now, struct logger *log)
-{
-    atomic_fetch_add(&s->servers[i]->inflight, 1);
-    upstate_done(s, i, UPSTATE_FAILED, "reset", now, log);
 }
 
 /* Slow start through the real transitions, not a hand-set start: the end of a passive
@@ -474,6 +556,7 @@ int main(void)
     test_backup_only_when_primaries_down();
     test_max_conns_and_tried();
     test_ejection_never_takes_the_last();
+    test_return_from_ejection_is_logged_once();
     test_retry_budget();
     test_retry_budget_forgets_a_quiet_spell();
     test_state_carries_over_a_reload();
