@@ -126,6 +126,82 @@ static void test_power_of_two_spreads_and_avoids_loaded(void)
     config_unref(c);
 }
 
+/* Four idle servers: two random candidates, ties to the first, is a uniform choice. A loaded
+ * server loses every comparison it is part of, and it is always compared with another. */
+static void test_power_of_two_with_four_servers(void)
+{
+    struct config *c = load("    balance: power_of_two\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\","
+                            " \"10.0.0.4:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    int n = 20000;
+    for (int srv = 0; srv < 4; srv++)
+        CHECK_EQ_INT(atomic_load(&s->servers[srv]->requests), 0);
+    for (int k = 0; k < n; k++)
+        finish(s, pick(s, 1000));
+    for (int srv = 0; srv < 4; srv++) {
+        long got = (long)atomic_load(&s->servers[srv]->requests);
+        CHECK(got > n / 4 - n / 20 && got < n / 4 + n / 20); /* 25% +- 5 */
+    }
+    atomic_store(&s->servers[2]->inflight, 3); /* three slow requests on it */
+    int share[4] = {0};
+    for (int k = 0; k < 3000; k++) {
+        int i = pick(s, 1000);
+        if (i >= 0 && i < 4)
+            share[i]++;
+        finish(s, i);
+    }
+    CHECK_EQ_INT(share[2], 0);
+    for (int srv = 0; srv < 4; srv++)
+        CHECK(srv == 2 || (share[srv] > 800 && share[srv] < 1200));
+    config_unref(c);
+}
+
+/* A key whose server goes down moves to another; no other key moves; all come back with it. */
+static void test_consistent_hash_down_moves_only_its_keys(void)
+{
+    struct config *c = load("    balance: hash\n    hash_key: header X-Tenant\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\","
+                            " \"10.0.0.4:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    enum { KEYS = 4000 };
+    static int before[KEYS];
+    int owned = 0, moved = 0, wrong = 0, back = 0;
+    char key[32];
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof key, "tenant-%d", k);
+        before[k] = pick_key(s, key);
+        finish(s, before[k]);
+        owned += before[k] == 1;
+    }
+    CHECK(owned > KEYS / 4 - KEYS / 10 && owned < KEYS / 4 + KEYS / 10);
+    atomic_store(&s->servers[1]->health, UPSRV_DOWN);
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof key, "tenant-%d", k);
+        int i = pick_key(s, key);
+        finish(s, i);
+        moved += i != before[k];
+        wrong += i == 1 || (before[k] != 1 && i != before[k]);
+    }
+    CHECK_EQ_INT(moved, owned); /* exactly its keys */
+    CHECK_EQ_INT(wrong, 0);
+    atomic_store(&s->servers[1]->health, UPSRV_UP);
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof key, "tenant-%d", k);
+        int i = pick_key(s, key);
+        finish(s, i);
+        back += i == before[k];
+    }
+    CHECK_EQ_INT(back, KEYS);
+    config_unref(c);
+}
+
 static void test_consistent_hash_moves_about_one_nth(void)
 {
     struct config *c3 = load("    balance: hash\n    hash_key: header X-Tenant\n"
@@ -275,6 +351,86 @@ static int count_of(const char *text, const char *what)
     for (const char *t = text; (t = strstr(t, what)); t += strlen(what))
         n++;
     return n;
+}
+
+/* One failure ejects (failures: 1) server 0 at `now`; how long until it is usable again. */
+static uint64_t eject_length(struct upstate *s, uint64_t now)
+{
+    fail_on(s, 0, now, NULL);
+    uint64_t until = atomic_load(&s->servers[0]->ejected_until_ms);
+    CHECK(!upstate_usable(s, 0, until - 1));
+    CHECK(upstate_usable(s, 0, until));
+    return until - now;
+}
+
+/* Each ejection lasts twice the one before, up to 10 x eject; serving well for 10 x eject after
+ * the last one starts again from eject, serving well for less does not. */
+static void test_ejection_grows_is_capped_and_forgiven(void)
+{
+    struct config *c = load("    passive_health: { failures: 1, eject: 1s }\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    static const uint64_t want[] = {1000, 2000, 4000, 8000, 10000, 10000, 10000};
+    uint64_t now = 100000;
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        uint64_t got = eject_length(s, now);
+        CHECK_EQ_INT(got, want[k]);
+        now += got; /* fails again as soon as it is back */
+    }
+    /* A success 9 s after the last ejection ended is not enough to forgive. */
+    atomic_fetch_add(&s->servers[0]->inflight, 1);
+    upstate_done(s, 0, UPSTATE_OK, NULL, now + 9000, NULL);
+    now += 9000;
+    uint64_t got = eject_length(s, now);
+    CHECK_EQ_INT(got, 10000);
+    now += got;
+    /* Serving well for more than 10 x eject after it: the next one is short again. */
+    atomic_fetch_add(&s->servers[0]->inflight, 1);
+    upstate_done(s, 0, UPSTATE_OK, NULL, now + 10001, NULL);
+    CHECK_EQ_INT(atomic_load(&s->servers[0]->ejections), 0);
+    CHECK_EQ_INT(eject_length(s, now + 10001), 1000);
+    config_unref(c);
+}
+
+/* Whatever fails, one usable server stays: the last primary when there is no backup. With a
+ * backup, every primary may go, as the backup is there to take over; it is never ejected. */
+static void test_ejection_spares_the_last_and_backups(void)
+{
+    struct config *c = load("    passive_health: { failures: 1, eject: 1s }\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\", \"10.0.0.3:80\"]\n");
+    struct config *b = load("    passive_health: { failures: 1, eject: 1s }\n"
+                            "    servers:\n"
+                            "      - \"10.0.0.1:80\"\n"
+                            "      - \"10.0.0.2:80\"\n"
+                            "      - { address: \"10.0.0.9:80\", backup: true }\n");
+    CHECK(c && b);
+    if (!c || !b)
+        return;
+    struct upstate *s = c->upstreams[0].state, *sb = b->upstreams[0].state;
+    for (int round = 0; round < 5; round++) {
+        for (size_t i = 0; i < 3; i++) {
+            fail_on(s, i, 1000, NULL);
+            fail_on(sb, i, 1000, NULL);
+        }
+    }
+    int usable = 0;
+    for (size_t i = 0; i < 3; i++)
+        usable += upstate_usable(s, i, 1000);
+    CHECK_EQ_INT(usable, 1);
+    int i = pick(s, 1000);
+    CHECK(i >= 0 && i < 3 && upstate_usable(s, (size_t)i, 1000));
+    finish(s, i);
+
+    CHECK(!upstate_usable(sb, 0, 1000) && !upstate_usable(sb, 1, 1000));
+    CHECK(upstate_usable(sb, 2, 1000));
+    CHECK_EQ_INT(atomic_load(&sb->servers[2]->ejections), 0);
+    CHECK_EQ_INT(pick(sb, 1000), 2);
+    finish(sb, 2);
+    config_unref(c);
+    config_unref(b);
 }
 
 /* The end of an ejection is logged once, by the first pick after it, whichever server that
@@ -552,10 +708,14 @@ int main(void)
     test_smooth_weighted_round_robin();
     test_least_requests_prefers_idle();
     test_power_of_two_spreads_and_avoids_loaded();
+    test_power_of_two_with_four_servers();
     test_consistent_hash_moves_about_one_nth();
+    test_consistent_hash_down_moves_only_its_keys();
     test_backup_only_when_primaries_down();
     test_max_conns_and_tried();
     test_ejection_never_takes_the_last();
+    test_ejection_grows_is_capped_and_forgiven();
+    test_ejection_spares_the_last_and_backups();
     test_return_from_ejection_is_logged_once();
     test_retry_budget();
     test_retry_budget_forgets_a_quiet_spell();
