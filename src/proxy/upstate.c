@@ -518,6 +518,33 @@ static void maybe_eject(struct upstate *s, size_t i, uint64_t now, struct logger
                 v->last_error);
 }
 
+/* Count a failure in the slot of its second; a slot last used a minute or more ago starts
+ * again at 1. */
+static void recent_failure(struct upsrv *v, uint64_t now_ms)
+{
+    uint32_t sec = (uint32_t)(now_ms / 1000);
+    atomic_ullong *slot = &v->recent_failures[sec % UPSRV_RECENT_SECONDS];
+    unsigned long long cur = atomic_load(slot), next;
+    do {
+        next = (uint32_t)(cur >> 32) == sec ? cur + 1 : ((unsigned long long)sec << 32 | 1);
+    } while (!atomic_compare_exchange_weak(slot, &cur, next));
+}
+
+/* The slots of the last UPSRV_RECENT_SECONDS seconds, and those of a second or two ahead: a
+ * worker whose loop clock runs ahead of ours may have written them. */
+unsigned upstate_recent_failures(const struct upsrv *v, uint64_t now_ms)
+{
+    uint32_t sec = (uint32_t)(now_ms / 1000);
+    unsigned n = 0;
+    for (size_t k = 0; k < UPSRV_RECENT_SECONDS; k++) {
+        unsigned long long slot = atomic_load(&v->recent_failures[k]);
+        int32_t age = (int32_t)(sec - (uint32_t)(slot >> 32));
+        if (age > -3 && age < UPSRV_RECENT_SECONDS)
+            n += (uint32_t)slot;
+    }
+    return n;
+}
+
 void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const char *why,
                   uint64_t now_ms, struct logger *log)
 {
@@ -533,6 +560,7 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
         return;
     }
     atomic_fetch_add(&v->failures, 1);
+    recent_failure(v, now_ms);
     snprintf(v->last_error, sizeof v->last_error, "%s", why ? why : "failed");
     atomic_fetch_add(&v->consecutive_failures, 1);
     maybe_eject(s, i, now_ms, log);

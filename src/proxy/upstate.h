@@ -19,6 +19,7 @@ struct logger;
 enum upsrv_health { UPSRV_UP = 0, UPSRV_DOWN = 1 };
 
 #define UPSRV_STICKY_LEN 16
+#define UPSRV_RECENT_SECONDS 60 /* recent failures: those of the last minute */
 
 /* One server, reference counted across the snapshots that name it. */
 struct upsrv {
@@ -42,6 +43,10 @@ struct upsrv {
     atomic_uint inflight;   /* requests sent and not yet finished */
     atomic_ullong requests; /* totals, for /status */
     atomic_ullong failures;
+    /* Failed requests per second over the last UPSRV_RECENT_SECONDS: each slot holds its
+     * second (high 32 bits) and its count (low 32), so one compare-and-swap both starts a
+     * slot afresh and counts in it. */
+    atomic_ullong recent_failures[UPSRV_RECENT_SECONDS];
     char last_error[96]; /* racy text for /status only; always NUL-terminated */
     /* The sticky cookie's value naming this server: random, so the cookie tells a client
      * nothing about the network behind us; kept across reloads with the rest. */
@@ -104,6 +109,8 @@ void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const ch
  * start begins (now_ms). Returns true when the server changed state, for the caller to log;
  * *in_a_row is this result's count in a row. Only the one checker thread calls it. */
 bool upstate_check_done(struct upstate *s, size_t i, bool ok, uint64_t now_ms, unsigned *in_a_row);
+/* Failed requests on the server in the last UPSRV_RECENT_SECONDS (for /status). */
+unsigned upstate_recent_failures(const struct upsrv *v, uint64_t now_ms);
 /* May this request be retried? Counts it against the budget when it may. */
 bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms);
 /* A place in the upstream's queue (queue.size, all workers together): false when full. */

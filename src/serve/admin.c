@@ -157,6 +157,7 @@ static void status_server(struct jbuf *b, const struct cfg_upstream *u, size_t i
     jb_printf(b, ", \"active\": %u, \"requests\": %llu, \"failures\": %llu",
               atomic_load(&v->inflight), (unsigned long long)atomic_load(&v->requests),
               (unsigned long long)atomic_load(&v->failures));
+    jb_printf(b, ", \"recent_failures\": %u", upstate_recent_failures(v, now));
     jb_printf(b, ", \"consecutive_failures\": %u, \"last_error\": ",
               atomic_load(&v->consecutive_failures));
     jb_str(b, err, sizeof err);

@@ -441,14 +441,47 @@ def test_status_document_shape(gatehouse, backend_factory):
     assert shop["health_check"] == "http" and weird["health_check"] is None
     first, backup = shop["servers"]
     assert set(first) == {"address", "state", "weight", "backup", "active", "requests",
-                          "failures", "consecutive_failures", "last_error", "checks"}
+                          "failures", "recent_failures", "consecutive_failures", "last_error",
+                          "checks"}
     assert first["address"] == a.address and first["weight"] == 3 and first["state"] == "up"
     assert backup["state"] == "backup" and backup["backup"] is True and backup["weight"] == 1
     for s in (first, backup, weird["servers"][0]):
-        for k in ("active", "requests", "failures", "consecutive_failures"):
+        for k in ("active", "requests", "failures", "recent_failures", "consecutive_failures"):
             assert isinstance(s[k], int) and s[k] >= 0
         assert isinstance(s["last_error"], str)
         assert set(s["checks"]) == {"ok_in_a_row", "failed_in_a_row"}
+
+
+def test_status_shows_requests_in_flight(gatehouse, backend):
+    gh = gatehouse(health_config({"shop": {"servers": [backend.address]}}))
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(r=get(gh.port, "/delay?ms=1500")))
+    t.start()
+    try:
+        assert wait_until(lambda: server_state(gh, "shop", backend.address)["active"] == 1,
+                          timeout=1.5, interval=0.02), server_state(gh, "shop", backend.address)
+    finally:
+        t.join()
+    assert slow["r"].status == 200
+    s = server_state(gh, "shop", backend.address)
+    assert s["active"] == 0 and s["requests"] == 1 and s["failures"] == 0, s
+
+
+def test_status_shows_an_ejected_server_and_its_recent_failures(gatehouse, backend_factory):
+    a, b = backend_factory(), backend_factory()
+    gh = gatehouse(health_config({"shop": {
+        "servers": [a.address, b.address],
+        "passive_health": {"failures": 2, "eject": "30s"}}}))
+    for _ in range(3):  # round robin: a, b, a; a reaches 2 failures first
+        assert get(gh.port, "/status/502").status == 502
+    s = wait_state(gh, "shop", a.address, "ejected", timeout=2)
+    assert s["failures"] >= 2 and s["recent_failures"] >= 2, s
+    assert s["consecutive_failures"] == 0 and s["last_error"] == "answered 502-504", s
+    other = server_state(gh, "shop", b.address)
+    assert other["state"] == "up" and other["failures"] == other["recent_failures"] == 1, other
+    assert get(gh.port, "/echo").status == 200
+    other = server_state(gh, "shop", b.address)
+    assert other["consecutive_failures"] == 0 and other["recent_failures"] == 1, other
 
 
 def test_status_head_and_errors(gatehouse, backend):

@@ -471,6 +471,37 @@ static void test_return_from_ejection_is_logged_once(void)
     config_unref(c);
 }
 
+/* Recent failures are those of the last minute; the lifetime total stays. */
+static void test_recent_failures_cover_the_last_minute(void)
+{
+    struct config *c = load("    passive_health: { failures: 0 }\n"
+                            "    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    struct upstate *s = c->upstreams[0].state;
+    struct upsrv *v = s->servers[0];
+    CHECK_EQ_INT(upstate_recent_failures(v, 1000000), 0);
+    for (int k = 0; k < 3; k++)
+        fail_on(s, 0, 1000000, NULL); /* at 1000 s */
+    for (int k = 0; k < 2; k++)
+        fail_on(s, 0, 1030500, NULL); /* at 1030.5 s */
+    atomic_fetch_add(&v->inflight, 1);
+    upstate_done(s, 0, UPSTATE_OK, NULL, 1030500, NULL); /* successes do not count */
+    CHECK_EQ_INT(upstate_recent_failures(v, 1000000), 3);
+    CHECK_EQ_INT(upstate_recent_failures(v, 1030999), 5);
+    CHECK_EQ_INT(upstate_recent_failures(v, 1059999), 5);
+    CHECK_EQ_INT(upstate_recent_failures(v, 1060000), 2); /* the first three are a minute old */
+    CHECK_EQ_INT(upstate_recent_failures(v, 1029000), 5); /* a reader a second behind */
+    CHECK_EQ_INT(upstate_recent_failures(v, 1090000), 0);
+    CHECK_EQ_INT(upstate_recent_failures(s->servers[1], 1030500), 0);
+    /* A slot reused a minute later starts again. */
+    fail_on(s, 0, 1060000, NULL);
+    CHECK_EQ_INT(upstate_recent_failures(v, 1060000), 3);
+    CHECK_EQ_INT(atomic_load(&v->failures), 6);
+    config_unref(c);
+}
+
 static void test_retry_budget(void)
 {
     struct config *c = load("    retry_budget: 10%\n    servers: [\"10.0.0.1:80\"]\n");
@@ -718,6 +749,7 @@ int main(void)
     test_ejection_spares_the_last_and_backups();
     test_return_from_ejection_is_logged_once();
     test_retry_budget();
+    test_recent_failures_cover_the_last_minute();
     test_retry_budget_forgets_a_quiet_spell();
     test_state_carries_over_a_reload();
     return check_done("upstate");
