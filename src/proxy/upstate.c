@@ -212,9 +212,10 @@ static void budget_advance(struct upstate *s, uint64_t now)
     if (!atomic_compare_exchange_strong(&s->window_start_ms, &start,
                                         start + passed * BUDGET_WINDOW_MS))
         return; /* another worker moved it */
-    unsigned last = atomic_exchange(&s->window_requests, 0);
-    atomic_store(&s->prev_requests, passed == 1 ? last : 0);
-    atomic_store(&s->window_retries, 0);
+    unsigned requests = atomic_exchange(&s->window_requests, 0);
+    unsigned retries = atomic_exchange(&s->window_retries, 0);
+    atomic_store(&s->prev_requests, passed == 1 ? requests : 0);
+    atomic_store(&s->prev_retries, passed == 1 ? retries : 0);
 }
 
 /* ---- picking ------------------------------------------------------------------------------ */
@@ -588,13 +589,14 @@ bool upstate_retry_allowed(struct upstate *s, uint64_t now_ms)
     budget_advance(s, now_ms);
     uint64_t recent = atomic_load(&s->prev_requests) + atomic_load(&s->window_requests);
     uint64_t allowed = recent * s->up->retry_budget / 100;
-    if (allowed < BUDGET_MIN_RETRIES)
-        allowed = BUDGET_MIN_RETRIES;
-    if (atomic_fetch_add(&s->window_retries, 1) >= allowed) {
-        atomic_fetch_sub(&s->window_retries, 1);
-        return false;
-    }
-    return true;
+    uint64_t before = atomic_load(&s->prev_retries);
+    /* Retries count over the same two windows as requests, or a long outage would retry
+     * twice the budget; the floor is per window, so a quiet upstream retries every window. */
+    unsigned n = atomic_fetch_add(&s->window_retries, 1);
+    if (n < BUDGET_MIN_RETRIES || before + n < allowed)
+        return true;
+    atomic_fetch_sub(&s->window_retries, 1);
+    return false;
 }
 
 bool upstate_queue_enter(struct upstate *s)

@@ -66,7 +66,7 @@ struct upstate {
     size_t nring;
     /* Retry budget: requests and retries in the current and the previous 10 s window. */
     atomic_ullong window_start_ms;
-    atomic_uint window_requests, window_retries, prev_requests;
+    atomic_uint window_requests, window_retries, prev_requests, prev_retries;
     atomic_uint queued; /* requests waiting for a server under max_conns (queue.size) */
 };
 

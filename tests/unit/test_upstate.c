@@ -543,17 +543,18 @@ static void test_retry_budget_forgets_a_quiet_spell(void)
         finish(s, pick(s, 0));
     CHECK_EQ_INT(retries_allowed(s, 3600000, 1000), 10); /* an hour later: the floor only */
 
-    /* The window in progress and the one before it count, one further back does not. */
+    /* The window in progress and the one before it count, one further back does not; the
+     * retries of both windows count against the budget, the floor is per window. */
     for (int k = 0; k < 1000; k++)
         finish(s, pick(s, 4000000));
     CHECK_EQ_INT(retries_allowed(s, 4009999, 1000), 200);
     for (int k = 0; k < 500; k++)
         finish(s, pick(s, 4010000)); /* a new window: the 1000 are the previous one */
-    CHECK_EQ_INT(retries_allowed(s, 4010000, 1000), 300);
-    for (int k = 0; k < 50; k++)
-        finish(s, pick(s, 4020000)); /* the 1000 are two windows back now */
-    CHECK_EQ_INT(retries_allowed(s, 4020000, 1000), 110);
-    CHECK_EQ_INT(retries_allowed(s, 4030000, 1000), 10); /* a retry alone moves it too */
+    CHECK_EQ_INT(retries_allowed(s, 4010000, 1000), 100); /* 20% of 1500, less 200 */
+    for (int k = 0; k < 1000; k++)
+        finish(s, pick(s, 4020000)); /* the first 1000 are two windows back now */
+    CHECK_EQ_INT(retries_allowed(s, 4020000, 1000), 200); /* 20% of 1500, less 100 */
+    CHECK_EQ_INT(retries_allowed(s, 4030000, 1000), 10);  /* a retry alone moves it too */
     /* A worker whose clock lags behind the window's start changes nothing. */
     CHECK_EQ_INT(retries_allowed(s, 4029000, 1000), 0);
     config_unref(c);
