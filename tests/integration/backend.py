@@ -7,6 +7,9 @@ One thread per connection, keep-alive, Content-Length and chunked request bodies
 the GIL of the test process never slows the 1 GiB transfers) and read its counters from the
 control port: `GET /stats` there answers JSON {connections, closed, dropped, bytes_sent,
 requests: [[conn_id, method, target], ...]}; control connections are not counted.
+`GET /misbehave?reset=1` there makes this backend (only this one, whatever the path) read each
+request whole, then close with a TCP reset (RST, no response byte): the app that crashes while
+handling it. `reset=0` restores normal service. Such requests count in `dropped`.
 It is also usable in-process: Backend().start() returns the bound port.
 
 Commands (path [?options]); every command also accepts `set=Name:Value` (repeatable) to add a
@@ -58,6 +61,7 @@ import json
 import random
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -364,7 +368,9 @@ class Backend:
                 if req is None:
                     break
                 if control:
-                    ok = req.path == "/stats"
+                    ok = req.path in ("/stats", "/misbehave")
+                    if req.path == "/misbehave":
+                        self.reset_all = req.q("reset") == "1"
                     body = json.dumps(self.stats()).encode() if ok else b"not found\n"
                     self._send(conn, req, 200 if ok else 404, body, "application/json")
                 elif not self._handle(conn, req):
@@ -472,6 +478,12 @@ class Backend:
             with self.lock:
                 self.dropped += 1
             return False
+        if getattr(self, "reset_all", False):  # control /misbehave?reset=1
+            self._read_body(conn, req, body)
+            with self.lock:
+                self.dropped += 1
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False  # the close sends RST, not FIN
         self._read_body(conn, req, body)
 
         if path in ("/echo", "/delay"):
