@@ -1,0 +1,124 @@
+"""Retries on another server and the error that ends them: a connection reset before any
+response byte is retried for idempotent methods, and for any method when nothing was sent; a
+body is replayed only when it was fully buffered; every server down is 503, not the 502 of
+exhausted retries.
+
+The misbehaving server is a real backend switched by its control port (backend.py
+`/misbehave?reset=1`): it reads each request whole, then closes with a TCP reset."""
+import hashlib
+
+from conftest import H1, get, refused_port, wait_until
+from test_balance import balance_config, served_by
+
+NO_EJECT = {"passive_health": {"failures": 0}}  # keep the bad server in rotation
+
+
+def reset_everything(backend):
+    """From now on `backend` reads every request, then resets the connection."""
+    with H1(backend.control_port) as c:
+        assert c.request("GET", "/misbehave?reset=1").status == 200
+
+
+def targets(backend, method=None):
+    return [t for _, m, t in backend.stats().requests if method is None or m == method]
+
+
+def test_reset_before_any_response_byte_is_retried_for_get(gatehouse, backend_factory):
+    bad, good = backend_factory(), backend_factory()
+    reset_everything(bad)
+    gh = gatehouse(balance_config([bad.address, good.address], NO_EJECT, workers=1))
+    for i in range(6):
+        assert served_by(get(gh.port, f"/echo?n={i}")) == good.port
+    reset = targets(bad)
+    assert reset, "no request went to the resetting server: the test proves nothing"
+    assert sorted(targets(good)) == sorted(f"/echo?n={i}" for i in range(6))
+    assert set(reset) <= set(targets(good))           # each reset one was replayed there
+    assert "retrying on another server" in gh.stderr_text()
+
+
+def test_post_is_retried_when_nothing_was_sent(gatehouse, backend_factory):
+    """Connect refused on the first server: the POST never left us, so another server takes
+    it, with its body intact."""
+    good = backend_factory()
+    gh = gatehouse(balance_config([f"127.0.0.1:{refused_port()}", good.address], NO_EJECT,
+                                  workers=1))
+    body = b"order=42&" * 50
+    for i in range(4):
+        r = get(gh.port, f"/echo?n={i}", method="POST", body=body)
+        assert served_by(r) == good.port
+        assert r.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert len(targets(good, "POST")) == 4
+    assert "connect failed" in gh.stderr_text()       # the refused server was tried
+
+
+def test_post_that_reached_a_resetting_server_is_502_and_not_replayed(gatehouse,
+                                                                      backend_factory):
+    bad, good = backend_factory(), backend_factory()
+    reset_everything(bad)
+    # bad first: with equal weights smooth round robin starts on the first server.
+    gh = gatehouse(balance_config([bad.address, good.address], NO_EJECT, workers=1))
+    r = get(gh.port, "/echo", method="POST", body=b"pay=1")
+    assert r.status == 502, r
+    assert targets(bad, "POST") == ["/echo"]
+    assert targets(good) == []
+
+
+def test_put_body_is_replayed_when_fully_buffered(gatehouse, backend_factory):
+    """An idempotent request with a small body, reset after the server read it all: the body
+    is still in our buffer, so the next server gets it byte for byte."""
+    bad, good = backend_factory(), backend_factory()
+    reset_everything(bad)
+    gh = gatehouse(balance_config([bad.address, good.address], NO_EJECT, workers=1))
+    body = bytes(range(256)) * 12  # 3 KiB
+    for i in range(4):
+        r = get(gh.port, f"/echo?n={i}", method="PUT", body=body)
+        assert served_by(r) == good.port
+        got = r.json()
+        assert (got["body_len"], got["body_sha256"]) == (len(body),
+                                                         hashlib.sha256(body).hexdigest())
+    assert targets(bad, "PUT"), "no PUT went to the resetting server: the test proves nothing"
+    assert len(targets(good, "PUT")) == 4
+
+
+def test_put_body_larger_than_the_buffer_is_not_replayed(gatehouse, backend_factory):
+    """A body that streamed through (bigger than one buffer) is gone once sent: a reset after
+    it is 502, and the other server never sees a truncated replay."""
+    bad, good = backend_factory(), backend_factory()
+    reset_everything(bad)
+    gh = gatehouse(balance_config([bad.address, good.address], NO_EJECT, workers=1))
+    r = get(gh.port, "/echo", method="PUT", body=b"z" * (1 << 20))
+    assert r.status == 502, r
+    assert targets(bad, "PUT") == ["/echo"]
+    assert targets(good) == []
+
+
+def admin_status(gh):
+    with H1(gh.ports[-1]) as c:
+        r = c.request("GET", "/status")
+    assert r.status == 200, r
+    return r.json()
+
+
+def states(gh):
+    return {s["address"]: s["state"] for s in admin_status(gh)["upstreams"][0]["servers"]}
+
+
+def test_every_server_down_is_503_not_502(gatehouse, backend_factory):
+    """Active checks take both servers down: nothing is tried (no connection reaches them)
+    and the answer is 503, where exhausted retries would be 502. One coming back serves."""
+    bs = [backend_factory() for _ in range(2)]
+    for b in bs:
+        assert get(b.port, "/health/500").status == 500
+    hc = {"path": "/health", "interval": "100ms", "timeout": "1s", "rise": 1, "fall": 1}
+    cfg = balance_config([b.address for b in bs], {"health_check": hc}, workers=1)
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    gh = gatehouse(cfg)
+    assert wait_until(lambda: set(states(gh).values()) == {"down"}, timeout=5), states(gh)
+    for _ in range(3):
+        r = get(gh.port, "/echo")
+        assert r.status == 503, r
+    assert not [t for b in bs for t in targets(b) if t.startswith("/echo")]
+    assert "no server is up" in gh.stderr_text()
+    assert get(bs[1].port, "/health/200").status == 200
+    assert wait_until(lambda: states(gh)[bs[1].address] == "up", timeout=5), states(gh)
+    assert served_by(get(gh.port, "/echo")) == bs[1].port
