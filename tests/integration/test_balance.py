@@ -1,7 +1,8 @@
 """Upstream pools with several real backends: weighted round robin shares and smoothness, least
-requests, consistent hashing (and how few keys move when a server is added), backups, max_conns,
-retries on another server, passive ejection, and a backend killed under load with zero failed
-idempotent requests."""
+requests and power of two choices, consistent hashing on each kind of key (and how few keys move
+when a server is added), backups, max_conns and the queue (shared by all workers), retries on
+another server, passive ejection, and a backend killed under load with zero failed idempotent
+requests. More on retries in test_retry.py."""
 import json
 import signal
 import socket
@@ -337,3 +338,115 @@ def test_retries_stop_at_retry_timeout(gatehouse):
     assert 0.5 <= took < T(2.0), took
     assert wait_until(lambda: "connect timed out" in gh.stderr_text(), timeout=3)
     assert gh.stderr_text().count("retrying on another server") == 1, gh.stderr_text()[-2000:]
+
+
+def test_power_of_two_avoids_the_busy_server(gatehouse, backend_factory):
+    """Of two random candidates the one with fewer requests in flight wins: with three servers
+    and one busy, the busy one is never picked (round robin would pick it every third time)."""
+    bs = [backend_factory() for _ in range(3)]
+    gh = gatehouse(balance_config([b.address for b in bs], {"balance": "power_of_two"},
+                                  workers=1))
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(r=get(gh.port, "/delay?ms=4000")))
+    t.start()
+    busy = wait_until(lambda: [b for b in bs if b.stats().requests], timeout=3)
+    assert busy, "the slow request reached no backend"
+    during = []
+    for _ in range(9):
+        if not t.is_alive():
+            break
+        during.append(served_by(get(gh.port, "/echo")))
+    t.join()
+    assert len(during) >= 3 and busy[0].port not in during, (during, busy[0].port)
+    assert slow["r"].status == 200
+
+
+def _connect_from(port, source):
+    """An H1 client whose connection comes from `source` (any 127.x.y.z is ours on Linux)."""
+    c = H1.__new__(H1)
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=T(10),
+                                      source_address=(source, 0))
+    c.buf, c.eof = bytearray(), False
+    return c
+
+
+HASH_KEYS = {
+    # hash_key -> how a request carries key k (target, headers, source address); the query,
+    # the other cookies and the connection vary between the repeats and must not matter.
+    "cookie tenant": lambda k, rep: (f"/echo?k={k}&rep={rep}",
+                                     [("Cookie", f"a={rep}; tenant={k}; z=1")], "127.0.0.1"),
+    "path": lambda k, rep: (f"/p/{k}?k={k}&rep={rep}", [], "127.0.0.1"),
+    "client_ip": lambda k, rep: (f"/echo?k={k}&rep={rep}", [], f"127.0.0.{k + 2}"),
+}
+
+
+@pytest.mark.parametrize("hash_key", list(HASH_KEYS))
+def test_hash_keeps_a_key_on_one_server_and_spreads_keys(gatehouse, backend_factory,
+                                                         hash_key):
+    """Every request with the same key goes to the same server (whichever worker takes it);
+    different keys spread over all servers. Where a request went is read from the backends'
+    own logs (a path like /p/7 is a 404 there, but still arrives)."""
+    bs = [backend_factory() for _ in range(3)]
+    gh = gatehouse(balance_config([b.address for b in bs],
+                                  {"balance": "hash", "hash_key": hash_key}, workers=2))
+    keys = range(29)
+    # Each repeat in another order: round robin must not pass by placing key k on k % 3.
+    orders = [list(keys), list(reversed(keys)), [k for k in keys if k % 2] + list(keys)[::2]]
+    for rep, order in enumerate(orders):
+        for k in order:
+            target, headers, source = HASH_KEYS[hash_key](k, rep)
+            with _connect_from(gh.port, source) as c:
+                assert c.request("GET", target, headers=headers).status in (200, 404)
+    placed = {}
+    for b in bs:
+        for target in [t for _, _, t in b.stats().requests]:
+            k = int(target.split("k=")[1].split("&")[0])
+            placed.setdefault(k, set()).add(b.port)
+    assert sorted(placed) == list(keys)
+    assert all(len(ports) == 1 for ports in placed.values()), placed
+    assert len({next(iter(p)) for p in placed.values()}) == 3, placed
+
+
+@pytest.mark.parametrize("workers,queue", [(1, True), (2, True), (2, False)])
+def test_full_queue_or_max_conns_is_503_at_once_for_all_workers(gatehouse, backend_factory,
+                                                                workers, queue):
+    """max_conns 1 and a queue of 1: one request in flight, one waiting, and every further
+    one is 503 at once, well before the queue timeout (10 s), not queued behind it. With two
+    workers and a fresh connection per request (spread over both by SO_REUSEPORT) the same
+    holds: the slot and the queue are the upstream's, not a worker's. Without a queue, every
+    request beside the one in flight is 503."""
+    b = backend_factory()
+    up = {"queue": {"size": 1, "timeout": "10s"}} if queue else {}
+    cfg = balance_config([{"address": b.address, "max_conns": 1}], up, workers=workers)
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    gh = gatehouse(cfg)
+    res = {}
+    slow = threading.Thread(
+        target=lambda: res.update(slow=get(gh.port, f"/delay?ms={int(T(4) * 1000)}")))
+    slow.start()
+    assert wait_until(lambda: b.stats().requests, timeout=3)
+    if queue:
+        waiter = threading.Thread(target=lambda: res.update(queued=get(gh.port, "/echo?q")))
+        waiter.start()
+
+        def queued():
+            with H1(gh.ports[-1]) as c:
+                return c.request("GET", "/status").json()["upstreams"][0]["queued"] == 1
+        assert wait_until(queued, timeout=3), "the second request never queued"
+    during = []
+    for i in range(10):
+        t0 = time.monotonic()
+        r = get(gh.port, f"/echo?n={i}")
+        took = time.monotonic() - t0
+        if not slow.is_alive():
+            break          # too late to count: the slot may have been free
+        during.append((i, r.status, round(took, 2)))
+    slow.join()
+    assert len(during) >= 4, during
+    assert all(status == 503 and took < T(2) for _, status, took in during), during
+    assert res["slow"].status == 200
+    if queue:
+        waiter.join()
+        assert res["queued"].status == 200
+    refused = {f"/echo?n={i}" for i, _, _ in during}
+    assert not [t for _, _, t in b.stats().requests if t in refused]
