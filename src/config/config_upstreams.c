@@ -4,6 +4,7 @@
 #include "config/resolve.h"
 #include "net/tls_client.h"
 
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,31 @@ static void conv_resolve_interval(struct load *ld, const struct field *f, const 
     }
 }
 
+/* A header or cookie name: 1 to `max` RFC 9110 token characters. A name with a space, a colon
+ * or a semicolon could never match what a client sends, so it is refused rather than ignored. */
+static bool is_name_token(const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("!#$%&'*+-.^_`|~", s[i]))
+            return false;
+    return true;
+}
+
+#define HASH_NAME_MAX 256
+
+/* `word` alone or followed by spaces and a name: the name (maybe ""), else NULL. */
+static const char *after_word(const char *s, const char *word)
+{
+    size_t n = strlen(word);
+    if (strncmp(s, word, n) != 0 || (s[n] != ' ' && s[n] != '\0'))
+        return NULL;
+    for (s += n; *s == ' '; s++)
+        ;
+    return s;
+}
+
 /* hash_key: client_ip | path | header NAME | cookie NAME */
 static void conv_hash_key(struct load *ld, const struct field *f, const struct ynode *val,
                           void *base)
@@ -186,10 +212,10 @@ static void conv_hash_key(struct load *ld, const struct field *f, const struct y
         u->hash_by = CFG_HASH_CLIENT_IP;
     else if (strcmp(s, "path") == 0)
         u->hash_by = CFG_HASH_PATH;
-    else if (strncmp(s, "header ", 7) == 0)
-        u->hash_by = CFG_HASH_HEADER, name = s + 7;
-    else if (strncmp(s, "cookie ", 7) == 0)
-        u->hash_by = CFG_HASH_COOKIE, name = s + 7;
+    else if ((name = after_word(s, "header")))
+        u->hash_by = CFG_HASH_HEADER;
+    else if ((name = after_word(s, "cookie")))
+        u->hash_by = CFG_HASH_COOKIE;
     else {
         cfg_report(
             ld, val,
@@ -198,12 +224,18 @@ static void conv_hash_key(struct load *ld, const struct field *f, const struct y
     }
     if (!name)
         return;
-    while (*name == ' ')
-        name++;
+    const char *what = u->hash_by == CFG_HASH_HEADER ? "header" : "cookie";
     size_t len = strlen(name);
-    if (!len || !cfg_printable(name, false)) {
-        cfg_report(ld, val, "'hash_key' needs a %s name after '%.6s'",
-                   u->hash_by == CFG_HASH_HEADER ? "header" : "cookie", s);
+    if (!len) {
+        cfg_report(ld, val, "'hash_key' needs a %s name after '%s' (like '%s %s')", what, what,
+                   what, u->hash_by == CFG_HASH_HEADER ? "X-Tenant" : "session");
+        return;
+    }
+    if (!is_name_token(name, len, HASH_NAME_MAX)) {
+        cfg_report(ld, val,
+                   "'hash_key': '%.64s' is not a %s name (1 to %d letters, digits or "
+                   "!#$%%&'*+-.^_`|~)",
+                   name, what, HASH_NAME_MAX);
         return;
     }
     u->hash_name = cfg_strdup(ld, name, len);
@@ -309,12 +341,7 @@ static void conv_sticky(struct load *ld, const struct field *f, const struct yno
     cfg_walk(ld, val, val, &sticky_table, &t, "in 'sticky'");
     if (!t.cookie)
         return;
-    size_t len = strlen(t.cookie);
-    bool token = len > 0 && len <= 64;
-    for (const char *c = t.cookie; token && *c; c++)
-        token = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                strchr("!#$%&'*+-.^_`|~", *c);
-    if (!token) {
+    if (!is_name_token(t.cookie, strlen(t.cookie), 64)) {
         cfg_report(ld, cfg_get(val, "cookie"),
                    "'cookie' must be a cookie name: 1 to 64 letters, digits or !#$%%&'*+-.^_`|~");
         return;

@@ -438,3 +438,34 @@ def test_example_with_a_wrong_key_is_refused(tmp_path, example, key):
               if re.search(re.escape(stem) + r"\.(crt|key)\b", line.split(" #")[0])}
     found = problems(types.SimpleNamespace(path=str(path), stderr=p.stderr))
     assert found and {f[0] for f in found} <= naming, (naming, p.stderr)
+
+
+@pytest.mark.parametrize("hash_key,words", [
+    ("header", ["needs a header name"]),
+    ('"cookie "', ["needs a cookie name"]),
+    ("bogus", ["must be client_ip, path", "'bogus'"]),
+    ('"header X-Tenant:"', ["'X-Tenant:' is not a header name"]),
+])
+def test_bad_hash_key(tmp_path, hash_key, words):
+    p = check(tmp_path, f"""\
+listen: [ {{ address: "127.0.0.1:0" }} ]
+upstreams:
+  app:
+    servers: ["127.0.0.1:9090"]
+    balance: hash
+    hash_key: {hash_key}
+sites: [ {{ hosts: ["*"], routes: [ {{ path: /, proxy: app }} ] }} ]
+""")
+    here = assert_problem_at(p, 6, 15, words=words)
+    assert all("hash_key" in msg for _, _, msg in here), here
+
+
+@pytest.mark.parametrize("hash_key", ["client_ip", "path", '"header X-Tenant"', "cookie sid"])
+def test_good_hash_key(tmp_path, hash_key):
+    p = check(tmp_path, f"""\
+listen: [ {{ address: "127.0.0.1:0" }} ]
+upstreams:
+  app: {{ servers: ["127.0.0.1:9090"], balance: hash, hash_key: {hash_key} }}
+sites: [ {{ hosts: ["*"], routes: [ {{ path: /, proxy: app }} ] }} ]
+""")
+    assert p.returncode == 0, p.stderr

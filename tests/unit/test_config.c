@@ -2027,6 +2027,61 @@ static void test_reresolve(void)
     set_dyn("10.0.0.1", NULL);
 }
 
+/* hash_key: each kind parses; a header name is kept lowercase, a cookie name as written; a
+ * missing or unusable name, or an unknown kind, is refused where it is written. */
+static void test_hash_key(void)
+{
+    static const struct {
+        const char *text;
+        enum cfg_hash_by by;
+        const char *name;
+    } ok[] = {
+        {"client_ip", CFG_HASH_CLIENT_IP, NULL},
+        {"path", CFG_HASH_PATH, NULL},
+        {"header X-Tenant", CFG_HASH_HEADER, "x-tenant"},
+        {"cookie  SessionID", CFG_HASH_COOKIE, "SessionID"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char yaml[256];
+        struct config *c;
+        snprintf(
+            yaml, sizeof yaml,
+            "upstreams: {a: {servers: [\"127.0.0.1:1\"], balance: hash, hash_key: %s}}\n" MINIMAL,
+            ok[i].text);
+        CHECK_EQ_INT(load(yaml, &c), 0);
+        if (!c)
+            continue;
+        CHECK_EQ_INT(c->upstreams[0].hash_by, ok[i].by);
+        CHECK(ok[i].name
+                  ? c->upstreams[0].hash_name && !strcmp(c->upstreams[0].hash_name, ok[i].name)
+                  : c->upstreams[0].hash_name == NULL);
+        config_unref(c);
+    }
+    EXPECT_ERRORS(
+        "upstreams:\n"
+        "  a: {servers: [\"127.0.0.1:1\"], hash_key: header}\n"
+        "  b: {servers: [\"127.0.0.1:1\"], hash_key: \"cookie \"}\n"
+        "  c: {servers: [\"127.0.0.1:1\"], hash_key: bogus}\n"
+        "  d: {servers: [\"127.0.0.1:1\"], hash_key: \"header X-A:\"}\n"
+        "  e: {servers: [\"127.0.0.1:1\"], hash_key: \"cookie a;b\"}\n"
+        "  f: {servers: [\"127.0.0.1:1\"], hash_key: headers}\n"
+        "  g: {servers: [\"127.0.0.1:1\"], hash_key: [path]}\n" MINIMAL,
+        "x.yaml:2:43: 'hash_key' needs a header name after 'header' (like 'header "
+        "X-Tenant')\n"
+        "x.yaml:3:43: 'hash_key' needs a cookie name after 'cookie' (like 'cookie "
+        "session')\n"
+        "x.yaml:4:43: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', "
+        "not 'bogus'\n"
+        "x.yaml:5:43: 'hash_key': 'X-A:' is not a header name (1 to 256 letters, digits "
+        "or !#$%&'*+-.^_`|~)\n"
+        "x.yaml:6:43: 'hash_key': 'a;b' is not a cookie name (1 to 256 letters, digits "
+        "or !#$%&'*+-.^_`|~)\n"
+        "x.yaml:7:43: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', "
+        "not 'headers'\n"
+        "x.yaml:8:43: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', not a "
+        "list\n");
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -2056,6 +2111,7 @@ int main(void)
     test_error_secret_header();
     test_error_header_rules();
     test_error_proxy_options();
+    test_hash_key();
     test_error_proxy_only();
     test_cidr_match();
     test_files();
