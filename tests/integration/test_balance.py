@@ -450,3 +450,55 @@ def test_full_queue_or_max_conns_is_503_at_once_for_all_workers(gatehouse, backe
         assert res["queued"].status == 200
     refused = {f"/echo?n={i}" for i, _, _ in during}
     assert not [t for _, _, t in b.stats().requests if t in refused]
+
+
+def test_tunnel_keeps_flowing_while_draining_and_its_end_lets_the_process_exit(gatehouse,
+                                                                               backend_factory):
+    """Shutdown drains tunnels politely: after SIGTERM an open upgraded connection still
+    carries bytes both ways, a half-close still crosses, and once the tunnel ended on its own
+    terms the process exits at once, long before shutdown_timeout (10 s). (That it is cut at
+    the deadline otherwise is in test_websocket.py.)"""
+    b = backend_factory()
+    gh = gatehouse(balance_config([b.address], workers=1, shutdown_timeout="10s"))
+    s = socket.create_connection(("127.0.0.1", gh.port), timeout=T(5))
+    try:
+        s.sendall(H1.build("GET", "/upgrade-echo", [("Connection", "Upgrade"),
+                                                   ("Upgrade", "echo")]))
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            assert d, buf
+            buf += d
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+
+        def echo(data):
+            nonlocal buf
+            s.sendall(data)
+            while len(buf) < len(data):
+                d = s.recv(65536)
+                assert d, f"tunnel closed after {buf!r}"
+                buf += d
+            got, buf = buf[:len(data)], buf[len(data):]
+            return got
+
+        assert echo(b"before") == b"before"
+        mark = gh.err_mark()
+        t0 = time.monotonic()
+        gh.send_signal(signal.SIGTERM)
+        gh.wait_err(r"draining with 1 open tunnel", since=mark)
+        for i in range(3):
+            assert echo(b"during %d" % i) == b"during %d" % i
+        s.sendall(b"last")
+        s.shutdown(socket.SHUT_WR)        # the echo server answers our FIN with its own
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        assert buf == b"last"
+    finally:
+        s.close()
+    assert gh.wait_exit(timeout=T(5)) == 0
+    assert time.monotonic() - t0 < T(5), "the process waited for the grace period"
+    assert "grace period over" not in "\n".join(gh.err_lines(mark))
