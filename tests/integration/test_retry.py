@@ -1,11 +1,14 @@
 """Retries on another server and the error that ends them: a connection reset before any
 response byte is retried for idempotent methods, and for any method when nothing was sent; a
 body is replayed only when it was fully buffered; every server down is 503, not the 502 of
-exhausted retries.
+exhausted retries; the retry budget caps retries when a server keeps failing.
 
 The misbehaving server is a real backend switched by its control port (backend.py
 `/misbehave?reset=1`): it reads each request whole, then closes with a TCP reset."""
 import hashlib
+import time
+
+import pytest
 
 from conftest import H1, get, refused_port, wait_until
 from test_balance import balance_config, served_by
@@ -122,3 +125,23 @@ def test_every_server_down_is_503_not_502(gatehouse, backend_factory):
     assert get(bs[1].port, "/health/200").status == 200
     assert wait_until(lambda: states(gh)[bs[1].address] == "up", timeout=5), states(gh)
     assert served_by(get(gh.port, "/echo")) == bs[1].port
+
+
+def test_retry_budget_caps_retries_when_a_server_keeps_failing(gatehouse, backend_factory):
+    """retry_budget 0% leaves only the floor of 10 retries per 10 s: of 40 requests, about
+    half start on a refusing server; the first 10 of those are retried (200), the rest are 502
+    at once, so a failing server cannot double the traffic of the others."""
+    good = backend_factory()
+    gh = gatehouse(balance_config([f"127.0.0.1:{refused_port()}", good.address],
+                                  dict(NO_EJECT, retry_budget="0%"), workers=1))
+    mark = gh.err_mark()
+    t0 = time.monotonic()
+    statuses = [get(gh.port, f"/echo?n={i}").status for i in range(40)]
+    took = time.monotonic() - t0
+    if took >= 9:
+        pytest.skip(f"40 requests took {took:.1f}s: the 10 s budget window may have turned")
+    retried = [l for l in gh.err_lines(mark) if "retrying on another server" in l]
+    assert len(retried) == 10, len(retried)
+    assert set(statuses) == {200, 502}, statuses
+    assert statuses.count(200) == len(targets(good)) >= 20
+    assert statuses.count(502) >= 5, statuses
