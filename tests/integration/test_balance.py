@@ -416,7 +416,9 @@ def test_full_queue_or_max_conns_is_503_at_once_for_all_workers(gatehouse, backe
     holds: the slot and the queue are the upstream's, not a worker's. Without a queue, every
     request beside the one in flight is 503."""
     b = backend_factory()
-    up = {"queue": {"size": 1, "timeout": "10s"}} if queue else {}
+    up = {"read_timeout": "60s"}  # above the slow request's T(4), stretched under ASan
+    if queue:
+        up["queue"] = {"size": 1, "timeout": f"{T(10)}s"}  # outlasts the slow request
     cfg = balance_config([{"address": b.address, "max_conns": 1}], up, workers=workers)
     cfg["admin"] = {"address": "127.0.0.1:0"}
     gh = gatehouse(cfg)
