@@ -167,13 +167,46 @@ static int put(struct upconn *uc, struct worker *w, const char *data, size_t len
     return outq_append(&uc->out, &w->bufs, data, len);
 }
 
+/* One "name: value\r\n" line, reserved at once: this runs for every field of every request. */
 static int put_field(struct upconn *uc, struct worker *w, const char *name, size_t nlen,
                      const char *value, size_t vlen)
 {
-    if (put(uc, w, name, nlen) || put(uc, w, ": ", 2) || put(uc, w, value, vlen) ||
-        put(uc, w, "\r\n", 2))
+    size_t room, need = nlen + vlen + 4;
+    char *p = outq_reserve(&uc->out, &w->bufs, &room);
+    if (!p || room < need)
         return -1;
+    memcpy(p, name, nlen);
+    p += nlen;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value, vlen);
+    p += vlen;
+    *p++ = '\r';
+    *p = '\n';
+    outq_commit(&uc->out, need);
     return 0;
+}
+
+/* A number field or chunk-size line: prefix, the number, CRLF. */
+static int put_number(struct upconn *uc, struct worker *w, const char *prefix, size_t plen,
+                      unsigned long long v, bool hex)
+{
+    char line[32 + HTTP_NUM_MAX + 2];
+    if (plen > 32)
+        return -1;
+    memcpy(line, prefix, plen);
+    size_t n = plen + (hex ? http_fmt_hex(line + plen, v) : http_fmt_dec(line + plen, v));
+    line[n++] = '\r';
+    line[n++] = '\n';
+    return put(uc, w, line, n);
+}
+
+/* A NUL-terminated copy of src, cut to fit. */
+static void set_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* The last chunk, with the client's trailer fields when it sent any (HTTP/2 trailers). */
@@ -298,9 +331,8 @@ static int put_added_fields(struct proxy *p, bool host_passed, bool trusted)
             return -1;
     p->chunked_up = r->has_body && r->content_length < 0;
     if (r->has_body && !p->chunked_up) {
-        char cl[40];
-        int n = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
-        return put(uc, p->w, cl, (size_t)n);
+        return put_number(uc, p->w, "Content-Length: ", 16, (unsigned long long)r->content_length,
+                          false);
     }
     if (p->chunked_up)
         return put(uc, p->w, "Transfer-Encoding: chunked\r\n", 28);
@@ -487,7 +519,7 @@ static int attempt_failed(struct proxy *p, int status, const char *what)
 static int start_on(struct proxy *p, size_t server, bool fresh)
 {
     p->uc = upconn_acquire_server(p->pool, server, fresh);
-    snprintf(p->addr, sizeof(p->addr), "%s", p->up->servers[server].text);
+    set_text(p->addr, sizeof(p->addr), p->up->servers[server].text);
     if (!p->uc) {
         char what[128];
         snprintf(what, sizeof(what), "connect failed: %s", strerror(errno));
@@ -498,7 +530,7 @@ static int start_on(struct proxy *p, size_t server, bool fresh)
     uc->on_event = proxy_on_upconn;
     uc->requests++;
     p->sent_before = uc->out.sent;
-    snprintf(p->s->upstream, sizeof(p->s->upstream), "%s", p->addr);
+    set_text(p->s->upstream, sizeof(p->s->upstream), p->addr);
     p->any_response = p->head_received = p->req_sent = p->body_end_queued = false;
     p->up_slice = NULL;
     p->up_slice_len = 0;
@@ -564,9 +596,7 @@ static bool queue_body(struct proxy *p)
         return true;
     }
     if (p->chunked_up) {
-        char size[24];
-        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-        put(uc, s->worker, size, (size_t)n);
+        put_number(uc, s->worker, "", 0, len, true);
         outq_set_ext(&uc->out, data, len, "\r\n", 2);
     } else {
         outq_set_ext(&uc->out, data, len, "", 0);
