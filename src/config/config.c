@@ -95,6 +95,20 @@ static const struct fields log_table = FIELDS(log_fields);
 
 static const char io_note[] = " (what fits the I/O buffer)";
 
+/* The bounds keep every defence on: a header list that is not capped, or a window a client can
+ * fill with gigabytes, would turn a limit into a way around it. */
+static const struct field http2_fields[] = {
+    {FIELD("max_concurrent_streams", cfg_conv_u32, struct cfg_http2, max_concurrent_streams, "128"),
+     .min = 1, .max = 1000},
+    {FIELD("max_header_list_size", cfg_conv_size32, struct cfg_http2, max_header_list_size, "64k"),
+     .min = 1024, .max = 1 << 20},
+    {FIELD("stream_window", cfg_conv_size32, struct cfg_http2, stream_window, "65535"), .min = 1024,
+     .max = 16 << 20},
+    {FIELD("connection_window", cfg_conv_size32, struct cfg_http2, connection_window, "1m"),
+     .min = 65535, .max = 256 << 20},
+};
+static const struct fields http2_table = FIELDS(http2_fields);
+
 static const struct field limit_fields[] = {
     {FIELD("max_request_line", cfg_conv_size32, struct cfg_limits, max_request_line, "8192"),
      .min = 1, .max = IO_BUFFER, .note = io_note},
@@ -119,8 +133,27 @@ static const struct field limit_fields[] = {
     {FIELD("max_connections_per_client", cfg_conv_u32, struct cfg_limits,
            max_connections_per_client, "0"),
      .max = 1000000},
+    {FIELD("http2", cfg_conv_map, struct cfg_limits, http2, NULL), .sub = &http2_table},
 };
 static const struct fields limit_table = FIELDS(limit_fields);
+
+/* An HTTP/2 field block within max_header_list_size is decoded and held to max_header_size
+ * (431 on its stream); a larger one closes the connection. Were the list size the smaller, a
+ * request HTTP/1.1 answers with 431, or serves, would cost an HTTP/2 client its connection. */
+static void conv_limits(struct load *ld, const struct field *f, const struct ynode *val, void *base)
+{
+    const struct cfg_limits *lim = CFG_AT(base, f, struct cfg_limits);
+    size_t before = ld->nproblems;
+    const struct ynode *at;
+
+    cfg_conv_map(ld, f, val, base);
+    if (ld->nproblems != before || lim->http2.max_header_list_size >= lim->max_header_size)
+        return;
+    at = cfg_get(cfg_get(val, "http2"), "max_header_list_size");
+    cfg_report(ld, at ? at : cfg_get(val, "max_header_size"),
+               "'max_header_list_size' (%u) must be at least 'max_header_size' (%u)",
+               lim->http2.max_header_list_size, lim->max_header_size);
+}
 
 static void conv_listen_addr(struct load *ld, const struct field *f, const struct ynode *val,
                              void *base)
@@ -229,7 +262,7 @@ static const struct field top_fields[] = {
     {FIELD("workers", conv_workers, struct config, workers, "auto")},
     {FIELD("shutdown_timeout", cfg_conv_duration, struct config, shutdown_grace, "30s")},
     {FIELD("logs", cfg_conv_map, struct config, logs, NULL), .sub = &log_table},
-    {FIELD("limits", cfg_conv_map, struct config, limits, NULL), .sub = &limit_table},
+    {FIELD("limits", conv_limits, struct config, limits, NULL), .sub = &limit_table},
     {FIELD("trusted_proxies", cfg_conv_trusted_proxies, struct config, trusted_proxies, NULL)},
     {FIELD("upstreams", cfg_conv_upstreams, struct config, upstreams, NULL)},
     {FIELD("sites", cfg_conv_sites, struct config, sites, NULL), .flags = F_REQUIRED},

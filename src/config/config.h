@@ -65,6 +65,17 @@ struct cfg_logs {
     enum cfg_log_level level;
 };
 
+/* HTTP/2 connection limits (key `limits.http2`), announced to the client in our SETTINGS. */
+struct cfg_http2 {
+    uint32_t max_concurrent_streams; /* default 128; more open streams are refused */
+    /* Bytes of one decoded field block, counted as RFC 9113 section 6.5.2 does (name + value +
+     * 32 per field), default 65536. A larger block is an attack, not an oversized request: GOAWAY
+     * ENHANCE_YOUR_CALM. Never below max_header_size, which answers 431 within it. */
+    uint32_t max_header_list_size;
+    uint32_t stream_window;     /* bytes, default 65535: request body buffered per stream */
+    uint32_t connection_window; /* bytes, default 1 MiB: request body buffered per connection */
+};
+
 struct cfg_limits {
     uint32_t max_request_line;            /* bytes, default 8192 -> 414 */
     uint32_t max_header_size;             /* whole head, default 32768 -> 431 */
@@ -77,6 +88,7 @@ struct cfg_limits {
     uint32_t max_connections_per_worker;  /* default 10000 */
     uint64_t max_body_size;               /* bytes, default 0 = unlimited -> 413 */
     uint32_t max_connections_per_client;  /* per client address per worker, 0 = no limit */
+    struct cfg_http2 http2;
 };
 
 /* How an upstream spreads requests over its servers (key `balance`). */

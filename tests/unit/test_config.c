@@ -284,6 +284,10 @@ static void test_defaults(void)
     CHECK_EQ_INT(c->limits.max_requests_per_connection, 10000);
     CHECK_EQ_INT(c->limits.max_connections_per_worker, 10000);
     CHECK_EQ_INT(c->limits.max_body_size, 0);
+    CHECK_EQ_INT(c->limits.http2.max_concurrent_streams, 128);
+    CHECK_EQ_INT(c->limits.http2.max_header_list_size, 65536);
+    CHECK_EQ_INT(c->limits.http2.stream_window, 65535);
+    CHECK_EQ_INT(c->limits.http2.connection_window, 1 << 20);
     CHECK(is_ipv4(&c->listeners[0].addr, "0.0.0.0", 0));
     CHECK_EQ_INT(c->listeners[0].backlog, 511);
     CHECK_EQ_INT(c->nupstreams, 0);
@@ -600,6 +604,74 @@ static void test_error_limits(void)
                   "x.yaml:14:31: 'error' must be a file path or stderr\n"
                   "x.yaml:14:44: 'format' must be one of combined, json\n"
                   "x.yaml:14:56: 'level' must be a name, not a list\n");
+}
+
+/* limits.http2: values as written, defaults for the keys left out (an empty map too). */
+static void test_http2_limits(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("limits:\n"
+                      "  max_header_size: 8k\n"
+                      "  http2:\n"
+                      "    max_concurrent_streams: 7\n"
+                      "    max_header_list_size: 8k\n"
+                      "    stream_window: 1k\n"
+                      "    connection_window: 256m\n" MINIMAL,
+                      &c),
+                 0);
+    if (c) {
+        CHECK_EQ_INT(c->limits.http2.max_concurrent_streams, 7);
+        CHECK_EQ_INT(c->limits.http2.max_header_list_size, 8192);
+        CHECK_EQ_INT(c->limits.http2.stream_window, 1024);
+        CHECK_EQ_INT(c->limits.http2.connection_window, 256 << 20);
+        config_unref(c);
+    }
+    CHECK_EQ_INT(load("limits:\n  http2:\n    stream_window: 1m\n" MINIMAL, &c), 0);
+    if (c) {
+        CHECK_EQ_INT(c->limits.http2.stream_window, 1 << 20);
+        CHECK_EQ_INT(c->limits.http2.max_concurrent_streams, 128);
+        CHECK_EQ_INT(c->limits.http2.max_header_list_size, 65536);
+        CHECK_EQ_INT(c->limits.http2.connection_window, 1 << 20);
+        config_unref(c);
+    }
+    CHECK_EQ_INT(load("limits: {http2: {}}\n" MINIMAL, &c), 0);
+    if (c) {
+        CHECK_EQ_INT(c->limits.http2.max_concurrent_streams, 128);
+        config_unref(c);
+    }
+}
+
+static void test_error_http2_limits(void)
+{
+    EXPECT_ERRORS("limits:\n"
+                  "  http2:\n"
+                  "    max_concurrent_streams: 0\n"
+                  "    max_header_list_size: 2m\n"
+                  "    stream_window: 100\n"
+                  "    connection_window: 60k\n"
+                  "    idle: 5s\n" MINIMAL,
+                  "x.yaml:3:29: 'max_concurrent_streams' must be an integer 1..1000\n"
+                  "x.yaml:4:27: 'max_header_list_size' must be at most 1m\n"
+                  "x.yaml:5:20: 'stream_window' must be at least 1k\n"
+                  "x.yaml:6:24: 'connection_window' must be at least 65535\n"
+                  "x.yaml:7:5: unknown key 'idle' in 'http2'\n");
+    EXPECT_ERRORS("limits:\n"
+                  "  http2: [1]\n"
+                  "  max_header_size: 40k\n" MINIMAL,
+                  "x.yaml:2:10: 'http2' must be a map, not a list\n");
+    /* The advertised list size may not be below the head size HTTP/1.1 accepts, whichever of
+     * the two keys comes first. */
+    EXPECT_ERRORS("limits:\n"
+                  "  max_header_size: 40k\n"
+                  "  http2: {max_header_list_size: 32k}\n" MINIMAL,
+                  "x.yaml:3:33: 'max_header_list_size' (32768) must be at least "
+                  "'max_header_size' (40960)\n");
+    EXPECT_ERRORS("limits:\n"
+                  "  http2: {max_header_list_size: 32k}\n"
+                  "  max_header_size: 56k\n" MINIMAL,
+                  "x.yaml:2:33: 'max_header_list_size' (32768) must be at least "
+                  "'max_header_size' (57344)\n");
 }
 
 static void test_error_yaml(void)
@@ -2099,6 +2171,8 @@ int main(void)
     test_error_routes();
     test_error_sites();
     test_error_limits();
+    test_http2_limits();
+    test_error_http2_limits();
     test_error_yaml();
     test_many_errors_sorted();
     test_proxy_example();
