@@ -36,22 +36,35 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define H2_MAX_STREAMS 128
-#define H2_STREAM_WINDOW 65535   /* per stream: bounds the request body buffered per stream */
-#define H2_CONN_WINDOW (1 << 20) /* per connection: bounds it for all streams together */
-#define H2_MAX_HEADER_LIST 65536 /* advertised; the configured limits are what we enforce */
-#define H2_OUT_HIGH 16384        /* copied response bytes per stream before SEND_PENDING */
+#define H2_OUT_HIGH 16384 /* copied response bytes per stream before SEND_PENDING */
 #define H2_OUT_LOW (H2_OUT_HIGH / 2)
-#define H2_SEG_SIZE 16384        /* request body is buffered in segments of this size */
-#define H2_RESET_BURST 128       /* client RST_STREAMs tolerated at once (rapid reset) */
-#define H2_RESET_RATE 33         /* and refilled per second */
-#define H2_MAX_OUTBOUND_ACK 1000 /* SETTINGS/PING ACKs queued before the client is a flood */
-#define H2_GAPS 8                /* ranges of stream ids a client skipped, remembered */
-#define H2_NOTICE_MS 1000        /* shutdown notice to final GOAWAY: a round trip and more */
-#define H2_LINGER_MS 2000        /* after our GOAWAY, input is read and dropped this long */
+#define H2_SEG_SIZE 16384  /* request body is buffered in segments of this size */
+#define H2_RESET_BURST 128 /* client RST_STREAMs tolerated at once (rapid reset) */
+#define H2_RESET_RATE 33   /* and refilled per second */
+/* PING and SETTINGS frames that ask for an ACK: a client needs a handful per connection (its
+ * SETTINGS, a liveness or RTT probe now and then). nghttp2's own limit counts only the ACKs
+ * not yet written, which a client that paces its flood keeps low while we keep answering; this
+ * bucket counts what arrives, so such a flood also ends in GOAWAY ENHANCE_YOUR_CALM. */
+#define H2_CTRL_BURST 1000
+#define H2_CTRL_RATE 100
+/* Backstop for the ACKs not yet written: the bucket above trips first (it allows no more than
+ * this many at once), so this only fires if the two ever disagree. */
+#define H2_MAX_OUTBOUND_ACK 1000
+/* Entries per SETTINGS frame: RFC 9113 defines 6, extensions 2 more (8441, 9218); a client
+ * repeating or greasing a few stays far below. nghttp2 answers more with ENHANCE_YOUR_CALM. */
+#define H2_MAX_SETTINGS 32
+#define H2_GAPS 8         /* ranges of stream ids a client skipped, remembered */
+#define H2_NOTICE_MS 1000 /* shutdown notice to final GOAWAY: a round trip and more */
+#define H2_LINGER_MS 2000 /* after our GOAWAY, input is read and dropped this long */
 #define H2_READ_CHUNK 16384
 
 struct h2_conn;
+
+/* A token bucket: `burst` events at once, then `rate` per second. */
+struct h2_bucket {
+    uint32_t tokens;
+    uint64_t last_ms;
+};
 
 /* Request body bytes received and not yet consumed by the handler. */
 struct h2_seg {
@@ -79,14 +92,17 @@ struct h2_stream {
     struct h2_hdr method, path, authority, protocol;
     bool has_method, has_path, has_authority, has_protocol;
     uint32_t head_bytes;
-    bool too_large; /* past max_header_size / max_header_count: answered 431 */
-    bool rejected;  /* malformed: reset with PROTOCOL_ERROR, never dispatched */
+    bool too_large;     /* past max_header_size / max_header_count: answered 431 */
+    bool rejected;      /* malformed: reset with PROTOCOL_ERROR, never dispatched */
+    bool start_pending; /* head complete: dispatched once the read batch is processed */
     struct http_field *fields;
     /* Request body. */
     struct h2_seg *in_head, *in_tail;
     size_t in_bytes;        /* buffered, not yet consumed */
     uint64_t body_received; /* DATA bytes accepted for the handler */
     bool body_done;         /* END_STREAM received */
+    bool head_ended;        /* END_STREAM came with the head: no body (body_done may be set by
+                             * a body that arrived before the dispatch) */
     bool body_handed;       /* a slice is out with the handler */
     bool body_any_handed;   /* rewinding is no longer possible */
     bool discard_body;      /* nobody will read it: acknowledged and dropped on arrival */
@@ -157,6 +173,11 @@ struct h2_conn {
         int32_t lo, hi;
     } gaps[H2_GAPS]; /* ids skipped (never opened, so closed), oldest first */
     unsigned ngaps;
+    bool start_pending;   /* some stream has start_pending */
+    uint32_t block_bytes; /* of the field block being decoded, as SETTINGS_MAX_HEADER_LIST_SIZE
+                           * counts them */
+    struct h2_bucket resets, ctrl; /* RST_STREAM; PING and SETTINGS asking for an ACK */
+    uint32_t goaway_code;          /* a callback's verdict for the GOAWAY that conn_feed sends */
     bool lingering;
     bool idle_keepalive; /* idle_timer runs keepalive_timeout (else client_header_timeout) */
     bool closed;
@@ -588,7 +609,7 @@ static int64_t parse_length(const char *p, size_t len)
 static void body_fields(struct h2_stream *st)
 {
     struct http_request *r = &st->s.req;
-    r->has_body = !st->body_done;
+    r->has_body = !st->head_ended;
     r->content_length = -1;
     const struct http_field *f = http_find_field(r, "content-length", 14);
     if (f)
@@ -687,10 +708,10 @@ static void codec_answer(struct h2_stream *st, int status, const char *why)
     http_respond_text(&st->s, status, NULL);
 }
 
-/* The request head is complete: hand the stream to the router. */
+/* The request head is complete and the read batch it came in is processed: hand the stream to
+ * the router. */
 static void stream_start(struct h2_conn *c, struct h2_stream *st)
 {
-    stream_init(st);
     st->dispatched = true;
     c->requests++;
     if (c->requests == conn_limits(c)->max_requests_per_connection)
@@ -708,6 +729,24 @@ static void stream_start(struct h2_conn *c, struct h2_stream *st)
     }
     st->handler_on = true;
     handler_dispatch(&st->s);
+}
+
+/* Dispatch the streams whose heads arrived in the batch nghttp2 just processed, oldest first.
+ * Deferred to here so that a stream the client reset in the same batch (rapid reset) never
+ * reaches a handler, let alone an upstream; and so that handlers run outside nghttp2. */
+static void start_streams(struct h2_conn *c)
+{
+    if (!c->start_pending)
+        return;
+    c->start_pending = false;
+    for (struct dlist *n = c->streams.prev; n != &c->streams && !c->closed; n = n->prev) {
+        struct h2_stream *st = container_of(n, struct h2_stream, link);
+        if (!st->start_pending)
+            continue;
+        st->start_pending = false;
+        if (!st->dead)
+            stream_start(c, st);
+    }
 }
 
 /* ---- streams: the request body ------------------------------------------------------------ */
@@ -1182,17 +1221,40 @@ static void trailers_publish(struct h2_stream *st)
     st->s.req.ntrailers = n;
 }
 
+/* The rule for oversized heads: a field block larger than the SETTINGS_MAX_HEADER_LIST_SIZE we
+ * announced is an attack (an HPACK bomb: a few bytes on the wire that decode to megabytes), not
+ * a large request, and the connection goes (GOAWAY ENHANCE_YOUR_CALM). Within it, a head past
+ * max_header_size or max_header_count is an ordinary oversized request: 431 on its stream.
+ * Counted per block as RFC 9113 section 6.5.2 counts: name + value + 32 per field. */
+static int block_account(struct h2_conn *c, size_t nlen, size_t vlen)
+{
+    uint32_t max = conn_limits(c)->http2.max_header_list_size;
+    size_t total = (size_t)c->block_bytes + nlen + vlen + 32;
+    if (total <= max) {
+        c->block_bytes = (uint32_t)total;
+        return 0;
+    }
+    log_msg(conn_log(c), LOG_INFO,
+            "client %s: HTTP/2: header list larger than max_header_list_size (%u), closing",
+            c->peer, (unsigned)max);
+    c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* conn_feed: GOAWAY */
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
                      const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
+    if (block_account(user, nlen, vlen) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     struct h2_stream *st = stream_of(ng, f->hd.stream_id);
     if (!st || st->rejected)
         return 0;
     if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
         return header_add(st, name, nlen, value, vlen);
-    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && st->handler_on && !st->discard_body)
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && (st->handler_on || st->start_pending) &&
+        !st->discard_body)
         return trailer_add(st, name, nlen, value, vlen);
     return 0;
 }
@@ -1212,9 +1274,12 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
         return 0;
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        st->body_done = end;
-        if (!st->rejected)
-            stream_start(user, st);
+        st->body_done = st->head_ended = end;
+        if (!st->rejected) {
+            stream_init(st); /* the body may follow in this batch: it needs s.max_body */
+            st->start_pending = true;
+            ((struct h2_conn *)user)->start_pending = true;
+        }
     } else if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && end) {
         if (f->hd.type == NGHTTP2_HEADERS && st->tlen)
             trailers_publish(st);
@@ -1227,7 +1292,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
                          size_t len, void *user)
 {
     struct h2_stream *st = stream_of(ng, id);
-    if (!st || !st->handler_on || st->discard_body) {
+    if (!st || !(st->handler_on || st->start_pending) || st->discard_body) {
         nghttp2_session_consume(ng, id, len); /* nobody reads it: credit it back at once */
         return 0;
     }
@@ -1285,6 +1350,50 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     return 0;
 }
 
+static void bucket_init(struct h2_bucket *b, uint64_t now, uint32_t burst)
+{
+    b->tokens = burst;
+    b->last_ms = now;
+}
+
+/* Takes a token; false when none is left. Refills by whole tokens, keeping the remainder. */
+static bool bucket_take(struct h2_bucket *b, uint64_t now, uint32_t burst, uint32_t rate)
+{
+    uint64_t add = now > b->last_ms ? (now - b->last_ms) * rate / 1000 : 0;
+    if (add) {
+        b->tokens = b->tokens + add >= burst ? burst : b->tokens + (uint32_t)add;
+        b->last_ms = b->tokens == burst ? now : b->last_ms + add * 1000 / rate;
+    }
+    if (!b->tokens)
+        return false;
+    b->tokens--;
+    return true;
+}
+
+/* Floods of frames that cost us work but no stream (RST_STREAM after HEADERS: rapid reset;
+ * PING and SETTINGS: an ACK each) end the connection with ENHANCE_YOUR_CALM before nghttp2
+ * processes the frame. -1 when this frame is one too many. */
+static int flood_check(struct h2_conn *c, const nghttp2_frame_hd *hd)
+{
+    uint64_t now = c->w->loop.now;
+    const char *what;
+    if (hd->type == NGHTTP2_RST_STREAM) {
+        if (bucket_take(&c->resets, now, H2_RESET_BURST, H2_RESET_RATE))
+            return 0;
+        what = "RST_STREAM (rapid reset)";
+    } else if ((hd->type == NGHTTP2_PING || hd->type == NGHTTP2_SETTINGS) &&
+               !(hd->flags & NGHTTP2_FLAG_ACK)) {
+        if (bucket_take(&c->ctrl, now, H2_CTRL_BURST, H2_CTRL_RATE))
+            return 0;
+        what = "PING/SETTINGS";
+    } else {
+        return 0;
+    }
+    log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s flood, closing", c->peer, what);
+    c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
+    return -1;
+}
+
 /* RFC 9113 section 5.1.1: a client opens streams in increasing order, so HEADERS on an id it
  * skipped, lower than one already opened, is a connection error PROTOCOL_ERROR. nghttp2 ignores
  * such HEADERS (it keeps no record of closed streams, and must ignore frames on a stream it
@@ -1295,6 +1404,10 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     struct h2_conn *c = user;
     (void)ng;
     int32_t id = hd->stream_id;
+    if (flood_check(c, hd) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* conn_feed: GOAWAY ENHANCE_YOUR_CALM */
+    if (hd->type == NGHTTP2_HEADERS)
+        c->block_bytes = 0; /* a new field block; CONTINUATION frames add to it */
     if (hd->type != NGHTTP2_HEADERS || !(id & 1))
         return 0;
     if (id > c->last_opened) {
@@ -1349,6 +1462,7 @@ static int session_create(struct h2_conn *c)
     nghttp2_option_set_no_auto_window_update(opt, 1); /* body_consumed acknowledges */
     nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
+    nghttp2_option_set_max_settings(opt, H2_MAX_SETTINGS);
     nghttp2_option_set_stream_reset_rate_limit(opt, H2_RESET_BURST, H2_RESET_RATE);
     nghttp2_option_set_max_continuations(opt, 8);
     int rv = nghttp2_session_server_new2(&c->ng, cb, c, opt);
@@ -1356,16 +1470,20 @@ static int session_create(struct h2_conn *c)
     nghttp2_option_del(opt);
     if (rv)
         return -1;
+    const struct cfg_http2 *lim = &conn_limits(c)->http2;
     const nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2_MAX_HEADER_LIST},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, lim->stream_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_list_size}, /* block_account */
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
         {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* RFC 8441: WebSocket over HTTP/2 */
     };
     if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) ||
-        nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW))
+        nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)lim->connection_window))
         return -1;
+    bucket_init(&c->resets, c->w->loop.now, H2_RESET_BURST);
+    bucket_init(&c->ctrl, c->w->loop.now, H2_CTRL_BURST);
     return 0;
 }
 
@@ -1497,13 +1615,21 @@ static void conn_write(struct h2_conn *c)
 static int conn_feed(struct h2_conn *c, const char *p, size_t n)
 {
     ssize_t rv = nghttp2_session_mem_recv(c->ng, (const uint8_t *)p, n);
-    if (rv >= 0)
-        return 0;
-    log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s%s", c->peer, nghttp2_strerror((int)rv),
-            rv == NGHTTP2_ERR_FLOODED ? " (closing a flooding client)" : "");
+    if (rv >= 0) {
+        start_streams(c);
+        return c->closed ? -1 : 0;
+    }
+    /* Floods of unsent ACKs or of CONTINUATION frames: ENHANCE_YOUR_CALM, like our own. */
+    bool flood = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+    if (flood)
+        c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
+    if (rv != NGHTTP2_ERR_CALLBACK_FAILURE || !c->goaway_code) /* else the callback said why */
+        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s%s", c->peer,
+                nghttp2_strerror((int)rv), flood ? " (closing a flooding client)" : "");
     if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
-        nghttp2_session_terminate_session(
-            c->ng, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+        /* What the batch started is dropped with the connection: nothing of it is dispatched. */
+        nghttp2_session_terminate_session(c->ng,
+                                          c->goaway_code ? c->goaway_code : NGHTTP2_PROTOCOL_ERROR);
         c->failed = true;
         conn_write(c); /* best effort: the GOAWAY if the socket takes it now */
         /* Closing with the client's bytes unread would reset the connection and destroy the
