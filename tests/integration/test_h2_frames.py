@@ -4,11 +4,12 @@ what a well-behaved client library refuses to. For each violation: the exact err
 connection error (GOAWAY) or a stream error (RST_STREAM), and a fresh connection still served."""
 import socket
 import struct
+import threading
 import time
 
 import pytest
 
-from conftest import RssSampler, T, respond_config
+from conftest import RssSampler, T, proxy_config, respond_config
 
 import hpack
 
@@ -22,6 +23,7 @@ END_STREAM, ACK, END_HEADERS, PADDED, PRIO = 0x1, 0x1, 0x4, 0x8, 0x20
 # error codes
 NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, SETTINGS_TIMEOUT, STREAM_CLOSED, \
     FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = range(10)
+ENHANCE_YOUR_CALM = 11
 # settings
 ENABLE_PUSH, INITIAL_WINDOW_SIZE = 0x2, 0x4
 
@@ -80,6 +82,21 @@ class RawH2:
 
     def request(self, sid, path="/", **kw):
         self.headers(sid, req_headers(path, **kw))
+
+    def big_request(self, sid, path="/", extra=()):
+        """A request whose header block may exceed one frame: HEADERS, then CONTINUATION."""
+        blk = self.block(req_headers(path, extra=extra))
+        parts = [blk[i:i + 16384] for i in range(0, len(blk), 16384)]
+        out = b""
+        for i, p in enumerate(parts):
+            flags = (END_HEADERS if i == len(parts) - 1 else 0) | (END_STREAM if i == 0 else 0)
+            out += frame(HEADERS if i == 0 else CONTINUATION, flags, sid, p)
+        self.send(out)
+
+    def settled(self):
+        """Waits for the server's SETTINGS (and acknowledges them): nothing more comes from us
+        unasked, so a header block we send next is not interleaved with our ACK."""
+        assert self.pump(lambda: any(t == SETTINGS and not f & ACK for t, f, _, _ in self.frames))
 
     def _parse(self):
         while len(self.buf) >= 9:
@@ -171,6 +188,64 @@ def server(tmp_path_factory):
 @pytest.fixture
 def port(server):
     return server.port
+
+
+class Bystander:
+    """Another client, served while an attack runs: HTTP/2 requests one after another on its
+    own connection (a fresh one when needed), each 200 recorded with the time it completed, any
+    other outcome as a failure. Used as a context manager: running (one request served) on
+    entry, stopped on exit."""
+
+    def __init__(self, port, path="/echo?bystander"):
+        self.port, self.path = port, path
+        self.served, self.failures = [], []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        c, sid = None, 1
+        while not self._stop.is_set():
+            if c is None:
+                c, sid = RawH2(self.port), 1
+            c.request(sid, self.path)
+            st, rst = c.wait_stream(sid, timeout=5)
+            if (st, rst) == (200, []):
+                self.served.append(time.monotonic())
+            else:
+                self.failures.append((st, rst, c.frames[-3:]))
+            sid += 2
+            if sid > 199 or (st, rst) != (200, []):
+                c.close()
+                c = None
+        if c:
+            c.close()
+
+    def between(self, t0, t1):
+        return sum(t0 <= t <= t1 for t in self.served)
+
+    def __enter__(self):
+        self._t.start()
+        deadline = time.monotonic() + T(5)
+        while not self.served and not self.failures and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.served, f"the bystander was not served before the attack: {self.failures}"
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(T(10))
+
+
+def attack_targets(backend):
+    """What reached the upstream other than the bystander's requests."""
+    return [r for r in backend.requests if "bystander" not in r[2]]
+
+
+@pytest.fixture
+def proxied_h2(gatehouse, backend):
+    """A Gatehouse of its own (h2c) proxying everything to a test backend: (gatehouse, backend)."""
+    gh = gatehouse(proxy_config(backend, listen=[{"address": "127.0.0.1:0", "h2c": True}]))
+    return gh, backend
 
 
 def still_serving(port):
@@ -385,28 +460,56 @@ def test_data_beyond_content_length_is_stream_protocol_error(port):
 
 
 # ---- floods and bombs -----------------------------------------------------------------------
+# Each attack runs against a proxy to a real backend, repeated on fresh connections for a second
+# while a bystander client is served: the attacking connection gets GOAWAY ENHANCE_YOUR_CALM and
+# is closed, no request of the attack reaches the backend, the bystander is served during the
+# attack (not only after it), and the server's memory stays bounded.
 
-def test_continuation_flood_of_empty_frames_gets_goaway(port):
+def run_attack(gh, backend, attack, seconds=1.0):
+    """Runs attack(port) repeatedly for `seconds` beside a Bystander; returns the rounds run."""
+    before = len(attack_targets(backend))
+    rounds = 0
+    with RssSampler(gh.pid) as rss, Bystander(gh.port) as by:
+        t0 = time.monotonic()
+        while rounds < 3 or time.monotonic() - t0 < T(seconds):
+            attack(gh.port)
+            rounds += 1
+        t1 = time.monotonic()
+    assert not by.failures, by.failures[:3]
+    assert by.between(t0, t1) >= 1, f"bystander not served during {t1 - t0:.2f}s of attack"
+    assert len(attack_targets(backend)) == before, attack_targets(backend)
+    assert rss.max_kib < 64 * 1024, f"peak RSS {rss.max_kib} KiB"
+    return rounds
+
+
+def calm_goaway(c, timeout=5):
+    """The connection ends with GOAWAY ENHANCE_YOUR_CALM and is closed."""
+    _, code = c.wait_goaway(timeout)
+    assert code == ENHANCE_YOUR_CALM, c.frames[-3:]
+    assert c.eof, "connection not closed after the GOAWAY"
+
+
+def continuation_empty(port):
     """CVE-2024-27316 style: HEADERS without END_HEADERS, then CONTINUATION frames that never
-    end the block. The connection is cut off after a few, not after the client gives up."""
+    end the block. Cut off after a few (nghttp2's max_continuations), not when the client quits."""
     with RawH2(port) as c:
-        blk = c.block(req_headers())
-        c.send(frame(HEADERS, END_STREAM, 1, blk))
+        c.send(frame(HEADERS, END_STREAM, 1, c.block(req_headers("/echo?attack"))))
         for _ in range(1000):
             c.send(frame(CONTINUATION, 0, 1, b""))
             if c.eof:
                 break
-        _, code = c.wait_goaway()
-        assert code in (PROTOCOL_ERROR, 11), c.frames[-3:]   # 11 = ENHANCE_YOUR_CALM
-        assert c.eof
-    still_serving(port)
+        calm_goaway(c)
 
 
-def test_continuation_flood_with_header_bytes_is_bounded(server):
-    """CONTINUATION frames full of header fields: memory stays bounded and the client is cut
-    off long before it has sent 16 MiB; everyone else is served meanwhile."""
-    with RssSampler(server.pid) as rss, RawH2(server.port) as c:
-        c.send(frame(HEADERS, END_STREAM, 1, c.block(req_headers())))
+def test_continuation_flood_of_empty_frames_gets_goaway(proxied_h2):
+    run_attack(*proxied_h2, continuation_empty)
+
+
+def continuation_bytes(port):
+    """CONTINUATION frames full of header fields: cut off long before 1 MiB was sent."""
+    with RawH2(port) as c:
+        c.settled()
+        c.send(frame(HEADERS, END_STREAM, 1, c.block(req_headers("/echo?attack"))))
         filler = hpack.Encoder().encode([("x-filler", "a" * 16000)])
         sent = 0
         while sent < 16 << 20 and not c.eof and not c.goaways():
@@ -415,31 +518,61 @@ def test_continuation_flood_with_header_bytes_is_bounded(server):
             c.pump(lambda: bool(c.goaways()), 0.001)
         assert c.goaways(), f"no GOAWAY after {sent} bytes of CONTINUATION"
         assert sent < 1 << 20, f"cut off only after {sent} bytes"
-        c.pump(lambda: c.eof, 5)
-        assert c.eof, "still connected after the GOAWAY"
-    assert rss.max_kib < 64 * 1024, f"peak RSS {rss.max_kib} KiB"
-    still_serving(server.port)
+        calm_goaway(c)
 
 
-def test_hpack_bomb_is_refused_with_bounded_memory(server):
-    """A 4 KiB field put in the dynamic table once, then referenced by its one-byte index many
-    thousand times: 1 KiB on the wire that decodes to tens of MiB. The stream is refused (431)
-    or reset, memory stays bounded, and the connection and a fresh one are still served."""
-    with RssSampler(server.pid) as rss, RawH2(server.port) as c:
-        # literal with incremental indexing, new name: 0x40, name, value (4000 bytes)
+def test_continuation_flood_with_header_bytes_is_bounded(proxied_h2):
+    run_attack(*proxied_h2, continuation_bytes)
+
+
+def hpack_bomb(port):
+    """A 4000-byte field added to the dynamic table, then referenced by its one-byte index
+    15000 times in the same block: 16 KiB on the wire that decode to 60 MB. The block passes the
+    SETTINGS_MAX_HEADER_LIST_SIZE we announced (64 KiB) after 16 references: connection error."""
+    with RawH2(port) as c:
         name, value = b"x-bomb", b"b" * 4000
+        # literal with incremental indexing, new name: 0x40, name, value
         lit = b"\x40" + bytes([len(name)]) + name + b"\x7f" + hpack_int(len(value) - 127) + value
-        static = b"\x82\x86\x84\x01\x04test"   # GET, http, /, :authority test (not indexed)
-        c.headers(1, None, end_stream=True, raw_block=static + lit)
-        assert c.wait_stream(1) == (200, []), c.frames[-3:]
-        bomb = static + b"\xbe" * 15000   # 0xbe: indexed field 62, the newest entry: ours
-        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, bomb))
-        status, rst = c.wait_stream(3)
-        g = c.goaways()
-        assert status == 431 or rst or g, c.frames[-3:]
-        if not g:
-            c.request(5)
-            assert c.wait_stream(5) == (200, []), c.frames[-3:]
+        path = b"/echo?attack"
+        static = b"\x82\x86\x04" + bytes([len(path)]) + path + b"\x01\x04test"
+        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, static + lit + b"\xbe" * 12000))
+        calm_goaway(c)   # 0xbe: indexed field 62, the newest entry: ours
+        assert c.status(1) is None, c.frames[-3:]
+
+
+def test_hpack_bomb_is_refused_with_bounded_memory(proxied_h2):
+    run_attack(*proxied_h2, hpack_bomb)
+
+
+def test_head_within_the_list_size_but_over_max_header_size_is_431(proxied_h2):
+    """The other side of the HPACK rule: a head above limits.max_header_size (32 KiB) and within
+    the announced list size (64 KiB) is an ordinary oversized request: 431 on its stream, the
+    connection goes on, and the upstream never sees it."""
+    gh, backend = proxied_h2
+    with RawH2(gh.port) as c:
+        c.big_request(1, "/echo?attack", extra=[("x-big", "a" * 40000)])
+        assert c.wait_stream(1) == (431, []), c.frames[-3:]
+        c.request(3, "/echo?bystander")
+        assert c.wait_stream(3) == (200, []), c.frames[-3:]
+        assert not c.goaways()
+    assert attack_targets(backend) == []
+
+
+def test_settings_flood_gets_enhance_your_calm(server):
+    """Thousands of SETTINGS frames, none of the ACKs read, sent in slices so that no single
+    read of ours holds more than a few hundred: nghttp2's limit on unsent ACKs alone would not
+    trip, the count of SETTINGS received must. At most the allowance (1000 at once) is
+    answered before the GOAWAY."""
+    with RssSampler(server.pid) as rss, RawH2(server.port) as c:
+        burst = settings() * 200
+        for _ in range(25):
+            c.send(burst)
+            if c.eof:
+                break
+            time.sleep(0.002)
+        calm_goaway(c)
+        acks = sum(1 for t, f, _, _ in c.frames if t == SETTINGS and f & ACK)
+        assert acks <= 1000 + 100, f"{acks} SETTINGS answered before the GOAWAY"
     assert rss.max_kib < 64 * 1024, f"peak RSS {rss.max_kib} KiB"
     still_serving(server.port)
 
