@@ -932,21 +932,44 @@ static nghttp2_nv nv_of(const char *name, size_t nlen, const char *value, size_t
     return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
 }
 
+/* Room for a typical response head on the stack, so a response costs no malloc; nghttp2
+ * copies the fields when they are submitted. Bigger heads fall back to the heap. */
+#define NVA_STACK_FIELDS 48
+#define NVA_STACK_TEXT 1024
+struct nva_space {
+    nghttp2_nv nv[NVA_STACK_FIELDS];
+    char text[NVA_STACK_TEXT];
+};
+
+static void nva_release(struct nva_space *sp, nghttp2_nv *nva)
+{
+    if (nva != sp->nv)
+        free(nva);
+}
+
 /* The head as nghttp2 name/value pairs: lowercase names, no hop-by-hop fields, our own
- * content-length and a Date when the handler gave none. One allocation; nghttp2 copies it. */
+ * content-length and a Date when the handler gave none. In sp when it fits, else one
+ * allocation; release it with nva_release. */
 static nghttp2_nv *build_nva(struct h2_stream *st, const struct http_response *res, bool final,
-                             size_t *count)
+                             struct nva_space *sp, size_t *count)
 {
     size_t names = 0;
     for (size_t i = 0; i < res->nfields; i++)
         names += res->fields[i].name_len;
     size_t cap = res->nfields + 3;
-    nghttp2_nv *nva = malloc(cap * sizeof(*nva) + names + 32);
-    if (!nva)
-        return NULL;
-    char *p = (char *)(nva + cap);
+    nghttp2_nv *nva = sp->nv;
+    char *p = sp->text;
+    if (cap > NVA_STACK_FIELDS || names + 4 + HTTP_NUM_MAX > NVA_STACK_TEXT) {
+        nva = malloc(cap * sizeof(*nva) + names + 4 + HTTP_NUM_MAX);
+        if (!nva)
+            return NULL;
+        p = (char *)(nva + cap);
+    }
     size_t n = 0;
-    snprintf(p, 4, "%03u", (unsigned)res->status % 1000u);
+    unsigned status = (unsigned)res->status % 1000u;
+    p[0] = (char)('0' + status / 100);
+    p[1] = (char)('0' + status / 10 % 10);
+    p[2] = (char)('0' + status % 10);
     nva[n++] = nv_of(":status", 7, p, 3);
     p += 4;
     struct hop_set hop;
@@ -970,8 +993,8 @@ static nghttp2_nv *build_nva(struct h2_stream *st, const struct http_response *r
         nva[n++] = nv_of("date", 4, d, strlen(d));
     }
     if (final && res->status != 204 && res->content_length >= 0) {
-        int len = snprintf(p, 24, "%lld", (long long)res->content_length);
-        nva[n++] = nv_of("content-length", 14, p, (size_t)len);
+        size_t len = http_fmt_dec(p, (unsigned long long)res->content_length);
+        nva[n++] = nv_of("content-length", 14, p, len);
     }
     *count = n;
     return nva;
@@ -982,13 +1005,14 @@ static enum send_result send_interim(struct h2_stream *st, const struct http_res
     if (res->status == 101 || (res->status == 100 && st->continue_sent))
         return SEND_DONE; /* no 101 in HTTP/2 (RFC 9113 section 8.6) */
     size_t n;
-    nghttp2_nv *nva = build_nva(st, res, false, &n);
+    struct nva_space sp;
+    nghttp2_nv *nva = build_nva(st, res, false, &sp, &n);
     if (!nva)
         return SEND_DONE; /* an interim response is optional */
     if (res->status == 100)
         st->continue_sent = true;
     nghttp2_submit_headers(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, n, NULL);
-    free(nva);
+    nva_release(&sp, nva);
     conn_schedule(st->c);
     return SEND_DONE;
 }
@@ -1012,11 +1036,13 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
     s->status = res->status;
     st->no_body_out = res->no_body || s->req.head || res->status == 204 || res->status == 304;
     size_t n;
-    nghttp2_nv *nva = build_nva(st, res, true, &n);
+    struct nva_space sp;
+    nghttp2_nv *nva = build_nva(st, res, true, &sp, &n);
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read};
     int rv = nva ? nghttp2_submit_response(c->ng, st->id, nva, n, st->no_body_out ? NULL : &prd)
                  : NGHTTP2_ERR_NOMEM;
-    free(nva);
+    if (nva)
+        nva_release(&sp, nva);
     if (rv != 0) {
         log_msg(conn_log(c), LOG_ERROR, "client %s: HTTP/2 stream %d: response head: %s", c->peer,
                 (int)st->id, nghttp2_strerror(rv));
