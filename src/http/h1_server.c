@@ -738,8 +738,16 @@ static bool h1_body_rewind(struct http_stream *s)
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     if (c->body_kind == H1_BODY_NONE)
         return true;
-    if (!c->body_rewindable || c->body_kind != H1_BODY_LENGTH || c->body_handed)
+    if (!c->body_rewindable || c->body_handed)
         return false;
+    if (c->body_kind == H1_BODY_CHUNKED) {
+        /* Decoding consumes the framing, so a chunked body goes again only when none of it
+         * was read yet: the common case of a connect that failed. */
+        if (c->body_received || c->in->start != c->head_len)
+            return false;
+        h1_chunked_init(&c->chunk);
+        return true;
+    }
     c->in->start = c->head_len;
     c->body_left += c->body_received;
     c->body_received = 0;

@@ -54,6 +54,25 @@ def test_post_is_retried_when_nothing_was_sent(gatehouse, backend_factory):
     assert "connect failed" in gh.stderr_text()       # the refused server was tried
 
 
+def test_chunked_post_is_retried_when_nothing_was_sent(gatehouse, backend_factory):
+    """A chunked body cannot be rewound once decoding began, but a connect that failed read
+    none of it: the POST goes to another server with every chunk."""
+    good = backend_factory()
+    gh = gatehouse(balance_config([f"127.0.0.1:{refused_port()}", good.address], NO_EJECT,
+                                  workers=1))
+    chunks = [b"order=42&" * 20, b"x" * 300, b"end"]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    for i in range(4):
+        with H1(gh.port) as c:
+            c.send(H1.build("POST", f"/echo?n={i}", [("Transfer-Encoding", "chunked")]) + body)
+            r = c.read_response("POST")
+        assert r.status == 200, r
+        assert served_by(r) == good.port
+        assert r.json()["body_sha256"] == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert len(targets(good, "POST")) == 4
+    assert "connect failed" in gh.stderr_text()       # the refused server was tried
+
+
 def test_post_that_reached_a_resetting_server_is_502_and_not_replayed(gatehouse,
                                                                       backend_factory):
     bad, good = backend_factory(), backend_factory()
