@@ -503,6 +503,17 @@ static const char *upstream_name(struct load *ld, const struct ynode *key)
     return key->text;
 }
 
+/* A hash_key under another policy would be silently ignored: the writer meant to hash. */
+static void check_hash_key(struct load *ld, const struct ynode *map, const struct cfg_upstream *u)
+{
+    const struct ynode *key = cfg_get(map, "hash_key");
+    if (key && u->balance != CFG_BAL_HASH)
+        cfg_report(ld, key,
+                   "'hash_key' is used only with 'balance: hash' (this upstream "
+                   "balances by %s)",
+                   balance_names[u->balance]);
+}
+
 static void upstream(struct load *ld, const struct ynode *key, const struct ynode *val,
                      struct cfg_upstream *u)
 {
@@ -516,8 +527,10 @@ static void upstream(struct load *ld, const struct ynode *key, const struct ynod
     snprintf(where, sizeof where, "in upstream '%.64s'", name);
     if (val->is_null) /* `shop:` with nothing under it: report what is missing */
         cfg_walk(ld, NULL, key, &upstream_table, u, where);
-    else if (cfg_want(ld, what, val, YNODE_MAP))
+    else if (cfg_want(ld, what, val, YNODE_MAP)) {
         cfg_walk(ld, val, val, &upstream_table, u, where);
+        check_hash_key(ld, val, u);
+    }
 }
 
 void cfg_conv_upstreams(struct load *ld, const struct field *f, const struct ynode *val, void *base)

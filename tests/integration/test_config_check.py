@@ -460,6 +460,19 @@ sites: [ {{ hosts: ["*"], routes: [ {{ path: /, proxy: app }} ] }} ]
     assert all("hash_key" in msg for _, _, msg in here), here
 
 
+def test_hash_key_without_balance_hash_is_refused(tmp_path):
+    p = check(tmp_path, """\
+listen: [ { address: "127.0.0.1:0" } ]
+upstreams:
+  app:
+    servers: ["127.0.0.1:9090"]
+    balance: least_requests
+    hash_key: path
+sites: [ { hosts: ["*"], routes: [ { path: /, proxy: app } ] } ]
+""")
+    assert_problem_at(p, 6, 15, words=["only with 'balance: hash'", "least_requests"])
+
+
 @pytest.mark.parametrize("hash_key", ["client_ip", "path", '"header X-Tenant"', "cookie sid"])
 def test_good_hash_key(tmp_path, hash_key):
     p = check(tmp_path, f"""\

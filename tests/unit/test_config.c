@@ -2131,27 +2131,30 @@ static void test_hash_key(void)
     }
     EXPECT_ERRORS(
         "upstreams:\n"
-        "  a: {servers: [\"127.0.0.1:1\"], hash_key: header}\n"
-        "  b: {servers: [\"127.0.0.1:1\"], hash_key: \"cookie \"}\n"
-        "  c: {servers: [\"127.0.0.1:1\"], hash_key: bogus}\n"
-        "  d: {servers: [\"127.0.0.1:1\"], hash_key: \"header X-A:\"}\n"
-        "  e: {servers: [\"127.0.0.1:1\"], hash_key: \"cookie a;b\"}\n"
-        "  f: {servers: [\"127.0.0.1:1\"], hash_key: headers}\n"
-        "  g: {servers: [\"127.0.0.1:1\"], hash_key: [path]}\n" MINIMAL,
-        "x.yaml:2:43: 'hash_key' needs a header name after 'header' (like 'header "
+        "  a: {servers: [\"127.0.0.1:1\"], balance: hash, hash_key: header}\n"
+        "  b: {servers: [\"127.0.0.1:1\"], balance: hash, hash_key: \"cookie \"}\n"
+        "  c: {servers: [\"127.0.0.1:1\"], balance: hash, hash_key: bogus}\n"
+        "  d: {servers: [\"127.0.0.1:1\"], balance: hash, hash_key: \"header X-A:\"}\n"
+        "  e: {servers: [\"127.0.0.1:1\"], balance: hash, hash_key: \"cookie a;b\"}\n"
+        "  f: {servers: [\"127.0.0.1:1\"], balance: hash, hash_key: headers}\n"
+        "  g: {servers: [\"127.0.0.1:1\"], balance: hash, hash_key: [path]}\n"
+        "  h: {servers: [\"127.0.0.1:1\"], hash_key: path}\n" MINIMAL,
+        "x.yaml:2:58: 'hash_key' needs a header name after 'header' (like 'header "
         "X-Tenant')\n"
-        "x.yaml:3:43: 'hash_key' needs a cookie name after 'cookie' (like 'cookie "
+        "x.yaml:3:58: 'hash_key' needs a cookie name after 'cookie' (like 'cookie "
         "session')\n"
-        "x.yaml:4:43: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', "
+        "x.yaml:4:58: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', "
         "not 'bogus'\n"
-        "x.yaml:5:43: 'hash_key': 'X-A:' is not a header name (1 to 256 letters, digits "
+        "x.yaml:5:58: 'hash_key': 'X-A:' is not a header name (1 to 256 letters, digits "
         "or !#$%&'*+-.^_`|~)\n"
-        "x.yaml:6:43: 'hash_key': 'a;b' is not a cookie name (1 to 256 letters, digits "
+        "x.yaml:6:58: 'hash_key': 'a;b' is not a cookie name (1 to 256 letters, digits "
         "or !#$%&'*+-.^_`|~)\n"
-        "x.yaml:7:43: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', "
+        "x.yaml:7:58: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', "
         "not 'headers'\n"
-        "x.yaml:8:43: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', not a "
-        "list\n");
+        "x.yaml:8:58: 'hash_key' must be client_ip, path, 'header NAME' or 'cookie NAME', not a "
+        "list\n"
+        "x.yaml:9:43: 'hash_key' is used only with 'balance: hash' (this upstream balances by "
+        "round_robin)\n");
 }
 
 int main(void)
