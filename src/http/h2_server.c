@@ -38,7 +38,10 @@
 
 #define H2_OUT_HIGH 16384 /* copied response bytes per stream before SEND_PENDING */
 #define H2_OUT_LOW (H2_OUT_HIGH / 2)
-#define H2_SEG_SIZE 16384  /* request body is buffered in segments of this size */
+#define H2_SEG_SIZE 16384 /* request body is buffered in segments of this size */
+/* A request body up to this size is kept until the response head goes out, so that a retry on
+ * another server can send it again (the HTTP/1.1 side keeps as much in its input buffer). */
+#define H2_REPLAY_MAX (64 * 1024)
 #define H2_RESET_BURST 128 /* client RST_STREAMs tolerated at once (rapid reset) */
 #define H2_RESET_RATE 33   /* and refilled per second */
 /* PING and SETTINGS frames that ask for an ACK: a client needs a handful per connection (its
@@ -104,8 +107,14 @@ struct h2_stream {
     bool head_ended;        /* END_STREAM came with the head: no body (body_done may be set by
                              * a body that arrived before the dispatch) */
     bool body_handed;       /* a slice is out with the handler */
-    bool body_any_handed;   /* rewinding is no longer possible */
-    bool discard_body;      /* nobody will read it: acknowledged and dropped on arrival */
+    bool body_any_handed;   /* some of it went to the handler: a rewind needs the kept part */
+    /* Consumed segments of a body still within H2_REPLAY_MAX, oldest first, for a rewind;
+     * dropped for good (replay_lost) once the body grows past it or a response head is sent
+     * (no retry after that). */
+    struct h2_seg *kept_head, *kept_tail;
+    bool replay_lost;
+    uint32_t recredited; /* rewound bytes whose flow-control credit the client already has */
+    bool discard_body;   /* nobody will read it: acknowledged and dropped on arrival */
     bool continue_sent;
     /* Request trailers, as [u32 name_len][u32 value_len][name][value] records; kept apart from
      * the head's arena because r->fields already points into that one. */
@@ -232,23 +241,47 @@ static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
     return st;
 }
 
+static void segs_free(struct h2_seg *g)
+{
+    while (g) {
+        struct h2_seg *next = g->next;
+        free(g);
+        g = next;
+    }
+}
+
+/* The body will not be sent again: its consumed segments go. */
+static void replay_drop(struct h2_stream *st)
+{
+    segs_free(st->kept_head);
+    st->kept_head = st->kept_tail = NULL;
+    st->replay_lost = true;
+}
+
 static void input_free(struct h2_stream *st)
 {
-    while (st->in_head) {
-        struct h2_seg *g = st->in_head;
-        st->in_head = g->next;
-        free(g);
-    }
-    st->in_tail = NULL;
+    segs_free(st->in_head);
+    st->in_head = st->in_tail = NULL;
     st->in_bytes = 0;
+    st->recredited = 0;
+    replay_drop(st);
+}
+
+/* Flow-control credit for n consumed bytes, minus what a rewind gave back without taking. */
+static void body_credit(struct h2_stream *st, size_t n)
+{
+    size_t again = n < st->recredited ? n : st->recredited;
+    st->recredited -= (uint32_t)again;
+    if (n > again && !st->c->closed) {
+        nghttp2_session_consume(st->c->ng, st->id, n - again); /* the client may send more */
+        conn_schedule(st->c);
+    }
 }
 
 /* Drop buffered body bytes, giving their flow-control credit back to the client. */
 static void input_drop(struct h2_stream *st)
 {
-    struct h2_conn *c = st->c;
-    if (st->in_bytes && !c->closed)
-        nghttp2_session_consume(c->ng, st->id, st->in_bytes);
+    body_credit(st, st->in_bytes);
     input_free(st);
 }
 
@@ -814,7 +847,6 @@ static enum body_result h2_read_body(struct http_stream *s, const char **data, s
 static void h2_body_consumed(struct http_stream *s, size_t n)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    struct h2_conn *c = st->c;
     st->body_handed = false;
     struct h2_seg *g = st->in_head;
     if (!g)
@@ -827,18 +859,47 @@ static void h2_body_consumed(struct http_stream *s, size_t n)
         st->in_head = g->next;
         if (!st->in_head)
             st->in_tail = NULL;
-        free(g);
+        g->next = NULL;
+        if (st->replay_lost) {
+            free(g);
+        } else if (st->kept_tail) {
+            st->kept_tail->next = g;
+            st->kept_tail = g;
+        } else {
+            st->kept_head = st->kept_tail = g;
+        }
     }
-    if (!c->closed && n) {
-        nghttp2_session_consume(c->ng, st->id, n); /* the client may send that much more */
-        conn_schedule(c);
-    }
+    body_credit(st, n);
 }
 
+/* Back to the body's first byte: the kept segments and the consumed part of the current one
+ * are unread again. Their credit was given when they were consumed, so it is not again. */
 static bool h2_body_rewind(struct http_stream *s)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    return !s->req.has_body || !st->body_any_handed;
+    if (!s->req.has_body || !st->body_any_handed)
+        return true;
+    if (st->replay_lost || st->body_handed)
+        return false;
+    size_t back = 0;
+    for (struct h2_seg *g = st->kept_head; g; g = g->next) {
+        back += g->end;
+        g->start = 0;
+    }
+    if (st->in_head) {
+        back += st->in_head->start;
+        st->in_head->start = 0;
+    }
+    if (st->kept_tail) {
+        st->kept_tail->next = st->in_head;
+        if (!st->in_head)
+            st->in_tail = st->kept_tail;
+        st->in_head = st->kept_head;
+        st->kept_head = st->kept_tail = NULL;
+    }
+    st->in_bytes += back;
+    st->recredited += (uint32_t)back;
+    return true;
 }
 
 /* ---- streams: the response ---------------------------------------------------------------- */
@@ -1025,6 +1086,7 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
         return SEND_ERROR;
     if (res->status < 200)
         return send_interim(st, res);
+    replay_drop(st); /* answered: the body will not go to another server */
     struct http_response refused;
     if (s->req.connect && !st->tunnel && res->status < 300) {
         /* A 2xx to an extended CONNECT says the tunnel is open (RFC 8441 section 5): only
@@ -1323,6 +1385,8 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         return 0;
     }
     st->body_received += len;
+    if (st->body_received > H2_REPLAY_MAX && !st->replay_lost)
+        replay_drop(st);
     if (st->s.max_body && st->body_received > st->s.max_body && !st->s.req.connect) {
         nghttp2_session_consume(ng, id, len);
         stream_fail(st, 413, "request body larger than max_body_size");

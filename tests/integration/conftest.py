@@ -317,9 +317,9 @@ def get(port, target="/", host="test", headers=(), method="GET", body=None, vers
         return c.request(method, target, headers, body, version, host)
 
 
-def curl(*args, timeout=30):
+def curl(*args, timeout=30, input_bytes=None):
     return subprocess.run(["curl", "-sS", *map(str, args)], capture_output=True,
-                          timeout=T(timeout))
+                          timeout=T(timeout), input=input_bytes)
 
 
 # ---- memory ---------------------------------------------------------------------------------

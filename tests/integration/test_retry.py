@@ -6,11 +6,12 @@ exhausted retries; the retry budget caps retries when a server keeps failing.
 The misbehaving server is a real backend switched by its control port (backend.py
 `/misbehave?reset=1`): it reads each request whole, then closes with a TCP reset."""
 import hashlib
+import json
 import time
 
 import pytest
 
-from conftest import H1, get, refused_port, wait_until
+from conftest import H1, curl, get, refused_port, wait_until
 from test_balance import balance_config, served_by
 
 NO_EJECT = {"passive_health": {"failures": 0}}  # keep the bad server in rotation
@@ -100,6 +101,94 @@ def test_put_body_is_replayed_when_fully_buffered(gatehouse, backend_factory):
                                                          hashlib.sha256(body).hexdigest())
     assert targets(bad, "PUT"), "no PUT went to the resetting server: the test proves nothing"
     assert len(targets(good, "PUT")) == 4
+
+
+def h2_put(port, path, body):
+    """PUT over h2c with prior knowledge (curl): returns (status, parsed JSON or None)."""
+    p = curl("--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@-", "-o", "-",
+             "-w", "\n%{http_code} %{http_version}", f"http://127.0.0.1:{port}{path}",
+             input_bytes=body)
+    out, _, last = p.stdout.rpartition(b"\n")
+    code, version = last.decode().split()
+    assert version == "2", p
+    return int(code), (json.loads(out) if code == "200" else None)
+
+
+@pytest.mark.parametrize("size", [3 << 10, 40 << 10])
+def test_h2_put_body_is_replayed_within_the_replay_limit(gatehouse, backend_factory, size):
+    """The same over HTTP/2: a body up to 64 KiB is kept until the exchange ends, so the next
+    server gets it byte for byte, even when it came in several DATA frames."""
+    bad, good = backend_factory(), backend_factory()
+    reset_everything(bad)
+    gh = gatehouse(balance_config([bad.address, good.address], NO_EJECT, workers=1,
+                                  listen=[{"address": "127.0.0.1:0", "h2c": True}]))
+    body = bytes(range(256)) * (size // 256)
+    for i in range(4):
+        status, got = h2_put(gh.port, f"/echo?n={i}", body)
+        assert status == 200
+        assert got["port"] == good.port
+        assert (got["body_len"], got["body_sha256"]) == (len(body),
+                                                         hashlib.sha256(body).hexdigest())
+    assert targets(bad, "PUT"), "no PUT went to the resetting server: the test proves nothing"
+    assert len(targets(good, "PUT")) == 4
+
+
+def h2_put_flow_controlled(client, path, body):
+    """PUT `body` on the H2Client's connection in frames the flow-control windows allow,
+    waiting for WINDOW_UPDATEs when they are spent; returns (status, parsed JSON)."""
+    sid = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(sid, [(b":method", b"PUT"), (b":scheme", b"http"),
+                                   (b":authority", b"test"), (b":path", path.encode()),
+                                   (b"content-length", str(len(body)).encode())])
+    sent = 0
+    while sent < len(body):
+        room = min(client.conn.local_flow_control_window(sid),
+                   client.conn.max_outbound_frame_size, len(body) - sent)
+        if room <= 0:
+            client.flush()
+            before = len(client.events)
+            assert client.pump(lambda evs: len(evs) > before, timeout=5), \
+                f"no flow-control credit after {sent} bytes of {path}"
+            continue
+        client.conn.send_data(sid, body[sent:sent + room], end_stream=sent + room == len(body))
+        sent += room
+    client.flush()
+    status, _, data = client.response(sid)
+    return status, (json.loads(data) if status == 200 else None)
+
+
+def test_h2_replays_keep_flow_control_exact(gatehouse, backend_factory):
+    """Replays and flow control on one connection: 40 PUTs of 40 KiB, each sent to the
+    resetting server and replayed on the good one, move 1.6 MB through a 1 MiB connection
+    window. The connection neither stalls for credit nor breaks, and every replay is whole."""
+    from test_h2_server import H2Client
+    bad, good = backend_factory(), backend_factory()
+    reset_everything(bad)
+    up = dict(NO_EJECT, retry_budget="100%")  # every one of them may be retried
+    gh = gatehouse(balance_config([bad.address, good.address], up, workers=1,
+                                  listen=[{"address": "127.0.0.1:0", "h2c": True}]))
+    body = bytes(range(256)) * 160  # 40 KiB
+    client = H2Client(gh.port)
+    try:
+        for i in range(40):
+            status, got = h2_put_flow_controlled(client, f"/echo?n={i}", body)
+            assert status == 200, (i, status)
+            assert got["body_sha256"] == hashlib.sha256(body).hexdigest()
+        assert not client.eof
+    finally:
+        client.close()
+    assert len(targets(bad, "PUT")) >= 10              # many of them were replays
+
+
+def test_h2_put_body_over_the_replay_limit_is_not_replayed(gatehouse, backend_factory):
+    bad, good = backend_factory(), backend_factory()
+    reset_everything(bad)
+    gh = gatehouse(balance_config([bad.address, good.address], NO_EJECT, workers=1,
+                                  listen=[{"address": "127.0.0.1:0", "h2c": True}]))
+    status, _ = h2_put(gh.port, "/echo", b"z" * (1 << 20))
+    assert status == 502
+    assert targets(bad, "PUT") == ["/echo"]
+    assert targets(good) == []
 
 
 def test_put_body_larger_than_the_buffer_is_not_replayed(gatehouse, backend_factory):
