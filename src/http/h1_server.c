@@ -412,22 +412,12 @@ static int out_date(struct h1_conn *c)
     return out_put(c, line, n);
 }
 
-static int out_content_length(struct h1_conn *c, unsigned long long len)
+/* "Content-Length: N\r\n" or a chunk-size line */
+static int out_number(struct h1_conn *c, const char *prefix, size_t plen, unsigned long long v,
+                      int hex)
 {
-    char line[16 + HTTP_NUM_MAX + 2] = "Content-Length: ";
-    size_t n = 16 + http_fmt_dec(line + 16, len);
-    line[n++] = '\r';
-    line[n++] = '\n';
-    return out_put(c, line, n);
-}
-
-static int out_chunk_size(struct h1_conn *c, size_t len)
-{
-    char line[HTTP_NUM_MAX + 2];
-    size_t n = http_fmt_hex(line, len);
-    line[n++] = '\r';
-    line[n++] = '\n';
-    return out_put(c, line, n);
+    char line[32 + HTTP_NUM_MAX + 2];
+    return plen > 32 ? -1 : out_put(c, line, http_fmt_line(line, prefix, plen, v, hex));
 }
 
 static bool has_field(const struct http_response *res, const char *lower, size_t len)
@@ -477,7 +467,7 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
         /* RFC 9110 8.6: never a Content-Length on 204 */
     } else if (res->content_length >= 0) {
         /* HEAD and 304 carry the length the full response would have had */
-        rc = out_content_length(c, (unsigned long long)res->content_length);
+        rc = out_number(c, "Content-Length: ", 16, (unsigned long long)res->content_length, 0);
     } else if (!c->no_body_out) {
         if (c->http10)
             c->keepalive = false; /* close-delimited */
@@ -519,7 +509,7 @@ static enum send_result h1_send_body(struct http_stream *s, const char *data, si
         return SEND_ERROR;
     if (c->no_body_out || len == 0)
         return SEND_DONE;
-    if (c->chunked_out && out_chunk_size(c, len) < 0)
+    if (c->chunked_out && out_number(c, "", 0, len, 1) < 0)
         return send_failed(c);
     if (len <= SEND_COPY_MAX) {
         /* Small slices are copied: one iovec fewer, and callers may pass stack memory. */

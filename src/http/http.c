@@ -73,6 +73,15 @@ size_t http_fmt_hex(char out[HTTP_NUM_MAX], unsigned long long v)
     return fmt_base(out, v, 16);
 }
 
+size_t http_fmt_line(char *out, const char *prefix, size_t plen, unsigned long long v, int hex)
+{
+    memcpy(out, prefix, plen);
+    size_t n = plen + fmt_base(out + plen, v, hex ? 16 : 10);
+    out[n++] = '\r';
+    out[n++] = '\n';
+    return n;
+}
+
 const char *http_reason(int status)
 {
     switch (status) {

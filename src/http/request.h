@@ -155,5 +155,8 @@ const char *http_reason(int status);
 #define HTTP_NUM_MAX 20
 size_t http_fmt_dec(char out[HTTP_NUM_MAX], unsigned long long v);
 size_t http_fmt_hex(char out[HTTP_NUM_MAX], unsigned long long v);
+/* A field or chunk-size line: prefix (plen bytes), v in decimal or hex, CRLF, into out, which
+ * has room for plen + HTTP_NUM_MAX + 2 bytes. Returns the length. */
+size_t http_fmt_line(char *out, const char *prefix, size_t plen, unsigned long long v, int hex);
 
 #endif

@@ -192,13 +192,7 @@ static int put_number(struct upconn *uc, struct worker *w, const char *prefix, s
                       unsigned long long v, bool hex)
 {
     char line[32 + HTTP_NUM_MAX + 2];
-    if (plen > 32)
-        return -1;
-    memcpy(line, prefix, plen);
-    size_t n = plen + (hex ? http_fmt_hex(line + plen, v) : http_fmt_dec(line + plen, v));
-    line[n++] = '\r';
-    line[n++] = '\n';
-    return put(uc, w, line, n);
+    return plen > 32 ? -1 : put(uc, w, line, http_fmt_line(line, prefix, plen, v, hex));
 }
 
 /* A NUL-terminated copy of src, cut to fit. */

@@ -850,6 +850,11 @@ static void test_fmt_numbers(void)
         snprintf(want, sizeof(want), "%llx", values[i]);
         CHECK(n == strlen(want) && memcmp(got, want, n) == 0);
     }
+    char line[16 + HTTP_NUM_MAX + 2];
+    size_t n = http_fmt_line(line, "Content-Length: ", 16, 1234, 0);
+    CHECK_SLICE(line, n, "Content-Length: 1234\r\n");
+    n = http_fmt_line(line, "", 0, 4096, 1);
+    CHECK_SLICE(line, n, "1000\r\n");
 }
 
 int main(int argc, char **argv)
