@@ -648,8 +648,11 @@ static void finish(struct proxy *p, bool reusable)
     struct http_stream *s = p->s;
     s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
     attempt_done(p, p->bad_status ? UPSTATE_FAILED : UPSTATE_OK, "answered 502-504");
-    /* An upstream that declined an upgrade may still be set for the other protocol. */
-    upconn_release(p->uc, reusable && p->req_sent && !p->upgrade);
+    /* An upstream that declined an upgrade may still be set for the other protocol. After a
+     * HEAD, an app that wrongly writes the body may write it late, after the connection went to
+     * the next request, whose response it would become (another client's): any client can ask
+     * HEAD, and it is rare enough that a fresh connection costs little. */
+    upconn_release(p->uc, reusable && p->req_sent && !p->upgrade && !s->req.head);
     p->uc = NULL;
     proxy_free(p);
     s->ops->send_end(s);

@@ -48,6 +48,8 @@ struct upsrv {
      * slot afresh and counts in it. */
     atomic_ullong recent_failures[UPSRV_RECENT_SECONDS];
     char last_error[96]; /* racy text for /status only; always NUL-terminated */
+    /* The server sent bytes after a complete response (upstream.c): said once, not per event. */
+    atomic_bool stray_logged;
     /* The sticky cookie's value naming this server: random, so the cookie tells a client
      * nothing about the network behind us; kept across reloads with the rest. */
     char sticky[UPSRV_STICKY_LEN + 1];
