@@ -50,7 +50,7 @@ struct proxy {
     bool up_keepalive;    /* the upstream lets us reuse the connection after this response */
     bool upgrade;         /* the request asks to switch protocols (req.upgrade) */
     bool dead;            /* released; memory goes at the end of the loop turn */
-    bool bad_status;      /* the upstream answered 502-504: passive health counts a failure */
+    int bad_status;       /* a status passive_health.statuses counts as a failure, else 0 */
     /* Server choice (upstate.h): the current attempt's server until its verdict, -1 after. */
     int server;
     unsigned attempts;
@@ -647,7 +647,10 @@ static void finish(struct proxy *p, bool reusable)
 {
     struct http_stream *s = p->s;
     s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
-    attempt_done(p, p->bad_status ? UPSTATE_FAILED : UPSTATE_OK, "answered 502-504");
+    char why[32] = "";
+    if (p->bad_status)
+        snprintf(why, sizeof why, "answered %d", p->bad_status);
+    attempt_done(p, p->bad_status ? UPSTATE_FAILED : UPSTATE_OK, why);
     /* An upstream that declined an upgrade may still be set for the other protocol. After a
      * HEAD, an app that wrongly writes the body may write it late, after the connection went to
      * the next request, whose response it would become (another client's): any client can ask
@@ -943,7 +946,8 @@ static int parse_response_head(struct proxy *p)
             return -1;
         }
         p->head_received = true;
-        p->bad_status = res.status >= 502 && res.status <= 504;
+        p->bad_status =
+            cfg_passive_status(&p->up->passive_health, res.status) ? (int)res.status : 0;
         p->res_body = res.body;
         p->res_left = res.content_length;
         p->up_keepalive = upstream_keeps_alive(&res);

@@ -101,7 +101,7 @@ int upstate_pick(struct upstate *s, const struct upstate_req *r);
  * the upstream counts those). Feeds passive health; logs ejections. */
 enum upstate_result {
     UPSTATE_OK,      /* a response came: the server works */
-    UPSTATE_FAILED,  /* connect, TLS, reset or timeout, or 502/503/504 from it */
+    UPSTATE_FAILED,  /* connect, TLS, reset or timeout, or a status passive_health counts */
     UPSTATE_NEUTRAL, /* no verdict (the client went away, a stale pooled connection) */
 };
 void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const char *why,

@@ -10,6 +10,8 @@ requests: [[conn_id, method, target], ...]}; control connections are not counted
 `GET /misbehave?reset=1` there makes this backend (only this one, whatever the path) read each
 request whole, then close with a TCP reset (RST, no response byte): the app that crashes while
 handling it. `reset=0` restores normal service. Such requests count in `dropped`.
+`GET /misbehave?status=N` there makes it answer every request with status N (a short text
+body), whatever the path: the app that fails everything; `status=0` restores normal service.
 It is also usable in-process: Backend().start() returns the bound port.
 
 Commands (path [?options]); every command also accepts `set=Name:Value` (repeatable) to add a
@@ -382,7 +384,9 @@ class Backend:
                     break
                 if control:
                     ok = req.path in ("/stats", "/misbehave")
-                    if req.path == "/misbehave":
+                    if req.path == "/misbehave" and req.q("status") is not None:
+                        self.status_all = req.qint("status")
+                    elif req.path == "/misbehave":
                         self.reset_all = req.q("reset") == "1"
                     body = json.dumps(self.stats()).encode() if ok else b"not found\n"
                     self._send(conn, req, 200 if ok else 404, body, "application/json")
@@ -498,6 +502,8 @@ class Backend:
             conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False  # the close sends RST, not FIN
         self._read_body(conn, req, body)
+        if getattr(self, "status_all", 0):  # control /misbehave?status=N
+            return self._send(conn, req, self.status_all, f"status {self.status_all}\n".encode())
 
         if path in ("/echo", "/delay"):
             if path == "/delay":
