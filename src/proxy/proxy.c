@@ -907,6 +907,36 @@ static int switch_protocols(struct proxy *p, const struct h1_response *res)
     return -1;
 }
 
+/* A body framed by Transfer-Encoding is forwarded de-chunked, and the field itself is hop by hop:
+ * any coding besides chunked (gzip, deflate, compress; chunked then gzip) would be lost, and the
+ * client would get bytes it cannot read. Such a body is refused instead: we never advertise a
+ * transfer coding (the client's TE is hop by hop and not forwarded), so an upstream that sends
+ * one is broken, and no HTTP/2 client could be told of it anyway. NULL for a lone `chunked`,
+ * else the field that names another coding. */
+static const struct h1_header *transfer_coding_refused(const struct h1_response *res)
+{
+    unsigned codings = 0;
+    for (uint32_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (!h1_token_eq(h->name, h->name_len, "transfer-encoding", 17))
+            continue;
+        const char *v = h->value, *end = h->value + h->value_len;
+        while (v < end) {
+            const char *comma = memchr(v, ',', (size_t)(end - v));
+            const char *e = comma ? comma : end;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *t = e;
+            while (t > v && (t[-1] == ' ' || t[-1] == '\t'))
+                t--;
+            if (t > v && (++codings > 1 || !h1_token_eq(v, (size_t)(t - v), "chunked", 7)))
+                return h;
+            v = comma ? comma + 1 : end;
+        }
+    }
+    return NULL;
+}
+
 /* Parse a head from the upstream buffer. Returns 1 when a final head was handled, 0 when more
  * bytes are needed, -1 when the exchange ended. */
 static int parse_response_head(struct proxy *p)
@@ -943,6 +973,16 @@ static int parse_response_head(struct proxy *p)
         if (p->s->req.connect && res.status < 300) {
             /* To an HTTP/2 client a 2xx says the tunnel is open (RFC 8441 section 5). */
             upstream_failed(p, 502, "answered an extended CONNECT without switching protocols");
+            return -1;
+        }
+        const struct h1_header *te =
+            res.body != H1_BODY_NONE ? transfer_coding_refused(&res) : NULL;
+        if (te) {
+            char what[160];
+            snprintf(what, sizeof(what),
+                     "sent Transfer-Encoding '%.*s' (no coding but chunked is forwarded)",
+                     (int)(te->value_len < 64 ? te->value_len : 64), te->value);
+            upstream_failed(p, 502, what);
             return -1;
         }
         p->head_received = true;
