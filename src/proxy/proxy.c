@@ -373,10 +373,14 @@ static void hash_key(const struct proxy *p, struct upstate_req *r)
     const struct cfg_upstream *u = p->up;
     const struct http_request *req = &p->s->req;
     switch (u->hash_by) {
-    case CFG_HASH_CLIENT_IP:
-        r->key = p->s->peer;
-        r->key_len = p->s->peer ? strlen(p->s->peer) : 0;
+    case CFG_HASH_CLIENT_IP: {
+        /* Behind a trusted proxy, the client it forwards for, not the proxy itself. */
+        const struct config *c = p->s->config;
+        bool trusted = c->ntrusted_proxies &&
+                       config_cidr_match(c->trusted_proxies, c->ntrusted_proxies, p->s->peer_addr);
+        forward_client(p->s, trusted, &r->key, &r->key_len);
         return;
+    }
     case CFG_HASH_PATH:
         r->key = req->path.p;
         r->key_len = req->path.len;
