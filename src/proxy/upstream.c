@@ -145,10 +145,12 @@ static void upconn_stray(struct upconn *uc)
             upconn_addr_text(uc));
 }
 
-enum upconn_peek { PEEK_QUIET, PEEK_DATA, PEEK_GONE };
+enum upconn_peek { PEEK_QUIET, PEEK_DATA, PEEK_RECORD, PEEK_GONE };
 
 /* What the socket holds that we have not read, without reading it: nothing, bytes (stray ones
- * when no request is outstanding), or the end (EOF, an error). */
+ * when no request is outstanding), or the end (EOF, an error). Through TLS, bytes on the socket
+ * are a record we cannot look into without reading it (a late session ticket, a close_notify,
+ * or data): unusable, but not proof that the server sent stray bytes. */
 static enum upconn_peek upconn_peek(const struct upconn *uc)
 {
     if (uc->tls && tls_client_pending(uc->tls))
@@ -156,7 +158,7 @@ static enum upconn_peek upconn_peek(const struct upconn *uc)
     char b;
     ssize_t n = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0)
-        return PEEK_DATA;
+        return uc->tls ? PEEK_RECORD : PEEK_DATA;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return PEEK_QUIET;
     return PEEK_GONE;

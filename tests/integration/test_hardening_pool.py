@@ -8,12 +8,13 @@ the connection were reused. Each test checks that client B gets its own answer a
 upstream's misbehaviour is logged once."""
 import json
 import shutil
-import subprocess
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import H1, T, curl, proxy_config
+from conftest import H1, T, curl, proxy_config, wait_until
 
 LOG_RE = r"sent bytes after a complete response; closing the connection \(logged once\)"
 
@@ -81,6 +82,39 @@ def test_head_body_written_late_never_reaches_next_client(backend, gatehouse):
             assert a.request("HEAD", "/extra?kind=head-body&late_ms=30").status == 200
         with H1(gh.port, timeout=T(5)) as b:
             assert_own_answer(b.request("GET", f"/echo?b={i}"), f"{i}")
+
+
+def stopped(pid):
+    """Every thread of the process is stopped (kill() returns before the signal is acted on)."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            pass
+    return states and all(s in ("T", "t") for s in states)
+
+
+def test_readable_connection_is_not_taken_from_the_pool(backend, gatehouse):
+    """The forged bytes reach the idle pooled connection while client B's request is already
+    waiting, so both are ready in the same event-loop turn and B's comes first (Gatehouse is
+    stopped with SIGSTOP meanwhile, so the order is the order of arrival). The idle event would
+    come too late: taking the connection must see that it is readable and leave it."""
+    gh = gatehouse(pool_of_one(backend))
+    with H1(gh.port, timeout=T(10)) as b:
+        assert b.request("GET", "/echo?b=warm").status == 200
+        with H1(gh.port, timeout=T(10)) as a:
+            ra = a.request("GET", "/extra?kind=cl-extra&late_ms=500")
+            assert ra.status == 200 and ra.body == b"hello\n", ra
+        gh.send_signal(signal.SIGSTOP)
+        try:
+            assert wait_until(lambda: stopped(gh.pid)), "SIGSTOP did not stop Gatehouse"
+            b.send(H1.build("GET", "/echo?b=1"))
+            time.sleep(1.0)  # the backend's late bytes arrive after B's request
+        finally:
+            gh.send_signal(signal.SIGCONT)
+        assert_own_answer(b.read_response(), "1")
+    gh.wait_err(LOG_RE, timeout=T(3))
 
 
 def test_well_behaved_upstream_connection_is_still_reused(backend, gatehouse):
