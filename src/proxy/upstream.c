@@ -159,7 +159,7 @@ static enum upconn_peek upconn_peek(const struct upconn *uc)
     ssize_t n = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0)
         return uc->tls ? PEEK_RECORD : PEEK_DATA;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return PEEK_QUIET;
     return PEEK_GONE;
 }
