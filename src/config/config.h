@@ -125,10 +125,25 @@ struct cfg_health_check {
 };
 
 /* Passive health, outlier ejection (key `passive_health`). */
+#define CFG_PASSIVE_STATUS_MIN 400
+#define CFG_PASSIVE_STATUS_MAX 599
 struct cfg_passive_health {
     uint32_t failures; /* consecutive failures that eject a server; 0 = never; default 5 */
     uint32_t eject;    /* ms, first ejection; each next one doubles, up to 10x; default 30s */
+    /* Response statuses that count as failures (key `statuses`), one bit per status from
+     * CFG_PASSIVE_STATUS_MIN; default 500, 502, 503, 504. */
+    uint64_t statuses[(CFG_PASSIVE_STATUS_MAX - CFG_PASSIVE_STATUS_MIN) / 64 + 1];
+    bool statuses_set; /* the key was written (else the default applies) */
 };
+
+/* Whether passive health counts a response with this status as a failure. */
+static inline bool cfg_passive_status(const struct cfg_passive_health *ph, int status)
+{
+    if (status < CFG_PASSIVE_STATUS_MIN || status > CFG_PASSIVE_STATUS_MAX)
+        return false;
+    unsigned i = (unsigned)(status - CFG_PASSIVE_STATUS_MIN);
+    return (ph->statuses[i / 64] >> (i % 64)) & 1;
+}
 
 /* An upstream server written as a host name: it became one server per address the name had,
  * servers[first .. first + n), in a stable order (IPv4 before IPv6, then by address). */

@@ -315,9 +315,49 @@ static void conv_health_check(struct load *ld, const struct field *f, const stru
         cfg_report(ld, cfg_get(val, "path"), "'path' of a health check must start with '/'");
 }
 
+static void passive_add_status(struct cfg_passive_health *ph, uint32_t status)
+{
+    unsigned i = status - CFG_PASSIVE_STATUS_MIN;
+    ph->statuses[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+/* statuses: [500, 502, 503, 504]: the answers that count as failed requests. An empty list
+ * counts none (only connection failures and timeouts). */
+static void conv_passive_statuses(struct load *ld, const struct field *f, const struct ynode *val,
+                                  void *base)
+{
+    struct cfg_passive_health *ph = base;
+    const struct field item = {.key = f->key,
+                               .conv = cfg_conv_u32,
+                               .min = CFG_PASSIVE_STATUS_MIN,
+                               .max = CFG_PASSIVE_STATUS_MAX};
+
+    if (!cfg_want(ld, "'statuses' (a list of HTTP statuses)", val, YNODE_LIST))
+        return;
+    ph->statuses_set = true;
+    for (size_t i = 0; i < val->nitems; i++) {
+        uint32_t status = 0;
+        cfg_conv_u32(ld, &item, val->items[i], &status);
+        if (status >= CFG_PASSIVE_STATUS_MIN && status <= CFG_PASSIVE_STATUS_MAX)
+            passive_add_status(ph, status);
+    }
+}
+
+/* The statuses counted when the upstream does not say: the server's own failures and those of
+ * what stands behind it (500, 502, 503, 504), not 501 (a method it does not implement). */
+static void passive_default_statuses(struct cfg_passive_health *ph)
+{
+    static const uint32_t dflt[] = {500, 502, 503, 504};
+    if (ph->statuses_set)
+        return;
+    for (size_t i = 0; i < sizeof dflt / sizeof *dflt; i++)
+        passive_add_status(ph, dflt[i]);
+}
+
 static const struct field passive_fields[] = {
     {FIELD("failures", cfg_conv_u32, struct cfg_passive_health, failures, "5"), .max = 1000},
     {FIELD("eject", cfg_conv_duration, struct cfg_passive_health, eject, "30s"), .min = 100},
+    {FIELD("statuses", conv_passive_statuses, struct cfg_passive_health, statuses, NULL)},
 };
 static const struct fields passive_table = FIELDS(passive_fields);
 
@@ -531,6 +571,7 @@ static void upstream(struct load *ld, const struct ynode *key, const struct ynod
         cfg_walk(ld, val, val, &upstream_table, u, where);
         check_hash_key(ld, val, u);
     }
+    passive_default_statuses(&u->passive_health);
 }
 
 void cfg_conv_upstreams(struct load *ld, const struct field *f, const struct ynode *val, void *base)

@@ -4,7 +4,10 @@
 #include "http/h1_parse.h"
 #include "http/request.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 enum fwd_kind { FWD_NONE, FWD_FOR, FWD_PROTO, FWD_HOST, FWD_PORT, FWD_FORWARDED, FWD_PREFIX };
 
@@ -206,4 +209,80 @@ int forward_emit(const struct http_stream *s, const struct cfg_route *route, boo
     if (prefix_sent(route))
         rc |= emit_prefix(&e);
     return rc ? -1 : 0;
+}
+
+/* ---- the forwarded client's address ---- */
+
+/* One X-Forwarded-For entry: "192.0.2.1", "192.0.2.1:4711", "2001:db8::1", "[2001:db8::1]" or
+ * "[2001:db8::1]:4711". Stores the address part in *addr and whether it is a trusted proxy. */
+static void xff_entry(const struct config *c, const char *p, size_t n, struct slice *addr,
+                      bool *trusted)
+{
+    const char *colon = memchr(p, ':', n);
+    *addr = (struct slice){p, n};
+    *trusted = false;
+    if (n && p[0] == '[') {
+        const char *close = memchr(p, ']', n);
+        if (close)
+            *addr = (struct slice){p + 1, (size_t)(close - p - 1)};
+    } else if (colon && !memchr(colon + 1, ':', n - (size_t)(colon + 1 - p))) {
+        *addr = (struct slice){p, (size_t)(colon - p)}; /* IPv4 with a port */
+    }
+    char text[INET6_ADDRSTRLEN];
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    if (!addr->len || addr->len >= sizeof text)
+        return;
+    memcpy(text, addr->p, addr->len);
+    text[addr->len] = '\0';
+    if (inet_pton(AF_INET, text, &sin.sin_addr) == 1)
+        *trusted = config_cidr_match(c->trusted_proxies, c->ntrusted_proxies,
+                                     (const struct sockaddr *)&sin);
+    else if (inet_pton(AF_INET6, text, &sin6.sin6_addr) == 1)
+        *trusted = config_cidr_match(c->trusted_proxies, c->ntrusted_proxies,
+                                     (const struct sockaddr *)&sin6);
+}
+
+/* Walks the entries of one field right to left. True when *out is the client (an entry that
+ * is not a trusted proxy); else *out is the leftmost trusted entry seen so far. */
+static bool xff_field(const struct config *c, const struct http_field *f, struct slice *out)
+{
+    const char *end = f->value + f->value_len;
+    while (end > f->value) {
+        const char *start = end;
+        while (start > f->value && start[-1] != ',')
+            start--;
+        const char *a = start, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        end = start > f->value ? start - 1 : f->value;
+        if (a == b)
+            continue; /* an empty list element */
+        bool trusted;
+        xff_entry(c, a, (size_t)(b - a), out, &trusted);
+        if (!trusted)
+            return true;
+    }
+    return false;
+}
+
+void forward_client(const struct http_stream *s, bool trusted, const char **addr, size_t *len)
+{
+    struct slice found = {NULL, 0};
+    *addr = s->peer;
+    *len = s->peer ? strlen(s->peer) : 0;
+    if (!trusted)
+        return;
+    const struct http_request *r = &s->req;
+    for (size_t i = r->nfields; i-- > 0;) {
+        const struct http_field *f = &r->fields[i];
+        if (kind_of(f->name, f->name_len) == FWD_FOR && xff_field(s->config, f, &found))
+            break;
+    }
+    if (found.len) {
+        *addr = found.p;
+        *len = found.len;
+    }
 }

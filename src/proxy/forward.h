@@ -23,4 +23,12 @@ bool forward_drops(const char *name, size_t len, bool trusted, const struct cfg_
 int forward_emit(const struct http_stream *s, const struct cfg_route *route, bool trusted,
                  forward_put_fn put, void *ctx);
 
+/* The client's address as Gatehouse forwards it, for balance: hash by client_ip. From a peer
+ * in trusted_proxies: the rightmost X-Forwarded-For entry that is not itself a trusted proxy
+ * (its port and brackets left out), as the entries to its right were appended by proxies we
+ * trust and those to its left are the client's own claims; the leftmost entry when every one
+ * is trusted. Otherwise, or without X-Forwarded-For: the peer's address. The text stays valid
+ * while the request does. */
+void forward_client(const struct http_stream *s, bool trusted, const char **addr, size_t *len);
+
 #endif

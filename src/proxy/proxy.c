@@ -50,7 +50,7 @@ struct proxy {
     bool up_keepalive;    /* the upstream lets us reuse the connection after this response */
     bool upgrade;         /* the request asks to switch protocols (req.upgrade) */
     bool dead;            /* released; memory goes at the end of the loop turn */
-    bool bad_status;      /* the upstream answered 502-504: passive health counts a failure */
+    int bad_status;       /* a status passive_health.statuses counts as a failure, else 0 */
     /* Server choice (upstate.h): the current attempt's server until its verdict, -1 after. */
     int server;
     unsigned attempts;
@@ -373,10 +373,14 @@ static void hash_key(const struct proxy *p, struct upstate_req *r)
     const struct cfg_upstream *u = p->up;
     const struct http_request *req = &p->s->req;
     switch (u->hash_by) {
-    case CFG_HASH_CLIENT_IP:
-        r->key = p->s->peer;
-        r->key_len = p->s->peer ? strlen(p->s->peer) : 0;
+    case CFG_HASH_CLIENT_IP: {
+        /* Behind a trusted proxy, the client it forwards for, not the proxy itself. */
+        const struct config *c = p->s->config;
+        bool trusted = c->ntrusted_proxies &&
+                       config_cidr_match(c->trusted_proxies, c->ntrusted_proxies, p->s->peer_addr);
+        forward_client(p->s, trusted, &r->key, &r->key_len);
         return;
+    }
     case CFG_HASH_PATH:
         r->key = req->path.p;
         r->key_len = req->path.len;
@@ -647,9 +651,15 @@ static void finish(struct proxy *p, bool reusable)
 {
     struct http_stream *s = p->s;
     s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
-    attempt_done(p, p->bad_status ? UPSTATE_FAILED : UPSTATE_OK, "answered 502-504");
-    /* An upstream that declined an upgrade may still be set for the other protocol. */
-    upconn_release(p->uc, reusable && p->req_sent && !p->upgrade);
+    char why[32] = "";
+    if (p->bad_status)
+        snprintf(why, sizeof why, "answered %d", p->bad_status);
+    attempt_done(p, p->bad_status ? UPSTATE_FAILED : UPSTATE_OK, why);
+    /* An upstream that declined an upgrade may still be set for the other protocol. After a
+     * HEAD, an app that wrongly writes the body may write it late, after the connection went to
+     * the next request, whose response it would become (another client's): any client can ask
+     * HEAD, and it is rare enough that a fresh connection costs little. */
+    upconn_release(p->uc, reusable && p->req_sent && !p->upgrade && !s->req.head);
     p->uc = NULL;
     proxy_free(p);
     s->ops->send_end(s);
@@ -901,6 +911,36 @@ static int switch_protocols(struct proxy *p, const struct h1_response *res)
     return -1;
 }
 
+/* A body framed by Transfer-Encoding is forwarded de-chunked, and the field itself is hop by hop:
+ * any coding besides chunked (gzip, deflate, compress; chunked then gzip) would be lost, and the
+ * client would get bytes it cannot read. Such a body is refused instead: we never advertise a
+ * transfer coding (the client's TE is hop by hop and not forwarded), so an upstream that sends
+ * one is broken, and no HTTP/2 client could be told of it anyway. NULL for a lone `chunked`,
+ * else the field that names another coding. */
+static const struct h1_header *transfer_coding_refused(const struct h1_response *res)
+{
+    unsigned codings = 0;
+    for (uint32_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (!h1_token_eq(h->name, h->name_len, "transfer-encoding", 17))
+            continue;
+        const char *v = h->value, *end = h->value + h->value_len;
+        while (v < end) {
+            const char *comma = memchr(v, ',', (size_t)(end - v));
+            const char *e = comma ? comma : end;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *t = e;
+            while (t > v && (t[-1] == ' ' || t[-1] == '\t'))
+                t--;
+            if (t > v && (++codings > 1 || !h1_token_eq(v, (size_t)(t - v), "chunked", 7)))
+                return h;
+            v = comma ? comma + 1 : end;
+        }
+    }
+    return NULL;
+}
+
 /* Parse a head from the upstream buffer. Returns 1 when a final head was handled, 0 when more
  * bytes are needed, -1 when the exchange ended. */
 static int parse_response_head(struct proxy *p)
@@ -939,8 +979,19 @@ static int parse_response_head(struct proxy *p)
             upstream_failed(p, 502, "answered an extended CONNECT without switching protocols");
             return -1;
         }
+        const struct h1_header *te =
+            res.body != H1_BODY_NONE ? transfer_coding_refused(&res) : NULL;
+        if (te) {
+            char what[160];
+            snprintf(what, sizeof(what),
+                     "sent Transfer-Encoding '%.*s' (no coding but chunked is forwarded)",
+                     (int)(te->value_len < 64 ? te->value_len : 64), te->value);
+            upstream_failed(p, 502, what);
+            return -1;
+        }
         p->head_received = true;
-        p->bad_status = res.status >= 502 && res.status <= 504;
+        p->bad_status =
+            cfg_passive_status(&p->up->passive_health, res.status) ? (int)res.status : 0;
         p->res_body = res.body;
         p->res_left = res.content_length;
         p->up_keepalive = upstream_keeps_alive(&res);

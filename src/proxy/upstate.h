@@ -48,6 +48,8 @@ struct upsrv {
      * slot afresh and counts in it. */
     atomic_ullong recent_failures[UPSRV_RECENT_SECONDS];
     char last_error[96]; /* racy text for /status only; always NUL-terminated */
+    /* The server sent bytes after a complete response (upstream.c): said once, not per event. */
+    atomic_bool stray_logged;
     /* The sticky cookie's value naming this server: random, so the cookie tells a client
      * nothing about the network behind us; kept across reloads with the rest. */
     char sticky[UPSRV_STICKY_LEN + 1];
@@ -99,7 +101,7 @@ int upstate_pick(struct upstate *s, const struct upstate_req *r);
  * the upstream counts those). Feeds passive health; logs ejections. */
 enum upstate_result {
     UPSTATE_OK,      /* a response came: the server works */
-    UPSTATE_FAILED,  /* connect, TLS, reset or timeout, or 502/503/504 from it */
+    UPSTATE_FAILED,  /* connect, TLS, reset or timeout, or a status passive_health counts */
     UPSTATE_NEUTRAL, /* no verdict (the client went away, a stale pooled connection) */
 };
 void upstate_done(struct upstate *s, size_t i, enum upstate_result res, const char *why,

@@ -4,6 +4,7 @@
 #include "core/worker.h"
 #include "net/sock.h"
 #include "net/tls_client.h"
+#include "proxy/upstate.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -129,8 +130,42 @@ const char *upconn_addr_text(const struct upconn *uc)
     return uc->pool->up->servers[uc->server].text;
 }
 
-/* Events on a busy connection go to its user; on an idle one any event means the upstream
- * closed it (or sent garbage), so it is dropped. */
+/* The upstream sent bytes nobody asked for: behind a complete response, or while the connection
+ * was idle. On a reused connection they would be read as the next request's response, another
+ * client's (its Set-Cookie, its body), so the connection is closed. Said once per server: a
+ * broken app would otherwise write a line per request. */
+static void upconn_stray(struct upconn *uc)
+{
+    const struct cfg_upstream *up = uc->pool->up;
+    if (up->state && atomic_exchange(&up->state->servers[uc->server]->stray_logged, true))
+        return;
+    log_msg(&uc->w->srv->log, LOG_WARN,
+            "upstream %s sent bytes after a complete response; closing the connection (logged "
+            "once)",
+            upconn_addr_text(uc));
+}
+
+enum upconn_peek { PEEK_QUIET, PEEK_DATA, PEEK_RECORD, PEEK_GONE };
+
+/* What the socket holds that we have not read, without reading it: nothing, bytes (stray ones
+ * when no request is outstanding), or the end (EOF, an error). Through TLS, bytes on the socket
+ * are a record we cannot look into without reading it (a late session ticket, a close_notify,
+ * or data): unusable, but not proof that the server sent stray bytes. */
+static enum upconn_peek upconn_peek(const struct upconn *uc)
+{
+    if (uc->tls && tls_client_pending(uc->tls))
+        return PEEK_DATA;
+    char b;
+    ssize_t n = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return uc->tls ? PEEK_RECORD : PEEK_DATA;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return PEEK_QUIET;
+    return PEEK_GONE;
+}
+
+/* Events on a busy connection go to its user; on an idle one any readable event means the
+ * upstream closed it or sent bytes no request asked for, so it is dropped. */
 static void upconn_on_io(struct ev_io *io, uint32_t events)
 {
     struct upconn *uc = container_of(io, struct upconn, io);
@@ -143,8 +178,11 @@ static void upconn_on_io(struct ev_io *io, uint32_t events)
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         uc->wr_ready = true;
     if (uc->idle) {
-        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-            upconn_close(uc);
+        if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+            return;
+        if (upconn_peek(uc) == PEEK_DATA)
+            upconn_stray(uc);
+        upconn_close(uc);
         return;
     }
     uc->on_event(uc, UPCONN_IO);
@@ -160,17 +198,28 @@ static void upconn_on_timer(struct ev_timer *t)
     uc->on_event(uc, UPCONN_TIMEOUT);
 }
 
+/* The most recently used idle connection to `server` that is quiet. One that is readable (bytes
+ * or a close that arrived in this loop turn, before its event was handled) is closed: its bytes
+ * would be read as the response to the request we are about to send. */
 static struct upconn *take_idle(struct upool *p, size_t server)
 {
-    if (dlist_empty(&p->idle[server]))
-        return NULL;
-    struct upconn *uc = container_of(p->idle[server].next, struct upconn, idle_link);
-    dlist_remove(&uc->idle_link);
-    p->nidle--;
-    uc->idle = false;
-    ev_timer_stop(&p->w->loop, &uc->timer);
-    uc->reused = true;
-    return uc;
+    while (!dlist_empty(&p->idle[server])) {
+        struct upconn *uc = container_of(p->idle[server].next, struct upconn, idle_link);
+        enum upconn_peek k = upconn_peek(uc);
+        if (k != PEEK_QUIET) {
+            if (k == PEEK_DATA)
+                upconn_stray(uc);
+            upconn_close(uc);
+            continue;
+        }
+        dlist_remove(&uc->idle_link);
+        p->nidle--;
+        uc->idle = false;
+        ev_timer_stop(&p->w->loop, &uc->timer);
+        uc->reused = true;
+        return uc;
+    }
+    return NULL;
 }
 
 static struct upconn *connect_new(struct upool *p, size_t server)
@@ -350,21 +399,30 @@ int upconn_read(struct upconn *uc)
     return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
 }
 
-/* Whether bytes or a close arrived that we have not seen: such a connection is unusable. */
+/* Bytes behind the complete response that were already read (a body on a HEAD, 204 or 304
+ * answer, more than Content-Length, anything after the last chunk): never part of any other
+ * response, whether or not the connection would have been kept. */
+static bool has_stray(struct upconn *uc)
+{
+    if ((uc->in && buf_len(uc->in)) || (uc->tls && tls_client_pending(uc->tls))) {
+        upconn_stray(uc);
+        return true;
+    }
+    return false;
+}
+
+/* The same still in the socket, or a close we have not seen: either makes it unusable. */
 static bool has_unread(struct upconn *uc)
 {
-    if (uc->in && buf_len(uc->in))
-        return true;
-    if (uc->tls && tls_client_pending(uc->tls))
-        return true;
     if (!uc->rd_ready)
-        return false;
-    char b;
-    ssize_t n = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return false; /* drained: anything later comes as an event while idle */
+    enum upconn_peek k = upconn_peek(uc);
+    if (k == PEEK_QUIET) {
         uc->rd_ready = false;
         return false;
     }
+    if (k == PEEK_DATA)
+        upconn_stray(uc);
     return true;
 }
 
@@ -373,7 +431,7 @@ void upconn_release(struct upconn *uc, bool reusable)
     struct upool *p = uc->pool;
     uc->user = NULL;
     uc->on_event = NULL;
-    if (!reusable || p->retired || uc->eof || p->nidle >= p->up->keepalive ||
+    if (has_stray(uc) || !reusable || p->retired || uc->eof || p->nidle >= p->up->keepalive ||
         uc->requests >= p->up->keepalive_requests || has_unread(uc)) {
         upconn_close(uc);
         return;

@@ -10,6 +10,8 @@ requests: [[conn_id, method, target], ...]}; control connections are not counted
 `GET /misbehave?reset=1` there makes this backend (only this one, whatever the path) read each
 request whole, then close with a TCP reset (RST, no response byte): the app that crashes while
 handling it. `reset=0` restores normal service. Such requests count in `dropped`.
+`GET /misbehave?status=N` there makes it answer every request with status N (a short text
+body), whatever the path: the app that fails everything; `status=0` restores normal service.
 It is also usable in-process: Backend().start() returns the bound port.
 
 Commands (path [?options]); every command also accepts `set=Name:Value` (repeatable) to add a
@@ -49,6 +51,16 @@ response header:
                           the connection. Not a WebSocket handshake -> 400
       greet=TEXT            a text message sent in the same segment as the 101 head
       headers=1             the first message is JSON: the handshake's headers as received
+  /extra?kind=K           a complete response, then bytes it must not send: FORGED (a whole
+                          forged response with Set-Cookie: session=forged), keeping the connection
+                          open for the next request (response poisoning through a proxy's pool).
+                          kind: head-body (Content-Length: len(FORGED), then FORGED as the body of
+                          a HEAD response), 204-body, 304-body (FORGED after the head), cl-extra
+                          (Content-Length: 6 "hello\\n" then FORGED), chunk-extra (a chunked
+                          "hello\\n", its last chunk, then FORGED)
+      late_ms=MS            send FORGED MS ms after the response instead of with it
+  /raw-te?te=V            200 with Transfer-Encoding: V and the body "hello\\n" as one chunk (V must
+                          end in chunked for that to be a valid framing), then closes
   /upgrade-echo           101 switching to the Upgrade asked for (default "echo"), then every
                           byte back as it comes; at the client's FIN, FIN back (half-close)
       greet=TEXT            bytes sent in the same segment as the 101 head
@@ -264,6 +276,9 @@ GARBAGE = {  # /garbage?kind=...: responses a proxy must refuse (502)
     "huge-head": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100000 + b"\r\nContent-Length: 0\r\n\r\n",
 }
 
+FORGED = (b"HTTP/1.1 200 OK\r\nSet-Cookie: session=forged\r\nContent-Length: 7\r\n\r\n"
+          b"FORGED\n")  # /extra: what a misbehaving upstream sends after its response
+
 REASONS = {100: "Continue", 103: "Early Hints", 200: "OK", 204: "No Content", 301: "Moved",
            302: "Found", 304: "Not Modified", 400: "Bad Request", 404: "Not Found",
            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
@@ -369,7 +384,9 @@ class Backend:
                     break
                 if control:
                     ok = req.path in ("/stats", "/misbehave")
-                    if req.path == "/misbehave":
+                    if req.path == "/misbehave" and req.q("status") is not None:
+                        self.status_all = req.qint("status")
+                    elif req.path == "/misbehave":
                         self.reset_all = req.q("reset") == "1"
                     body = json.dumps(self.stats()).encode() if ok else b"not found\n"
                     self._send(conn, req, 200 if ok else 404, body, "application/json")
@@ -485,6 +502,8 @@ class Backend:
             conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False  # the close sends RST, not FIN
         self._read_body(conn, req, body)
+        if getattr(self, "status_all", 0):  # control /misbehave?status=N
+            return self._send(conn, req, self.status_all, f"status {self.status_all}\n".encode())
 
         if path in ("/echo", "/delay"):
             if path == "/delay":
@@ -533,6 +552,13 @@ class Backend:
         if path == "/garbage":
             conn.sock.sendall(GARBAGE.get(req.q("kind", "text"), GARBAGE["text"]))
             self.stopping.wait(0.05)
+            return False
+        if path == "/extra":
+            return self._extra(conn, req)
+        if path == "/raw-te":
+            conn.sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " +
+                              req.q("te", "chunked").encode("latin-1") +
+                              b"\r\nConnection: close\r\n\r\n6\r\nhello\n\r\n0\r\n\r\n")
             return False
         if path == "/ws":
             return self._websocket(conn, req)
@@ -594,6 +620,26 @@ class Backend:
             conn.sock.sendall(d)
         conn.sock.shutdown(socket.SHUT_WR)
         return False
+
+    def _extra(self, conn, req):
+        kind = req.q("kind", "cl-extra")
+        if kind == "head-body":
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(FORGED)
+        elif kind in ("204-body", "304-body"):
+            head = b"HTTP/1.1 %s\r\n\r\n" % (b"204 No Content" if kind == "204-body"
+                                                else b"304 Not Modified")
+        elif kind == "chunk-extra":
+            head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello\n\r\n0\r\n\r\n"
+        else:
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\n"
+        late = req.qint("late_ms", 0)
+        if not late:
+            conn.sock.sendall(head + FORGED)
+            return True
+        conn.sock.sendall(head)
+        self.stopping.wait(late / 1000)
+        conn.sock.sendall(FORGED)
+        return True
 
     @staticmethod
     def _cork(conn, req):

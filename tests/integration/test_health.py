@@ -274,7 +274,7 @@ def test_return_from_ejection_is_logged_once(gatehouse, backend_factory):
     for _ in range(6):
         assert get(gh.port, "/status/502").status == 502
     line = gh.wait_err(r"\[warn\] upstream shop: server \S+ ejected for 1000 ms after 2 failures "
-                       r"\(answered 502-504\)", timeout=3)
+                       r"\(answered 502\)", timeout=3)
     ejected = re.search(r"server (\S+) ejected", line).group(1)
     assert ejected in (a.address, b.address)
     assert sum(" ejected for " in l for l in gh.err_lines()) == 1, gh.err_lines()  # not the last
@@ -476,7 +476,7 @@ def test_status_shows_an_ejected_server_and_its_recent_failures(gatehouse, backe
         assert get(gh.port, "/status/502").status == 502
     s = wait_state(gh, "shop", a.address, "ejected", timeout=2)
     assert s["failures"] >= 2 and s["recent_failures"] >= 2, s
-    assert s["consecutive_failures"] == 0 and s["last_error"] == "answered 502-504", s
+    assert s["consecutive_failures"] == 0 and s["last_error"] == "answered 502", s
     other = server_state(gh, "shop", b.address)
     assert other["state"] == "up" and other["failures"] == other["recent_failures"] == 1, other
     assert get(gh.port, "/echo").status == 200

@@ -2157,6 +2157,49 @@ static void test_hash_key(void)
         "round_robin)\n");
 }
 
+/* passive_health.statuses: 500, 502, 503 and 504 by default (also with a passive_health map
+ * that does not name them); a list replaces them; an empty list counts none; each entry is a
+ * status 400..599. */
+static void test_passive_statuses(void)
+{
+    struct config *c;
+    CHECK_EQ_INT(load("upstreams:\n"
+                      "  a: {servers: [\"127.0.0.1:1\"]}\n"
+                      "  b: {servers: [\"127.0.0.1:1\"], passive_health: {failures: 3}}\n"
+                      "  c: {servers: [\"127.0.0.1:1\"], passive_health: {statuses: [429, 500]}}\n"
+                      "  d: {servers: [\"127.0.0.1:1\"], passive_health: {statuses: []}}\n" MINIMAL,
+                      &c),
+                 0);
+    if (!c)
+        return;
+    for (size_t i = 0; i < 2; i++) {
+        const struct cfg_passive_health *ph = &c->upstreams[i].passive_health;
+        CHECK(cfg_passive_status(ph, 500) && cfg_passive_status(ph, 502) &&
+              cfg_passive_status(ph, 503) && cfg_passive_status(ph, 504));
+        CHECK(!cfg_passive_status(ph, 501) && !cfg_passive_status(ph, 505) &&
+              !cfg_passive_status(ph, 404) && !cfg_passive_status(ph, 200) &&
+              !cfg_passive_status(ph, 999) && !cfg_passive_status(ph, -1));
+    }
+    CHECK_EQ_INT(c->upstreams[1].passive_health.failures, 3);
+    const struct cfg_passive_health *ph = &c->upstreams[2].passive_health;
+    CHECK(cfg_passive_status(ph, 429) && cfg_passive_status(ph, 500));
+    CHECK(!cfg_passive_status(ph, 502) && !cfg_passive_status(ph, 503));
+    ph = &c->upstreams[3].passive_health;
+    for (int st = 100; st < 700; st++)
+        CHECK(!cfg_passive_status(ph, st));
+    config_unref(c);
+    EXPECT_ERRORS(
+        "upstreams:\n"
+        "  a: {servers: [\"127.0.0.1:1\"], passive_health: {statuses: 500}}\n"
+        "  b: {servers: [\"127.0.0.1:1\"], passive_health: {statuses: [500, 200]}}\n"
+        "  c: {servers: [\"127.0.0.1:1\"], passive_health: {statuses: [600, x]}}\n" MINIMAL,
+        "x.yaml:2:60: 'statuses' (a list of HTTP statuses) must be a list, not "
+        "'500'\n"
+        "x.yaml:3:66: 'statuses' must be an integer 400..599\n"
+        "x.yaml:4:61: 'statuses' must be an integer 400..599\n"
+        "x.yaml:4:66: 'statuses' must be an integer 400..599\n");
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -2189,6 +2232,7 @@ int main(void)
     test_error_header_rules();
     test_error_proxy_options();
     test_hash_key();
+    test_passive_statuses();
     test_error_proxy_only();
     test_cidr_match();
     test_files();
