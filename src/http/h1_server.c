@@ -181,6 +181,8 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
         close(fd);
         return;
     }
+    /* Every client connection, HTTP/1.1 or (handed over later) HTTP/2, plain or TLS. */
+    sock_nodelay(fd);
     c->w = w;
     c->fd = fd;
     c->io = (struct ev_io){.fd = fd, .cb = conn_on_io};
@@ -517,6 +519,15 @@ static enum send_result h1_send_body(struct http_stream *s, const char *data, si
         if (outq_append(&c->out, &c->w->bufs, data, len) < 0 ||
             (c->chunked_out && outq_append(&c->out, &c->w->bufs, "\r\n", 2) < 0))
             return send_failed(c);
+        /* The caller's bytes are ours now, so the write can wait for the end of this turn:
+         * what else the turn produces (the last chunk, the next slice) leaves with them, in
+         * one write and, with TCP_NODELAY, one packet rather than one each. Not when the
+         * buffer could not take another slice. */
+        if (c->wr_ready && buf_room(c->out.gen) >= SEND_COPY_MAX + 64) {
+            s->body_bytes_sent += len;
+            ev_defer(&c->w->loop, &c->flush_defer);
+            return SEND_DONE;
+        }
     } else {
         outq_set_ext(&c->out, data, len, c->chunked_out ? "\r\n" : "", c->chunked_out ? 2 : 0);
     }
