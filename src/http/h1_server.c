@@ -567,6 +567,10 @@ static void h1_abort(struct http_stream *s)
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->handler_on = false;
     worker_access_log(c->w, s);
+    /* Small slices wait for the end of the turn (h1_send_body): a body cut short still
+     * carries them, as far as the socket takes them now. */
+    if (c->state != CS_CLOSED && c->wr_ready && !outq_empty(&c->out))
+        conn_flush(c);
     conn_close(c);
 }
 
