@@ -148,7 +148,9 @@ static int size_line_end(struct h1_chunked *c, unsigned char ch)
     int s = c->state;
     if (s != CS_SIZE && s != CS_EXT_NAME && s != CS_EXT_TOKEN && s != CS_EXT_QUOTE_END)
         return -1;
-    return ch == '\r' ? to(c, CS_SIZE_LF) : size_line_done(c);
+    if (ch == '\r')
+        return to(c, CS_SIZE_LF);
+    return c->crlf_only ? -1 : size_line_done(c);
 }
 
 static int size_line(struct h1_chunked *c, unsigned char ch)
@@ -173,7 +175,7 @@ static int trailer(struct h1_chunked *c, unsigned char ch)
         if (ch == '\r')
             return to(c, CS_FINAL_LF);
         if (ch == '\n')
-            return to(c, CS_END);
+            return c->crlf_only ? -1 : to(c, CS_END);
         return is_tchar(ch) ? to(c, CS_TRAILER_NAME) : -1;
     case CS_TRAILER_NAME:
         if (is_tchar(ch))
@@ -183,7 +185,7 @@ static int trailer(struct h1_chunked *c, unsigned char ch)
         if (ch == '\r')
             return to(c, CS_TRAILER_LF);
         if (ch == '\n')
-            return to(c, CS_TRAILER_START);
+            return c->crlf_only ? -1 : to(c, CS_TRAILER_START);
         return h1_ctype[ch] & H1_CT_FIELD ? 0 : -1;
     case CS_TRAILER_LF:
         return ch == '\n' ? to(c, CS_TRAILER_START) : -1;
@@ -201,7 +203,7 @@ static int step(struct h1_chunked *c, unsigned char ch)
     case CS_DATA_END:
         if (ch == '\r')
             return to(c, CS_DATA_LF);
-        return ch == '\n' ? to(c, CS_SIZE_START) : -1;
+        return ch == '\n' && !c->crlf_only ? to(c, CS_SIZE_START) : -1;
     case CS_DATA_LF:
         return ch == '\n' ? to(c, CS_SIZE_START) : -1;
     default:

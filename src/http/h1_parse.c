@@ -40,6 +40,7 @@ struct head {
     uint32_t max_headers;
     uint32_t max_line;
     bool is_request;
+    bool crlf_only; /* requests: a line ending is CRLF, a bare LF is an error */
     int minor;
     unsigned flags;
     bool cl_seen;
@@ -241,6 +242,8 @@ static int skip_empty_lines(struct head *h, const char **pp, const char *end)
         if (p == end)
             return H1_INCOMPLETE;
         if (*p == '\n') {
+            if (h->crlf_only)
+                return fail(h, 400, "bare LF");
             p++;
         } else if (*p == '\r') {
             if (p + 1 == end)
@@ -530,6 +533,8 @@ static int field_line_end(struct head *h, const char **pp, const char *p, const 
             return fail(h, 400, "bare CR");
     } else if (*p != '\n') {
         return bad_byte(h, *p, "control character in header value");
+    } else if (h->crlf_only) {
+        return fail(h, 400, "bare LF");
     }
     *pp = p + 1;
     return H1_OK;
@@ -578,6 +583,8 @@ static int end_of_head(struct head *h, const char **pp, const char *p, const cha
         if (p[1] != '\n')
             return fail(h, 400, "bare CR");
         p++;
+    } else if (h->crlf_only) {
+        return fail(h, 400, "bare LF");
     }
     *pp = p + 1;
     return H1_OK;
@@ -614,6 +621,10 @@ static void head_init(struct head *h, struct h1_header *headers, const struct h1
     h->max_headers = lim->max_headers;
     h->max_line = lim->max_request_line;
     h->is_request = is_request;
+    /* RFC 9112 section 2.2 lets a recipient accept a bare LF as a line end; a front end must
+     * not, because a back end that does not would see other lines than we did. Responses come
+     * from our own upstreams and are re-framed, so they keep the tolerance. */
+    h->crlf_only = is_request;
 }
 
 /* Connection defaults: HTTP/1.0 closes unless asked to keep alive (RFC 9112 section 9.3). */
@@ -631,7 +642,7 @@ static int request_framing(struct head *h, struct h1_request *req)
             return fail(h, 400, "Content-Length with Transfer-Encoding");
         if (h->te_invalid || h->te_codings == 0)
             return fail(h, 400, "invalid Transfer-Encoding");
-        if (h->te_chunked_early)
+        if (h->te_chunked_early || !h->te_last_chunked)
             return fail(h, 400, "chunked is not the final transfer coding");
         /* We forward bodies dechunked, so a coding under chunked would be lost: refuse it. */
         if (h->te_unknown)
@@ -660,6 +671,8 @@ static int request_head(struct head *h, struct h1_request *req, const char *buf,
         return fail(h, 414, "request line too long");
     if (kind == LINE_PARTIAL)
         return H1_INCOMPLETE;
+    if (next[-2] != '\r')
+        return fail(h, 400, "bare LF");
     p = next;
     rc = field_lines(h, &p, end);
     if (rc != H1_OK)

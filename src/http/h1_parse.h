@@ -71,12 +71,13 @@ struct h1_request {
  * count in head_len. `headers` must have room for lim->max_headers entries.
  * Rejects (H1_ERROR): bare CR, control characters (other than HTAB in values), obs-fold,
  * invalid token characters in method or header names, whitespace before the colon,
- * Transfer-Encoding together with Content-Length, a Transfer-Encoding whose last coding is not
- * chunked (501 if an unknown coding, 400 if chunked is not last), chunked in HTTP/1.0 request
- * (400), several Content-Length values that differ or are not all digits (a list of identical
- * values is accepted), a version other than HTTP/1.0 or HTTP/1.1 (505 for HTTP/2.0+ style,
- * 400 for garbage), request line too long (414), head too large or too many headers (431).
- * A line ending is CRLF, or a bare LF (accepted as RFC 9112 section 2.2 permits). */
+ * Transfer-Encoding together with Content-Length, a Transfer-Encoding whose final coding is
+ * not chunked (400, RFC 9112 section 6.3), an unknown coding under chunked (501), chunked in an
+ * HTTP/1.0 request (400), several Content-Length values that differ or are not all digits (a
+ * list of identical values is accepted), a version other than HTTP/1.0 or HTTP/1.1 (505 for
+ * HTTP/2.0+ style, 400 for garbage), request line too long (414), head too large or too many
+ * headers (431). A line ending is CRLF only: a bare LF is 400 "bare LF" (RFC 9112 section 2.2
+ * allows refusing it, and a front end must, as a back end may split lines differently). */
 int h1_parse_request(const char *buf, size_t len, struct h1_request *req, struct h1_header *headers,
                      const struct h1_limits *lim);
 
@@ -96,8 +97,9 @@ struct h1_response {
 };
 
 /* Parse a response head. `head_request` says the request was HEAD (no body whatever the headers
- * say). Same line/limit rules as requests; a Transfer-Encoding with Content-Length is an error
- * here too (we refuse to guess), as are invalid or differing Content-Length values. */
+ * say). Same line/limit rules as requests, except that a bare LF ends a line; a Transfer-Encoding
+ * with Content-Length is an error here too (we refuse to guess), as are invalid or differing
+ * Content-Length values. */
 int h1_parse_response(const char *buf, size_t len, struct h1_response *res,
                       struct h1_header *headers, const struct h1_limits *lim, bool head_request);
 
@@ -110,6 +112,7 @@ struct h1_chunked {
     uint32_t trailer_len; /* bytes of trailer section seen so far */
     uint32_t max_line;    /* 0 -> 4096: size line incl. extensions */
     uint32_t max_trailer; /* 0 -> 16384: whole trailer section */
+    bool crlf_only;       /* a bare LF ending a line is an error (set for request bodies) */
 };
 
 enum {
@@ -120,6 +123,8 @@ enum {
     H1_CHUNK_ERROR = -1 /* invalid framing */
 };
 
+/* Clears the decoder: limits to their defaults, bare LF accepted (responses); set crlf_only after
+ * it for requests. */
 void h1_chunked_init(struct h1_chunked *c);
 
 /* Decode from in[0..len). Returns one of H1_CHUNK_*. For DATA, the span is inside `in`

@@ -181,6 +181,8 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
         close(fd);
         return;
     }
+    /* Every client connection, HTTP/1.1 or (handed over later) HTTP/2, plain or TLS. */
+    sock_nodelay(fd);
     c->w = w;
     c->fd = fd;
     c->io = (struct ev_io){.fd = fd, .cb = conn_on_io};
@@ -455,8 +457,9 @@ static enum send_result h1_send_head(struct http_stream *s, const struct http_re
         !c->body_done)
         c->keepalive = false;
     /* An upgrade answered with an ordinary response: whatever the client sent behind its
-     * request head is meant for the new protocol, not a next request, so the connection ends. */
-    if (s->req.upgrade.len)
+     * request head is meant for the new protocol, not a next request, so the connection ends;
+     * as it does after the router refused a request it could not read (close_after). */
+    if (s->req.upgrade.len || s->close_after)
         c->keepalive = false;
     if (out_status_line(c, c->http10 ? '0' : '1', res->status) < 0 ||
         (!has_field(res, "date", 4) && out_date(c) < 0) ||
@@ -516,6 +519,15 @@ static enum send_result h1_send_body(struct http_stream *s, const char *data, si
         if (outq_append(&c->out, &c->w->bufs, data, len) < 0 ||
             (c->chunked_out && outq_append(&c->out, &c->w->bufs, "\r\n", 2) < 0))
             return send_failed(c);
+        /* The caller's bytes are ours now, so the write can wait for the end of this turn:
+         * what else the turn produces (the last chunk, the next slice) leaves with them, in
+         * one write and, with TCP_NODELAY, one packet rather than one each. Not when the
+         * buffer could not take another slice. */
+        if (c->wr_ready && buf_room(c->out.gen) >= SEND_COPY_MAX + 64) {
+            s->body_bytes_sent += len;
+            ev_defer(&c->w->loop, &c->flush_defer);
+            return SEND_DONE;
+        }
     } else {
         outq_set_ext(&c->out, data, len, c->chunked_out ? "\r\n" : "", c->chunked_out ? 2 : 0);
     }
@@ -555,6 +567,10 @@ static void h1_abort(struct http_stream *s)
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->handler_on = false;
     worker_access_log(c->w, s);
+    /* Small slices wait for the end of the turn (h1_send_body): a body cut short still
+     * carries them, as far as the socket takes them now. */
+    if (c->state != CS_CLOSED && c->wr_ready && !outq_empty(&c->out))
+        conn_flush(c);
     conn_close(c);
 }
 
@@ -723,6 +739,14 @@ static void h1_body_consumed(struct http_stream *s, size_t n)
     }
 }
 
+/* A request body's chunked framing takes CRLF only, as the head does: a bare LF is a line end
+ * to some back ends and not to others, the makings of a smuggled request. */
+static void request_chunked_init(struct h1_conn *c)
+{
+    h1_chunked_init(&c->chunk);
+    c->chunk.crlf_only = true;
+}
+
 static bool h1_body_rewind(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
@@ -735,7 +759,7 @@ static bool h1_body_rewind(struct http_stream *s)
          * was read yet: the common case of a connect that failed. */
         if (c->body_received || c->in->start != c->head_len)
             return false;
-        h1_chunked_init(&c->chunk);
+        request_chunked_init(c);
         return true;
     }
     c->in->start = c->head_len;
@@ -925,7 +949,7 @@ static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
     c->continue_sent = false;
     c->expect_continue = (h->flags & H1_F_EXPECT_CONTINUE) && !c->http10;
     c->tunnel = c->shut_pending = false;
-    h1_chunked_init(&c->chunk);
+    request_chunked_init(c);
 }
 
 /* Dot segments are removed before routing, so ".." cannot leave a route's prefix; the
@@ -947,6 +971,31 @@ static int normalize_path(struct h1_conn *c)
     return 0;
 }
 
+/* Whether the chunked framing of the body bytes already buffered behind the head is valid so
+ * far. Checked before the request goes anywhere, so a body known to be broken (a bare LF in a
+ * chunk line, say) never puts even its head on an upstream connection. Only the framing bytes
+ * are looked at: data spans are skipped whole. */
+static bool buffered_chunks_valid(const struct h1_conn *c)
+{
+    struct h1_chunked k;
+    h1_chunked_init(&k);
+    k.crlf_only = true;
+    const char *p = c->in->data + c->in->start;
+    size_t n = buf_len(c->in);
+    while (n) {
+        size_t used = 0, dlen;
+        const char *data;
+        int r = h1_chunked_decode(&k, p, n, &used, &data, &dlen);
+        if (r == H1_CHUNK_ERROR)
+            return false;
+        if (r != H1_CHUNK_DATA)
+            return true; /* END (what follows is the next request) or all framing seen */
+        p += used;
+        n -= used;
+    }
+    return true;
+}
+
 /* Start the exchange for a complete, valid head. */
 static void start_exchange(struct h1_conn *c, const struct h1_request *h)
 {
@@ -962,6 +1011,10 @@ static void start_exchange(struct h1_conn *c, const struct h1_request *h)
     ev_timer_stop(&c->w->loop, &c->timer);
     if (h->minor == 1 && h->host_count != 1) {
         conn_fail(c, 400, h->host_count ? "several Host headers" : "missing Host header");
+        return;
+    }
+    if (h->body == H1_BODY_CHUNKED && !buffered_chunks_valid(c)) {
+        conn_fail(c, 400, "invalid chunked request body");
         return;
     }
     if (normalize_path(c) < 0) {

@@ -117,11 +117,44 @@ static int outq_done(struct outq *q, struct buf_pool *pool)
     return OUTQ_DONE;
 }
 
+/* A TLS record carries at most 16 KiB. */
+#define OUTQ_GATHER_MAX 16384
+
+/* When the first unsent part is small and more follows (a response head and a small body, a
+ * chunk and its CRLF), copies up to OUTQ_GATHER_MAX bytes of the parts, in order, into `out`:
+ * one write, so one TLS record and (with TCP_NODELAY) one packet instead of one per part.
+ * Returns the bytes gathered, or 0 to write the first part as it is. Large parts are never
+ * copied whole, and the length never shrinks while nothing was written (only appending
+ * happens meanwhile), as a TLS write retried after EAGAIN requires. */
+static size_t gather(const struct outq *q, char *out)
+{
+    const char *p;
+    size_t first = next_part(q, &p);
+    size_t gen = q->gen ? buf_len(q->gen) : 0;
+    size_t total = gen + q->ext_len + (size_t)(q->tail_len - q->tail_off);
+    if (first == total || first >= OUTQ_GATHER_MAX)
+        return 0;
+    size_t n = 0;
+    const char *parts[3] = {gen ? q->gen->data + q->gen->start : NULL, q->ext,
+                            q->tail + q->tail_off};
+    size_t lens[3] = {gen, q->ext_len, (size_t)(q->tail_len - q->tail_off)};
+    for (int i = 0; i < 3 && n < OUTQ_GATHER_MAX; i++) {
+        size_t k = lens[i] < OUTQ_GATHER_MAX - n ? lens[i] : OUTQ_GATHER_MAX - n;
+        if (k)
+            memcpy(out + n, parts[i], k);
+        n += k;
+    }
+    return n;
+}
+
 int outq_flush_fn(struct outq *q, outq_write_fn write, void *ctx, struct buf_pool *pool)
 {
+    char staged[OUTQ_GATHER_MAX];
     while (!outq_empty(q)) {
-        const char *p;
-        size_t len = next_part(q, &p);
+        const char *p = staged;
+        size_t len = gather(q, staged);
+        if (!len)
+            len = next_part(q, &p);
         long w = write(ctx, p, len);
         if (w < 0)
             return errno == EAGAIN ? OUTQ_AGAIN : OUTQ_ERROR;

@@ -117,6 +117,10 @@ static void redirect_to_https(struct http_stream *s)
 static void refuse(struct http_stream *s, int status, const char *why)
 {
     log_msg(&s->worker->srv->log, LOG_INFO, "client %s: %d: %s", s->peer, status, why);
+    /* A client that sent a target or Host we cannot read may not frame what follows the way
+     * we would either: nothing more is read from it (RFC 9112 section 3.2 lets us close). */
+    if (status == 400)
+        s->close_after = true;
     http_respond_text(s, status, NULL);
 }
 

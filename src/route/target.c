@@ -15,14 +15,19 @@ static bool is_regname_char(unsigned char c)
     return c && strchr("-._~!$&'()*+,;=", c) != NULL;
 }
 
+/* port = *DIGIT (RFC 3986 section 3.2.3): empty means the scheme's default, as a URI
+ * normaliser reads it; a number must fit a TCP port, else two parsers could read two ports. */
 static bool valid_port(const char *p, size_t len)
 {
     if (len > 5)
         return false;
-    for (size_t i = 0; i < len; i++)
+    unsigned v = 0;
+    for (size_t i = 0; i < len; i++) {
         if (p[i] < '0' || p[i] > '9')
             return false;
-    return true;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    return v <= 65535;
 }
 
 static bool valid_ip_literal(const char *p, size_t len)

@@ -7,7 +7,8 @@
 #include <stddef.h>
 
 /* host[:port] per RFC 3986: a reg-name (unreserved, pct-encoded, sub-delims) or a bracketed
- * IP literal, then optionally ':' and digits. An empty host is invalid. */
+ * IP literal, then optionally ':' and a port: digits up to 65535, or none (the default port).
+ * An empty host is invalid. */
 bool target_host_valid(const char *h, size_t len);
 
 /* Whether the path holds a dot segment ("." or "..", also percent-encoded as %2e) that

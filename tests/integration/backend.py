@@ -15,7 +15,8 @@ body), whatever the path: the app that fails everything; `status=0` restores nor
 It is also usable in-process: Backend().start() returns the bound port.
 
 Commands (path [?options]); every command also accepts `set=Name:Value` (repeatable) to add a
-response header:
+response header, and those answering with a fixed body (/echo, /status/N, ...) `split_ms=MS`:
+send the head, wait MS ms, then send the body (two segments, as many app servers write them):
 
   /                       a text index of these commands
   /echo                   200, JSON: method, target, version, headers ([[name, value], ...] in the
@@ -467,6 +468,8 @@ class Backend:
             hdrs.append(("Content-Length", str(len(body))))
         self._send_head(conn, req, status, hdrs + list(headers), keep_alive)
         if not no_body and body:
+            if req.q("split_ms") is not None:
+                self.stopping.wait(req.qint("split_ms") / 1000)
             conn.sock.sendall(body)
         return keep_alive
 

@@ -48,8 +48,8 @@ HEAD_CASES = {
     "te-chunked-twice-one-line": (head("Transfer-Encoding: chunked, chunked") + b"0\r\n\r\n", B400_501),
     "te-chunked-twice-two-lines": (head("Transfer-Encoding: chunked", "Transfer-Encoding: chunked")
                                    + b"0\r\n\r\n", B400_501),
-    "te-identity": (head("Transfer-Encoding: identity") + b"0\r\n\r\n", B400_501),
-    "te-xchunked": (head("Transfer-Encoding: xchunked") + b"0\r\n\r\n", B501),
+    "te-identity": (head("Transfer-Encoding: identity") + b"0\r\n\r\n", B400),
+    "te-xchunked": (head("Transfer-Encoding: xchunked") + b"0\r\n\r\n", B400),
     "te-quoted": (head('Transfer-Encoding: "chunked"') + b"0\r\n\r\n", B400_501),
     "te-empty": (head("Transfer-Encoding:") + b"0\r\n\r\n", B400_501),
     "te-obs-fold": (head("Transfer-Encoding:", " chunked") + b"0\r\n\r\n" + SMUG, B400),

@@ -106,9 +106,14 @@ def test_limits_are_inclusive(gh):
         assert r.status == 200
 
 
-def test_unknown_transfer_encoding_is_501(gh):
-    rejected(gh, head("Transfer-Encoding: foo") + b"0\r\n\r\n", 501,
-             ("transfer", "encoding", "501"), closes=False)
+def test_unknown_final_transfer_coding_is_400(gh):
+    """RFC 9112 section 6.3: a final coding other than chunked is 400 and close."""
+    rejected(gh, head("Transfer-Encoding: foo") + b"0\r\n\r\n", 400, ("transfer", "coding"))
+
+
+def test_unknown_coding_under_chunked_is_501(gh):
+    rejected(gh, head("Transfer-Encoding: foo, chunked") + b"0\r\n\r\n", 501,
+             ("transfer", "coding", "501"), closes=False)
 
 
 @pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/3.0"])

@@ -136,18 +136,33 @@ static void test_field_values(void)
     ACCEPT("GET / HTTP/1.1\r\n\r\n");
 }
 
+/* A request's lines end in CRLF only: a bare LF anywhere a line ends is 400 "bare LF". */
+static void reject_bare_lf(const char *s)
+{
+    struct h1_header h[MAXH];
+    struct h1_request r;
+    CHECK_EQ_INT(req_status(s), 400);
+    CHECK_EQ_INT(parse_req_n(s, strlen(s), &r, h, &LIM), H1_ERROR);
+    CHECK(r.error && strcmp(r.error, "bare LF") == 0);
+}
+
 static void test_line_endings(void)
 {
     struct h1_header h[MAXH];
     struct h1_request r;
-    CHECK_EQ_INT(req_ok("GET / HTTP/1.1\nHost: a\n\n", &r, h), H1_OK);
-    CHECK_EQ_INT(r.head_len, 24);
-    CHECK_SLICE(h[0].value, h[0].value_len, "a");
-    ACCEPT("GET / HTTP/1.1\r\nHost: a\n\r\n");
-    /* Leading empty lines are skipped and counted in head_len. */
-    CHECK_EQ_INT(req_ok("\r\n\n\r\nGET / HTTP/1.1\r\n\r\n", &r, h), H1_OK);
-    CHECK_EQ_INT(r.head_len, 5 + 18);
+    reject_bare_lf("GET / HTTP/1.1\nHost: a\n\n");            /* request line */
+    reject_bare_lf("GET / HTTP/1.1\r\nHost: a\n\r\n");        /* field line */
+    reject_bare_lf("GET / HTTP/1.1\r\nHost: a\r\n\n");        /* the empty line ending the head */
+    reject_bare_lf("GET / HTTP/1.1\r\nA: \nHost: a\r\n\r\n"); /* empty value */
+    reject_bare_lf("\nGET / HTTP/1.1\r\n\r\n");               /* a leading empty line */
+    reject_bare_lf("\r\n\nGET / HTTP/1.1\r\n\r\n");
+    /* A bare LF hiding a field from a back end that splits only at CRLF, and the reverse. */
+    reject_bare_lf("GET / HTTP/1.1\r\nX: a\nTransfer-Encoding: chunked\r\n\r\n");
+    /* Leading empty lines (CRLF) are skipped and counted in head_len. */
+    CHECK_EQ_INT(req_ok("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &r, h), H1_OK);
+    CHECK_EQ_INT(r.head_len, 4 + 27);
     CHECK_SLICE(r.method, r.method_len, "GET");
+    CHECK_SLICE(h[0].value, h[0].value_len, "a");
 }
 
 static void test_targets(void)
@@ -367,15 +382,21 @@ static void test_reject_framing(void)
     REJECT("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400);
     REJECT("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400);
-    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
-    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", 501);
+    /* RFC 9112 section 6.3: a final coding other than chunked is 400 (and close). */
+    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
+    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", 400);
+    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: chunkedx\r\n\r\n", 400);
+    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: identity, gzip\r\n\r\n", 400);
+    REJECT("POST / HTTP/1.0\r\nTransfer-Encoding: identity\r\n\r\n", 400);
+    /* chunked last, but a coding under it we cannot keep: 501. */
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501);
+    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: identity, chunked\r\n\r\n", 501);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", 400);
-    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", 501);
+    REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", 400);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: chunked x\r\n\r\n", 400);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding: gzip;a=\"x,chunked\"\r\n\r\n", 400);
     REJECT("POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n", 400);
@@ -413,7 +434,8 @@ static void test_limits(void)
     CHECK_EQ_INT(req_status_lim(buf, (size_t)n, &small), 431);
     CHECK_EQ_INT(req_status_lim(buf, 97, &small), 431); /* early, without the end */
     CHECK_EQ_INT(req_status_lim(buf, 96, &small), H1_INCOMPLETE);
-    memset(buf, '\n', 200); /* endless empty lines count against the head size */
+    for (int i = 0; i < 200; i += 2) /* endless empty lines count against the head size */
+        memcpy(buf + i, "\r\n", 2);
     CHECK_EQ_INT(req_status_lim(buf, 200, &small), 431);
 
     const char *four = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
@@ -597,13 +619,14 @@ struct dechunk {
 
 /* Feeds s to a fresh decoder in pieces of `step` bytes (0: all at once), each piece in a buffer
  * of its exact size, until END, ERROR or the input runs out. */
-static void dechunk(struct dechunk *d, const char *s, size_t n, size_t step, uint32_t max_line,
-                    uint32_t max_trailer)
+static void dechunk_mode(struct dechunk *d, const char *s, size_t n, size_t step, uint32_t max_line,
+                         uint32_t max_trailer, bool crlf_only)
 {
     struct h1_chunked c;
     h1_chunked_init(&c);
     c.max_line = max_line;
     c.max_trailer = max_trailer;
+    c.crlf_only = crlf_only;
     memset(d, 0, sizeof *d);
     d->last = H1_CHUNK_AGAIN;
     size_t off = 0;
@@ -634,13 +657,19 @@ static void dechunk(struct dechunk *d, const char *s, size_t n, size_t step, uin
     d->consumed = off;
 }
 
+static void dechunk(struct dechunk *d, const char *s, size_t n, size_t step, uint32_t max_line,
+                    uint32_t max_trailer)
+{
+    dechunk_mode(d, s, n, step, max_line, max_trailer, false);
+}
+
 /* Decodes s whole, byte by byte and in 7-byte pieces; all three must agree. */
-static int chunked_result(const char *s, size_t n, struct dechunk *d)
+static int chunked_result_mode(const char *s, size_t n, bool crlf_only, struct dechunk *d)
 {
     struct dechunk b, p7;
-    dechunk(d, s, n, 0, 0, 0);
-    dechunk(&b, s, n, 1, 0, 0);
-    dechunk(&p7, s, n, 7, 0, 0);
+    dechunk_mode(d, s, n, 0, 0, 0, crlf_only);
+    dechunk_mode(&b, s, n, 1, 0, 0, crlf_only);
+    dechunk_mode(&p7, s, n, 7, 0, 0, crlf_only);
     CHECK_EQ_INT(b.last, d->last);
     CHECK_EQ_INT(p7.last, d->last);
     CHECK_EQ_INT(b.consumed, d->consumed);
@@ -648,6 +677,11 @@ static int chunked_result(const char *s, size_t n, struct dechunk *d)
     CHECK(b.out_len == d->out_len && memcmp(b.out, d->out, d->out_len) == 0);
     CHECK(p7.out_len == d->out_len && memcmp(p7.out, d->out, d->out_len) == 0);
     return d->last;
+}
+
+static int chunked_result(const char *s, size_t n, struct dechunk *d)
+{
+    return chunked_result_mode(s, n, false, d);
 }
 
 #define CHUNKED_OK(s, body)                                                                        \
@@ -668,7 +702,7 @@ static void test_chunked_ok(void)
 {
     CHUNKED_OK("5\r\nhello\r\n0\r\n\r\n", "hello");
     CHUNKED_OK("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world");
-    CHUNKED_OK("5\nhello\n0\n\n", "hello");
+    CHUNKED_OK("5\nhello\n0\n\n", "hello"); /* from an upstream, a bare LF ends a line */
     CHUNKED_OK("5\r\nhello\n0\n\r\n", "hello");
     CHUNKED_OK("5\r\nhe\nlo\r\n0\r\n\r\n", "he\nlo"); /* data is not framing */
     CHUNKED_OK("a\r\n0123456789\r\nA\r\nabcdefghij\r\n0\r\n\r\n", "0123456789abcdefghij");
@@ -787,6 +821,32 @@ static void test_chunked_bad(void)
     CHECK_EQ_INT(d.last, H1_CHUNK_ERROR); /* 18000 > 16384 */
 }
 
+#define CHUNKED_STRICT(s, want)                                                                    \
+    do {                                                                                           \
+        struct dechunk d_;                                                                         \
+        CHECK_EQ_INT(chunked_result_mode(s, sizeof(s) - 1, true, &d_), want);                      \
+    } while (0)
+
+/* Request bodies (crlf_only): every line end in the framing is CRLF. */
+static void test_chunked_crlf_only(void)
+{
+    CHUNKED_STRICT("5\r\nhello\r\n0\r\nT: v\r\n\r\n", H1_CHUNK_END);
+    CHUNKED_STRICT("5;a=b\r\nhe\nlo\r\n0\r\n\r\n", H1_CHUNK_END); /* LF in data is data */
+    CHUNKED_STRICT("5\nhello\r\n0\r\n\r\n", H1_CHUNK_ERROR);      /* size line */
+    CHUNKED_STRICT("5;a=b\nhello\r\n0\r\n\r\n", H1_CHUNK_ERROR);  /* size line after ext */
+    CHUNKED_STRICT("5\r\nhello\n0\r\n\r\n", H1_CHUNK_ERROR);      /* after the data */
+    CHUNKED_STRICT("5\r\nhello\r\n0\n\r\n", H1_CHUNK_ERROR);      /* last-chunk line */
+    CHUNKED_STRICT("0\r\nT: v\n\r\n", H1_CHUNK_ERROR);            /* trailer line */
+    CHUNKED_STRICT("0\r\nT: v\r\n\n", H1_CHUNK_ERROR);            /* the final empty line */
+    CHUNKED_STRICT("0\r\n\n", H1_CHUNK_ERROR);
+    /* h1_chunked_init clears it: a decoder reused for a response is lenient again. */
+    struct h1_chunked c;
+    h1_chunked_init(&c);
+    c.crlf_only = true;
+    h1_chunked_init(&c);
+    CHECK(!c.crlf_only);
+}
+
 static void test_token_eq(void)
 {
     CHECK(h1_token_eq("Keep-Alive", 10, "keep-alive", 10));
@@ -880,6 +940,7 @@ int main(int argc, char **argv)
     test_chunked_ok();
     test_chunked_spans();
     test_chunked_bad();
+    test_chunked_crlf_only();
     test_token_eq();
     if (argc > 1 && strcmp(argv[1], "bench") == 0)
         bench(argc > 2 ? atoi(argv[2]) : 2000000);

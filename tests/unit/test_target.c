@@ -34,6 +34,16 @@ int main(void)
     CHECK(!host_ok("example.com:80:80"));
     CHECK(!host_ok("example.com:8a"));
     CHECK(!host_ok("example.com:123456"));
+    /* A port is at most 65535; none at all (empty) means the default port (RFC 3986 3.2.3). */
+    CHECK(!host_ok("a:99999"));
+    CHECK(!host_ok("a:65536"));
+    CHECK(!host_ok("[::1]:99999"));
+    CHECK(!host_ok("a:-1"));
+    CHECK(!host_ok("a: 80"));
+    CHECK(host_ok("a:65535"));
+    CHECK(host_ok("a:0"));
+    CHECK(host_ok("a:"));
+    CHECK(host_ok("[::1]:"));
     CHECK(!host_ok("[::1"));
     CHECK(!host_ok("[zz::1]"));
     CHECK(!host_ok("a/b"));
