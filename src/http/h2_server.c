@@ -691,12 +691,22 @@ static int build_request(struct h2_stream *st)
         r->authority = (struct slice){host->value, host->value_len};
     if (st->has_authority && host &&
         (host->value_len != r->authority.len ||
-         strncasecmp(host->value, r->authority.p, r->authority.len) != 0))
+         strncasecmp(host->value, r->authority.p, r->authority.len) != 0)) {
+        st->fail_why = "Host differs from :authority";
         return 400; /* RFC 9113 section 8.3.1: Host differing from :authority is malformed */
+    }
     r->head = r->method.len == 4 && memcmp(r->method.p, "HEAD", 4) == 0;
     body_fields(st);
-    if (st->has_protocol)
+    if (st->has_protocol) {
+        /* Only WebSocket is ours to tunnel: anything else (h2c above all, which would smuggle
+         * a second HTTP/2 connection past every rule of this one) is refused before routing. */
+        if (st->protocol.value_len != 9 ||
+            strncasecmp(st->arena + st->protocol.value, "websocket", 9) != 0) {
+            st->fail_why = "extended CONNECT with a :protocol other than websocket";
+            return 400;
+        }
         extended_connect(st);
+    }
     if (!st->has_path) { /* CONNECT: authority-form; the router refuses it */
         r->target = r->authority;
         r->path = r->target;
@@ -756,7 +766,7 @@ static void stream_start(struct h2_conn *c, struct h2_stream *st)
         codec_answer(st, status,
                      status == 431   ? "request head too large"
                      : status == 414 ? "request target too long"
-                     : status == 400 ? "Host differs from :authority"
+                     : status == 400 ? st->fail_why
                                      : "out of memory");
         return;
     }
