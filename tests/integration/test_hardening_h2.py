@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import H1, T, proxy_config, wait_until
+from conftest import H1, T, proxy_config, respond_config, wait_until
 from test_h2_frames import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
                             GOAWAY, HEADERS, PRIORITY, PRIO, PROTOCOL_ERROR, REFUSED_STREAM,
                             RST_STREAM, SETTINGS, STREAM_CLOSED, WINDOW_UPDATE, Bystander, RawH2,
@@ -127,3 +127,202 @@ def test_h1_chunked_request_trailers_never_reach_the_upstream(trailer_proxy):
     heads = [(k.lower(), v) for k, v in seen["headers"]]
     assert heads.count((SECRET[0].lower(), SECRET[1])) == 1, heads
     assert not any(v in ("6.6.6.6", "forged", "admin.internal") for _, v in heads), heads
+
+
+# ---- item 15: h2spec cases (frames on closed streams, PRIORITY validation) ------------------
+# Each is the h2spec case as raw frames, with the exact error code h2spec expects.
+
+def u32(v):
+    return struct.pack(">I", v)
+
+
+def priority(sid, dep, weight=255):
+    return frame(PRIORITY, 0, sid, struct.pack(">IB", dep, weight))
+
+
+@pytest.fixture
+def h2(gatehouse, backend):
+    return gatehouse(proxy_config(backend, listen=H2C)).port
+
+
+def expect_stream_error(c, sid, code):
+    st, rst = c.wait_stream(sid)
+    assert rst and rst[-1] == code, c.frames[-4:]
+    assert not c.goaways(), c.frames[-4:]
+    c.request(sid + 2, "/echo?after")   # the connection goes on
+    assert c.wait_stream(sid + 2) == (200, []), c.frames[-3:]
+
+
+def expect_conn_error(c, code):
+    _, got = c.wait_goaway()
+    assert got == code, c.frames[-4:]
+    assert c.eof
+
+
+def test_h2spec_5_1_8_data_after_client_rst_stream_is_stream_closed(h2):
+    with RawH2(h2) as c:
+        c.headers(1, req_headers("/echo"), end_stream=False)
+        c.send(frame(RST_STREAM, 0, 1, u32(CANCEL)))
+        c.send(frame(DATA, END_STREAM, 1, b"test"))
+        expect_stream_error(c, 1, STREAM_CLOSED)
+
+
+def test_h2spec_5_1_9_headers_after_client_rst_stream_is_stream_closed(h2):
+    with RawH2(h2) as c:
+        c.headers(1, req_headers("/echo"), end_stream=False)
+        c.send(frame(RST_STREAM, 0, 1, u32(CANCEL)))
+        c.headers(1, req_headers("/echo"), end_stream=True)
+        expect_stream_error(c, 1, STREAM_CLOSED)
+
+
+def test_h2spec_5_1_11_data_after_end_stream_and_close_is_connection_stream_closed(h2):
+    with RawH2(h2) as c:
+        c.request(1, "/echo")
+        assert c.wait_stream(1) == (200, [])
+        c.send(frame(DATA, END_STREAM, 1, b"test"))
+        expect_conn_error(c, STREAM_CLOSED)
+
+
+def test_h2spec_5_1_12_headers_after_end_stream_and_close_is_connection_stream_closed(h2):
+    with RawH2(h2) as c:
+        c.request(1, "/echo")
+        assert c.wait_stream(1) == (200, [])
+        c.request(1, "/echo")
+        expect_conn_error(c, STREAM_CLOSED)
+
+
+def test_h2spec_5_3_1_2_priority_depending_on_itself_is_protocol_error(h2):
+    with RawH2(h2) as c:   # h2spec's case: an idle stream (no RST_STREAM possible there)
+        c.send(priority(1, 1))
+        expect_conn_error(c, PROTOCOL_ERROR)
+    with RawH2(h2) as c:   # an open stream: a stream error
+        c.headers(1, req_headers("/delay?ms=300"), end_stream=False)
+        c.send(priority(1, 1))
+        expect_stream_error(c, 1, PROTOCOL_ERROR)
+
+
+def test_h2spec_6_3_1_priority_on_stream_0_is_connection_protocol_error(h2):
+    with RawH2(h2) as c:
+        c.send(priority(0, 0))
+        expect_conn_error(c, PROTOCOL_ERROR)
+
+
+def test_frames_crossing_our_reset_are_ignored(gatehouse):
+    """The other side of 5.1: a stream *we* ended (a response complete before the body) may still
+    get the client's DATA that crossed our RST_STREAM: no error for that."""
+    gh = gatehouse(respond_config([{"path": "/", "respond": {"body": "ok\n"}}], listen=H2C))
+    with RawH2(gh.port) as c:
+        c.headers(1, req_headers("/", method="POST",
+                                 extra=[("content-length", "100000")]), end_stream=False)
+        st, _ = c.wait_stream(1)
+        assert st == 200
+        c.send(frame(DATA, 0, 1, b"x" * 100))
+        c.request(3, "/echo?after")
+        assert c.wait_stream(3) == (200, []), c.frames[-3:]
+        assert not c.goaways()
+
+
+def test_priority_frames_in_moderation_are_fine(h2):
+    with RawH2(h2) as c:
+        c.send(priority(3, 0) + priority(5, 3) + priority(1, 0))
+        c.request(1, "/echo")
+        assert c.wait_stream(1) == (200, []), c.frames[-3:]
+        assert not c.goaways()
+
+
+# ---- item 6: MadeYouReset (CVE-2025-8671) and floods of frames that carry nothing ----------
+
+def attack_requests(backend):
+    return [r for r in backend.requests if "bystander" not in r[2]]
+
+
+def flood(port, unit, count, batch=100):
+    """Sends unit(i) for i in range(count) in batches; returns the connection's end."""
+    with RawH2(port) as c:
+        c.settled()
+        for b in range(0, count, batch):
+            c.send(b"".join(unit(i) for i in range(b, min(count, b + batch))))
+            if c.eof:
+                break
+            c.pump(lambda: bool(c.goaways()), 0.001)
+        c.pump(lambda: c.eof, 5)
+        return c.goaways(), c.eof
+
+
+def made_you_reset(c_enc, sid):
+    """A request whose stream we must reset: a WINDOW_UPDATE overflowing its window."""
+    return (frame(HEADERS, END_HEADERS, sid, c_enc.encode(req_headers(f"/echo?attack={sid}")))
+            + frame(WINDOW_UPDATE, 0, sid, u32(0x7FFFFFFF)))
+
+
+def test_made_you_reset_window_update_overflow_is_counted(h2proxy):
+    import hpack
+    gh, backend = h2proxy
+    enc = hpack.Encoder()
+    with Bystander(gh.port, "/echo?bystander") as by:
+        goaways, eof = flood(gh.port, lambda i: made_you_reset(enc, 1 + 2 * i), 3000)
+    assert goaways and goaways[-1][1] == ENHANCE_YOUR_CALM, goaways
+    assert eof
+    reached = attack_requests(backend)
+    assert len(reached) <= 130, f"{len(reached)} of 3000 reset streams reached the upstream"
+    assert not by.failures, by.failures[:3]
+
+
+def test_made_you_reset_malformed_requests_are_counted(h2proxy):
+    import hpack
+    gh, backend = h2proxy
+    enc = hpack.Encoder()
+    bad = lambda i: frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, enc.encode(
+        req_headers("/echo?attack", extra=[("connection", "close")])))
+    goaways, eof = flood(gh.port, bad, 3000)
+    assert goaways and goaways[-1][1] == ENHANCE_YOUR_CALM, goaways
+    assert attack_requests(backend) == []
+
+
+def test_frames_on_client_reset_streams_are_counted(h2):
+    """DATA on a stream the client reset: each a STREAM_CLOSED reset, all in the one budget."""
+    def unit(i):
+        return frame(DATA, 0, 1, b"x")
+    with RawH2(h2) as c:
+        c.settled()
+        c.headers(1, req_headers("/echo", method="POST"), end_stream=False)
+        c.send(frame(RST_STREAM, 0, 1, u32(CANCEL)))
+        for _ in range(30):
+            c.send(b"".join(unit(i) for i in range(100)))
+            c.pump(lambda: bool(c.goaways()), 0.001)
+            if c.eof or c.goaways():
+                break
+        c.pump(lambda: c.eof, 5)
+        assert c.goaways() and c.goaways()[-1][1] == ENHANCE_YOUR_CALM, c.frames[-3:]
+
+
+@pytest.mark.parametrize("kind", ["empty-data", "window-update", "priority"])
+def test_floods_of_frames_that_carry_nothing_get_enhance_your_calm(h2proxy, kind):
+    gh, backend = h2proxy
+    with RawH2(gh.port) as c:
+        c.settled()
+        c.headers(1, req_headers("/delay?ms=5000", method="POST"), end_stream=False)
+        unit = {"empty-data": frame(DATA, 0, 1, b""),
+                "window-update": frame(WINDOW_UPDATE, 0, 0, u32(1)),
+                "priority": priority(3, 0)}[kind]
+        for _ in range(50):
+            c.send(unit * 100)
+            c.pump(lambda: bool(c.goaways()), 0.001)
+            if c.eof or c.goaways():
+                break
+        c.pump(lambda: c.eof, 5)
+        assert c.goaways() and c.goaways()[-1][1] == ENHANCE_YOUR_CALM, c.frames[-3:]
+    with RawH2(gh.port) as c:   # others still served
+        c.request(1, "/echo?bystander")
+        assert c.wait_stream(1) == (200, [])
+
+
+def test_a_download_is_not_a_window_update_flood(h2proxy):
+    """A client answering every DATA frame with two WINDOW_UPDATEs (RawH2 does) downloads
+    8 MiB: far more than the allowance alone, explained by our DATA frames."""
+    gh, _ = h2proxy
+    with RawH2(gh.port, timeout=20) as c:
+        c.request(1, "/bytes?n=8388608")
+        assert c.wait_stream(1, timeout=20) == (200, []), c.frames[-3:]
+        assert len(c.data[1]) == 8388608
+        assert not c.goaways()
