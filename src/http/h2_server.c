@@ -168,6 +168,7 @@ struct h2_stream {
     const char *fail_why;
     struct ev_timer body_timer; /* client_body_timeout while the handler waits for the body */
     struct ev_timer send_timer; /* send_timeout while the handler waits for on_writable */
+    uint64_t stall_ms;          /* when send_timer was armed */
 };
 
 struct h2_conn {
@@ -213,7 +214,8 @@ struct h2_conn {
      * reset the stream (MadeYouReset); PING and SETTINGS asking for an ACK; frames that carry
      * nothing (see H2_NOISE_BURST). */
     struct h2_bucket resets, ctrl, noise;
-    uint32_t wu_credit; /* WINDOW_UPDATEs our DATA frames explain */
+    uint32_t wu_credit;    /* WINDOW_UPDATEs our DATA frames explain */
+    uint64_t last_data_ms; /* when a DATA frame last went out (0: never) */
     struct {
         int32_t id;
         bool reset; /* by the client's RST_STREAM, else by its END_STREAM */
@@ -435,11 +437,36 @@ static void stream_on_body_timer(struct ev_timer *t)
     conn_run(st->c);
 }
 
+/* The client took no response bytes on any stream for send_timeout while a stream waits for it
+ * (its flow-control windows stay shut): it holds their upstream connections and reads nothing,
+ * and resetting the streams one by one would only let it open new ones. The connection goes,
+ * as an HTTP/1.1 connection that reads nothing would; every handler lets go at once. */
+static void conn_stalled(struct h2_conn *c)
+{
+    log_msg(conn_log(c), LOG_INFO,
+            "client %s: HTTP/2: no response bytes taken on any stream for send_timeout, closing",
+            c->peer);
+    for (struct dlist *n = c->streams.next; n != &c->streams; n = n->next) {
+        struct h2_stream *st = container_of(n, struct h2_stream, link);
+        if (st->dead)
+            continue;
+        st->aborted = true; /* data_read sends nothing more */
+        stream_detach(st);
+    }
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+    conn_run(c);
+}
+
 static void stream_on_send_timer(struct ev_timer *t)
 {
     struct h2_stream *st = container_of(t, struct h2_stream, send_timer);
     if (st->dead || !st->send_pending)
         return;
+    struct h2_conn *c = st->c;
+    if (!c->closed && c->last_data_ms < st->stall_ms) { /* nothing taken since it stalled */
+        conn_stalled(c);
+        return;
+    }
     log_msg(conn_log(st->c), LOG_INFO,
             "client %s: not reading the response for send_timeout (HTTP/2 stream %d)", st->c->peer,
             (int)st->id);
@@ -1198,8 +1225,10 @@ static enum send_result h2_send_body(struct http_stream *s, const char *data, si
     stream_resume(st);
     if (st->ext_len || out_queued(st) >= H2_OUT_HIGH) {
         st->send_pending = true;
-        if (!ev_timer_armed(&st->send_timer))
+        if (!ev_timer_armed(&st->send_timer)) {
+            st->stall_ms = st->c->w->loop.now;
             ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
+        }
         return SEND_PENDING;
     }
     return SEND_DONE;
@@ -1470,6 +1499,8 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user
         c->failed = true;
         return 0;
     }
+    if (f->hd.type == NGHTTP2_DATA)
+        c->last_data_ms = c->w->loop.now; /* progress for send_timeout (conn_stalled) */
     if (f->hd.type == NGHTTP2_DATA && c->wu_credit < H2_WU_CREDIT_MAX)
         c->wu_credit += H2_WU_PER_DATA; /* the client may answer it with WINDOW_UPDATEs */
     if ((f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) ||

@@ -326,3 +326,63 @@ def test_a_download_is_not_a_window_update_flood(h2proxy):
         assert c.wait_stream(1, timeout=20) == (200, []), c.frames[-3:]
         assert len(c.data[1]) == 8388608
         assert not c.goaways()
+
+
+# ---- item 11: flow-control stalls must not pin upstream connections -------------------------
+
+def stalled_client(port, nstreams, n=8 << 20):
+    """A client that sets its stream windows to 0 and never opens them, asking for large
+    responses on nstreams streams."""
+    c = RawH2(port, timeout=10)
+    c.send(settings((INITIAL_WINDOW_SIZE, 0)))
+    c.settled()
+    for i in range(nstreams):
+        c.request(1 + 2 * i, f"/bytes?n={n}&stall={i}")
+    return c
+
+
+@pytest.fixture
+def stall_proxy(gatehouse, backend):
+    cfg = proxy_config(backend, listen=H2C, limits={"send_timeout": "1s"})
+    return gatehouse(cfg), backend
+
+
+def test_stalled_connections_free_their_upstream_connections_at_send_timeout(stall_proxy):
+    """3 connections whose windows stay shut, 8 large responses each: 24 upstream connections
+    held (each stream stops reading its upstream after a bounded buffer). Nothing is taken on
+    any stream for send_timeout: each connection ends with GOAWAY ENHANCE_YOUR_CALM (its streams
+    reset one by one would only make room for new ones) and every upstream connection is freed,
+    while another client is served."""
+    gh, backend = stall_proxy
+    clients = [stalled_client(gh.port, 8) for _ in range(3)]
+    try:
+        st = backend.wait_for(lambda st: st.connections >= 24)
+        assert st.connections >= 24, st
+        with Bystander(gh.port, "/echo?bystander") as by:
+            for c in clients:
+                _, code = c.wait_goaway(timeout=10)
+                assert code == ENHANCE_YOUR_CALM, c.frames[-3:]
+            st = backend.wait_for(lambda st: st.closed >= 24, timeout=10)
+        assert st.closed >= 24, st
+        assert not by.failures, by.failures[:3]
+        assert all(not c.data for c in clients)   # the windows were never opened
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_stalled_stream_beside_one_making_progress_is_reset_alone(stall_proxy):
+    gh, backend = stall_proxy
+    with stalled_client(gh.port, 1) as c:
+        assert backend.wait_for(lambda st: st.connections >= 1).connections >= 1
+        time.sleep(0.3)
+        c.request(3, "/echo?progress")
+        c.send(frame(WINDOW_UPDATE, 0, 3, u32(1 << 20)))
+        assert c.wait_stream(3) == (200, []), c.frames[-3:]
+        c.pump(lambda: bool(c.rst(1) or c.goaways()), 10)
+        assert c.rst(1) == [CANCEL], c.frames[-3:]
+        assert not c.goaways()
+        c.request(5, "/echo?after")
+        c.send(frame(WINDOW_UPDATE, 0, 5, u32(1 << 20)))
+        assert c.wait_stream(5) == (200, []), c.frames[-3:]
+    assert backend.wait_for(lambda st: st.closed >= 1).closed >= 1
