@@ -155,8 +155,9 @@ struct h2_stream {
     bool deferred;     /* the data provider returned DEFERRED: resume on new data */
     bool send_pending; /* the handler waits for on_writable */
     bool aborted;
-    bool tunnel;     /* an extended CONNECT answered 200: DATA carries the tunnel both ways */
-    bool peer_reset; /* the client sent RST_STREAM */
+    bool tunnel;       /* an extended CONNECT answered 200: DATA carries the tunnel both ways */
+    bool peer_reset;   /* the client sent RST_STREAM */
+    bool counted_open; /* in c->nopen until nghttp2 closes it */
     /* Life. */
     bool handler_on; /* s.handler must hear on_close if the stream dies */
     bool dispatched; /* an exchange ran: it gets an access-log line */
@@ -216,6 +217,8 @@ struct h2_conn {
     struct h2_bucket resets, ctrl, noise;
     uint32_t wu_credit;    /* WINDOW_UPDATEs our DATA frames explain */
     uint64_t last_data_ms; /* when a DATA frame last went out (0: never) */
+    unsigned nopen;        /* client streams open in nghttp2 (begun, not closed) */
+    bool settings_out;     /* our first SETTINGS frame went to wbuf (settings_announce) */
     struct {
         int32_t id;
         bool reset; /* by the client's RST_STREAM, else by its END_STREAM */
@@ -1331,13 +1334,23 @@ static struct h2_stream *stream_of(nghttp2_session *ng, int32_t id)
 
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
+    struct h2_conn *c = user;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    struct h2_stream *st = stream_new(user, f->hd.stream_id);
+    struct h2_stream *st = stream_new(c, f->hd.stream_id);
     if (!st)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM INTERNAL_ERROR */
     nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st);
-    return 0;
+    st->counted_open = true;
+    if (c->nopen++ < conn_limits(c)->http2.max_concurrent_streams)
+        return 0;
+    /* RFC 9113 section 5.1.2: over the announced limit is a stream error; the stream is
+     * refused (the client may retry it) and counts as a reset the client caused. */
+    st->rejected = true;
+    nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+    return peer_reset_take(c, "streams over max_concurrent_streams") < 0
+               ? NGHTTP2_ERR_CALLBACK_FAILURE
+               : 0;
 }
 
 /* Request trailers go upstream as chunked trailers. Fields a recipient would have needed
@@ -1520,6 +1533,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
         return 0;
     st->closed = true;
     st->deferred = false;
+    if (st->counted_open) {
+        st->counted_open = false;
+        ((struct h2_conn *)user)->nopen--;
+    }
     if (st->peer_reset || st->body_done) {
         struct h2_conn *c = user;
         c->closed_ids[c->closed_next].id = id;
@@ -1799,7 +1816,8 @@ static int session_create(struct h2_conn *c)
         return -1;
     const struct cfg_http2 *lim = &conn_limits(c)->http2;
     const nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams},
+        /* settings_announce tells the client max_concurrent_streams: see there */
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams * 2},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, lim->stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_list_size}, /* block_account */
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
@@ -1857,6 +1875,32 @@ static bool out_blocked(const struct h2_conn *c)
     return !c->wr_ready && c->wbuf && buf_len(c->wbuf);
 }
 
+/* nghttp2 answers a stream over the concurrency limit it applies with REFUSED_STREAM only
+ * while that limit is not yet acknowledged; once the client acknowledged it, one stream more
+ * ends the connection (PROTOCOL_ERROR), where RFC 9113 section 5.1.2 asks for a stream error.
+ * So nghttp2 applies twice max_concurrent_streams (a backstop against a client that floods
+ * past even that), the client is told max_concurrent_streams, and on_begin_headers refuses
+ * the streams in between. nghttp2's API has no way to announce one value and apply another:
+ * our first SETTINGS frame (the first bytes of the session) is amended on its way out. */
+static void settings_announce(struct h2_conn *c, uint8_t *p, size_t n)
+{
+    c->settings_out = true;
+    size_t len = n >= 9 ? ((size_t)p[0] << 16) | ((size_t)p[1] << 8) | p[2] : 0;
+    if (n < 9 || p[3] != NGHTTP2_SETTINGS || 9 + len > n) {
+        log_msg(conn_log(c), LOG_ERROR, "client %s: HTTP/2: first frame is no SETTINGS frame",
+                c->peer);
+        return; /* the client is told the higher limit: streams past ours are refused */
+    }
+    uint32_t v = conn_limits(c)->http2.max_concurrent_streams;
+    for (size_t o = 9; o + 6 <= 9 + len; o += 6)
+        if ((((unsigned)p[o] << 8) | p[o + 1]) == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+            p[o + 2] = (uint8_t)(v >> 24);
+            p[o + 3] = (uint8_t)(v >> 16);
+            p[o + 4] = (uint8_t)(v >> 8);
+            p[o + 5] = (uint8_t)v;
+        }
+}
+
 /* Copy what nghttp2 has to send into wbuf, up to its size. False if the connection closed. */
 static bool fill_out(struct h2_conn *c)
 {
@@ -1886,6 +1930,8 @@ static bool fill_out(struct h2_conn *c)
             return true;
         size_t k = room < c->pend_len ? room : c->pend_len;
         memcpy(c->wbuf->data + c->wbuf->end, c->pend, k);
+        if (!c->settings_out)
+            settings_announce(c, (uint8_t *)c->wbuf->data + c->wbuf->end, k);
         c->wbuf->end += (uint32_t)k;
         c->pend += k;
         c->pend_len -= k;

@@ -386,3 +386,25 @@ def test_a_stalled_stream_beside_one_making_progress_is_reset_alone(stall_proxy)
         c.send(frame(WINDOW_UPDATE, 0, 5, u32(1 << 20)))
         assert c.wait_stream(5) == (200, []), c.frames[-3:]
     assert backend.wait_for(lambda st: st.closed >= 1).closed >= 1
+
+
+def test_stream_over_max_concurrent_streams_is_refused_not_the_connection(gatehouse, backend):
+    cfg = proxy_config(backend, listen=H2C, limits={"http2": {"max_concurrent_streams": 4}})
+    gh = gatehouse(cfg)
+    with RawH2(gh.port) as c:
+        c.settled()
+        announced = [p for t, f, _, p in c.frames if t == SETTINGS and not f & ACK][0]
+        entries = dict(struct.unpack(">HI", announced[i:i + 6])
+                       for i in range(0, len(announced), 6))
+        assert entries[MAX_CONCURRENT_STREAMS] == 4, entries
+        for i in range(6):
+            c.request(1 + 2 * i, f"/delay?ms=300&i={i}")
+        for sid in (9, 11):
+            assert c.wait_stream(sid) == (None, [REFUSED_STREAM]), c.frames[-3:]
+        for sid in (1, 3, 5, 7):
+            assert c.wait_stream(sid) == (200, []), c.frames[-3:]
+        assert not c.goaways()
+        c.request(13, "/echo?after")   # the connection goes on
+        assert c.wait_stream(13) == (200, []), c.frames[-3:]
+    assert sorted(r[2] for r in backend.requests if "delay" in r[2]) == \
+        [f"/delay?ms=300&i={i}" for i in range(4)]
