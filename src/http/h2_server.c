@@ -56,12 +56,13 @@
 /* Entries per SETTINGS frame: RFC 9113 defines 6, extensions 2 more (8441, 9218); a client
  * repeating or greasing a few stays far below. nghttp2 answers more with ENHANCE_YOUR_CALM. */
 #define H2_MAX_SETTINGS 32
-/* Frames that cost us work and carry nothing: empty DATA without END_STREAM, PRIORITY (we do
- * not use priorities), and WINDOW_UPDATE beyond what our DATA frames explain (a client sends
- * about one per DATA frame it gets; each DATA frame we send earns two). */
+/* Frames that cost us work and carry nothing: empty DATA without END_STREAM, DATA on a stream
+ * that is gone, PRIORITY (we do not use priorities), and WINDOW_UPDATE beyond what our DATA
+ * frames explain (a client sends one or two, stream and connection, per DATA frame it gets;
+ * each DATA frame we send earns four). */
 #define H2_NOISE_BURST 1000
 #define H2_NOISE_RATE 100
-#define H2_WU_PER_DATA 2
+#define H2_WU_PER_DATA 4
 #define H2_WU_CREDIT_MAX 100000
 /* Recently closed streams whose client side was closed by the client (END_STREAM or its
  * RST_STREAM): a frame on one of them is the client's error (RFC 9113 section 5.1), which
@@ -1608,6 +1609,15 @@ static int closed_stream_frame(struct h2_conn *c, uint8_t type, int32_t id)
         log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s on stream %d after its END_STREAM",
                 c->peer, type == NGHTTP2_DATA ? "DATA" : "HEADERS", (int)id);
         c->goaway_code = NGHTTP2_STREAM_CLOSED;
+        return -1;
+    }
+    /* Gone for longer, or reset by us: nghttp2 drops a DATA frame there without a callback (no
+     * flood_check), so it is counted here with the frames that carry nothing. */
+    if (type == NGHTTP2_DATA &&
+        !bucket_take(&c->noise, c->w->loop.now, H2_NOISE_BURST, H2_NOISE_RATE)) {
+        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: DATA on closed streams flood, closing",
+                c->peer);
+        c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
         return -1;
     }
     return 0;

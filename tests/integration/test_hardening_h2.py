@@ -408,3 +408,20 @@ def test_stream_over_max_concurrent_streams_is_refused_not_the_connection(gateho
         assert c.wait_stream(13) == (200, []), c.frames[-3:]
     assert sorted(r[2] for r in backend.requests if "delay" in r[2]) == \
         [f"/delay?ms=300&i={i}" for i in range(4)]
+
+
+def test_flood_of_data_on_a_stream_we_ended_gets_enhance_your_calm(gatehouse):
+    """DATA on a stream we reset is ignored (it may have crossed our RST_STREAM), but a flood of
+    it is not free: it counts with the frames that carry nothing."""
+    gh = gatehouse(respond_config([{"path": "/", "respond": {"body": "ok\n"}}], listen=H2C))
+    with RawH2(gh.port) as c:
+        c.headers(1, req_headers("/", method="POST", extra=[("content-length", "100000000")]),
+                  end_stream=False)
+        assert c.wait_stream(1)[0] == 200
+        for _ in range(30):
+            c.send(frame(DATA, 0, 1, b"x") * 100)
+            c.pump(lambda: bool(c.goaways()), 0.001)
+            if c.eof or c.goaways():
+                break
+        c.pump(lambda: c.eof, 5)
+        assert c.goaways() and c.goaways()[-1][1] == ENHANCE_YOUR_CALM, c.frames[-3:]
