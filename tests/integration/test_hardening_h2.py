@@ -265,7 +265,21 @@ def test_made_you_reset_window_update_overflow_is_counted(h2proxy):
     assert eof
     reached = attack_requests(backend)
     assert len(reached) <= 130, f"{len(reached)} of 3000 reset streams reached the upstream"
+    # nor did they open upstream connections (the bystander's are pooled)
+    assert backend.stats().connections <= 130, backend.stats()
     assert not by.failures, by.failures[:3]
+
+
+def test_made_you_reset_paced_one_stream_at_a_time(h2proxy):
+    """The attack as reported: one stream at a time, each reset before the next (base: 3000 of
+    3000 streams dispatched, each opening an upstream connection, and no GOAWAY)."""
+    import hpack
+    gh, backend = h2proxy
+    enc = hpack.Encoder()
+    goaways, eof = flood(gh.port, lambda i: made_you_reset(enc, 1 + 2 * i), 3000, batch=1)
+    assert goaways and goaways[-1][1] == ENHANCE_YOUR_CALM, goaways
+    st = backend.stats()
+    assert st.connections <= 130 and len(st.requests) <= 130, st
 
 
 def test_made_you_reset_malformed_requests_are_counted(h2proxy):
