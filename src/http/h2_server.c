@@ -56,12 +56,36 @@
 /* Entries per SETTINGS frame: RFC 9113 defines 6, extensions 2 more (8441, 9218); a client
  * repeating or greasing a few stays far below. nghttp2 answers more with ENHANCE_YOUR_CALM. */
 #define H2_MAX_SETTINGS 32
+/* Frames that cost us work and carry nothing: empty DATA without END_STREAM, DATA on a stream
+ * that is gone, PRIORITY (we do not use priorities), and WINDOW_UPDATE beyond what our DATA
+ * frames explain (a client sends one or two, stream and connection, per DATA frame it gets;
+ * each DATA frame we send earns four). */
+#define H2_NOISE_BURST 1000
+#define H2_NOISE_RATE 100
+#define H2_WU_PER_DATA 4
+#define H2_WU_CREDIT_MAX 100000
+/* Recently closed streams whose client side was closed by the client (END_STREAM or its
+ * RST_STREAM): a frame on one of them is the client's error (RFC 9113 section 5.1), which
+ * nghttp2, keeping no closed streams, would silently ignore. */
+#define H2_CLOSED_MEM 128
 #define H2_GAPS 8         /* ranges of stream ids a client skipped, remembered */
 #define H2_NOTICE_MS 1000 /* shutdown notice to final GOAWAY: a round trip and more */
 #define H2_LINGER_MS 2000 /* after our GOAWAY, input is read and dropped this long */
 #define H2_READ_CHUNK 16384
 
 struct h2_conn;
+
+/* Our own view of the frame boundaries in the input: nghttp2 skips PRIORITY payloads when RFC
+ * 7540 priorities are off, and a PRIORITY frame must still be validated. */
+struct h2_scan {
+    uint32_t skip; /* the preface, then payload bytes of the current frame still to pass */
+    uint8_t hdr[9], have;
+    bool prio; /* the current frame is a PRIORITY frame of 5 bytes on a stream */
+    uint8_t dep[4], ndep;
+    int32_t sid;
+    int32_t self_dep; /* a PRIORITY frame on this stream depends on itself, or 0 */
+    int32_t data_sid; /* the input was cut after the header of a DATA frame on this stream */
+};
 
 /* A token bucket: `burst` events at once, then `rate` per second. */
 struct h2_bucket {
@@ -132,7 +156,9 @@ struct h2_stream {
     bool deferred;     /* the data provider returned DEFERRED: resume on new data */
     bool send_pending; /* the handler waits for on_writable */
     bool aborted;
-    bool tunnel; /* an extended CONNECT answered 200: DATA carries the tunnel both ways */
+    bool tunnel;       /* an extended CONNECT answered 200: DATA carries the tunnel both ways */
+    bool peer_reset;   /* the client sent RST_STREAM */
+    bool counted_open; /* in c->nopen until nghttp2 closes it */
     /* Life. */
     bool handler_on; /* s.handler must hear on_close if the stream dies */
     bool dispatched; /* an exchange ran: it gets an access-log line */
@@ -144,6 +170,7 @@ struct h2_stream {
     const char *fail_why;
     struct ev_timer body_timer; /* client_body_timeout while the handler waits for the body */
     struct ev_timer send_timer; /* send_timeout while the handler waits for on_writable */
+    uint64_t stall_ms;          /* when send_timer was armed */
 };
 
 struct h2_conn {
@@ -185,8 +212,23 @@ struct h2_conn {
     bool start_pending;   /* some stream has start_pending */
     uint32_t block_bytes; /* of the field block being decoded, as SETTINGS_MAX_HEADER_LIST_SIZE
                            * counts them */
-    struct h2_bucket resets, ctrl; /* RST_STREAM; PING and SETTINGS asking for an ACK */
-    uint32_t goaway_code;          /* a callback's verdict for the GOAWAY that conn_feed sends */
+    /* Stream resets the client caused, by its RST_STREAM or by an error of its that made us
+     * reset the stream (MadeYouReset); PING and SETTINGS asking for an ACK; frames that carry
+     * nothing (see H2_NOISE_BURST). */
+    struct h2_bucket resets, ctrl, noise;
+    uint32_t wu_credit;    /* WINDOW_UPDATEs our DATA frames explain */
+    uint64_t last_data_ms; /* when a DATA frame last went out (0: never) */
+    unsigned nopen;        /* client streams open in nghttp2 (begun, not closed) */
+    bool settings_out;     /* our first SETTINGS frame went to wbuf (settings_announce) */
+    struct {
+        int32_t id;
+        bool reset; /* by the client's RST_STREAM, else by its END_STREAM */
+    } closed_ids[H2_CLOSED_MEM];
+    unsigned closed_next;
+    /* Our own view of the frame boundaries in the input (nghttp2 ignores PRIORITY payloads
+     * when RFC 7540 priorities are off, and we must still validate them). */
+    struct h2_scan scan;
+    uint32_t goaway_code; /* a callback's verdict for the GOAWAY that conn_feed sends */
     bool lingering;
     bool idle_keepalive; /* idle_timer runs keepalive_timeout (else client_header_timeout) */
     bool closed;
@@ -399,11 +441,36 @@ static void stream_on_body_timer(struct ev_timer *t)
     conn_run(st->c);
 }
 
+/* The client took no response bytes on any stream for send_timeout while a stream waits for it
+ * (its flow-control windows stay shut): it holds their upstream connections and reads nothing,
+ * and resetting the streams one by one would only let it open new ones. The connection goes,
+ * as an HTTP/1.1 connection that reads nothing would; every handler lets go at once. */
+static void conn_stalled(struct h2_conn *c)
+{
+    log_msg(conn_log(c), LOG_INFO,
+            "client %s: HTTP/2: no response bytes taken on any stream for send_timeout, closing",
+            c->peer);
+    for (struct dlist *n = c->streams.next; n != &c->streams; n = n->next) {
+        struct h2_stream *st = container_of(n, struct h2_stream, link);
+        if (st->dead)
+            continue;
+        st->aborted = true; /* data_read sends nothing more */
+        stream_detach(st);
+    }
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+    conn_run(c);
+}
+
 static void stream_on_send_timer(struct ev_timer *t)
 {
     struct h2_stream *st = container_of(t, struct h2_stream, send_timer);
     if (st->dead || !st->send_pending)
         return;
+    struct h2_conn *c = st->c;
+    if (!c->closed && c->last_data_ms < st->stall_ms) { /* nothing taken since it stalled */
+        conn_stalled(c);
+        return;
+    }
     log_msg(conn_log(st->c), LOG_INFO,
             "client %s: not reading the response for send_timeout (HTTP/2 stream %d)", st->c->peer,
             (int)st->id);
@@ -488,6 +555,20 @@ static bool connection_specific(const uint8_t *name, size_t nlen, const uint8_t 
            name_is(name, nlen, "upgrade");
 }
 
+static int peer_reset_take(struct h2_conn *c, const char *what);
+
+/* A malformed request: RST_STREAM PROTOCOL_ERROR, never dispatched, counted as a reset the
+ * client caused. Returns what the nghttp2 callback returns. */
+static int stream_reject(struct h2_stream *st)
+{
+    if (st->rejected)
+        return 0;
+    st->rejected = true;
+    st->start_pending = false;
+    nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+    return peer_reset_take(st->c, "malformed requests") < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
 static int pseudo_header(struct h2_stream *st, const uint8_t *name, size_t nlen,
                          const uint8_t *value, size_t vlen)
 {
@@ -518,12 +599,8 @@ static int header_add(struct h2_stream *st, const uint8_t *name, size_t nlen, co
         st->too_large = true;
     if (nlen && name[0] == ':')
         return st->too_large ? 0 : pseudo_header(st, name, nlen, value, vlen);
-    if (connection_specific(name, nlen, value, vlen)) {
-        if (!st->rejected)
-            nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
-        st->rejected = true;
-        return 0;
-    }
+    if (connection_specific(name, nlen, value, vlen))
+        return stream_reject(st);
     if (st->nhdrs >= lim->max_header_count)
         st->too_large = true;
     if (st->too_large)
@@ -691,12 +768,22 @@ static int build_request(struct h2_stream *st)
         r->authority = (struct slice){host->value, host->value_len};
     if (st->has_authority && host &&
         (host->value_len != r->authority.len ||
-         strncasecmp(host->value, r->authority.p, r->authority.len) != 0))
+         strncasecmp(host->value, r->authority.p, r->authority.len) != 0)) {
+        st->fail_why = "Host differs from :authority";
         return 400; /* RFC 9113 section 8.3.1: Host differing from :authority is malformed */
+    }
     r->head = r->method.len == 4 && memcmp(r->method.p, "HEAD", 4) == 0;
     body_fields(st);
-    if (st->has_protocol)
+    if (st->has_protocol) {
+        /* Only WebSocket is ours to tunnel: anything else (h2c above all, which would smuggle
+         * a second HTTP/2 connection past every rule of this one) is refused before routing. */
+        if (st->protocol.value_len != 9 ||
+            strncasecmp(st->arena + st->protocol.value, "websocket", 9) != 0) {
+            st->fail_why = "extended CONNECT with a :protocol other than websocket";
+            return 400;
+        }
         extended_connect(st);
+    }
     if (!st->has_path) { /* CONNECT: authority-form; the router refuses it */
         r->target = r->authority;
         r->path = r->target;
@@ -756,7 +843,7 @@ static void stream_start(struct h2_conn *c, struct h2_stream *st)
         codec_answer(st, status,
                      status == 431   ? "request head too large"
                      : status == 414 ? "request target too long"
-                     : status == 400 ? "Host differs from :authority"
+                     : status == 400 ? st->fail_why
                                      : "out of memory");
         return;
     }
@@ -1142,8 +1229,10 @@ static enum send_result h2_send_body(struct http_stream *s, const char *data, si
     stream_resume(st);
     if (st->ext_len || out_queued(st) >= H2_OUT_HIGH) {
         st->send_pending = true;
-        if (!ev_timer_armed(&st->send_timer))
+        if (!ev_timer_armed(&st->send_timer)) {
+            st->stall_ms = st->c->w->loop.now;
             ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
+        }
         return SEND_PENDING;
     }
     return SEND_DONE;
@@ -1246,13 +1335,23 @@ static struct h2_stream *stream_of(nghttp2_session *ng, int32_t id)
 
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
+    struct h2_conn *c = user;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    struct h2_stream *st = stream_new(user, f->hd.stream_id);
+    struct h2_stream *st = stream_new(c, f->hd.stream_id);
     if (!st)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM INTERNAL_ERROR */
     nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st);
-    return 0;
+    st->counted_open = true;
+    if (c->nopen++ < conn_limits(c)->http2.max_concurrent_streams)
+        return 0;
+    /* RFC 9113 section 5.1.2: over the announced limit is a stream error; the stream is
+     * refused (the client may retry it) and counts as a reset the client caused. */
+    st->rejected = true;
+    nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+    return peer_reset_take(c, "streams over max_concurrent_streams") < 0
+               ? NGHTTP2_ERR_CALLBACK_FAILURE
+               : 0;
 }
 
 /* Request trailers go upstream as chunked trailers. Fields a recipient would have needed
@@ -1262,12 +1361,8 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 static int trailer_add(struct h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
                        size_t vlen)
 {
-    if (connection_specific(name, nlen, value, vlen)) {
-        if (!st->rejected)
-            nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
-        st->rejected = true;
-        return 0;
-    }
+    if (connection_specific(name, nlen, value, vlen))
+        return stream_reject(st);
     if (hop_trailer_forbidden((const char *)name, nlen))
         return 0;
     size_t need = 8 + nlen + vlen;
@@ -1363,6 +1458,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
     if (!st)
         return 0;
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f->hd.type == NGHTTP2_RST_STREAM)
+        st->peer_reset = true;
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
         st->body_done = st->head_ended = end;
         if (!st->rejected) {
@@ -1411,10 +1508,15 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user
 {
     /* A connection error (nghttp2 sends the GOAWAY and then nothing more): the streams still
      * open can never complete, so they must not keep the connection open (see conn_done). */
+    struct h2_conn *c = user;
     if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
-        ((struct h2_conn *)user)->failed = true;
+        c->failed = true;
         return 0;
     }
+    if (f->hd.type == NGHTTP2_DATA)
+        c->last_data_ms = c->w->loop.now; /* progress for send_timeout (conn_stalled) */
+    if (f->hd.type == NGHTTP2_DATA && c->wu_credit < H2_WU_CREDIT_MAX)
+        c->wu_credit += H2_WU_PER_DATA; /* the client may answer it with WINDOW_UPDATEs */
     if ((f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) ||
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
@@ -1432,6 +1534,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
         return 0;
     st->closed = true;
     st->deferred = false;
+    if (st->counted_open) {
+        st->counted_open = false;
+        ((struct h2_conn *)user)->nopen--;
+    }
+    if (st->peer_reset || st->body_done) {
+        struct h2_conn *c = user;
+        c->closed_ids[c->closed_next].id = id;
+        c->closed_ids[c->closed_next].reset = st->peer_reset;
+        c->closed_next = (c->closed_next + 1) % H2_CLOSED_MEM;
+    }
     /* A complete response without a body may go out before the handler's send_end: the
      * stream then waits for it. Anything else means the client is gone. */
     bool complete = code == NGHTTP2_NO_ERROR && st->head_final && st->no_body_out && st->body_done;
@@ -1462,6 +1574,138 @@ static bool bucket_take(struct h2_bucket *b, uint64_t now, uint32_t burst, uint3
     return true;
 }
 
+/* A stream reset the client caused: its RST_STREAM, or an error of its making that we answer
+ * with RST_STREAM (MadeYouReset, CVE-2025-8671: a WINDOW_UPDATE overflowing a stream window, a
+ * malformed request, a frame on a stream it closed). Both come out of one budget, which a
+ * client cannot use to make us start and drop upstream work at will; past it the connection
+ * ends with GOAWAY ENHANCE_YOUR_CALM. -1 when this one is too many. */
+static int peer_reset_take(struct h2_conn *c, const char *what)
+{
+    if (bucket_take(&c->resets, c->w->loop.now, H2_RESET_BURST, H2_RESET_RATE))
+        return 0;
+    if (!c->goaway_code)
+        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s flood (stream resets), closing",
+                c->peer, what);
+    c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
+    return -1;
+}
+
+/* RFC 9113 section 5.1: a DATA or HEADERS frame on a stream the client closed. After its
+ * RST_STREAM: a stream error STREAM_CLOSED (counted as a reset it caused); after its
+ * END_STREAM: a connection error STREAM_CLOSED. A stream we reset is not the client's error
+ * (its frames may have crossed our RST_STREAM) and stays ignored. -1: end the connection. */
+static int closed_stream_frame(struct h2_conn *c, uint8_t type, int32_t id)
+{
+    if ((type != NGHTTP2_DATA && type != NGHTTP2_HEADERS) || !(id & 1) || id > c->last_opened ||
+        nghttp2_session_find_stream(c->ng, id))
+        return 0;
+    for (unsigned i = 0; i < H2_CLOSED_MEM; i++) {
+        if (c->closed_ids[i].id != id)
+            continue;
+        if (c->closed_ids[i].reset) {
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_STREAM_CLOSED);
+            return peer_reset_take(c, "frames on reset streams");
+        }
+        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s on stream %d after its END_STREAM",
+                c->peer, type == NGHTTP2_DATA ? "DATA" : "HEADERS", (int)id);
+        c->goaway_code = NGHTTP2_STREAM_CLOSED;
+        return -1;
+    }
+    /* Gone for longer, or reset by us: nghttp2 drops a DATA frame there without a callback (no
+     * flood_check), so it is counted here with the frames that carry nothing. */
+    if (type == NGHTTP2_DATA &&
+        !bucket_take(&c->noise, c->w->loop.now, H2_NOISE_BURST, H2_NOISE_RATE)) {
+        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: DATA on closed streams flood, closing",
+                c->peer);
+        c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
+        return -1;
+    }
+    return 0;
+}
+
+/* nghttp2 answered a frame of the client's with a stream error (RST_STREAM): that stream is
+ * never dispatched, and the reset counts against the client. */
+static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err, void *user)
+{
+    struct h2_conn *c = user;
+    if (!f->hd.stream_id)
+        return 0; /* a connection error: nghttp2 ends the connection */
+    struct h2_stream *st = stream_of(ng, f->hd.stream_id);
+    if (st && st->start_pending) {
+        st->start_pending = false;
+        st->rejected = true;
+    }
+    return peer_reset_take(c, nghttp2_strerror(err)) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+/* Follows the frame boundaries of the input (what nghttp2 will read) and notes a PRIORITY frame
+ * whose stream depends on itself (RFC 9113 section 5.3.1, kept from RFC 7540). Stops right after
+ * the header of a DATA frame on a client stream (sc->data_sid): nghttp2 ignores DATA on a
+ * stream it no longer knows without a callback, so the caller looks at it once nghttp2 has read
+ * everything up to there. Returns the bytes scanned. */
+static size_t scan_input(struct h2_scan *sc, const uint8_t *p, size_t n)
+{
+    size_t total = n;
+    while (n) {
+        if (sc->skip) {
+            size_t k = sc->skip < n ? sc->skip : n;
+            for (size_t i = 0; sc->prio && i < k && sc->ndep < 4; i++)
+                sc->dep[sc->ndep++] = p[i];
+            sc->skip -= (uint32_t)k;
+            p += k;
+            n -= k;
+            if (sc->prio && sc->ndep == 4) {
+                sc->prio = false;
+                int32_t dep =
+                    (int32_t)(((uint32_t)(sc->dep[0] & 0x7f) << 24) | ((uint32_t)sc->dep[1] << 16) |
+                              ((uint32_t)sc->dep[2] << 8) | sc->dep[3]);
+                if (dep == sc->sid && !sc->self_dep)
+                    sc->self_dep = sc->sid;
+            }
+            continue;
+        }
+        sc->hdr[sc->have++] = *p++;
+        n--;
+        if (sc->have < 9)
+            continue;
+        sc->have = 0;
+        const uint8_t *h = sc->hdr;
+        uint32_t len = ((uint32_t)h[0] << 16) | ((uint32_t)h[1] << 8) | h[2];
+        sc->sid = (int32_t)(((uint32_t)(h[5] & 0x7f) << 24) | ((uint32_t)h[6] << 16) |
+                            ((uint32_t)h[7] << 8) | h[8]);
+        sc->prio = h[3] == NGHTTP2_PRIORITY && len == 5 && sc->sid;
+        sc->ndep = 0;
+        sc->skip = len;
+        if (h[3] == NGHTTP2_DATA && (sc->sid & 1)) {
+            sc->data_sid = sc->sid;
+            break;
+        }
+    }
+    return total - n;
+}
+
+/* A PRIORITY frame made the stream depend on itself: a stream error PROTOCOL_ERROR on a stream
+ * that is open, else (idle or closed: nghttp2 sends no RST_STREAM there) a connection error.
+ * -1: end the connection with c->goaway_code. */
+static int priority_self_dep(struct h2_conn *c)
+{
+    int32_t id = c->scan.self_dep;
+    c->scan.self_dep = 0;
+    log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: PRIORITY: stream %d depends on itself",
+            c->peer, (int)id);
+    if (!nghttp2_session_find_stream(c->ng, id)) {
+        c->goaway_code = NGHTTP2_PROTOCOL_ERROR;
+        return -1;
+    }
+    struct h2_stream *st = stream_of(c->ng, id);
+    if (st && st->start_pending) {
+        st->start_pending = false;
+        st->rejected = true;
+    }
+    nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
+    return peer_reset_take(c, "PRIORITY depending on itself");
+}
+
 /* Floods of frames that cost us work but no stream (RST_STREAM after HEADERS: rapid reset;
  * PING and SETTINGS: an ACK each) end the connection with ENHANCE_YOUR_CALM before nghttp2
  * processes the frame. -1 when this frame is one too many. */
@@ -1470,9 +1714,19 @@ static int flood_check(struct h2_conn *c, const nghttp2_frame_hd *hd)
     uint64_t now = c->w->loop.now;
     const char *what;
     if (hd->type == NGHTTP2_RST_STREAM) {
-        if (bucket_take(&c->resets, now, H2_RESET_BURST, H2_RESET_RATE))
+        return peer_reset_take(c, "RST_STREAM (rapid reset)");
+    } else if ((hd->type == NGHTTP2_DATA && hd->length == 0 &&
+                !(hd->flags & NGHTTP2_FLAG_END_STREAM)) ||
+               hd->type == NGHTTP2_PRIORITY || hd->type == NGHTTP2_WINDOW_UPDATE) {
+        if (hd->type == NGHTTP2_WINDOW_UPDATE && c->wu_credit) {
+            c->wu_credit--;
             return 0;
-        what = "RST_STREAM (rapid reset)";
+        }
+        if (bucket_take(&c->noise, now, H2_NOISE_BURST, H2_NOISE_RATE))
+            return 0;
+        what = hd->type == NGHTTP2_DATA       ? "empty DATA"
+               : hd->type == NGHTTP2_PRIORITY ? "PRIORITY"
+                                              : "WINDOW_UPDATE";
     } else if ((hd->type == NGHTTP2_PING || hd->type == NGHTTP2_SETTINGS) &&
                !(hd->flags & NGHTTP2_FLAG_ACK)) {
         if (bucket_take(&c->ctrl, now, H2_CTRL_BURST, H2_CTRL_RATE))
@@ -1497,7 +1751,14 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     (void)ng;
     int32_t id = hd->stream_id;
     if (flood_check(c, hd) < 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE; /* conn_feed: GOAWAY ENHANCE_YOUR_CALM */
+        return NGHTTP2_ERR_CALLBACK_FAILURE;       /* conn_feed: GOAWAY ENHANCE_YOUR_CALM */
+    if (hd->type == NGHTTP2_PRIORITY && id == 0) { /* RFC 9113 section 6.3 */
+        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: PRIORITY on stream 0", c->peer);
+        c->goaway_code = NGHTTP2_PROTOCOL_ERROR;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (closed_stream_frame(c, hd->type, id) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE; /* conn_feed: GOAWAY with c->goaway_code */
     if (hd->type == NGHTTP2_HEADERS)
         c->block_bytes = 0; /* a new field block; CONTINUATION frames add to it */
     if (hd->type != NGHTTP2_HEADERS || !(id & 1))
@@ -1551,6 +1812,7 @@ static int session_create(struct h2_conn *c)
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     nghttp2_session_callbacks_set_error_callback2(cb, on_error);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
     nghttp2_option_set_no_auto_window_update(opt, 1); /* body_consumed acknowledges */
     nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
@@ -1564,7 +1826,8 @@ static int session_create(struct h2_conn *c)
         return -1;
     const struct cfg_http2 *lim = &conn_limits(c)->http2;
     const nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams},
+        /* settings_announce tells the client max_concurrent_streams: see there */
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams * 2},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, lim->stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_list_size}, /* block_account */
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
@@ -1576,6 +1839,8 @@ static int session_create(struct h2_conn *c)
         return -1;
     bucket_init(&c->resets, c->w->loop.now, H2_RESET_BURST);
     bucket_init(&c->ctrl, c->w->loop.now, H2_CTRL_BURST);
+    bucket_init(&c->noise, c->w->loop.now, H2_NOISE_BURST);
+    c->scan.skip = NGHTTP2_CLIENT_MAGIC_LEN; /* the preface is no frame */
     return 0;
 }
 
@@ -1620,6 +1885,32 @@ static bool out_blocked(const struct h2_conn *c)
     return !c->wr_ready && c->wbuf && buf_len(c->wbuf);
 }
 
+/* nghttp2 answers a stream over the concurrency limit it applies with REFUSED_STREAM only
+ * while that limit is not yet acknowledged; once the client acknowledged it, one stream more
+ * ends the connection (PROTOCOL_ERROR), where RFC 9113 section 5.1.2 asks for a stream error.
+ * So nghttp2 applies twice max_concurrent_streams (a backstop against a client that floods
+ * past even that), the client is told max_concurrent_streams, and on_begin_headers refuses
+ * the streams in between. nghttp2's API has no way to announce one value and apply another:
+ * our first SETTINGS frame (the first bytes of the session) is amended on its way out. */
+static void settings_announce(struct h2_conn *c, uint8_t *p, size_t n)
+{
+    c->settings_out = true;
+    size_t len = n >= 9 ? ((size_t)p[0] << 16) | ((size_t)p[1] << 8) | p[2] : 0;
+    if (n < 9 || p[3] != NGHTTP2_SETTINGS || 9 + len > n) {
+        log_msg(conn_log(c), LOG_ERROR, "client %s: HTTP/2: first frame is no SETTINGS frame",
+                c->peer);
+        return; /* the client is told the higher limit: streams past ours are refused */
+    }
+    uint32_t v = conn_limits(c)->http2.max_concurrent_streams;
+    for (size_t o = 9; o + 6 <= 9 + len; o += 6)
+        if ((((unsigned)p[o] << 8) | p[o + 1]) == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+            p[o + 2] = (uint8_t)(v >> 24);
+            p[o + 3] = (uint8_t)(v >> 16);
+            p[o + 4] = (uint8_t)(v >> 8);
+            p[o + 5] = (uint8_t)v;
+        }
+}
+
 /* Copy what nghttp2 has to send into wbuf, up to its size. False if the connection closed. */
 static bool fill_out(struct h2_conn *c)
 {
@@ -1649,6 +1940,8 @@ static bool fill_out(struct h2_conn *c)
             return true;
         size_t k = room < c->pend_len ? room : c->pend_len;
         memcpy(c->wbuf->data + c->wbuf->end, c->pend, k);
+        if (!c->settings_out)
+            settings_announce(c, (uint8_t *)c->wbuf->data + c->wbuf->end, k);
         c->wbuf->end += (uint32_t)k;
         c->pend += k;
         c->pend_len -= k;
@@ -1706,7 +1999,19 @@ static void conn_write(struct h2_conn *c)
 /* Feed received bytes to nghttp2. -1 when the connection was closed. */
 static int conn_feed(struct h2_conn *c, const char *p, size_t n)
 {
-    ssize_t rv = nghttp2_session_mem_recv(c->ng, (const uint8_t *)p, n);
+    ssize_t rv = 0;
+    while (n && rv >= 0) {
+        size_t k = scan_input(&c->scan, (const uint8_t *)p, n);
+        rv = nghttp2_session_mem_recv(c->ng, (const uint8_t *)p, k);
+        p += k;
+        n -= k;
+        int32_t data_sid = c->scan.data_sid;
+        c->scan.data_sid = 0;
+        if (rv >= 0 && data_sid && closed_stream_frame(c, NGHTTP2_DATA, data_sid) < 0)
+            rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (rv >= 0 && c->scan.self_dep && priority_self_dep(c) < 0)
+        rv = NGHTTP2_ERR_CALLBACK_FAILURE;
     if (rv >= 0) {
         start_streams(c);
         return c->closed ? -1 : 0;

@@ -86,8 +86,18 @@ bool hop_trailer_forbidden(const char *name, size_t len)
                                         "vary",
                                         "www-authenticate",
                                         "proxy-authenticate",
+                                        "content-location",
+                                        "content-language",
+                                        "via",
+                                        "pragma",
+                                        "x-real-ip",
                                         NULL};
-    if (fixed_hop(name, len))
+    if (fixed_hop(name, len) || (len && name[0] == ':'))
+        return true;
+    /* Forwarding headers are ours to set, in the head: from a trailer a recipient that merges
+     * trailers into the head would take a forged client address. */
+    if ((len > 12 && strncasecmp(name, "x-forwarded-", 12) == 0) ||
+        h1_token_eq(name, len, "forwarded", 9))
         return true;
     for (size_t i = 0; names[i]; i++)
         if (h1_token_eq(name, len, names[i], strlen(names[i])))

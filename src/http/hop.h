@@ -27,7 +27,10 @@ void hop_add_tokens(struct hop_set *h, const char *value, size_t len);
 bool hop_is_hop(const struct hop_set *h, const char *name, size_t len);
 /* True for a field that must not travel in a trailer section (RFC 9110 section 6.5.1): message
  * framing, routing, authentication, request modifiers and the content's own description, which
- * a recipient would otherwise have acted on before the body. Hop-by-hop names are included. */
+ * a recipient would otherwise have acted on before the body. Hop-by-hop names, pseudo-header
+ * names and the forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP: a proxy's to set) are
+ * included. Names a configuration makes ours (an upstream's secret_header) are the proxy's to
+ * drop as well. */
 bool hop_trailer_forbidden(const char *name, size_t len);
 /* The protocols of a request's Upgrade fields that may be offered to an upstream: every token
  * but h2c (HTTP/2 is ours to speak or not at all, never a tunnel), joined by ", " into `out`.

@@ -203,15 +203,26 @@ static void set_text(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* The last chunk, with the client's trailer fields when it sent any (HTTP/2 trailers). */
-static void put_last_chunk(struct upconn *uc, struct http_stream *s)
+static bool replaced_field(const struct proxy *p, const struct hop_set *hop, bool trusted,
+                           const struct http_field *f);
+
+/* The last chunk, with the client's trailer fields when it sent any (HTTP/2 trailers). A field
+ * we set or replace in the head (forwarding headers, the secret, Host...) or that RFC 9110
+ * section 6.5.1 keeps out of trailers is dropped: an upstream that merges trailers into the head
+ * would believe it. The client is treated as untrusted here: trailers never extend. */
+static void put_last_chunk(struct proxy *p)
 {
-    put(uc, s->worker, "0\r\n", 3);
+    struct http_stream *s = p->s;
+    struct hop_set hop;
+    hop_collect(&hop, s->req.fields, s->req.nfields);
+    put(p->uc, s->worker, "0\r\n", 3);
     for (size_t i = 0; i < s->req.ntrailers; i++) {
         const struct http_field *f = &s->req.trailers[i];
-        put_field(uc, s->worker, f->name, f->name_len, f->value, f->value_len);
+        if (hop_trailer_forbidden(f->name, f->name_len) || replaced_field(p, &hop, false, f))
+            continue;
+        put_field(p->uc, s->worker, f->name, f->name_len, f->value, f->value_len);
     }
-    put(uc, s->worker, "\r\n", 2);
+    put(p->uc, s->worker, "\r\n", 2);
 }
 
 /* The request line, end-to-end fields, and our framing. */
@@ -590,7 +601,7 @@ static bool queue_body(struct proxy *p)
     if (r == BODY_END) {
         p->body_end_queued = true;
         if (p->chunked_up)
-            put_last_chunk(uc, s);
+            put_last_chunk(p);
         return true;
     }
     if (p->chunked_up) {

@@ -581,10 +581,9 @@ def test_settings_carry_the_configured_http2_limits(gatehouse):
 
 
 def test_max_concurrent_streams_refuses_one_more(gatehouse, backend):
-    """Two streams may be open: a third is refused. nghttp2 makes that a connection error
-    (GOAWAY PROTOCOL_ERROR naming stream 3 as the last; RFC 9113 section 5.1.2 allows a stream
-    error or this), and the third request never reaches the upstream. With the default (128)
-    the three would be served."""
+    """Two streams may be open: a third is refused with RST_STREAM REFUSED_STREAM on its stream
+    (RFC 9113 section 5.1.2: a stream error), the connection goes on, and the third request
+    never reaches the upstream. With the default (128) the three would be served."""
     gh = gatehouse(h2c_proxy(backend, limits={"http2": {"max_concurrent_streams": 2}}))
     with RawH2(gh.port) as c:
         c.settled()
@@ -593,7 +592,8 @@ def test_max_concurrent_streams_refuses_one_more(gatehouse, backend):
         st = backend.wait_for(lambda st: len(st.requests) == 2)   # both open, answers pending
         assert len(st.requests) == 2, st.requests
         c.request(5, "/delay?ms=3000&s=5")
-        assert c.wait_goaway() == (3, 1), c.frames[-3:]
+        assert c.wait_stream(5) == (None, [7]), c.frames[-3:]   # REFUSED_STREAM
+        assert not c.goaways(), c.frames[-3:]
     assert not [r for r in backend.requests if "s=5" in r[2]], backend.requests
 
 
