@@ -867,7 +867,12 @@ static const unsigned char *hello_server_name(SSL *ssl, size_t *len)
  * then reports the new name: the 421 check would trust a name no certificate was shown for.
  * Such a ticket gets a full handshake instead (RFC 8446 4.6.1 forbids the client to offer it).
  * TLS 1.2 keeps the session's own name. The server name is read from the ClientHello itself:
- * OpenSSL has not published it yet when tickets are opened. */
+ * OpenSSL has not published it yet when tickets are opened.
+ *
+ * A TLS 1.3 resumption always gets fresh tickets (USE_RENEW), as OpenSSL gives without this
+ * callback: a client uses each TLS 1.3 ticket once (RFC 8446 C.4), so USE left it nothing to
+ * resume from next time, and every other connection was a full handshake. A TLS 1.2 ticket
+ * stays good until its key retires, so it is renewed only when made with the previous key. */
 static SSL_TICKET_RETURN on_ticket_opened(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
                                           size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
 {
@@ -875,18 +880,16 @@ static SSL_TICKET_RETURN on_ticket_opened(SSL *ssl, SSL_SESSION *sess, const uns
         return SSL_TICKET_RETURN_ABORT;
     if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
         return SSL_TICKET_RETURN_IGNORE_RENEW;
-    SSL_TICKET_RETURN use =
-        status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
     if (SSL_version(ssl) < TLS1_3_VERSION)
-        return use;
+        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
     const char *was = SSL_SESSION_get0_hostname(sess);
     size_t len = 0;
     const unsigned char *now = hello_server_name(ssl, &len);
     if (!was && !now)
-        return use;
+        return SSL_TICKET_RETURN_USE_RENEW;
     if (!was || !now || strlen(was) != len || strncasecmp(was, (const char *)now, len) != 0)
         return SSL_TICKET_RETURN_IGNORE_RENEW;
-    return use;
+    return SSL_TICKET_RETURN_USE_RENEW;
 }
 
 /* nginx's ssl_session_ticket_key file: 80 bytes (name, HMAC-SHA256 key, AES-256 key) or 48
