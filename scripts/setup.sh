@@ -8,7 +8,7 @@ PACKAGES=(
   libyaml-dev libssl-dev libnghttp2-dev
   clang libclang-rt-14-dev llvm
   python3 python3-pytest python3-requests python3-h2 python3-hpack python3-websockets
-  curl nginx-light haproxy wrk nghttp2-client
+  curl nginx-light haproxy wrk nghttp2-client testssl.sh
 )
 
 missing=()

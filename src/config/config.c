@@ -336,27 +336,69 @@ static char *read_fail(int fd, char *buf, const char *path, int err, FILE *errs)
     return NULL;
 }
 
-/* Reads the whole file: configs are small, and libyaml wants the text in one piece anyway.
- * No fstat size: pipes (`-c <(...)`) and /proc files report 0. */
-static char *read_file(const char *path, size_t *len, FILE *errs)
+static void too_large(const char *path, FILE *errs)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t n = 0, cap = 0;
-    char *buf = NULL;
+    if (errs)
+        fprintf(errs, "%s: larger than %d MiB\n", path, MAX_FILE >> 20);
+}
+
+/* Only a regular file: a FIFO would block `-t` (and a reload) until a writer came, and a
+ * device could be endless. O_NONBLOCK makes the open itself return for a FIFO; fstat then
+ * tells what it is. */
+static int open_regular(const char *path, FILE *errs)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    struct stat st;
 
     if (fd < 0) {
         if (errs)
             fprintf(errs, "%s: cannot open: %s\n", path, strerror(errno));
-        return NULL;
+        return -1;
     }
+    if (fstat(fd, &st) < 0) {
+        read_fail(fd, NULL, path, errno, errs);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        if (errs)
+            fprintf(errs, "%s: not a regular file\n", path);
+        return -1;
+    }
+    if (st.st_size > MAX_FILE) {
+        close(fd);
+        too_large(path, errs);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads the whole file: configs are small, and libyaml wants the text in one piece anyway.
+ * The size is checked again while reading, for a file that grows after the fstat. */
+static char *read_file(const char *path, size_t *len, FILE *errs)
+{
+    int fd = open_regular(path, errs);
+    size_t n = 0, cap = 0;
+    char *buf = NULL;
+
+    if (fd < 0)
+        return NULL;
     for (;;) {
         ssize_t r;
         if (n == cap) {
-            char *p = cap < MAX_FILE ? realloc(buf, cap ? cap * 2 : 4096) : NULL;
-            if (!p)
-                return read_fail(fd, buf, path, cap < MAX_FILE ? ENOMEM : EFBIG, errs);
+            /* room for one byte past MAX_FILE tells a file of exactly MAX_FILE from a larger one */
+            size_t want = cap ? cap * 2 : 4096;
+            char *p;
+            if (n > MAX_FILE) {
+                too_large(path, errs);
+                return read_fail(fd, buf, path, 0, NULL);
+            }
+            if (want > MAX_FILE)
+                want = MAX_FILE + 1;
+            if (!(p = realloc(buf, want)))
+                return read_fail(fd, buf, path, ENOMEM, errs);
             buf = p;
-            cap = cap ? cap * 2 : 4096;
+            cap = want;
         }
         r = read(fd, buf + n, cap - n);
         if (r < 0 && errno == EINTR)

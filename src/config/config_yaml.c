@@ -2,8 +2,10 @@
  *
  * We build our own tree rather than use libyaml's document API so that the schema code never
  * sees a yaml_* type, and so that aliases can be bounded: an alias is the anchored node itself
- * (shared, not copied), and the total size that aliases would expand to is capped, which
- * defuses "billion laughs" documents before the schema walk multiplies them. */
+ * (shared, not copied), and what aliases would expand to is capped, which defuses "billion
+ * laughs" documents before the schema walk multiplies them. The walk copies every scalar it
+ * keeps, once per reference, so both the nodes and the bytes of an expansion are capped: a
+ * node count alone let one 1 MiB scalar, named 400 times, cost 400 MiB. */
 #include "config/config_yaml.h"
 
 #include <stdarg.h>
@@ -17,7 +19,12 @@ enum {
     MAX_DEPTH = 64,        /* the schema is 5 levels deep; 64 is a mistake or an attack */
     MAX_ANCHORS = 1024,    /* bounds the linear anchor lookup */
     ALIAS_BUDGET = 100000, /* nodes that aliases may add to the document when expanded */
+    MAX_ALIASES = 1000, /* a config shares a few blocks, it does not name them thousands of times */
 };
+
+/* Scalar bytes of the whole document with aliases expanded: what the schema walk may copy.
+ * As large as the largest file config_load reads, so any file without aliases fits. */
+#define TEXT_BUDGET ((size_t)16 << 20)
 
 struct anchor {
     char *name;
@@ -33,6 +40,8 @@ struct builder {
     struct anchor *anchors;
     size_t nanchors;
     size_t expanded; /* nodes added by aliases so far */
+    size_t text;     /* scalar bytes so far, aliases expanded */
+    size_t naliases;
     int ndocs;
 };
 
@@ -99,6 +108,7 @@ static int attach(struct builder *b, struct ynode *n, const yaml_mark_t *m)
     }
     parent->items[parent->nitems++] = n;
     parent->weight = sat_add(parent->weight, n->weight);
+    parent->bytes = sat_add(parent->bytes, n->bytes);
     return 0;
 }
 
@@ -135,16 +145,29 @@ static bool plain_null(const yaml_event_t *ev)
     return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
 }
 
+/* Counts `bytes` more scalar text in the document; fails past TEXT_BUDGET. */
+static int text_add(struct builder *b, size_t bytes, const yaml_mark_t *m)
+{
+    b->text = sat_add(b->text, bytes);
+    if (b->text > TEXT_BUDGET)
+        return fail(b, m, "values expand to more than %zu MiB with aliases", TEXT_BUDGET >> 20);
+    return 0;
+}
+
 static int on_scalar(struct builder *b, const yaml_event_t *ev)
 {
     size_t len = ev->data.scalar.length;
-    struct ynode *n = node_new(b, YNODE_SCALAR, &ev->start_mark);
+    struct ynode *n;
 
+    if (text_add(b, len, &ev->start_mark))
+        return -1;
+    n = node_new(b, YNODE_SCALAR, &ev->start_mark);
     if (!n || !(n->text = malloc(len + 1)))
         return fail(b, &ev->start_mark, "out of memory");
     memcpy(n->text, ev->data.scalar.value, len);
     n->text[len] = '\0';
     n->len = len;
+    n->bytes = len;
     n->is_null = plain_null(ev);
     if (ev->data.scalar.anchor) {
         char *name = dup_anchor(ev->data.scalar.anchor);
@@ -162,6 +185,8 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 {
     const char *name = (const char *)ev->data.alias.anchor;
 
+    if (++b->naliases > MAX_ALIASES)
+        return fail(b, &ev->start_mark, "more than %d aliases", MAX_ALIASES);
     for (size_t i = b->nanchors; i-- > 0;) {
         struct ynode *n = b->anchors[i].node;
         if (strcmp(b->anchors[i].name, name) != 0)
@@ -169,6 +194,8 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
         b->expanded = sat_add(b->expanded, n->weight);
         if (b->expanded > ALIAS_BUDGET)
             return fail(b, &ev->start_mark, "aliases expand to more than %d nodes", ALIAS_BUDGET);
+        if (text_add(b, n->bytes, &ev->start_mark))
+            return -1;
         return attach(b, n, &ev->start_mark);
     }
     return fail(b, &ev->start_mark, "undefined alias '%.64s'", name);

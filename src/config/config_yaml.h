@@ -18,6 +18,7 @@ struct ynode {
     struct ynode **items; /* list: the items; map: key, value, key, value, ... */
     size_t nitems;        /* list: items; map: twice the number of pairs */
     size_t weight;        /* nodes in this subtree with aliases expanded (saturates) */
+    size_t bytes;         /* scalar bytes in this subtree with aliases expanded (saturates) */
 };
 
 /* A parsed document. An alias is the node its anchor names (shared, not copied), so the tree
@@ -34,8 +35,9 @@ struct yerror {
 };
 
 /* Parses `len` bytes of YAML (one document at most). Returns 0 on success, or -1 with `err`
- * filled in on a syntax error, an unsupported construct, or memory exhaustion; `doc` then
- * holds nothing that needs freeing. */
+ * filled in on a syntax error, an unsupported construct, memory exhaustion, or a document too
+ * large once aliases are expanded (more than 1000 aliases, 100000 nodes added by aliases, or
+ * 16 MiB of scalar text in all); `doc` then holds nothing that needs freeing. */
 int ydoc_parse(struct ydoc *doc, const char *text, size_t len, struct yerror *err);
 void ydoc_free(struct ydoc *doc);
 

@@ -7,9 +7,11 @@
 #include "proxy/upstate.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -698,6 +700,63 @@ static void test_error_yaml(void)
                   "x.yaml:2:20: 'address' must not contain NUL characters\n");
 }
 
+/* "a: &a <len x's>\nb: [*a,*a,...]\n" with `n` aliases of the scalar in `b`. */
+static char *alias_doc(size_t len, int n, const char *alias)
+{
+    size_t alen = strlen(alias), size = len + 32 + (size_t)n * (alen + 1);
+    char *s = malloc(size), *p = s;
+
+    if (!s)
+        return NULL;
+    p += sprintf(p, "a: &a ");
+    memset(p, 'x', len);
+    p += len;
+    p += sprintf(p, "\nb: [");
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "%s%s", i ? "," : "", alias);
+    sprintf(p, "]\n");
+    return s;
+}
+
+/* Aliases are bounded in number and in the bytes they expand to, not only in nodes: one
+ * 1 MiB scalar named 400 times cost 400 MiB in the schema walk's copies. */
+static void test_alias_bounds(void)
+{
+    struct config *c;
+    char *doc;
+
+    /* 1000 aliases parse (the problems are the schema's); the 1001st is refused where it is */
+    doc = alias_doc(1, 1000, "*a");
+    CHECK(doc && load(doc, &c) > 0 && !strstr(messages, "aliases"));
+    free(doc);
+    doc = alias_doc(1, 1001, "*a");
+    if (doc)
+        EXPECT_ERRORS(doc, "x.yaml:2:3005: more than 1000 aliases\n");
+    free(doc);
+
+    /* 1 MiB named 14 more times is 15 MiB of values; the 15th alias would pass 16 MiB */
+    doc = alias_doc(1 << 20, 14, "*a");
+    CHECK(doc && load(doc, &c) > 0 && !strstr(messages, "MiB"));
+    free(doc);
+    doc = alias_doc(1 << 20, 15, "*a");
+    if (doc)
+        EXPECT_ERRORS(doc, "x.yaml:2:47: values expand to more than 16 MiB with aliases\n");
+    free(doc);
+
+    /* a list carries the bytes it holds: 1 + 1 + 4, then 4 each, passes 16 MiB at the third *b */
+    doc = alias_doc(1 << 20, 0, "");
+    if (doc) {
+        char *d = malloc(strlen(doc) + 64);
+        if (d) {
+            sprintf(d, "%.*sb: &l [*a]\nc: &b [*l,*l,*l,*l]\nd: [*b,*b,*b]\n",
+                    (int)(strchr(doc, '\n') + 1 - doc), doc);
+            EXPECT_ERRORS(d, "x.yaml:4:11: values expand to more than 16 MiB with aliases\n");
+        }
+        free(d);
+    }
+    free(doc);
+}
+
 /* Problems come out sorted by position however the checks are ordered: here the sites
  * (checked last) come first in the file. */
 static void test_many_errors_sorted(void)
@@ -736,8 +795,60 @@ static void test_files(void)
     CHECK_EQ_INT(config_load(path, &c, NULL), 1); /* no stream: count only */
     fclose(f);
     snprintf(expect, sizeof expect,
-             "%s: cannot open: No such file or directory\n/: cannot read: Is a directory\n", path);
+             "%s: cannot open: No such file or directory\n/: not a regular file\n", path);
     CHECK(!strcmp(messages, expect));
+}
+
+/* Loads `path` expecting failure, and returns what was printed (in `messages`). */
+static int load_file_fails(const char *path)
+{
+    struct config *c = (struct config *)1;
+    size_t len;
+    FILE *f;
+    int n;
+
+    free(messages);
+    f = open_memstream(&messages, &len);
+    n = config_load(path, &c, f);
+    fclose(f);
+    return n > 0 && c == NULL;
+}
+
+/* Only regular files of at most 16 MiB: a FIFO used to block until a writer came (here the
+ * test would hang), and the size is checked before reading. */
+static void test_file_kinds(void)
+{
+    char dir[] = "/tmp/gatehouse-test-XXXXXX", path[64], expect[128];
+    int fd;
+
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK(load_file_fails(path));
+    snprintf(expect, sizeof expect, "%s: not a regular file\n", path);
+    CHECK(!strcmp(messages, expect));
+    unlink(path);
+
+    /* exactly 16 MiB is read whole and handed to the parser, which finds the NULs */
+    snprintf(path, sizeof path, "%s/big", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && write(fd, "#", 1) == 1 && ftruncate(fd, 16 << 20) == 0);
+    close(fd);
+    CHECK(load_file_fails(path));
+    snprintf(expect, sizeof expect, "%s:1:2: control characters are not allowed (0x0)\n", path);
+    CHECK(!strcmp(messages, expect));
+    /* one byte more is refused before it is read */
+    fd = open(path, O_WRONLY);
+    CHECK(fd >= 0 && ftruncate(fd, (16 << 20) + 1) == 0);
+    close(fd);
+    CHECK(load_file_fails(path));
+    snprintf(expect, sizeof expect, "%s: larger than 16 MiB\n", path);
+    CHECK(!strcmp(messages, expect));
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ---- host filtering, forwarding, rewriting, limits ---- */
@@ -2220,6 +2331,7 @@ int main(void)
     test_http2_limits();
     test_error_http2_limits();
     test_error_yaml();
+    test_alias_bounds();
     test_many_errors_sorted();
     test_proxy_example();
     test_proxy_defaults();
@@ -2236,6 +2348,7 @@ int main(void)
     test_error_proxy_only();
     test_cidr_match();
     test_files();
+    test_file_kinds();
     test_durations();
     test_sizes();
     test_addresses();
