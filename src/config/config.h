@@ -224,6 +224,7 @@ struct cfg_site {
     bool is_default; /* key `default`: answers hosts no site matches (one at most) */
     struct cfg_header_rules response_headers; /* every response of the site */
     char *hsts; /* Strict-Transport-Security value on HTTPS responses (key `hsts`), or NULL */
+    bool case_insensitive_paths; /* route prefixes ignore ASCII case (key of that name) */
 };
 
 /* A listener's TLS settings (key `tls:`). The certificates are loaded and checked when the

@@ -74,6 +74,8 @@ static const struct field site_fields[] = {
     {FIELD("response_headers", cfg_conv_header_rules, struct cfg_site, response_headers, NULL),
      .sub = &cfg_response_rules},
     {FIELD("hsts", cfg_conv_text, struct cfg_site, hsts, NULL)},
+    {FIELD("case_insensitive_paths", cfg_conv_bool, struct cfg_site, case_insensitive_paths,
+           "false")},
 };
 static const struct fields site_table = FIELDS(site_fields);
 

@@ -1,6 +1,7 @@
 #include "route/router.h"
 
 #include "config/config.h"
+#include "http/request.h"
 
 #include <string.h>
 #include <strings.h>
@@ -79,21 +80,74 @@ const struct cfg_site *router_site(const struct config *c, const struct cfg_list
     return any ? any : fallback;
 }
 
-bool router_prefix_match(const char *prefix, size_t plen, const char *path, size_t len)
+static bool encoded_slash(const char *p, size_t len)
 {
-    if (plen == 1 && prefix[0] == '/')
-        return true;
-    if (len < plen || memcmp(prefix, path, plen) != 0)
-        return false;
-    return len == plen || path[plen] == '/';
+    return len >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == 'F' || p[2] == 'f');
 }
 
-const struct cfg_route *router_route(const struct cfg_site *site, const char *path, size_t len)
+/* The next segment of a path from *pos as the router reads it: separators are '/' and "%2F";
+ * the text ends at the first ';' (parameters follow); segments empty by then are skipped.
+ * *pos moves past the whole segment, parameters included. False at the end of the path. */
+static bool next_segment(const char *p, size_t len, size_t *pos, struct slice *text)
+{
+    size_t i = *pos;
+    for (;;) {
+        while (i < len && (p[i] == '/' || encoded_slash(p + i, len - i)))
+            i += p[i] == '/' ? 1 : 3;
+        if (i >= len) {
+            *pos = i;
+            return false;
+        }
+        size_t start = i, end = 0;
+        while (i < len && p[i] != '/' && !encoded_slash(p + i, len - i)) {
+            if (p[i] == ';' && !end)
+                end = i;
+            i++;
+        }
+        if (!end)
+            end = i;
+        if (end > start) {
+            *text = (struct slice){p + start, end - start};
+            *pos = i;
+            return true;
+        }
+    }
+}
+
+bool router_prefix_match(const char *prefix, size_t plen, const char *path, size_t len, bool nocase,
+                         size_t *rest)
+{
+    size_t pp = 0, tp = 0;
+    struct slice want, got;
+    while (next_segment(prefix, plen, &pp, &want)) {
+        if (!next_segment(path, len, &tp, &got) || got.len != want.len)
+            return false;
+        if (nocase ? strncasecmp(got.p, want.p, got.len) : memcmp(got.p, want.p, got.len))
+            return false;
+    }
+    *rest = tp;
+    return true;
+}
+
+bool router_path_ambiguous(const char *path, size_t len)
+{
+    size_t pos = 0;
+    struct slice seg;
+    while (next_segment(path, len, &pos, &seg)) {
+        if (seg.p[0] == '.' && (seg.len == 1 || (seg.len == 2 && seg.p[1] == '.')))
+            return true;
+    }
+    return false;
+}
+
+const struct cfg_route *router_route(const struct cfg_site *site, const char *path, size_t len,
+                                     size_t *rest)
 {
     /* Routes are sorted longest first, so the first match is the longest prefix. */
     for (size_t i = 0; i < site->nroutes; i++) {
         const struct cfg_route *r = &site->routes[i];
-        if (router_prefix_match(r->path, r->path_len, path, len))
+        if (router_prefix_match(r->path, r->path_len, path, len, site->case_insensitive_paths,
+                                rest))
             return r;
     }
     return NULL;

@@ -2157,6 +2157,48 @@ static void test_hash_key(void)
         "round_robin)\n");
 }
 
+/* ---- issue 11: route paths normalised as request paths are; case_insensitive_paths ---- */
+static void test_route_paths_normalised(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("listen: [{address: \":0\"}]\n"
+                      "sites:\n"
+                      "  - hosts: [\"*\"]\n"
+                      "    case_insensitive_paths: true\n"
+                      "    routes:\n"
+                      "      - {path: \"/%61dmin//x/./\", respond: {}}\n"
+                      "      - {path: \"/caf%c3%a9\", respond: {}}\n",
+                      &c),
+                 0);
+    if (c) {
+        CHECK(c->sites[0].case_insensitive_paths);
+        CHECK_SLICE(c->sites[0].routes[0].path, c->sites[0].routes[0].path_len, "/caf%C3%A9");
+        CHECK_SLICE(c->sites[0].routes[1].path, c->sites[0].routes[1].path_len, "/admin/x");
+        config_unref(c);
+    }
+    CHECK_EQ_INT(load(MINIMAL, &c), 0);
+    if (c) {
+        CHECK(!c->sites[0].case_insensitive_paths); /* the default */
+        config_unref(c);
+    }
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "sites:\n"
+                  "  - hosts: [\"*\"]\n"
+                  "    case_insensitive_paths: 1\n"
+                  "    routes:\n"
+                  "      - {path: \"/a;b\", respond: {}}\n"
+                  "      - {path: \"/a%2fb\", respond: {}}\n"
+                  "      - {path: \"/%61\", respond: {}}\n"
+                  "      - {path: \"/a/\", respond: {}}\n",
+                  "x.yaml:4:29: 'case_insensitive_paths' must be true or false\n"
+                  "x.yaml:6:16: route path '/a;b' must not contain ';' or '%2F' (the router "
+                  "reads them as segment parameters and '/')\n"
+                  "x.yaml:7:16: route path '/a%2fb' must not contain ';' or '%2F' (the router "
+                  "reads them as segment parameters and '/')\n"
+                  "x.yaml:9:16: duplicate route path '/a'\n");
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -2196,6 +2238,7 @@ int main(void)
     test_sizes();
     test_addresses();
     test_tls();
+    test_route_paths_normalised();
     config_set_lookup(fake_lookup);
     test_named_servers();
     test_resolve_interval();

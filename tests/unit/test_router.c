@@ -18,6 +18,17 @@ static const char yaml[] = "listen: [ { address: \"127.0.0.1:0\" } ]\n"
                            "  - name: deeper\n"
                            "    hosts: [\"*.eu.example.com\"]\n"
                            "    routes: [ { path: /api, respond: { status: 204 } } ]\n"
+                           "  - name: nocase\n"
+                           "    hosts: [\"iis.example.net\"]\n"
+                           "    case_insensitive_paths: true\n"
+                           "    routes:\n"
+                           "      - { path: /, respond: { status: 200 } }\n"
+                           "      - { path: /Admin/Panel, respond: { status: 403 } }\n"
+                           "  - name: encoded\n"
+                           "    hosts: [\"enc.example.net\"]\n"
+                           "    routes:\n"
+                           "      - { path: /, respond: { status: 200 } }\n"
+                           "      - { path: \"/%61dmin//x/\", respond: { status: 403 } }\n"
                            "  - name: any\n"
                            "    hosts: [\"*\"]\n"
                            "    routes: [ { path: /, respond: { status: 205 } } ]\n";
@@ -30,7 +41,8 @@ static const char *site_of(const struct config *c, const char *host)
 
 static int status_of(const struct cfg_site *s, const char *path)
 {
-    const struct cfg_route *r = router_route(s, path, strlen(path));
+    size_t rest;
+    const struct cfg_route *r = router_route(s, path, strlen(path), &rest);
     return r ? (r->action == CFG_ACTION_PROXY ? 1 : r->status) : 0;
 }
 
@@ -62,10 +74,48 @@ int main(void)
     CHECK_EQ_INT(status_of(deeper, "/"), 0);
     CHECK_EQ_INT(status_of(deeper, "/api/v1"), 204);
 
-    CHECK(router_prefix_match("/a", 2, "/a", 2));
-    CHECK(router_prefix_match("/a", 2, "/a/", 3));
-    CHECK(!router_prefix_match("/a", 2, "/ab", 3));
-    CHECK(!router_prefix_match("/a", 2, "/", 1));
+    size_t rest = 99;
+    CHECK(router_prefix_match("/a", 2, "/a", 2, false, &rest) && rest == 2);
+    CHECK(router_prefix_match("/a", 2, "/a/", 3, false, &rest) && rest == 2);
+    CHECK(!router_prefix_match("/a", 2, "/ab", 3, false, &rest));
+    CHECK(!router_prefix_match("/a", 2, "/", 1, false, &rest));
+    CHECK(router_prefix_match("/", 1, "/x/y", 4, false, &rest) && rest == 0);
+    /* ';' parameters are not part of a segment; the prefix ends after them */
+    CHECK(router_prefix_match("/admin", 6, "/admin;x", 8, false, &rest) && rest == 8);
+    CHECK(router_prefix_match("/admin", 6, "/admin;x/y", 10, false, &rest) && rest == 8);
+    CHECK(router_prefix_match("/a/b", 4, "/a;p=1/b;q/c", 12, false, &rest) && rest == 10);
+    CHECK(router_prefix_match("/admin", 6, "/;x/admin", 9, false, &rest) && rest == 9);
+    CHECK(!router_prefix_match("/admin", 6, "/admin2;x", 9, false, &rest));
+    CHECK(!router_prefix_match("/admin", 6, "/adm;in", 7, false, &rest));
+    /* an encoded slash separates segments, in either case of its hex */
+    CHECK(router_prefix_match("/admin", 6, "/admin%2Fx", 10, false, &rest) && rest == 6);
+    CHECK(router_prefix_match("/admin", 6, "/admin%2fx", 10, false, &rest) && rest == 6);
+    CHECK(router_prefix_match("/admin", 6, "%2Fadmin", 8, false, &rest) && rest == 8);
+    CHECK(router_prefix_match("/a/b", 4, "/a%2F%2Fb/c", 11, false, &rest) && rest == 9);
+    CHECK(!router_prefix_match("/admin", 6, "/admin%2", 8, false, &rest));
+    /* case, only when asked */
+    CHECK(!router_prefix_match("/admin", 6, "/ADMIN", 6, false, &rest));
+    CHECK(router_prefix_match("/admin", 6, "/ADMIN/x", 8, true, &rest) && rest == 6);
+    CHECK(router_prefix_match("/admin", 6, "/aDmIn;x%2Fy", 12, true, &rest) && rest == 8);
+
+    CHECK(!router_path_ambiguous("/a/b;c/d%2Fe", 12));
+    CHECK(!router_path_ambiguous("/a/..b;x/.c", 11));
+    CHECK(router_path_ambiguous("/public/..;/admin", 17));
+    CHECK(router_path_ambiguous("/public/.;x/admin", 17));
+    CHECK(router_path_ambiguous("/public%2F..%2Fadmin", 20));
+    CHECK(router_path_ambiguous("/public/..%2fadmin", 18));
+
+    const struct cfg_site *nocase = router_site(c, NULL, "iis.example.net", 15);
+    CHECK_EQ_INT(status_of(nocase, "/admin/panel"), 403);
+    CHECK_EQ_INT(status_of(nocase, "/ADMIN/PANEL/x"), 403);
+    CHECK_EQ_INT(status_of(nocase, "/Admin/Panels"), 200);
+    CHECK_EQ_INT(status_of(shop, "/MEET"), 1); /* the others keep case */
+    /* the configured prefix was normalised as request paths are: "/admin/x" */
+    const struct cfg_site *enc = router_site(c, NULL, "enc.example.net", 15);
+    CHECK_EQ_INT(status_of(enc, "/admin/x"), 403);
+    CHECK_EQ_INT(status_of(enc, "/admin/x%2Fy"), 403);
+    CHECK_EQ_INT(status_of(enc, "/admin;jsessionid=1/x;y/z"), 403);
+    CHECK_EQ_INT(status_of(enc, "/admin"), 200);
     config_unref(c);
     return check_done("router");
 }
