@@ -2,7 +2,9 @@
  * default site, and the sites each listener serves. */
 #include "config/config_walk.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -40,6 +42,25 @@ static bool valid_host(const char *h)
     }
 }
 
+/* "[2001:DB8:0::1]" -> "[2001:db8::1]" (the router compares that form), or NULL when it is no
+ * IPv6 address. Zone identifiers ("%eth0") have no meaning in a Host: refused. The canonical
+ * form may be longer than what was written ("[::ffff:a00:1]" is "[::ffff:10.0.0.1]"). */
+static char *canonical_ipv6(struct load *ld, const char *h)
+{
+    char text[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN + 2];
+    struct in6_addr a;
+    size_t n = strlen(h);
+
+    if (n < 3 || h[n - 1] != ']' || n - 2 >= sizeof text)
+        return NULL;
+    memcpy(text, h + 1, n - 2);
+    text[n - 2] = '\0';
+    if (inet_pton(AF_INET6, text, &a) != 1 || !inet_ntop(AF_INET6, &a, text, sizeof text))
+        return NULL;
+    n = (size_t)snprintf(out, sizeof out, "[%s]", text);
+    return cfg_strdup(ld, out, n);
+}
+
 static void conv_hosts(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     struct cfg_site *site = base;
@@ -57,7 +78,14 @@ static void conv_hosts(struct load *ld, const struct field *f, const struct ynod
             continue;
         for (char *p = h; *p; p++)
             *p = (char)tolower((unsigned char)*p);
-        if (!valid_host(h))
+        if (h[0] == '[') {
+            char *v6 = canonical_ipv6(ld, h);
+            if (v6)
+                h = v6;
+            else
+                cfg_report(ld, item, "bad IPv6 address '%.64s' (expected one like [2001:db8::1])",
+                           s);
+        } else if (!valid_host(h))
             cfg_report(ld, item,
                        "bad host name '%.64s' (expected a name like example.com, "
                        "*.example.com or *)",

@@ -3,6 +3,7 @@
 #include "config/config.h"
 #include "http/request.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -23,6 +24,25 @@ static size_t host_without_port(const char *host, size_t len)
     if (end && host[end - 1] == '.')
         end--;
     return end;
+}
+
+/* An IPv6 literal ("[0:0::1]") in the form the configuration stores ("[::1]"), so that any
+ * spelling of the address matches; returns its length, 0 when `host` is not one. */
+static size_t ipv6_canonical(const char *host, size_t len, char out[INET6_ADDRSTRLEN + 2])
+{
+    char text[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+
+    if (len < 3 || host[0] != '[' || host[len - 1] != ']' || len - 2 >= sizeof text)
+        return 0;
+    memcpy(text, host + 1, len - 2);
+    text[len - 2] = '\0';
+    if (inet_pton(AF_INET6, text, &a) != 1 || !inet_ntop(AF_INET6, &a, out + 1, INET6_ADDRSTRLEN))
+        return 0;
+    out[0] = '[';
+    size_t n = strlen(out);
+    out[n++] = ']';
+    return n;
 }
 
 static bool name_eq(const char *pattern, const char *host, size_t len)
@@ -51,6 +71,12 @@ const struct cfg_site *router_site(const struct config *c, const struct cfg_list
                                    const char *host, size_t len)
 {
     len = host ? host_without_port(host, len) : 0;
+    char v6[INET6_ADDRSTRLEN + 2];
+    size_t v6_len = len && host[0] == '[' ? ipv6_canonical(host, len, v6) : 0;
+    if (v6_len) {
+        host = v6;
+        len = v6_len;
+    }
     const struct cfg_site *wild = NULL, *any = NULL, *fallback = NULL;
     size_t wild_len = 0;
     for (size_t i = 0; i < c->nsites; i++) {

@@ -2199,6 +2199,41 @@ static void test_route_paths_normalised(void)
                   "x.yaml:9:16: duplicate route path '/a'\n");
 }
 
+/* ---- issue 11: IPv6 literals in a site's hosts ---- */
+static void test_ipv6_hosts(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("listen: [{address: \":0\"}]\n"
+                      "sites:\n"
+                      "  - hosts: [\"[::1]\", \"[2001:DB8:0:0::1]\", \"[::FFFF:a00:1]\"]\n"
+                      "    routes: [{path: /, respond: {}}]\n",
+                      &c),
+                 0);
+    if (c) {
+        CHECK_EQ_INT(c->sites[0].nhosts, 3);
+        CHECK(!strcmp(c->sites[0].hosts[0], "[::1]"));
+        CHECK(!strcmp(c->sites[0].hosts[1], "[2001:db8::1]")); /* canonical form */
+        CHECK(!strcmp(c->sites[0].hosts[2], "[::ffff:10.0.0.1]"));
+        CHECK(!strcmp(c->sites[0].name, "[::1]"));
+        config_unref(c);
+    }
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "sites:\n"
+                  "  - hosts: [\"[::g]\", \"[fe80::1%eth0]\", \"[::1\", \"::1\", \"[]\"]\n"
+                  "    routes: [{path: /, respond: {}}]\n"
+                  "  - hosts: [\"[::1]\", \"[0:0::1]\"]\n"
+                  "    routes: [{path: /, respond: {}}]\n",
+                  "x.yaml:3:13: bad IPv6 address '[::g]' (expected one like [2001:db8::1])\n"
+                  "x.yaml:3:22: bad IPv6 address '[fe80::1%eth0]' (expected one like "
+                  "[2001:db8::1])\n"
+                  "x.yaml:3:40: bad IPv6 address '[::1' (expected one like [2001:db8::1])\n"
+                  "x.yaml:3:48: bad host name '::1' (expected a name like example.com, "
+                  "*.example.com or *)\n"
+                  "x.yaml:3:55: bad IPv6 address '[]' (expected one like [2001:db8::1])\n"
+                  "x.yaml:5:22: duplicate host '[::1]' (already in site '[::1]')\n");
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -2239,6 +2274,7 @@ int main(void)
     test_addresses();
     test_tls();
     test_route_paths_normalised();
+    test_ipv6_hosts();
     config_set_lookup(fake_lookup);
     test_named_servers();
     test_resolve_interval();

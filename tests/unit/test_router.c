@@ -29,6 +29,9 @@ static const char yaml[] = "listen: [ { address: \"127.0.0.1:0\" } ]\n"
                            "    routes:\n"
                            "      - { path: /, respond: { status: 200 } }\n"
                            "      - { path: \"/%61dmin//x/\", respond: { status: 403 } }\n"
+                           "  - name: v6\n"
+                           "    hosts: [\"[::1]\", \"[2001:DB8:0::a]\", \"127.0.0.1\"]\n"
+                           "    routes: [ { path: /, respond: { status: 206 } } ]\n"
                            "  - name: any\n"
                            "    hosts: [\"*\"]\n"
                            "    routes: [ { path: /, respond: { status: 205 } } ]\n";
@@ -59,7 +62,15 @@ int main(void)
     CHECK(strcmp(site_of(c, "a.b.example.com"), "wild") == 0);
     CHECK(strcmp(site_of(c, "x.eu.example.com"), "deeper") == 0); /* most specific wildcard */
     CHECK(strcmp(site_of(c, "example.com"), "any") == 0);         /* *.x needs a label before */
-    CHECK(strcmp(site_of(c, "[::1]:80"), "any") == 0);
+    /* IPv6 literals, with or without a port, in any spelling of the address */
+    CHECK(strcmp(site_of(c, "[::1]"), "v6") == 0);
+    CHECK(strcmp(site_of(c, "[::1]:8080"), "v6") == 0);
+    CHECK(strcmp(site_of(c, "[0:0:0:0:0:0:0:1]:80"), "v6") == 0);
+    CHECK(strcmp(site_of(c, "[2001:db8::A]"), "v6") == 0);
+    CHECK(strcmp(site_of(c, "[2001:db8::a]:443"), "v6") == 0);
+    CHECK(strcmp(site_of(c, "127.0.0.1:8080"), "v6") == 0);
+    CHECK(strcmp(site_of(c, "[::2]:80"), "any") == 0);
+    CHECK(strcmp(site_of(c, "[::1"), "any") == 0);
     CHECK(strcmp(site_of(c, ""), "any") == 0);
 
     const struct cfg_site *shop = router_site(c, NULL, "shop.example.com", 16);
