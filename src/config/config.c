@@ -214,6 +214,7 @@ static void conv_listen(struct load *ld, const struct field *f, const struct yno
             cfg_walk(ld, item, item, &listener_table, &c->listeners[i], where);
     }
     check_listeners(ld, c, list);
+    cfg_check_listener_hosts(ld);
 }
 
 static const struct field admin_fields[] = {

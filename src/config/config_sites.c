@@ -131,35 +131,58 @@ static void site(struct load *ld, const struct ynode *item, struct cfg_site *s, 
                    "e.g. \"max-age=31536000; includeSubDomains\"");
 }
 
-/* A host in two sites would make the choice of site depend on their order: refused. */
-static void check_hosts(struct load *ld, const struct config *c, const struct ynode *list)
+/* A host in two sites of one listener would make the choice of site depend on their order:
+ * refused. `sites` are those the listener serves. */
+static void check_hosts(struct load *ld, const struct config *c, struct cfg_site *const *sites,
+                        size_t nsites)
 {
     struct cfg_key *keys;
-    size_t total = 0, n = 0, *site_of;
+    size_t total = 0, n = 0;
 
-    for (size_t i = 0; i < c->nsites; i++)
-        total += c->sites[i].nhosts;
+    for (size_t i = 0; i < nsites; i++)
+        total += sites[i]->nhosts;
     keys = cfg_scratch(ld, total * sizeof *keys);
-    site_of = cfg_scratch(ld, total * sizeof *site_of);
-    if (!keys || !site_of)
+    if (!keys)
         return;
-    for (size_t i = 0; i < c->nsites; i++) {
-        const struct ynode *hosts = cfg_get(list->items[i], "hosts");
-        for (size_t j = 0; j < c->sites[i].nhosts; j++) {
-            const char *h = c->sites[i].hosts[j];
-            if (!h)
-                continue;
-            site_of[n] = i;
-            keys[n] = (struct cfg_key){h, strlen(h), n, hosts->items[j]};
-            n++;
+    for (size_t i = 0; i < nsites; i++) {
+        size_t at = (size_t)(sites[i] - c->sites);
+        const struct ynode *hosts = cfg_get(ld->sites_list->items[at], "hosts");
+        for (size_t j = 0; j < sites[i]->nhosts; j++) {
+            const char *h = sites[i]->hosts[j];
+            if (h)
+                keys[n++] = (struct cfg_key){h, strlen(h), at, hosts->items[j]};
         }
     }
     cfg_sort_keys(keys, n);
     for (size_t i = 0; i < n; i++) {
         if (cfg_key_repeats(keys, i))
             cfg_report(ld, keys[i].node, "duplicate host '%.64s' (already in site '%.64s')",
-                       (const char *)keys[i].data, c->sites[site_of[keys[i - 1].idx]].name);
+                       (const char *)keys[i].data, c->sites[keys[i - 1].idx].name);
     }
+}
+
+/* The same host may be served by different sites on different listeners (an internal and a
+ * public listener serving app.example.com from different upstreams), never by two sites of
+ * one listener. A listener without a `sites` list serves them all. */
+void cfg_check_listener_hosts(struct load *ld)
+{
+    const struct config *c = ld->cfg;
+    struct cfg_site **all;
+    bool all_checked = false;
+
+    if (!ld->sites_list || !c->sites || !(all = cfg_scratch(ld, c->nsites * sizeof *all)))
+        return;
+    for (size_t i = 0; i < c->nsites; i++)
+        all[i] = &c->sites[i];
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        const struct cfg_listener *l = &c->listeners[i];
+        if (l->admin || (!l->nsites && all_checked))
+            continue;
+        all_checked |= !l->nsites;
+        check_hosts(ld, c, l->nsites ? l->sites : all, l->nsites ? l->nsites : c->nsites);
+    }
+    if (!c->nlisteners)
+        check_hosts(ld, c, all, c->nsites);
 }
 
 /* Where the host that gave a site its name was written. */
@@ -229,7 +252,7 @@ void cfg_conv_sites(struct load *ld, const struct field *f, const struct ynode *
     c->nsites = list->nitems;
     for (size_t i = 0; i < list->nitems; i++)
         site(ld, list->items[i], &c->sites[i], i);
-    check_hosts(ld, c, list);
+    ld->sites_list = list; /* hosts are checked per listener (cfg_check_listener_hosts) */
     check_names(ld, c, list);
     check_default(ld, c, list);
 }
@@ -263,6 +286,15 @@ static void check_listed_once(struct load *ld, const struct ynode *list)
     }
 }
 
+static bool listed(const struct cfg_listener *l, const struct cfg_site *s)
+{
+    for (size_t i = 0; i < l->nsites; i++) {
+        if (l->sites[i] == s)
+            return true;
+    }
+    return false;
+}
+
 /* Sites are converted before listeners, so that names can be looked up here. When `sites`
  * itself is broken, that is reported, and names are not looked up in it. */
 void cfg_conv_listener_sites(struct load *ld, const struct field *f, const struct ynode *val,
@@ -277,10 +309,12 @@ void cfg_conv_listener_sites(struct load *ld, const struct field *f, const struc
         const struct ynode *item = list->items[i];
         const char *name = cfg_text(ld, f->key, item, "a list of site names");
         struct cfg_site *s = name ? find_site(ld, name) : NULL;
-        if (s)
-            l->sites[l->nsites++] = s;
-        else if (name && ld->cfg->sites)
+        if (s) {
+            if (!listed(l, s)) /* twice is reported by check_listed_once */
+                l->sites[l->nsites++] = s;
+        } else if (name && ld->cfg->sites) {
             cfg_report(ld, item, "unknown site '%.64s'", name);
+        }
     }
     check_listed_once(ld, list);
 }

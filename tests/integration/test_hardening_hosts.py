@@ -1,6 +1,8 @@
 """Issue 11, hosts and listeners: a site may list IPv6 literals, matched with or without a port
-and in any spelling of the address (item 19)."""
+and in any spelling of the address (item 19); the same host may be in different sites on
+different listeners, and is unique only among the sites of one listener (item 20)."""
 
+import re
 import subprocess
 
 import pytest
@@ -70,3 +72,48 @@ def test_bad_ipv6_literal_is_a_config_error(gatehouse):
                          text=True, timeout=10)
     assert out.returncode != 0
     assert "bad IPv6 address '[::g]'" in out.stderr + out.stdout
+
+
+# ---- item 20: one host, two listeners, two sites, two upstreams ----------------------------
+
+def two_listener_config(internal, public, internal_sites=("internal",)):
+    cfg = base_config(listen=[{"address": "127.0.0.1:0", "sites": list(internal_sites)},
+                              {"address": "127.0.0.1:0", "sites": ["public"]}])
+    cfg["upstreams"] = {
+        "internal_app": {"servers": [internal.address], "connect_timeout": "2s"},
+        "public_app": {"servers": [public.address], "connect_timeout": "2s"},
+    }
+    cfg["sites"] = [
+        {"name": "internal", "hosts": ["app.example.com", "intranet.example.com"],
+         "routes": [{"path": "/", "proxy": "internal_app"}]},
+        {"name": "public", "hosts": ["app.example.com"],
+         "routes": [{"path": "/", "proxy": "public_app"}]},
+    ]
+    return cfg
+
+
+def test_same_host_on_two_listeners_goes_to_each_ones_site(gatehouse, backend_factory):
+    internal, public = backend_factory("internal"), backend_factory("public")
+    gh = gatehouse(two_listener_config(internal, public))
+    inner, outer = gh.ports[0], gh.ports[1]
+    for _ in range(3):
+        with H1(inner) as c:
+            r = c.request("GET", "/echo?side=inner", host="app.example.com")
+        assert r.status == 200 and r.json()["port"] == internal.port, r
+        with H1(outer) as c:
+            r = c.request("GET", "/echo?side=outer", host="App.Example.COM:443")
+        assert r.status == 200 and r.json()["port"] == public.port, r
+    # The public listener does not serve the internal site's other names.
+    assert send(outer, "intranet.example.com").status == 400
+    assert [t for _, _, t in internal.requests] == ["/echo?side=inner"] * 3
+    assert [t for _, _, t in public.requests] == ["/echo?side=outer"] * 3
+
+
+def test_same_host_twice_on_one_listener_is_refused(gatehouse, backend_factory):
+    internal, public = backend_factory("internal"), backend_factory("public")
+    gh = gatehouse(two_listener_config(internal, public, ("internal", "public")), start=False)
+    out = subprocess.run([gh.binary, "-t", "-c", str(gh.config_path)], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode != 0
+    assert re.search(r"gatehouse\.yaml:\d+:\d+: duplicate host 'app\.example\.com' "
+                     r"\(already in site 'internal'\)", out.stderr + out.stdout), out

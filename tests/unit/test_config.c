@@ -5,6 +5,7 @@
 #include "config/config_values.h"
 #include "config/resolve.h"
 #include "proxy/upstate.h"
+#include "route/router.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -2234,6 +2235,47 @@ static void test_ipv6_hosts(void)
                   "x.yaml:5:22: duplicate host '[::1]' (already in site '[::1]')\n");
 }
 
+/* ---- issue 11: a host is unique among the sites of one listener only ---- */
+#define TWO_SITES_ONE_HOST                                                                         \
+    "sites:\n"                                                                                     \
+    "  - name: internal\n"                                                                         \
+    "    hosts: [app.example.com, intranet.example.com]\n"                                         \
+    "    routes: [{path: /, respond: {status: 201}}]\n"                                            \
+    "  - name: public\n"                                                                           \
+    "    hosts: [app.example.com]\n"                                                               \
+    "    routes: [{path: /, respond: {status: 202}}]\n"
+
+static void test_hosts_per_listener(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("listen:\n"
+                      "  - {address: \"127.0.0.1:0\", sites: [internal]}\n"
+                      "  - {address: \"127.0.0.1:0\", sites: [public]}\n" TWO_SITES_ONE_HOST,
+                      &c),
+                 0);
+    if (c) {
+        const struct cfg_site *a = router_site(c, &c->listeners[0], "app.example.com", 15);
+        const struct cfg_site *b = router_site(c, &c->listeners[1], "APP.example.com:443", 19);
+        CHECK(a && !strcmp(a->name, "internal"));
+        CHECK(b && !strcmp(b->name, "public"));
+        CHECK(router_site(c, &c->listeners[1], "intranet.example.com", 20) == NULL);
+        config_unref(c);
+    }
+    /* one listener serving both: the choice would depend on the order */
+    EXPECT_ERRORS("listen:\n"
+                  "  - {address: \"127.0.0.1:0\", sites: [internal, public]}\n"
+                  "  - {address: \"127.0.0.1:0\", sites: [public]}\n" TWO_SITES_ONE_HOST,
+                  "x.yaml:9:13: duplicate host 'app.example.com' (already in site 'internal')\n");
+    /* a listener without `sites` serves them all */
+    EXPECT_ERRORS("listen:\n"
+                  "  - {address: \"127.0.0.1:0\", sites: [internal]}\n"
+                  "  - {address: \"127.0.0.1:0\"}\n" TWO_SITES_ONE_HOST,
+                  "x.yaml:9:13: duplicate host 'app.example.com' (already in site 'internal')\n");
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n" TWO_SITES_ONE_HOST,
+                  "x.yaml:7:13: duplicate host 'app.example.com' (already in site 'internal')\n");
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -2275,6 +2317,7 @@ int main(void)
     test_tls();
     test_route_paths_normalised();
     test_ipv6_hosts();
+    test_hosts_per_listener();
     config_set_lookup(fake_lookup);
     test_named_servers();
     test_resolve_interval();
