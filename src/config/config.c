@@ -219,6 +219,7 @@ static void conv_listen(struct load *ld, const struct field *f, const struct yno
 
 static const struct field admin_fields[] = {
     {FIELD("address", conv_listen_addr, struct cfg_listener, addr, NULL), .flags = F_REQUIRED},
+    {FIELD("hosts", cfg_conv_admin_hosts, struct cfg_listener, admin_hosts, NULL)},
 };
 static const struct fields admin_table = FIELDS(admin_fields);
 

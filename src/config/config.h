@@ -270,6 +270,9 @@ struct cfg_listener {
     /* sites: [name, ...]: the sites this listener serves; NULL/0 = all of them. */
     struct cfg_site **sites;
     size_t nsites;
+    /* The admin listener's `hosts`: the names it answers besides IP literals (lowercased). */
+    char **admin_hosts;
+    size_t nadmin_hosts;
 };
 
 struct config {

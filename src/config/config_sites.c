@@ -94,6 +94,35 @@ static void conv_hosts(struct load *ld, const struct field *f, const struct ynod
     }
 }
 
+/* The admin listener answers IP literals and these names only (DNS rebinding: a page whose
+ * own name has been pointed at us sends that name as Host). */
+void cfg_conv_admin_hosts(struct load *ld, const struct field *f, const struct ynode *val,
+                          void *base)
+{
+    struct cfg_listener *l = base;
+    const struct ynode *list = cfg_list(ld, f->key, val);
+
+    if (!list || !(l->admin_hosts = cfg_alloc(ld, list->nitems * sizeof *l->admin_hosts)))
+        return;
+    for (size_t i = 0; i < list->nitems; i++) {
+        const struct ynode *item = list->items[i];
+        const char *s = cfg_text(ld, f->key, item, "a list of host names");
+        char *h;
+
+        if (!s || !(h = cfg_strdup(ld, s, item->len)))
+            continue;
+        for (char *p = h; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if (strchr(h, '*') || !valid_host(h))
+            cfg_report(ld, item,
+                       "bad host name '%.64s' in 'admin' (expected a name like "
+                       "status.example.com; IP addresses need not be listed)",
+                       s);
+        else
+            l->admin_hosts[l->nadmin_hosts++] = h;
+    }
+}
+
 static const struct field site_fields[] = {
     {FIELD("name", cfg_conv_text, struct cfg_site, name, NULL), .flags = F_NOSPACE},
     {FIELD("hosts", conv_hosts, struct cfg_site, hosts, NULL), .flags = F_REQUIRED},

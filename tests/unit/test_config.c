@@ -2276,6 +2276,45 @@ static void test_hosts_per_listener(void)
                   "x.yaml:7:13: duplicate host 'app.example.com' (already in site 'internal')\n");
 }
 
+/* ---- issue 11: admin.hosts, the names the admin listener answers besides IP literals ---- */
+static void test_admin_hosts(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(
+        load(
+            "admin: { address: \"127.0.0.1:0\", hosts: [Status.Example.com, localhost] }\n" MINIMAL,
+            &c),
+        0);
+    if (c) {
+        CHECK_EQ_INT(c->admin->nadmin_hosts, 2);
+        CHECK(!strcmp(c->admin->admin_hosts[0], "status.example.com"));
+        CHECK(!strcmp(c->admin->admin_hosts[1], "localhost"));
+        CHECK_EQ_INT(c->listeners[0].nadmin_hosts, 0);
+        config_unref(c);
+    }
+    CHECK_EQ_INT(load("admin: { address: \"127.0.0.1:0\" }\n" MINIMAL, &c), 0);
+    if (c) {
+        CHECK(c->admin->nadmin_hosts == 0 && c->admin->admin_hosts == NULL); /* IPs only */
+        config_unref(c);
+    }
+    EXPECT_ERRORS("admin:\n"
+                  "  address: \"127.0.0.1:0\"\n"
+                  "  hosts: [\"*\", \"*.example.com\", \"[::1]\", \"a b\", ok.example]\n" MINIMAL,
+                  "x.yaml:3:11: bad host name '*' in 'admin' (expected a name like "
+                  "status.example.com; IP addresses need not be listed)\n"
+                  "x.yaml:3:16: bad host name '*.example.com' in 'admin' (expected a name like "
+                  "status.example.com; IP addresses need not be listed)\n"
+                  "x.yaml:3:33: bad host name '[::1]' in 'admin' (expected a name like "
+                  "status.example.com; IP addresses need not be listed)\n"
+                  "x.yaml:3:42: bad host name 'a b' in 'admin' (expected a name like "
+                  "status.example.com; IP addresses need not be listed)\n");
+    EXPECT_ERRORS("admin: { address: \"127.0.0.1:0\", hosts: localhost }\n" MINIMAL,
+                  "x.yaml:1:41: 'hosts' must be a list, not 'localhost'\n");
+    EXPECT_ERRORS("listen: [{address: \":0\", hosts: [a.com]}]\n" MINIMAL_SITES,
+                  "x.yaml:1:26: unknown key 'hosts' in listener ':0'\n");
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -2318,6 +2357,7 @@ int main(void)
     test_route_paths_normalised();
     test_ipv6_hosts();
     test_hosts_per_listener();
+    test_admin_hosts();
     config_set_lookup(fake_lookup);
     test_named_servers();
     test_resolve_interval();
