@@ -78,8 +78,8 @@ static void conv_proxy(struct load *ld, const struct field *f, const struct ynod
 
 /* Trailing slashes go so that "/app/" and "/app" are one prefix, which the router matches on
  * segment boundaries anyway. '?' and '#' cannot occur in the path the router compares. The
- * prefix is normalised as request paths are (route/target.h), so "/%61dmin" is /admin; ';' and
- * "%2F" would never match, since the router reads them as parameters and separators. */
+ * prefix is normalised as request paths are (route/target.h), so "/%61dmin" is /admin; ';', '\\',
+ * "%2F" and "%5C" would never match, since the router reads them as parameters and separators. */
 static void conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     struct cfg_route *r = base;
@@ -98,10 +98,10 @@ static void conv_path(struct load *ld, const struct field *f, const struct ynode
                    "route path '%.64s' must not contain spaces, control characters, '?' or '#'", s);
         return;
     }
-    if (strchr(s, ';') || strstr(s, "%2F") || strstr(s, "%2f")) {
+    if (strpbrk(s, ";\\") || strcasestr(s, "%2F") || strcasestr(s, "%5C")) {
         cfg_report(ld, val,
-                   "route path '%.64s' must not contain ';' or '%%2F' (the router reads them as "
-                   "segment parameters and '/')",
+                   "route path '%.64s' must not contain ';', '\\', '%%2F' or '%%5C' (the router "
+                   "reads them as segment parameters and separators)",
                    s);
         return;
     }

@@ -136,6 +136,10 @@ void handler_dispatch(struct http_stream *s)
             refuse(s, 400, "request target is not a path");
         return;
     }
+    if (!target_path_pct_valid(r->path.p, r->path.len)) {
+        refuse(s, 400, "malformed percent-encoding in the path");
+        return;
+    }
     if (router_path_ambiguous(r->path.p, r->path.len)) {
         refuse(s, 400, "dot segment hidden by ';' or %2F in the path");
         return;

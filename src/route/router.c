@@ -106,26 +106,35 @@ const struct cfg_site *router_site(const struct config *c, const struct cfg_list
     return any ? any : fallback;
 }
 
-static bool encoded_slash(const char *p, size_t len)
+/* Length of a segment separator at p, as some application reads it, or 0: '/', an encoded
+ * slash "%2F", and the backslash, raw or encoded ("%5C"), which IIS and other Windows servers
+ * read as '/'. Read so for matching only: what is forwarded keeps them as they came. */
+static size_t separator_at(const char *p, size_t len)
 {
-    return len >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == 'F' || p[2] == 'f');
+    if (p[0] == '/' || p[0] == '\\')
+        return 1;
+    if (len < 3 || p[0] != '%')
+        return 0;
+    if (p[1] == '2' && (p[2] == 'F' || p[2] == 'f'))
+        return 3;
+    return p[1] == '5' && (p[2] == 'C' || p[2] == 'c') ? 3 : 0;
 }
 
-/* The next segment of a path from *pos as the router reads it: separators are '/' and "%2F";
- * the text ends at the first ';' (parameters follow); segments empty by then are skipped.
- * *pos moves past the whole segment, parameters included. False at the end of the path. */
+/* The next segment of a path from *pos as the router reads it: separators as separator_at
+ * says; the text ends at the first ';' (parameters follow); segments empty by then are
+ * skipped. *pos moves past the whole segment, parameters included. False at the end. */
 static bool next_segment(const char *p, size_t len, size_t *pos, struct slice *text)
 {
-    size_t i = *pos;
+    size_t i = *pos, sep;
     for (;;) {
-        while (i < len && (p[i] == '/' || encoded_slash(p + i, len - i)))
-            i += p[i] == '/' ? 1 : 3;
+        while (i < len && (sep = separator_at(p + i, len - i)))
+            i += sep;
         if (i >= len) {
             *pos = i;
             return false;
         }
         size_t start = i, end = 0;
-        while (i < len && p[i] != '/' && !encoded_slash(p + i, len - i)) {
+        while (i < len && !separator_at(p + i, len - i)) {
             if (p[i] == ';' && !end)
                 end = i;
             i++;

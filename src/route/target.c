@@ -133,6 +133,17 @@ bool target_path_needs_normalize(const char *p, size_t len)
     return false;
 }
 
+bool target_path_pct_valid(const char *p, size_t len)
+{
+    const char *end = p + len;
+    for (const char *pct = memchr(p, '%', len); pct;
+         pct = memchr(pct + 1, '%', (size_t)(end - pct - 1))) {
+        if (pct_at(pct, (size_t)(end - pct)) < 0)
+            return false;
+    }
+    return true;
+}
+
 /* Step 1: unreserved characters decoded, other percent-encodings with uppercase hex digits,
  * runs of '/' made one. The result is never longer. */
 static size_t canonical_copy(const char *p, size_t len, char *out)
@@ -189,7 +200,15 @@ static size_t remove_dots(char *p, size_t len)
     return n;
 }
 
+/* A path with a '%' that starts no percent-encoding is copied as it is: decoding around it
+ * could make one ("%%61" would turn into "%a"), and removing dot segments could remove it
+ * ("/%/../%61dmin"); either would let through, as valid, a path that is refused (400) as it
+ * came (target_path_pct_valid). */
 size_t target_path_normalize(const char *p, size_t len, char *out)
 {
+    if (!target_path_pct_valid(p, len)) {
+        memcpy(out, p, len);
+        return len;
+    }
     return remove_dots(out, canonical_copy(p, len, out));
 }

@@ -22,4 +22,9 @@ bool target_path_needs_normalize(const char *p, size_t len);
  * result is never longer). Returns the new length. */
 size_t target_path_normalize(const char *p, size_t len, char *out);
 
+/* Whether every '%' of the path starts a percent-encoding ("%" and two hex digits). One that
+ * does not is refused (400): applications read it in different ways, and the normaliser
+ * leaves such a path undecoded. */
+bool target_path_pct_valid(const char *p, size_t len);
+
 #endif

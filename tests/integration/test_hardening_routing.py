@@ -62,6 +62,8 @@ BYPASSES = [
     "/x/%2e%2e/admin",       # encoded dot segments
     "/x/..//admin",
     "/%2Fadmin",
+    "/admin\\x",             # a backslash, which IIS reads as '/'
+    "/admin%5cx",
 ]
 
 
@@ -84,10 +86,21 @@ def test_case_insensitive_site_matches_any_case(gh, target):
 
 
 @pytest.mark.parametrize("target", ["/public/..;/admin", "/public/.;x/admin",
-                                    "/public%2F..%2Fadmin", "/a/..%2fadmin"])
+                                    "/public%2F..%2Fadmin", "/a/..%2fadmin",
+                                    "/public\\..\\admin", "/public/..%5Cadmin"])
 def test_dot_segment_hidden_by_parameters_or_encoded_slash_is_400(gh, target):
     """Tomcat reads "/public/..;/admin" as /admin; an app that decodes %2F reads
-    "/public%2F..%2Fadmin" the same: neither is routed, neither reaches a backend."""
+    "/public%2F..%2Fadmin" the same, IIS "/public\\..\\admin": none is routed, none reaches a
+    backend."""
+    r = send(gh, target)
+    assert r.status == 400, (target, r)
+    assert backend_targets(gh.backend) == []
+
+
+@pytest.mark.parametrize("target", ["/100%", "/%%61dmin", "/%6", "/%zz/x", "/%/../%61dmin"])
+def test_malformed_percent_encoding_is_400(gh, target):
+    """A '%' that starts no percent-encoding is read differently by each application (and
+    decoding around it could make a new one: "%%61" -> "%a")."""
     r = send(gh, target)
     assert r.status == 400, (target, r)
     assert backend_targets(gh.backend) == []

@@ -2183,21 +2183,28 @@ static void test_route_paths_normalised(void)
         CHECK(!c->sites[0].case_insensitive_paths); /* the default */
         config_unref(c);
     }
-    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
-                  "sites:\n"
-                  "  - hosts: [\"*\"]\n"
-                  "    case_insensitive_paths: 1\n"
-                  "    routes:\n"
-                  "      - {path: \"/a;b\", respond: {}}\n"
-                  "      - {path: \"/a%2fb\", respond: {}}\n"
-                  "      - {path: \"/%61\", respond: {}}\n"
-                  "      - {path: \"/a/\", respond: {}}\n",
-                  "x.yaml:4:29: 'case_insensitive_paths' must be true or false\n"
-                  "x.yaml:6:16: route path '/a;b' must not contain ';' or '%2F' (the router "
-                  "reads them as segment parameters and '/')\n"
-                  "x.yaml:7:16: route path '/a%2fb' must not contain ';' or '%2F' (the router "
-                  "reads them as segment parameters and '/')\n"
-                  "x.yaml:9:16: duplicate route path '/a'\n");
+    EXPECT_ERRORS(
+        "listen: [{address: \":0\"}]\n"
+        "sites:\n"
+        "  - hosts: [\"*\"]\n"
+        "    case_insensitive_paths: 1\n"
+        "    routes:\n"
+        "      - {path: \"/a;b\", respond: {}}\n"
+        "      - {path: \"/a%2fb\", respond: {}}\n"
+        "      - {path: \"/%61\", respond: {}}\n"
+        "      - {path: \"/a/\", respond: {}}\n"
+        "      - {path: '/b\\c', respond: {}}\n"
+        "      - {path: \"/b%5cc\", respond: {}}\n",
+        "x.yaml:4:29: 'case_insensitive_paths' must be true or false\n"
+        "x.yaml:6:16: route path '/a;b' must not contain ';', '\\', '%2F' or '%5C' (the "
+        "router reads them as segment parameters and separators)\n"
+        "x.yaml:7:16: route path '/a%2fb' must not contain ';', '\\', '%2F' or '%5C' "
+        "(the router reads them as segment parameters and separators)\n"
+        "x.yaml:9:16: duplicate route path '/a'\n"
+        "x.yaml:10:16: route path '/b\\c' must not contain ';', '\\', '%2F' or '%5C' (the "
+        "router reads them as segment parameters and separators)\n"
+        "x.yaml:11:16: route path '/b%5cc' must not contain ';', '\\', '%2F' or '%5C' "
+        "(the router reads them as segment parameters and separators)\n");
 }
 
 /* ---- issue 11: IPv6 literals in a site's hosts ---- */

@@ -104,6 +104,11 @@ int main(void)
     CHECK(router_prefix_match("/admin", 6, "%2Fadmin", 8, false, &rest) && rest == 8);
     CHECK(router_prefix_match("/a/b", 4, "/a%2F%2Fb/c", 11, false, &rest) && rest == 9);
     CHECK(!router_prefix_match("/admin", 6, "/admin%2", 8, false, &rest));
+    /* so does a backslash, raw or encoded (IIS reads it as '/') */
+    CHECK(router_prefix_match("/admin", 6, "/admin\\x", 8, false, &rest) && rest == 6);
+    CHECK(router_prefix_match("/admin", 6, "\\admin", 6, false, &rest) && rest == 6);
+    CHECK(router_prefix_match("/admin", 6, "/admin%5cx", 10, false, &rest) && rest == 6);
+    CHECK(router_prefix_match("/a/b", 4, "/a%5Cb", 6, false, &rest) && rest == 6);
     /* case, only when asked */
     CHECK(!router_prefix_match("/admin", 6, "/ADMIN", 6, false, &rest));
     CHECK(router_prefix_match("/admin", 6, "/ADMIN/x", 8, true, &rest) && rest == 6);
@@ -115,6 +120,8 @@ int main(void)
     CHECK(router_path_ambiguous("/public/.;x/admin", 17));
     CHECK(router_path_ambiguous("/public%2F..%2Fadmin", 20));
     CHECK(router_path_ambiguous("/public/..%2fadmin", 18));
+    CHECK(router_path_ambiguous("/public\\..\\admin", 16));
+    CHECK(router_path_ambiguous("/public/..%5Cadmin", 18));
 
     const struct cfg_site *nocase = router_site(c, NULL, "iis.example.net", 15);
     CHECK_EQ_INT(status_of(nocase, "/admin/panel"), 403);

@@ -76,6 +76,19 @@ int main(void)
     CHECK(norm_is("/caf%c3%a9/%20x%3b", "/caf%C3%A9/%20x%3B"));
     CHECK(norm_is("/%25%61", "/%25a")); /* an encoded '%' is never decoded: no double decoding */
     CHECK(norm_is("/a%zz/%4", "/a%zz/%4")); /* not a percent-encoding: kept as it came */
+    /* ... and then nothing else changes either: no new percent-encoding may appear, and the
+     * bad one may not vanish with a dot segment, since it is what gets the path refused (both
+     * found by fuzzing) */
+    CHECK(norm_is("/%%61", "/%%61"));
+    CHECK(norm_is("/%%36%31//x", "/%%36%31//x"));
+    CHECK(norm_is("/x/%%65d4/%2e%2e/y", "/x/%%65d4/%2e%2e/y"));
+    CHECK(norm_is("/%2/../%61dmin", "/%2/../%61dmin"));
+    CHECK(target_path_pct_valid("/a%2Fb%c3%A9", 12));
+    CHECK(target_path_pct_valid("/plain", 6));
+    CHECK(!target_path_pct_valid("/100%", 5));
+    CHECK(!target_path_pct_valid("/%4", 3));
+    CHECK(!target_path_pct_valid("/%g1", 4));
+    CHECK(!target_path_pct_valid("/%%61", 5));
     /* repeated slashes merged, before dot segments are removed (as apps that merge them do) */
     CHECK(norm_is("//admin", "/admin"));
     CHECK(norm_is("/a//b///c/", "/a/b/c/"));
