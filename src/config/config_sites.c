@@ -136,6 +136,23 @@ static const struct field site_fields[] = {
 };
 static const struct fields site_table = FIELDS(site_fields);
 
+/* With case_insensitive_paths, "/Admin" and "/admin" would be one prefix served two ways. Routes
+ * are sorted by length, so equal ones are neighbours within a run of one length. */
+static void check_paths_nocase(struct load *ld, const struct ynode *at, const struct cfg_site *s)
+{
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct cfg_route *a = &s->routes[i];
+        for (size_t j = i + 1; j < s->nroutes && s->routes[j].path_len == a->path_len; j++) {
+            const struct cfg_route *b = &s->routes[j];
+            if (a->path && b->path && !strncasecmp(a->path, b->path, a->path_len) &&
+                strcmp(a->path, b->path))
+                cfg_report(ld, at,
+                           "routes '%.64s' and '%.64s' are one path with case_insensitive_paths",
+                           a->path, b->path);
+        }
+    }
+}
+
 static void site(struct load *ld, const struct ynode *item, struct cfg_site *s, size_t i)
 {
     const struct ynode *hosts = cfg_get(item, "hosts");
@@ -152,6 +169,8 @@ static void site(struct load *ld, const struct ynode *item, struct cfg_site *s, 
     if (!cfg_want(ld, "each item of 'sites'", item, YNODE_MAP))
         return;
     cfg_walk(ld, item, item, &site_table, s, where);
+    if (s->case_insensitive_paths)
+        check_paths_nocase(ld, cfg_get(item, "case_insensitive_paths"), s);
     for (size_t j = 0; !s->name && j < s->nhosts; j++)
         s->name = s->hosts[j];
     if (s->hsts && strncasecmp(s->hsts, "max-age=", 8) != 0)

@@ -2183,6 +2183,16 @@ static void test_route_paths_normalised(void)
         CHECK(!c->sites[0].case_insensitive_paths); /* the default */
         config_unref(c);
     }
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "sites:\n"
+                  "  - hosts: [\"*\"]\n"
+                  "    case_insensitive_paths: true\n"
+                  "    routes:\n"
+                  "      - {path: /Admin, respond: {}}\n"
+                  "      - {path: /x, respond: {}}\n"
+                  "      - {path: /admin/, respond: {}}\n",
+                  "x.yaml:4:29: routes '/Admin' and '/admin' are one path with "
+                  "case_insensitive_paths\n");
     EXPECT_ERRORS(
         "listen: [{address: \":0\"}]\n"
         "sites:\n"
