@@ -227,6 +227,8 @@ static bool slice_is(struct slice v, const char *lit)
 /* The host of an authority without its port (brackets kept) and one trailing dot. */
 static struct slice host_part(struct slice a)
 {
+    if (!a.len)
+        return a; /* no Host: p may be NULL */
     const char *end = a.len && a.p[0] == '[' ? memchr(a.p, ']', a.len) : NULL;
     size_t n = end ? (size_t)(end - a.p) + 1 : a.len;
     const char *colon = end ? NULL : memchr(a.p, ':', a.len);

@@ -30,7 +30,8 @@ int main(void)
     CHECK(allowed(l, "STATUS.internal.:9901"));
     CHECK(allowed(l, "localhost:9901")); /* listed */
     CHECK(!allowed(l, ""));
-    CHECK(!allowed(l, "evil.example")); /* a rebinding page's own name */
+    CHECK(!admin_host_allowed(l, NULL, 0)); /* no Host at all (HTTP/1.0) */
+    CHECK(!allowed(l, "evil.example"));     /* a rebinding page's own name */
     CHECK(!allowed(l, "evil.example:9901"));
     CHECK(!allowed(l, "status.internal.evil.example"));
     CHECK(!allowed(l, "internal"));
