@@ -214,10 +214,12 @@ static void conv_listen(struct load *ld, const struct field *f, const struct yno
             cfg_walk(ld, item, item, &listener_table, &c->listeners[i], where);
     }
     check_listeners(ld, c, list);
+    cfg_check_listener_hosts(ld);
 }
 
 static const struct field admin_fields[] = {
     {FIELD("address", conv_listen_addr, struct cfg_listener, addr, NULL), .flags = F_REQUIRED},
+    {FIELD("hosts", cfg_conv_admin_hosts, struct cfg_listener, admin_hosts, NULL)},
 };
 static const struct fields admin_table = FIELDS(admin_fields);
 

@@ -239,6 +239,7 @@ struct cfg_site {
     bool is_default; /* key `default`: answers hosts no site matches (one at most) */
     struct cfg_header_rules response_headers; /* every response of the site */
     char *hsts; /* Strict-Transport-Security value on HTTPS responses (key `hsts`), or NULL */
+    bool case_insensitive_paths; /* route prefixes ignore ASCII case (key of that name) */
 };
 
 /* A listener's TLS settings (key `tls:`). The certificates are loaded and checked when the
@@ -284,6 +285,9 @@ struct cfg_listener {
     /* sites: [name, ...]: the sites this listener serves; NULL/0 = all of them. */
     struct cfg_site **sites;
     size_t nsites;
+    /* The admin listener's `hosts`: the names it answers besides IP literals (lowercased). */
+    char **admin_hosts;
+    size_t nadmin_hosts;
 };
 
 struct config {

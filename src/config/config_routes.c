@@ -1,6 +1,7 @@
 /* The routes of a site: path prefixes, their actions, and the options of proxy routes. */
 #include "config/config_values.h"
 #include "config/config_walk.h"
+#include "route/target.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -76,12 +77,15 @@ static void conv_proxy(struct load *ld, const struct field *f, const struct ynod
 }
 
 /* Trailing slashes go so that "/app/" and "/app" are one prefix, which the router matches on
- * segment boundaries anyway. '?' and '#' cannot occur in the path the router compares. */
+ * segment boundaries anyway. '?' and '#' cannot occur in the path the router compares. The
+ * prefix is normalised as request paths are (route/target.h), so "/%61dmin" is /admin; ';', '\\',
+ * "%2F" and "%5C" would never match, since the router reads them as parameters and separators. */
 static void conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     struct cfg_route *r = base;
     const char *s = cfg_text(ld, f->key, val, "a path");
     size_t len;
+    char *norm;
 
     if (!s)
         return;
@@ -94,9 +98,19 @@ static void conv_path(struct load *ld, const struct field *f, const struct ynode
                    "route path '%.64s' must not contain spaces, control characters, '?' or '#'", s);
         return;
     }
-    for (len = val->len; len > 1 && s[len - 1] == '/';)
+    if (strpbrk(s, ";\\") || strcasestr(s, "%2F") || strcasestr(s, "%5C")) {
+        cfg_report(ld, val,
+                   "route path '%.64s' must not contain ';', '\\', '%%2F' or '%%5C' (the router "
+                   "reads them as segment parameters and separators)",
+                   s);
+        return;
+    }
+    if (!(norm = cfg_scratch(ld, val->len + 1)))
+        return;
+    len = target_path_normalize(s, val->len, norm);
+    while (len > 1 && norm[len - 1] == '/')
         len--;
-    r->path = cfg_strdup(ld, s, len);
+    r->path = cfg_strdup(ld, norm, len);
     r->path_len = len;
 }
 

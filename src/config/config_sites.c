@@ -2,7 +2,9 @@
  * default site, and the sites each listener serves. */
 #include "config/config_walk.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -40,6 +42,25 @@ static bool valid_host(const char *h)
     }
 }
 
+/* "[2001:DB8:0::1]" -> "[2001:db8::1]" (the router compares that form), or NULL when it is no
+ * IPv6 address. Zone identifiers ("%eth0") have no meaning in a Host: refused. The canonical
+ * form may be longer than what was written ("[::ffff:a00:1]" is "[::ffff:10.0.0.1]"). */
+static char *canonical_ipv6(struct load *ld, const char *h)
+{
+    char text[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN + 2];
+    struct in6_addr a;
+    size_t n = strlen(h);
+
+    if (n < 3 || h[n - 1] != ']' || n - 2 >= sizeof text)
+        return NULL;
+    memcpy(text, h + 1, n - 2);
+    text[n - 2] = '\0';
+    if (inet_pton(AF_INET6, text, &a) != 1 || !inet_ntop(AF_INET6, &a, text, sizeof text))
+        return NULL;
+    n = (size_t)snprintf(out, sizeof out, "[%s]", text);
+    return cfg_strdup(ld, out, n);
+}
+
 static void conv_hosts(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     struct cfg_site *site = base;
@@ -57,12 +78,48 @@ static void conv_hosts(struct load *ld, const struct field *f, const struct ynod
             continue;
         for (char *p = h; *p; p++)
             *p = (char)tolower((unsigned char)*p);
-        if (!valid_host(h))
+        if (h[0] == '[') {
+            char *v6 = canonical_ipv6(ld, h);
+            if (v6)
+                h = v6;
+            else
+                cfg_report(ld, item, "bad IPv6 address '%.64s' (expected one like [2001:db8::1])",
+                           s);
+        } else if (!valid_host(h))
             cfg_report(ld, item,
                        "bad host name '%.64s' (expected a name like example.com, "
                        "*.example.com or *)",
                        s);
         site->hosts[i] = h;
+    }
+}
+
+/* The admin listener answers IP literals and these names only (DNS rebinding: a page whose
+ * own name has been pointed at us sends that name as Host). */
+void cfg_conv_admin_hosts(struct load *ld, const struct field *f, const struct ynode *val,
+                          void *base)
+{
+    struct cfg_listener *l = base;
+    const struct ynode *list = cfg_list(ld, f->key, val);
+
+    if (!list || !(l->admin_hosts = cfg_alloc(ld, list->nitems * sizeof *l->admin_hosts)))
+        return;
+    for (size_t i = 0; i < list->nitems; i++) {
+        const struct ynode *item = list->items[i];
+        const char *s = cfg_text(ld, f->key, item, "a list of host names");
+        char *h;
+
+        if (!s || !(h = cfg_strdup(ld, s, item->len)))
+            continue;
+        for (char *p = h; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if (strchr(h, '*') || !valid_host(h))
+            cfg_report(ld, item,
+                       "bad host name '%.64s' in 'admin' (expected a name like "
+                       "status.example.com; IP addresses need not be listed)",
+                       s);
+        else
+            l->admin_hosts[l->nadmin_hosts++] = h;
     }
 }
 
@@ -74,8 +131,27 @@ static const struct field site_fields[] = {
     {FIELD("response_headers", cfg_conv_header_rules, struct cfg_site, response_headers, NULL),
      .sub = &cfg_response_rules},
     {FIELD("hsts", cfg_conv_text, struct cfg_site, hsts, NULL)},
+    {FIELD("case_insensitive_paths", cfg_conv_bool, struct cfg_site, case_insensitive_paths,
+           "false")},
 };
 static const struct fields site_table = FIELDS(site_fields);
+
+/* With case_insensitive_paths, "/Admin" and "/admin" would be one prefix served two ways. Routes
+ * are sorted by length, so equal ones are neighbours within a run of one length. */
+static void check_paths_nocase(struct load *ld, const struct ynode *at, const struct cfg_site *s)
+{
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct cfg_route *a = &s->routes[i];
+        for (size_t j = i + 1; j < s->nroutes && s->routes[j].path_len == a->path_len; j++) {
+            const struct cfg_route *b = &s->routes[j];
+            if (a->path && b->path && !strncasecmp(a->path, b->path, a->path_len) &&
+                strcmp(a->path, b->path))
+                cfg_report(ld, at,
+                           "routes '%.64s' and '%.64s' are one path with case_insensitive_paths",
+                           a->path, b->path);
+        }
+    }
+}
 
 static void site(struct load *ld, const struct ynode *item, struct cfg_site *s, size_t i)
 {
@@ -93,6 +169,8 @@ static void site(struct load *ld, const struct ynode *item, struct cfg_site *s, 
     if (!cfg_want(ld, "each item of 'sites'", item, YNODE_MAP))
         return;
     cfg_walk(ld, item, item, &site_table, s, where);
+    if (s->case_insensitive_paths)
+        check_paths_nocase(ld, cfg_get(item, "case_insensitive_paths"), s);
     for (size_t j = 0; !s->name && j < s->nhosts; j++)
         s->name = s->hosts[j];
     if (s->hsts && strncasecmp(s->hsts, "max-age=", 8) != 0)
@@ -101,35 +179,58 @@ static void site(struct load *ld, const struct ynode *item, struct cfg_site *s, 
                    "e.g. \"max-age=31536000; includeSubDomains\"");
 }
 
-/* A host in two sites would make the choice of site depend on their order: refused. */
-static void check_hosts(struct load *ld, const struct config *c, const struct ynode *list)
+/* A host in two sites of one listener would make the choice of site depend on their order:
+ * refused. `sites` are those the listener serves. */
+static void check_hosts(struct load *ld, const struct config *c, struct cfg_site *const *sites,
+                        size_t nsites)
 {
     struct cfg_key *keys;
-    size_t total = 0, n = 0, *site_of;
+    size_t total = 0, n = 0;
 
-    for (size_t i = 0; i < c->nsites; i++)
-        total += c->sites[i].nhosts;
+    for (size_t i = 0; i < nsites; i++)
+        total += sites[i]->nhosts;
     keys = cfg_scratch(ld, total * sizeof *keys);
-    site_of = cfg_scratch(ld, total * sizeof *site_of);
-    if (!keys || !site_of)
+    if (!keys)
         return;
-    for (size_t i = 0; i < c->nsites; i++) {
-        const struct ynode *hosts = cfg_get(list->items[i], "hosts");
-        for (size_t j = 0; j < c->sites[i].nhosts; j++) {
-            const char *h = c->sites[i].hosts[j];
-            if (!h)
-                continue;
-            site_of[n] = i;
-            keys[n] = (struct cfg_key){h, strlen(h), n, hosts->items[j]};
-            n++;
+    for (size_t i = 0; i < nsites; i++) {
+        size_t at = (size_t)(sites[i] - c->sites);
+        const struct ynode *hosts = cfg_get(ld->sites_list->items[at], "hosts");
+        for (size_t j = 0; j < sites[i]->nhosts; j++) {
+            const char *h = sites[i]->hosts[j];
+            if (h)
+                keys[n++] = (struct cfg_key){h, strlen(h), at, hosts->items[j]};
         }
     }
     cfg_sort_keys(keys, n);
     for (size_t i = 0; i < n; i++) {
         if (cfg_key_repeats(keys, i))
             cfg_report(ld, keys[i].node, "duplicate host '%.64s' (already in site '%.64s')",
-                       (const char *)keys[i].data, c->sites[site_of[keys[i - 1].idx]].name);
+                       (const char *)keys[i].data, c->sites[keys[i - 1].idx].name);
     }
+}
+
+/* The same host may be served by different sites on different listeners (an internal and a
+ * public listener serving app.example.com from different upstreams), never by two sites of
+ * one listener. A listener without a `sites` list serves them all. */
+void cfg_check_listener_hosts(struct load *ld)
+{
+    const struct config *c = ld->cfg;
+    struct cfg_site **all;
+    bool all_checked = false;
+
+    if (!ld->sites_list || !c->sites || !(all = cfg_scratch(ld, c->nsites * sizeof *all)))
+        return;
+    for (size_t i = 0; i < c->nsites; i++)
+        all[i] = &c->sites[i];
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        const struct cfg_listener *l = &c->listeners[i];
+        if (l->admin || (!l->nsites && all_checked))
+            continue;
+        all_checked |= !l->nsites;
+        check_hosts(ld, c, l->nsites ? l->sites : all, l->nsites ? l->nsites : c->nsites);
+    }
+    if (!c->nlisteners)
+        check_hosts(ld, c, all, c->nsites);
 }
 
 /* Where the host that gave a site its name was written. */
@@ -199,7 +300,7 @@ void cfg_conv_sites(struct load *ld, const struct field *f, const struct ynode *
     c->nsites = list->nitems;
     for (size_t i = 0; i < list->nitems; i++)
         site(ld, list->items[i], &c->sites[i], i);
-    check_hosts(ld, c, list);
+    ld->sites_list = list; /* hosts are checked per listener (cfg_check_listener_hosts) */
     check_names(ld, c, list);
     check_default(ld, c, list);
 }
@@ -233,6 +334,15 @@ static void check_listed_once(struct load *ld, const struct ynode *list)
     }
 }
 
+static bool listed(const struct cfg_listener *l, const struct cfg_site *s)
+{
+    for (size_t i = 0; i < l->nsites; i++) {
+        if (l->sites[i] == s)
+            return true;
+    }
+    return false;
+}
+
 /* Sites are converted before listeners, so that names can be looked up here. When `sites`
  * itself is broken, that is reported, and names are not looked up in it. */
 void cfg_conv_listener_sites(struct load *ld, const struct field *f, const struct ynode *val,
@@ -247,10 +357,12 @@ void cfg_conv_listener_sites(struct load *ld, const struct field *f, const struc
         const struct ynode *item = list->items[i];
         const char *name = cfg_text(ld, f->key, item, "a list of site names");
         struct cfg_site *s = name ? find_site(ld, name) : NULL;
-        if (s)
-            l->sites[l->nsites++] = s;
-        else if (name && ld->cfg->sites)
+        if (s) {
+            if (!listed(l, s)) /* twice is reported by check_listed_once */
+                l->sites[l->nsites++] = s;
+        } else if (name && ld->cfg->sites) {
             cfg_report(ld, item, "unknown site '%.64s'", name);
+        }
     }
     check_listed_once(ld, list);
 }

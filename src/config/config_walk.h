@@ -43,6 +43,7 @@ struct load {
     size_t nupstreams_by_name;
     const struct cfg_key *sites_by_name; /* sorted, for the `sites:` of listeners */
     size_t nsites_by_name;
+    const struct ynode *sites_list; /* the `sites` list, once converted: where hosts are */
 };
 
 /* Records a problem at `at` (NULL: the start of the file). Problems are printed sorted by
@@ -159,6 +160,11 @@ void cfg_conv_map(struct load *ld, const struct field *f, const struct ynode *va
 void cfg_conv_upstreams(struct load *ld, const struct field *f, const struct ynode *val,
                         void *base);
 void cfg_conv_sites(struct load *ld, const struct field *f, const struct ynode *val, void *base);
+/* admin.hosts: a list of DNS names (no wildcards; IP literals are always accepted). */
+void cfg_conv_admin_hosts(struct load *ld, const struct field *f, const struct ynode *val,
+                          void *base);
+/* Once listeners are converted: a host may be in one site only among the sites of a listener. */
+void cfg_check_listener_hosts(struct load *ld);
 void cfg_conv_listener_sites(struct load *ld, const struct field *f, const struct ynode *val,
                              void *base);
 void cfg_conv_routes(struct load *ld, const struct field *f, const struct ynode *val, void *base);

@@ -952,12 +952,13 @@ static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
     request_chunked_init(c);
 }
 
-/* Dot segments are removed before routing, so ".." cannot leave a route's prefix; the
- * normalised path lives in a per-connection buffer (the head itself stays as received). */
+/* The path is normalised before routing (target.h), so ".." or an encoding cannot leave a
+ * route's prefix; the normalised path lives in a per-connection buffer (the head itself stays as
+ * received). */
 static int normalize_path(struct h1_conn *c)
 {
     struct http_request *r = &c->stream.req;
-    if (!target_path_has_dots(r->path.p, r->path.len))
+    if (!target_path_needs_normalize(r->path.p, r->path.len))
         return 0;
     if (c->path_cap < r->path.len) {
         char *p = realloc(c->path_buf, r->path.len);

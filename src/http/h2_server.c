@@ -752,10 +752,10 @@ static int build_request(struct h2_stream *st)
     struct http_request *r = &st->s.req;
     uint32_t cookie_off = 0, cookie_len = 0;
     long ncookies = join_cookies(st, &cookie_off, &cookie_len);
-    /* Dot segments are removed before routing, into the arena (reserved before any pointer
+    /* The path is normalised before routing (target.h), into the arena (reserved before any pointer
      * into it is taken: it may move while it grows). */
     bool dots =
-        st->has_path && target_path_has_dots(st->arena + st->path.value, st->path.value_len);
+        st->has_path && target_path_needs_normalize(st->arena + st->path.value, st->path.value_len);
     long norm = dots ? arena_reserve(st, st->path.value_len) : 0;
     if (ncookies < 0 || norm < 0 || build_fields(st, cookie_off, cookie_len, ncookies) < 0)
         return 500;

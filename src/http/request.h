@@ -129,6 +129,7 @@ struct http_stream {
     /* Set by the router. */
     const struct cfg_site *site;
     const struct cfg_route *route;
+    size_t path_rest;  /* offset in req.path where the route's prefix ends (router.h) */
     uint64_t max_body; /* request body limit in bytes, 0 = none (the codec enforces it) */
     /* Filled by handlers for the access log; upstream is "" when none was used. */
     char upstream[128];

@@ -226,12 +226,15 @@ static void put_last_chunk(struct proxy *p)
 }
 
 /* The request line, end-to-end fields, and our framing. */
-/* The path the upstream sees: without the route's prefix when strip_prefix is on. */
-static struct slice upstream_path(const struct http_request *r, const struct cfg_route *route)
+/* The path the upstream sees: without the route's prefix when strip_prefix is on. The prefix
+ * ends where the router found it (it may be written "/Admin;x" for the route /admin); a rest
+ * that starts with an encoded slash stays encoded, after a '/' the caller puts first. */
+static struct slice upstream_path(const struct http_stream *s)
 {
-    if (!route->strip_prefix || route->path_len <= 1)
+    const struct http_request *r = &s->req;
+    if (!s->route->strip_prefix || s->route->path_len <= 1 || s->path_rest > r->path.len)
         return r->path;
-    struct slice rest = {r->path.p + route->path_len, r->path.len - route->path_len};
+    struct slice rest = {r->path.p + s->path_rest, r->path.len - s->path_rest};
     return rest.len ? rest : SLICE_LIT("/");
 }
 
@@ -356,9 +359,9 @@ static int write_request_head(struct proxy *p)
                    config_cidr_match(c->trusted_proxies, c->ntrusted_proxies, s->peer_addr);
     struct hop_set hop;
     hop_collect(&hop, r->fields, r->nfields);
-    struct slice path = upstream_path(r, s->route);
+    struct slice path = upstream_path(s);
     if (put(uc, w, r->method.p, r->method.len) || put(uc, w, " ", 1) ||
-        put(uc, w, path.p, path.len))
+        (path.p[0] != '/' && put(uc, w, "/", 1)) || put(uc, w, path.p, path.len))
         return -1;
     if (r->query.p && (put(uc, w, "?", 1) || put(uc, w, r->query.p, r->query.len)))
         return -1;

@@ -140,6 +140,14 @@ void handler_dispatch(struct http_stream *s)
             refuse(s, 400, "request target is not a path");
         return;
     }
+    if (!target_path_pct_valid(r->path.p, r->path.len)) {
+        refuse(s, 400, "malformed percent-encoding in the path");
+        return;
+    }
+    if (router_path_ambiguous(r->path.p, r->path.len)) {
+        refuse(s, 400, "dot segment hidden by ';' or %2F in the path");
+        return;
+    }
     /* An absolute-form target must name a host (RFC 9110 section 4.2.1: "http:///x" is
      * invalid); a Host field, when present, must be a valid host[:port]. */
     if ((r->authority.len || r->authority_in_target) &&
@@ -172,7 +180,7 @@ void handler_dispatch(struct http_stream *s)
             return;
         }
     }
-    s->route = router_route(s->site, r->path.p, r->path.len);
+    s->route = router_route(s->site, r->path.p, r->path.len, &s->path_rest);
     if (!s->route) {
         http_respond_text(s, 404, NULL);
         return;

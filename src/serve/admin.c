@@ -10,11 +10,14 @@
 #include "proxy/tunnel.h"
 #include "proxy/upstate.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- a JSON text in a growing buffer ------------------------------------------------------ */
 
@@ -221,10 +224,65 @@ static bool slice_is(struct slice v, const char *lit)
     return v.len == strlen(lit) && memcmp(v.p, lit, v.len) == 0;
 }
 
+/* The host of an authority without its port (brackets kept) and one trailing dot. */
+static struct slice host_part(struct slice a)
+{
+    if (!a.len)
+        return a; /* no Host: p may be NULL */
+    const char *end = a.len && a.p[0] == '[' ? memchr(a.p, ']', a.len) : NULL;
+    size_t n = end ? (size_t)(end - a.p) + 1 : a.len;
+    const char *colon = end ? NULL : memchr(a.p, ':', a.len);
+    if (colon)
+        n = (size_t)(colon - a.p);
+    if (!end && n && a.p[n - 1] == '.')
+        n--;
+    return (struct slice){a.p, n};
+}
+
+static bool is_ip_literal(struct slice h)
+{
+    char text[INET6_ADDRSTRLEN];
+    unsigned char addr[sizeof(struct in6_addr)];
+    bool v6 = h.len >= 2 && h.p[0] == '[' && h.p[h.len - 1] == ']';
+    struct slice in = v6 ? (struct slice){h.p + 1, h.len - 2} : h;
+
+    if (!in.len || in.len >= sizeof text)
+        return false;
+    memcpy(text, in.p, in.len);
+    text[in.len] = '\0';
+    return inet_pton(v6 ? AF_INET6 : AF_INET, text, addr) == 1;
+}
+
+bool admin_host_allowed(const struct cfg_listener *l, const char *authority, size_t len)
+{
+    struct slice h = host_part((struct slice){authority, len});
+    if (is_ip_literal(h))
+        return true;
+    for (size_t i = 0; l && i < l->nadmin_hosts; i++) {
+        const char *name = l->admin_hosts[i];
+        if (strlen(name) == h.len && strncasecmp(name, h.p, h.len) == 0)
+            return true;
+    }
+    return false;
+}
+
 void admin_handle(struct http_stream *s)
 {
     const struct http_request *r = &s->req;
     struct jbuf b = {0};
+
+    /* DNS rebinding: a web page whose name the attacker points at this address afterwards
+     * reads /status as same-origin, sending its own name as Host. */
+    const struct config *c = s->config;
+    const struct cfg_listener *l =
+        s->listener >= 0 && (size_t)s->listener < c->nlisteners ? &c->listeners[s->listener] : NULL;
+    if (!admin_host_allowed(l, r->authority.p, r->authority.len)) {
+        log_msg(&s->worker->srv->log, LOG_INFO,
+                "client %s: 421: Host '%.*s' is not an IP address or in admin.hosts", s->peer,
+                (int)(r->authority.len < 256 ? r->authority.len : 256), r->authority.p);
+        http_respond_text(s, 421, NULL);
+        return;
+    }
 
     if (!slice_is(r->path, "/status")) {
         http_respond_text(s, 404, NULL);

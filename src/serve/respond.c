@@ -49,15 +49,16 @@ void serve_redirect(struct http_stream *s, const struct cfg_route *route)
     char location[8192];
     size_t n = (size_t)snprintf(location, sizeof(location), "%s", route->location);
     if (route->append_path && n < sizeof(location)) {
-        const char *rest = r->path.p + route->path_len;
-        size_t rest_len = r->path.len - route->path_len;
-        if (route->path_len == 1) { /* route "/" keeps the whole path */
-            rest = r->path.p;
-            rest_len = r->path.len;
-        }
+        /* Where the router found the prefix's end (route "/": 0, the whole path). */
+        size_t skip = s->path_rest <= r->path.len ? s->path_rest : r->path.len;
+        const char *rest = r->path.p + skip;
+        size_t rest_len = r->path.len - skip;
         if (n && location[n - 1] == '/' && rest_len && rest[0] == '/') {
             rest++;
             rest_len--;
+        } else if (rest_len && rest[0] != '/' && !(n && location[n - 1] == '/') &&
+                   n + 1 < sizeof(location)) {
+            location[n++] = '/'; /* the rest starts with an encoded slash */
         }
         n += (size_t)snprintf(location + n, sizeof(location) - n, "%.*s", (int)rest_len, rest);
         if (r->query.p && n < sizeof(location))

@@ -307,7 +307,7 @@ def test_draining_server_keeps_its_sticky_clients_and_gets_no_new_ones(gatehouse
     bs = [backend_factory() for _ in range(2)]
     up = {"sticky": {"cookie": "s"}}
     cfg = balance_config([b.address for b in bs], up)
-    cfg["admin"] = {"address": "127.0.0.1:0"}
+    cfg["admin"] = {"address": "127.0.0.1:0", "hosts": ["test"]}  # the Host get() sends
     gh = gatehouse(cfg)
     first = get(gh.port, "/echo")
     home, token = served_by(first), first.header("set-cookie").split(";")[0].split("=", 1)[1]
@@ -415,7 +415,7 @@ def test_full_queue_or_max_conns_is_503_at_once_for_all_workers(gatehouse, backe
     if queue:
         up["queue"] = {"size": 1, "timeout": f"{T(10)}s"}  # outlasts the slow request
     cfg = balance_config([{"address": b.address, "max_conns": 1}], up, workers=workers)
-    cfg["admin"] = {"address": "127.0.0.1:0"}
+    cfg["admin"] = {"address": "127.0.0.1:0", "hosts": ["test"]}  # the Host get() sends
     gh = gatehouse(cfg)
     res = {}
     slow = threading.Thread(

@@ -26,7 +26,7 @@ def health_config(upstreams, admin=True, workers=1, **over):
     cfg["sites"] = [{"name": "main", "hosts": ["*"],
                      "routes": [{"path": "/", "proxy": next(iter(upstreams))}]}]
     if admin:
-        cfg["admin"] = {"address": "127.0.0.1:0"}
+        cfg["admin"] = {"address": "127.0.0.1:0", "hosts": ["test"]}  # the Host get() sends
     return cfg
 
 

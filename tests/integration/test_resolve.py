@@ -58,7 +58,7 @@ def named_config(server, admin=True, level="info", **upstream):
                                      "read_timeout": "10s"}, **upstream)}
     cfg["sites"] = [{"name": "main", "hosts": ["*"], "routes": [{"path": "/", "proxy": "app"}]}]
     if admin:
-        cfg["admin"] = {"address": "127.0.0.1:0"}
+        cfg["admin"] = {"address": "127.0.0.1:0", "hosts": ["test"]}  # the Host get() sends
     return cfg
 
 

@@ -222,7 +222,7 @@ def test_every_server_down_is_503_not_502(gatehouse, backend_factory):
         assert get(b.port, "/health/500").status == 500
     hc = {"path": "/health", "interval": "100ms", "timeout": "1s", "rise": 1, "fall": 1}
     cfg = balance_config([b.address for b in bs], {"health_check": hc}, workers=1)
-    cfg["admin"] = {"address": "127.0.0.1:0"}
+    cfg["admin"] = {"address": "127.0.0.1:0", "hosts": ["test"]}  # the Host get() sends
     gh = gatehouse(cfg)
     assert wait_until(lambda: set(states(gh).values()) == {"down"}, timeout=5), states(gh)
     for _ in range(3):

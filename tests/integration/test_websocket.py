@@ -783,7 +783,7 @@ def test_tunnel_count_in_the_log_is_per_worker(gatehouse, backend):
 
 def test_status_counts_open_tunnels_apart_from_requests(gatehouse, backend):
     cfg = proxy_config(backend)
-    cfg["admin"] = {"address": "127.0.0.1:0"}
+    cfg["admin"] = {"address": "127.0.0.1:0", "hosts": ["test"]}  # the Host get() sends
     gh = gatehouse(cfg)
     admin = gh.ports[-1]
 

@@ -5,6 +5,7 @@
 #include "config/config_values.h"
 #include "config/resolve.h"
 #include "proxy/upstate.h"
+#include "route/router.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -2311,6 +2312,180 @@ static void test_passive_statuses(void)
         "x.yaml:4:66: 'statuses' must be an integer 400..599\n");
 }
 
+/* ---- issue 11: route paths normalised as request paths are; case_insensitive_paths ---- */
+static void test_route_paths_normalised(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("listen: [{address: \":0\"}]\n"
+                      "sites:\n"
+                      "  - hosts: [\"*\"]\n"
+                      "    case_insensitive_paths: true\n"
+                      "    routes:\n"
+                      "      - {path: \"/%61dmin//x/./\", respond: {}}\n"
+                      "      - {path: \"/caf%c3%a9\", respond: {}}\n",
+                      &c),
+                 0);
+    if (c) {
+        CHECK(c->sites[0].case_insensitive_paths);
+        CHECK_SLICE(c->sites[0].routes[0].path, c->sites[0].routes[0].path_len, "/caf%C3%A9");
+        CHECK_SLICE(c->sites[0].routes[1].path, c->sites[0].routes[1].path_len, "/admin/x");
+        config_unref(c);
+    }
+    CHECK_EQ_INT(load(MINIMAL, &c), 0);
+    if (c) {
+        CHECK(!c->sites[0].case_insensitive_paths); /* the default */
+        config_unref(c);
+    }
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "sites:\n"
+                  "  - hosts: [\"*\"]\n"
+                  "    case_insensitive_paths: true\n"
+                  "    routes:\n"
+                  "      - {path: /Admin, respond: {}}\n"
+                  "      - {path: /x, respond: {}}\n"
+                  "      - {path: /admin/, respond: {}}\n",
+                  "x.yaml:4:29: routes '/Admin' and '/admin' are one path with "
+                  "case_insensitive_paths\n");
+    EXPECT_ERRORS(
+        "listen: [{address: \":0\"}]\n"
+        "sites:\n"
+        "  - hosts: [\"*\"]\n"
+        "    case_insensitive_paths: 1\n"
+        "    routes:\n"
+        "      - {path: \"/a;b\", respond: {}}\n"
+        "      - {path: \"/a%2fb\", respond: {}}\n"
+        "      - {path: \"/%61\", respond: {}}\n"
+        "      - {path: \"/a/\", respond: {}}\n"
+        "      - {path: '/b\\c', respond: {}}\n"
+        "      - {path: \"/b%5cc\", respond: {}}\n",
+        "x.yaml:4:29: 'case_insensitive_paths' must be true or false\n"
+        "x.yaml:6:16: route path '/a;b' must not contain ';', '\\', '%2F' or '%5C' (the "
+        "router reads them as segment parameters and separators)\n"
+        "x.yaml:7:16: route path '/a%2fb' must not contain ';', '\\', '%2F' or '%5C' "
+        "(the router reads them as segment parameters and separators)\n"
+        "x.yaml:9:16: duplicate route path '/a'\n"
+        "x.yaml:10:16: route path '/b\\c' must not contain ';', '\\', '%2F' or '%5C' (the "
+        "router reads them as segment parameters and separators)\n"
+        "x.yaml:11:16: route path '/b%5cc' must not contain ';', '\\', '%2F' or '%5C' "
+        "(the router reads them as segment parameters and separators)\n");
+}
+
+/* ---- issue 11: IPv6 literals in a site's hosts ---- */
+static void test_ipv6_hosts(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("listen: [{address: \":0\"}]\n"
+                      "sites:\n"
+                      "  - hosts: [\"[::1]\", \"[2001:DB8:0:0::1]\", \"[::FFFF:a00:1]\"]\n"
+                      "    routes: [{path: /, respond: {}}]\n",
+                      &c),
+                 0);
+    if (c) {
+        CHECK_EQ_INT(c->sites[0].nhosts, 3);
+        CHECK(!strcmp(c->sites[0].hosts[0], "[::1]"));
+        CHECK(!strcmp(c->sites[0].hosts[1], "[2001:db8::1]")); /* canonical form */
+        CHECK(!strcmp(c->sites[0].hosts[2], "[::ffff:10.0.0.1]"));
+        CHECK(!strcmp(c->sites[0].name, "[::1]"));
+        config_unref(c);
+    }
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n"
+                  "sites:\n"
+                  "  - hosts: [\"[::g]\", \"[fe80::1%eth0]\", \"[::1\", \"::1\", \"[]\"]\n"
+                  "    routes: [{path: /, respond: {}}]\n"
+                  "  - hosts: [\"[::1]\", \"[0:0::1]\"]\n"
+                  "    routes: [{path: /, respond: {}}]\n",
+                  "x.yaml:3:13: bad IPv6 address '[::g]' (expected one like [2001:db8::1])\n"
+                  "x.yaml:3:22: bad IPv6 address '[fe80::1%eth0]' (expected one like "
+                  "[2001:db8::1])\n"
+                  "x.yaml:3:40: bad IPv6 address '[::1' (expected one like [2001:db8::1])\n"
+                  "x.yaml:3:48: bad host name '::1' (expected a name like example.com, "
+                  "*.example.com or *)\n"
+                  "x.yaml:3:55: bad IPv6 address '[]' (expected one like [2001:db8::1])\n"
+                  "x.yaml:5:22: duplicate host '[::1]' (already in site '[::1]')\n");
+}
+
+/* ---- issue 11: a host is unique among the sites of one listener only ---- */
+#define TWO_SITES_ONE_HOST                                                                         \
+    "sites:\n"                                                                                     \
+    "  - name: internal\n"                                                                         \
+    "    hosts: [app.example.com, intranet.example.com]\n"                                         \
+    "    routes: [{path: /, respond: {status: 201}}]\n"                                            \
+    "  - name: public\n"                                                                           \
+    "    hosts: [app.example.com]\n"                                                               \
+    "    routes: [{path: /, respond: {status: 202}}]\n"
+
+static void test_hosts_per_listener(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(load("listen:\n"
+                      "  - {address: \"127.0.0.1:0\", sites: [internal]}\n"
+                      "  - {address: \"127.0.0.1:0\", sites: [public]}\n" TWO_SITES_ONE_HOST,
+                      &c),
+                 0);
+    if (c) {
+        const struct cfg_site *a = router_site(c, &c->listeners[0], "app.example.com", 15);
+        const struct cfg_site *b = router_site(c, &c->listeners[1], "APP.example.com:443", 19);
+        CHECK(a && !strcmp(a->name, "internal"));
+        CHECK(b && !strcmp(b->name, "public"));
+        CHECK(router_site(c, &c->listeners[1], "intranet.example.com", 20) == NULL);
+        config_unref(c);
+    }
+    /* one listener serving both: the choice would depend on the order */
+    EXPECT_ERRORS("listen:\n"
+                  "  - {address: \"127.0.0.1:0\", sites: [internal, public]}\n"
+                  "  - {address: \"127.0.0.1:0\", sites: [public]}\n" TWO_SITES_ONE_HOST,
+                  "x.yaml:9:13: duplicate host 'app.example.com' (already in site 'internal')\n");
+    /* a listener without `sites` serves them all */
+    EXPECT_ERRORS("listen:\n"
+                  "  - {address: \"127.0.0.1:0\", sites: [internal]}\n"
+                  "  - {address: \"127.0.0.1:0\"}\n" TWO_SITES_ONE_HOST,
+                  "x.yaml:9:13: duplicate host 'app.example.com' (already in site 'internal')\n");
+    EXPECT_ERRORS("listen: [{address: \":0\"}]\n" TWO_SITES_ONE_HOST,
+                  "x.yaml:7:13: duplicate host 'app.example.com' (already in site 'internal')\n");
+}
+
+/* ---- issue 11: admin.hosts, the names the admin listener answers besides IP literals ---- */
+static void test_admin_hosts(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(
+        load(
+            "admin: { address: \"127.0.0.1:0\", hosts: [Status.Example.com, localhost] }\n" MINIMAL,
+            &c),
+        0);
+    if (c) {
+        CHECK_EQ_INT(c->admin->nadmin_hosts, 2);
+        CHECK(!strcmp(c->admin->admin_hosts[0], "status.example.com"));
+        CHECK(!strcmp(c->admin->admin_hosts[1], "localhost"));
+        CHECK_EQ_INT(c->listeners[0].nadmin_hosts, 0);
+        config_unref(c);
+    }
+    CHECK_EQ_INT(load("admin: { address: \"127.0.0.1:0\" }\n" MINIMAL, &c), 0);
+    if (c) {
+        CHECK(c->admin->nadmin_hosts == 0 && c->admin->admin_hosts == NULL); /* IPs only */
+        config_unref(c);
+    }
+    EXPECT_ERRORS("admin:\n"
+                  "  address: \"127.0.0.1:0\"\n"
+                  "  hosts: [\"*\", \"*.example.com\", \"[::1]\", \"a b\", ok.example]\n" MINIMAL,
+                  "x.yaml:3:11: bad host name '*' in 'admin' (expected a name like "
+                  "status.example.com; IP addresses need not be listed)\n"
+                  "x.yaml:3:16: bad host name '*.example.com' in 'admin' (expected a name like "
+                  "status.example.com; IP addresses need not be listed)\n"
+                  "x.yaml:3:33: bad host name '[::1]' in 'admin' (expected a name like "
+                  "status.example.com; IP addresses need not be listed)\n"
+                  "x.yaml:3:42: bad host name 'a b' in 'admin' (expected a name like "
+                  "status.example.com; IP addresses need not be listed)\n");
+    EXPECT_ERRORS("admin: { address: \"127.0.0.1:0\", hosts: localhost }\n" MINIMAL,
+                  "x.yaml:1:41: 'hosts' must be a list, not 'localhost'\n");
+    EXPECT_ERRORS("listen: [{address: \":0\", hosts: [a.com]}]\n" MINIMAL_SITES,
+                  "x.yaml:1:26: unknown key 'hosts' in listener ':0'\n");
+}
+
 int main(void)
 {
     config_set_resolver(fake_resolver);
@@ -2353,6 +2528,10 @@ int main(void)
     test_sizes();
     test_addresses();
     test_tls();
+    test_route_paths_normalised();
+    test_ipv6_hosts();
+    test_hosts_per_listener();
+    test_admin_hosts();
     config_set_lookup(fake_lookup);
     test_named_servers();
     test_resolve_interval();
