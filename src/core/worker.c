@@ -9,6 +9,7 @@
 #include "proxy/upstream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,85 @@ static bool at_limit(const struct worker *w)
     return w->nconns - w->nclosing >= w->config->limits.max_connections_per_worker;
 }
 
+/* ---- out of descriptors ------------------------------------------------------------------ */
+
+/* Listeners are edge-triggered: an accept that failed for want of descriptors or memory is not
+ * signalled again while the backlog stays full (a full backlog drops new SYNs, so nothing new
+ * arrives to wake us), and accepting would stop for good. So a failed accept is retried on a
+ * timer; and, when descriptors are what is missing, the reserve descriptor is given up for a
+ * moment to take one waiting client and close it, so that it hears a close rather than hang. */
+#define ACCEPT_RETRY_MS 100
+#define ACCEPT_WARN_MS 1000
+
+static bool out_of_fds(int err)
+{
+    return err == EMFILE || err == ENFILE;
+}
+
+/* At most one warning per second for the whole process. */
+static bool accept_warn_due(struct worker *w)
+{
+    uint64_t now = ev_clock_ms();
+    unsigned long long last = atomic_load(&w->srv->accept_warned_ms);
+    if (last && now - last < ACCEPT_WARN_MS)
+        return false;
+    return atomic_compare_exchange_strong(&w->srv->accept_warned_ms, &last, now);
+}
+
+static void reserve_open(struct worker *w)
+{
+    if (w->reserve_fd < 0)
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* The reserve given up to accept one waiting client, closed at once; then taken back. */
+static void shed_one(struct worker *w, struct worker_listener *l)
+{
+    if (w->reserve_fd < 0)
+        return;
+    close(w->reserve_fd);
+    w->reserve_fd = -1;
+    int fd = accept4(l->io.fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        w->accept_shed++;
+    }
+    reserve_open(w);
+}
+
+static void accept_failed(struct worker *w, struct worker_listener *l, int err)
+{
+    if (out_of_fds(err))
+        shed_one(w, l);
+    if (accept_warn_due(w))
+        log_msg(&w->srv->log, LOG_WARN,
+                out_of_fds(err) ? "out of file descriptors; accept: %s: closing new clients at "
+                                  "once, retrying every %d ms (worker %d)"
+                                : "accept: %s: retrying every %d ms (worker %d)",
+                strerror(err), ACCEPT_RETRY_MS, w->id);
+    w->accept_paused = true;
+    if (!ev_timer_armed(&w->accept_timer))
+        ev_timer_start(&w->loop, &w->accept_timer, ACCEPT_RETRY_MS);
+}
+
+static void accept_all(struct worker *w, struct worker_listener *l);
+
+static void on_accept_retry(struct ev_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, accept_timer);
+    reserve_open(w); /* should the reopen in shed_one have failed */
+    for (size_t i = 0; w->accepting && i < w->nlisten; i++)
+        if (w->listen[i])
+            accept_all(w, w->listen[i]);
+    if (ev_timer_armed(&w->accept_timer) || !w->accept_paused)
+        return; /* failed again: retried later */
+    w->accept_paused = false;
+    log_msg(&w->srv->log, LOG_INFO,
+            "accepting clients again (worker %d); %llu were closed unserved meanwhile", w->id,
+            (unsigned long long)w->accept_shed);
+    w->accept_shed = 0;
+}
+
 static void accept_all(struct worker *w, struct worker_listener *l)
 {
     int lfd = l->io.fd;
@@ -210,7 +290,7 @@ static void accept_all(struct worker *w, struct worker_listener *l)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_msg(&w->srv->log, LOG_WARN, "accept: %s", strerror(errno));
+                accept_failed(w, l, errno);
             return;
         }
         /* Room is made only for a client that is really there, never ahead of one. */
@@ -268,6 +348,7 @@ static void listener_close(struct worker *w, struct worker_listener *l)
 
 static void close_listeners(struct worker *w)
 {
+    ev_timer_stop(&w->loop, &w->accept_timer);
     for (size_t i = 0; i < w->nlisten; i++) {
         if (w->listen[i])
             listener_close(w, w->listen[i]);
@@ -518,6 +599,9 @@ int worker_init(struct worker *w, struct server *srv, int id)
     freelist_init(&w->proxies, proxy_object_size(), 256);
     w->access_flush.cb = on_access_flush;
     w->drain_timer.cb = on_drain_timeout;
+    w->accept_timer.cb = on_accept_retry;
+    w->reserve_fd = -1;
+    reserve_open(w);
     if (ev_loop_init(&w->loop) < 0)
         return -1;
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -608,4 +692,6 @@ void worker_fini(struct worker *w)
     client_count_fini(&w->clients);
     if (w->parked_fd >= 0)
         close(w->parked_fd);
+    if (w->reserve_fd >= 0)
+        close(w->reserve_fd);
 }

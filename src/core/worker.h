@@ -25,8 +25,9 @@ struct server {
     _Atomic(struct config *) config; /* current snapshot; the server holds one reference */
     atomic_uint config_gen;
     atomic_bool stopping;
-    atomic_uint tunnels;         /* upgraded connections open, all workers together (tunnel.c) */
-    pthread_mutex_t config_lock; /* serialises taking a reference against a swap */
+    atomic_uint tunnels;            /* upgraded connections open, all workers together (tunnel.c) */
+    atomic_ullong accept_warned_ms; /* last "out of file descriptors" warning (worker.c) */
+    pthread_mutex_t config_lock;    /* serialises taking a reference against a swap */
     struct worker *workers;
     int nworkers; /* initialised */
     int nstarted; /* of those, threads running (to join) */
@@ -94,7 +95,13 @@ struct worker {
     int notify_fd; /* eventfd: reload or stop */
     struct ev_io notify_io;
     struct ev_timer drain_timer;
-    struct dlist conns; /* every client connection, newest first */
+    /* Out of descriptors (or memory) to accept with: accepts are retried on a timer, and a
+     * reserve descriptor is given up to accept and close one client each time (worker.c). */
+    struct ev_timer accept_timer;
+    int reserve_fd; /* /dev/null, held to be closed when descriptors run out */
+    bool accept_paused;
+    uint64_t accept_shed; /* clients closed unserved since accepts began to fail */
+    struct dlist conns;   /* every client connection, newest first */
     unsigned nconns;
     unsigned nclosing;           /* closed, memory not yet released */
     struct client_count clients; /* for max_connections_per_client */
