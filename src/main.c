@@ -519,6 +519,11 @@ static int serve(struct server *srv, const char *path)
     /* Blocked before the workers start, so they inherit the mask and only we take them. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     const struct config *c = atomic_load(&srv->config);
+    /* Workers never wait on a log sink: their lines go through the writer thread. */
+    if (log_writer_start(&srv->log, (size_t)c->workers) < 0)
+        log_msg(&srv->log, LOG_WARN,
+                "cannot start the log writer: lines a sink cannot take at "
+                "once are dropped");
     if (start_workers(srv, c) < 0) {
         stop_workers(srv);
         return 1;
@@ -576,6 +581,8 @@ int main(int argc, char **argv)
     }
     atomic_init(&srv.config, c);
     int rc = serve(&srv, o.config);
+    /* The last lines, given a moment to reach a sink that is slow (never one not read at all). */
+    log_writer_stop(&srv.log, 1000);
     config_unref(atomic_load(&srv.config));
     return rc;
 }

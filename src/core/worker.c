@@ -598,6 +598,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
     buf_pool_init(&w->bufs, 256);
     freelist_init(&w->proxies, proxy_object_size(), 256);
     w->access_flush.cb = on_access_flush;
+    w->access.ring = log_access_ring(&srv->log, (size_t)id);
     w->drain_timer.cb = on_drain_timeout;
     w->accept_timer.cb = on_accept_retry;
     w->reserve_fd = -1;
