@@ -89,7 +89,8 @@ static bool sink_writable(int fd)
     do
         n = poll(&pf, 1, 0);
     while (n < 0 && errno == EINTR);
-    return n == 1 && (pf.revents & POLLOUT);
+    /* An error or hang-up is for the write to report (EPIPE, EBADF): the lines are dropped. */
+    return n == 1 && (pf.revents & (POLLOUT | POLLERR | POLLHUP | POLLNVAL));
 }
 
 /* Writes all of p[0..n) (at most SINK_CHUNK for a stream), or nothing when the sink has no
@@ -189,7 +190,12 @@ static void ring_take(struct log_ring *r, size_t n)
 struct drops {
     unsigned long long reported; /* dropped lines already counted in a report */
     bool warned;                 /* the drops since the last report were warned of */
+    uint64_t last_ms;            /* when the last count was reported */
 };
+
+/* A sink that fails for good (a closed pipe, a full disk) drops every line: its count is said
+ * at most this often. */
+#define REPORT_EVERY_MS 10000
 
 #define ACCESS_RING (256 * 1024)
 #define ERROR_RING (256 * 1024)
@@ -237,24 +243,44 @@ static enum sink_result writer_drain(struct log_writer *wr, struct log_ring *r, 
     }
 }
 
-static void writer_report(struct log_writer *wr, struct drops *d, unsigned long long dropped,
-                          bool empty, const char *what)
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Returns ms until a count waiting for REPORT_EVERY_MS may be said, or -1 when none waits. */
+static int writer_report(struct log_writer *wr, struct drops *d, unsigned long long dropped,
+                         bool empty, const char *what)
 {
     if (dropped == d->reported)
-        return;
-    if (empty) {
-        log_msg(wr->lg, LOG_WARN, "%s: dropped %llu lines (the log did not keep up)", what,
-                dropped - d->reported);
-        d->reported = dropped;
-        d->warned = false;
-    } else if (!d->warned) {
+        return -1;
+    if (!d->warned) {
         log_msg(wr->lg, LOG_WARN,
                 "%s is not keeping up: dropping lines until it does (serving goes on)", what);
         d->warned = true;
     }
+    if (!empty)
+        return -1; /* counted once it has caught up */
+    uint64_t now = mono_ms();
+    if (d->last_ms && now - d->last_ms < REPORT_EVERY_MS)
+        return (int)(d->last_ms + REPORT_EVERY_MS - now);
+    log_msg(wr->lg, LOG_WARN, "%s: dropped %llu lines (the log did not keep up)", what,
+            dropped - d->reported);
+    d->reported = dropped;
+    d->warned = false;
+    d->last_ms = now;
+    return -1;
 }
 
-static void writer_report_all(struct log_writer *wr)
+static int min_wait(int a, int b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+/* Returns how long the writer may sleep before a count is due (-1: no limit). */
+static int writer_report_all(struct log_writer *wr)
 {
     unsigned long long dropped = 0;
     bool empty = true;
@@ -262,14 +288,16 @@ static void writer_report_all(struct log_writer *wr)
         dropped += atomic_load(&wr->access[i].dropped);
         empty &= ring_used(&wr->access[i]) == 0;
     }
-    writer_report(wr, &wr->access_drops, dropped, empty, "access log");
-    writer_report(wr, &wr->err_drops, atomic_load(&wr->err.dropped), ring_used(&wr->err) == 0,
-                  "error log");
+    int a = writer_report(wr, &wr->access_drops, dropped, empty, "access log");
+    int e = writer_report(wr, &wr->err_drops, atomic_load(&wr->err.dropped),
+                          ring_used(&wr->err) == 0, "error log");
+    return min_wait(a, e);
 }
 
 struct writer_round {
     int afd, efd;
     bool access_blocked, err_blocked;
+    int report_in_ms; /* a count of dropped lines is due then (-1: none waits) */
 };
 
 static void writer_round(struct log_writer *wr, struct writer_round *rd)
@@ -282,7 +310,7 @@ static void writer_round(struct log_writer *wr, struct writer_round *rd)
     for (size_t i = 0; i < wr->naccess; i++)
         rd->access_blocked |= writer_drain(wr, &wr->access[i], rd->afd, afile) == SINK_BLOCKED;
     rd->err_blocked = writer_drain(wr, &wr->err, rd->efd, efile) == SINK_BLOCKED;
-    writer_report_all(wr);
+    rd->report_in_ms = writer_report_all(wr);
     if (!rd->err_blocked) /* the reports just made */
         rd->err_blocked = writer_drain(wr, &wr->err, rd->efd, efile) == SINK_BLOCKED;
 }
@@ -322,13 +350,6 @@ static void writer_sleep(struct log_writer *wr, const struct writer_round *rd, i
         ;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void *writer_main(void *arg)
 {
     struct log_writer *wr = arg;
@@ -347,7 +368,7 @@ static void *writer_main(void *arg)
             continue;
         }
         if (!writer_more(wr, &rd))
-            writer_sleep(wr, &rd, -1);
+            writer_sleep(wr, &rd, rd.report_in_ms);
     }
     return NULL;
 }
