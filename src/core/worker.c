@@ -277,6 +277,18 @@ static void on_accept_retry(struct ev_timer *t)
     w->accept_shed = 0;
 }
 
+/* A connection ended while accepts were failing: its descriptor is free now, so try at the
+ * end of this loop turn rather than at the next tick (a full backlog drops new clients' SYNs
+ * until it is taken). */
+static void on_accept_soon(struct ev_defer *d)
+{
+    struct worker *w = container_of(d, struct worker, accept_soon);
+    if (!w->accept_paused)
+        return;
+    ev_timer_stop(&w->loop, &w->accept_timer);
+    on_accept_retry(&w->accept_timer);
+}
+
 static void accept_all(struct worker *w, struct worker_listener *l)
 {
     int lfd = l->io.fd;
@@ -567,6 +579,8 @@ void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer)
      * backlog, so take again now that there is room. */
     bool was_full = w->nconns >= w->config->limits.max_connections_per_worker;
     w->nconns--;
+    if (w->accept_paused)
+        ev_defer(&w->loop, &w->accept_soon);
     if (w->parked_fd >= 0) {
         int fd = w->parked_fd;
         w->parked_fd = -1;
@@ -601,6 +615,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
     w->access.ring = log_access_ring(&srv->log, (size_t)id);
     w->drain_timer.cb = on_drain_timeout;
     w->accept_timer.cb = on_accept_retry;
+    w->accept_soon.cb = on_accept_soon;
     w->reserve_fd = -1;
     reserve_open(w);
     if (ev_loop_init(&w->loop) < 0)

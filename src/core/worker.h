@@ -98,7 +98,8 @@ struct worker {
     /* Out of descriptors (or memory) to accept with: accepts are retried on a timer, and a
      * reserve descriptor is given up to accept and close one client each time (worker.c). */
     struct ev_timer accept_timer;
-    int reserve_fd; /* /dev/null, held to be closed when descriptors run out */
+    struct ev_defer accept_soon; /* a connection ended while paused: retry at once */
+    int reserve_fd;              /* /dev/null, held to be closed when descriptors run out */
     bool accept_paused;
     uint64_t accept_shed; /* clients closed unserved since accepts began to fail */
     struct dlist conns;   /* every client connection, newest first */
