@@ -197,7 +197,7 @@ struct drops {
  * at most this often. */
 #define REPORT_EVERY_MS 10000
 
-#define ACCESS_RING (256 * 1024)
+#define ACCESS_RING (1024 * 1024)
 #define ERROR_RING (256 * 1024)
 
 struct log_writer {
@@ -212,6 +212,7 @@ struct log_writer {
     struct log_ring *access;
     size_t naccess;
     struct drops access_drops, err_drops;
+    uint64_t taken; /* bytes taken out of the rings, all told */
     char chunk[FILE_CHUNK];
 };
 
@@ -238,6 +239,7 @@ static enum sink_result writer_drain(struct log_writer *wr, struct log_ring *r, 
             written = n;
         }
         ring_take(r, written);
+        wr->taken += written;
         if (res == SINK_BLOCKED)
             return SINK_BLOCKED;
     }
@@ -350,12 +352,28 @@ static void writer_sleep(struct log_writer *wr, const struct writer_round *rd, i
         ;
 }
 
+/* Lines are coming: let them gather for a moment, without being woken for each batch (a
+ * producer that finds the writer not asleep makes no system call). A stop still wakes it. */
+#define NAP_MS 5
+
+static void writer_nap(struct log_writer *wr, const struct writer_round *rd)
+{
+    struct pollfd pf[3] = {{.fd = wr->wake_fd, .events = POLLIN}};
+    int n = 1;
+    if (rd->access_blocked && rd->afd >= 0)
+        pf[n++] = (struct pollfd){.fd = rd->afd, .events = POLLOUT};
+    if (rd->err_blocked && rd->efd >= 0 && rd->efd != rd->afd)
+        pf[n++] = (struct pollfd){.fd = rd->efd, .events = POLLOUT};
+    poll(pf, (nfds_t)n, NAP_MS);
+}
+
 static void *writer_main(void *arg)
 {
     struct log_writer *wr = arg;
     uint64_t deadline = 0;
     for (;;) {
         struct writer_round rd;
+        uint64_t taken = wr->taken;
         writer_round(wr, &rd);
         if (atomic_load(&wr->stop)) {
             uint64_t now = mono_ms();
@@ -367,7 +385,9 @@ static void *writer_main(void *arg)
                 writer_sleep(wr, &rd, (int)(deadline - now));
             continue;
         }
-        if (!writer_more(wr, &rd))
+        if (wr->taken != taken)
+            writer_nap(wr, &rd); /* the rounds of a busy log are NAP_MS apart */
+        else if (!writer_more(wr, &rd))
             writer_sleep(wr, &rd, rd.report_in_ms);
     }
     return NULL;
