@@ -389,14 +389,27 @@ static void rebuild(struct server *srv, const struct config *old, const struct r
         return;
     }
     free(report);
+    /* Built again, a listener written as a host name may have another address now: as at a
+     * reload, its socket is opened before the swap, or the running snapshot stays. */
+    struct listen_handoff **give = open_listeners(srv, old, c, srv->nworkers);
+    if (!give) {
+        log_msg(&srv->log, LOG_ERROR,
+                "re-resolving host names: keeping the running "
+                "configuration, a listener cannot be opened");
+        config_unref(c);
+        return;
+    }
     /* As a reload: servers that keep their address keep their health and load. */
     if (upstate_attach(c, old) < 0) {
         log_msg(&srv->log, LOG_ERROR, "re-resolving host names: out of memory");
+        handoffs_free(give, srv->nworkers);
         config_unref(c);
         return;
     }
     log_changes(&srv->log, r);
-    server_config_swap(srv, c);
+    log_dropped_listeners(&srv->log, old, c);
+    server_config_swap_listeners(srv, c, give);
+    free(give);
 }
 
 /* Which upstreams are due now (indexed like c->upstreams), their next time set; NULL when none
