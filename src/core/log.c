@@ -457,6 +457,31 @@ static void write_now(int fd, const char *p, size_t n)
         sink_write(fd, sink_is_file(fd), p, n, &written);
 }
 
+/* An error line goes out at once, as it always did, when its sink takes it without waiting
+ * and no earlier line waits in the ring (errors are rare, and read right after the event that
+ * caused them); else it waits in the ring for the writer. */
+static void err_line(struct log_writer *wr, const char *line, size_t n)
+{
+    int fd = atomic_load_explicit(&wr->lg->err_fd, memory_order_relaxed);
+    size_t written = 0;
+    if (fd >= 0 && ring_used(&wr->err) == 0) {
+        enum sink_result res = sink_write(fd, sink_is_file(fd), line, n, &written);
+        if (res == SINK_DONE)
+            return;
+        if (res == SINK_FAILED) {
+            atomic_fetch_add(&wr->err.dropped, 1);
+            writer_wake(wr); /* to report it */
+            return;
+        }
+    }
+    pthread_mutex_lock(&wr->err_lock); /* held for a copy, never for I/O */
+    bool put = ring_put(&wr->err, line + written, n - written);
+    pthread_mutex_unlock(&wr->err_lock);
+    if (!put)
+        atomic_fetch_add(&wr->err.dropped, 1);
+    writer_wake(wr);
+}
+
 void log_vmsg(struct logger *lg, enum log_level level, const char *fmt, va_list ap)
 {
     if (!log_enabled(lg, level))
@@ -476,14 +501,7 @@ void log_vmsg(struct logger *lg, enum log_level level, const char *fmt, va_list 
         write_now(atomic_load_explicit(&lg->err_fd, memory_order_relaxed), line, n);
         return;
     }
-    pthread_mutex_lock(&wr->err_lock); /* held for a copy, never for I/O */
-    bool put = ring_put(&wr->err, line, n);
-    pthread_mutex_unlock(&wr->err_lock);
-    if (!put) {
-        atomic_fetch_add(&wr->err.dropped, 1);
-        return;
-    }
-    writer_wake(wr);
+    err_line(wr, line, n);
 }
 
 void log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
