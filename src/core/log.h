@@ -1,11 +1,13 @@
 /* Logging. The error log is process-wide (one fd, one level, swapped on reload); access-log
  * lines are formatted by each worker into its own buffer, handed over once per loop turn.
  *
- * No thread that serves clients ever waits on a log sink: once log_writer_start has run, every
- * line goes into a bounded in-memory ring (one per worker for access lines, one shared for
- * error lines) that a writer thread empties into the files, pipes or sockets. A sink that does
- * not keep up (a pipe nobody reads, a stalled journal) fills its ring, and further lines are
- * dropped and counted: one warning when it starts, the count when the sink has caught up. */
+ * No thread that serves clients ever waits on a log sink: once log_writer_start has run,
+ * access lines go into a bounded in-memory ring per worker that a writer thread empties into
+ * the file, pipe or socket; an error line is written at once when its sink has room and no
+ * earlier line waits, else it goes into a shared ring the writer empties too. A pipe or socket
+ * is only written when poll says it has room. A sink that does not keep up (a pipe nobody
+ * reads, a stalled journal) fills its ring, and further lines are dropped and counted: one
+ * warning when it starts, the count when the sink has caught up. */
 #ifndef GH_LOG_H
 #define GH_LOG_H
 
