@@ -89,29 +89,6 @@ static unsigned short get_port(const struct sockaddr_storage *sa)
                                      : ((const struct sockaddr_in *)sa)->sin_port;
 }
 
-/* Which of the listeners on its address listener i is (as worker.c counts them). */
-static unsigned addr_nth(const struct config *c, size_t i)
-{
-    unsigned nth = 0;
-    for (size_t j = 0; j < i; j++)
-        nth +=
-            c->listeners[j].addr.len == c->listeners[i].addr.len &&
-            !memcmp(&c->listeners[j].addr.sa, &c->listeners[i].addr.sa, c->listeners[i].addr.len);
-    return nth;
-}
-
-static struct listen_handoff *handoff_new(const struct config *c, size_t i, int fd)
-{
-    struct listen_handoff *h = calloc(1, sizeof(*h));
-    if (!h)
-        return NULL;
-    h->sa = c->listeners[i].addr.sa;
-    h->len = c->listeners[i].addr.len;
-    h->nth = addr_nth(c, i);
-    h->fd = fd;
-    return h;
-}
-
 static void handoffs_free(struct listen_handoff **give, int nworkers)
 {
     for (int w = 0; give && w < nworkers; w++)
@@ -131,7 +108,7 @@ static int bind_listener(struct server *srv, const struct config *c, size_t i, i
         int fd = sock_listen((struct sockaddr *)&sa, len, c->listeners[i].backlog);
         if (fd < 0)
             return -1;
-        struct listen_handoff *h = handoff_new(c, i, fd);
+        struct listen_handoff *h = listen_handoff_new(c, i, fd);
         if (!h) {
             close(fd);
             errno = ENOMEM;
@@ -394,8 +371,7 @@ static void rebuild(struct server *srv, const struct config *old, const struct r
     struct listen_handoff **give = open_listeners(srv, old, c, srv->nworkers);
     if (!give) {
         log_msg(&srv->log, LOG_ERROR,
-                "re-resolving host names: keeping the running "
-                "configuration, a listener cannot be opened");
+                "re-resolving host names: a listener cannot be opened; keeping the running one");
         config_unref(c);
         return;
     }

@@ -67,6 +67,20 @@ void server_give_listeners(struct server *srv, struct listen_handoff **give)
     pthread_mutex_unlock(&srv->config_lock);
 }
 
+static unsigned addr_nth(const struct config *c, size_t i);
+
+struct listen_handoff *listen_handoff_new(const struct config *c, size_t i, int fd)
+{
+    struct listen_handoff *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->sa = c->listeners[i].addr.sa;
+    h->len = c->listeners[i].addr.len;
+    h->nth = addr_nth(c, i);
+    h->fd = fd;
+    return h;
+}
+
 void listen_handoff_free(struct listen_handoff *h)
 {
     while (h) {

@@ -140,6 +140,8 @@ void server_config_swap_listeners(struct server *srv, struct config *c,
                                   struct listen_handoff **give);
 /* Hand listening sockets to the workers without a new snapshot (at start). */
 void server_give_listeners(struct server *srv, struct listen_handoff **give);
+/* A socket `fd` for listener i of c, keyed as workers look it up; NULL when out of memory. */
+struct listen_handoff *listen_handoff_new(const struct config *c, size_t i, int fd);
 void listen_handoff_free(struct listen_handoff *h); /* closes the sockets of a list, frees it */
 
 /* The position in `to` of the listener at `index` in `from`, found by address (the nth listener
