@@ -83,57 +83,85 @@ static void set_port(struct sockaddr_storage *sa, unsigned short port_be)
         ((struct sockaddr_in *)sa)->sin_port = port_be;
 }
 
-/* One socket per listener per worker, all on the same port (SO_REUSEPORT spreads the
- * connections). Port 0 is resolved by the first bind and reused for the others. */
-static int open_listeners(struct server *srv, const struct config *c, int ***out)
+static unsigned short get_port(const struct sockaddr_storage *sa)
 {
-    int **fds = calloc((size_t)c->workers, sizeof(*fds));
-    if (!fds)
-        return -1;
-    for (int w = 0; w < c->workers; w++) {
-        fds[w] = malloc((c->nlisteners ? c->nlisteners : 1) * sizeof(int));
-        if (!fds[w])
+    return sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                     : ((const struct sockaddr_in *)sa)->sin_port;
+}
+
+static void handoffs_free(struct listen_handoff **give, int nworkers)
+{
+    for (int w = 0; give && w < nworkers; w++)
+        listen_handoff_free(give[w]);
+    free(give);
+}
+
+/* One socket per worker for listener i, all on the same port (SO_REUSEPORT spreads the
+ * connections), pushed onto give[w]. Port 0 is resolved by the first bind and reused for the
+ * others. -1 with errno set when one cannot be opened. */
+static int bind_listener(struct server *srv, const struct config *c, size_t i, int nworkers,
+                         struct listen_handoff **give)
+{
+    struct sockaddr_storage sa = c->listeners[i].addr.sa;
+    socklen_t len = c->listeners[i].addr.len;
+    for (int w = 0; w < nworkers; w++) {
+        int fd = sock_listen((struct sockaddr *)&sa, len, c->listeners[i].backlog);
+        if (fd < 0)
             return -1;
-    }
-    *out = fds;
-    for (size_t i = 0; i < c->nlisteners; i++) {
-        struct sockaddr_storage sa = c->listeners[i].addr.sa;
-        socklen_t len = c->listeners[i].addr.len;
-        for (int w = 0; w < c->workers; w++) {
-            int fd = sock_listen((struct sockaddr *)&sa, len, c->listeners[i].backlog);
-            if (fd < 0) {
-                log_msg(&srv->log, LOG_ERROR, "cannot listen on %s: %s", c->listeners[i].addr.text,
-                        strerror(errno));
-                return -1;
-            }
-            if (w == 0) {
-                socklen_t l = sizeof(sa);
-                getsockname(fd, (struct sockaddr *)&sa, &l);
-                unsigned short port = sa.ss_family == AF_INET6
-                                          ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                          : ((struct sockaddr_in *)&sa)->sin_port;
-                set_port(&sa, port);
-                char text[80];
-                sock_addr_text((struct sockaddr *)&sa, text, sizeof(text));
-                log_msg(&srv->log, LOG_INFO, "listening on %s%s", text,
-                        c->listeners[i].admin ? " (admin)" : "");
-            }
-            fds[w][i] = fd;
+        struct listen_handoff *h = listen_handoff_new(c, i, fd);
+        if (!h) {
+            close(fd);
+            errno = ENOMEM;
+            return -1;
         }
+        h->next = give[w];
+        give[w] = h;
+        if (w > 0)
+            continue;
+        socklen_t l = sizeof(sa);
+        getsockname(fd, (struct sockaddr *)&sa, &l);
+        set_port(&sa, get_port(&sa));
+        char text[80];
+        sock_addr_text((struct sockaddr *)&sa, text, sizeof(text));
+        log_msg(&srv->log, LOG_INFO, "listening on %s%s", text,
+                c->listeners[i].admin ? " (admin)" : "");
     }
     return 0;
 }
 
+/* The sockets for the listeners of c that `old` (NULL at start) does not list, by address: a
+ * list per worker, or NULL after logging why one could not be opened (none is kept then). */
+static struct listen_handoff **open_listeners(struct server *srv, const struct config *old,
+                                              const struct config *c, int nworkers)
+{
+    struct listen_handoff **give = calloc((size_t)nworkers, sizeof(*give));
+    if (!give) {
+        log_msg(&srv->log, LOG_ERROR, "cannot listen: out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (worker_listener_match(c, (int)i, old) >= 0)
+            continue; /* the workers keep their sockets for this address */
+        if (bind_listener(srv, c, i, nworkers, give) < 0) {
+            log_msg(&srv->log, LOG_ERROR, "cannot listen on %s: %s", c->listeners[i].addr.text,
+                    strerror(errno));
+            handoffs_free(give, nworkers);
+            return NULL;
+        }
+    }
+    return give;
+}
+
 /* ---- reload ------------------------------------------------------------------------------- */
 
-static bool same_listeners(const struct config *a, const struct config *b)
+/* What a reload does to the listeners, said once: the workers close the dropped ones. */
+static void log_dropped_listeners(struct logger *lg, const struct config *old,
+                                  const struct config *c)
 {
-    if (a->nlisteners != b->nlisteners)
-        return false;
-    for (size_t i = 0; i < a->nlisteners; i++)
-        if (strcmp(a->listeners[i].addr.text, b->listeners[i].addr.text) != 0)
-            return false;
-    return true;
+    for (size_t i = 0; i < old->nlisteners; i++)
+        if (worker_listener_match(old, (int)i, c) < 0)
+            log_msg(lg, LOG_INFO, "no longer listening on %s%s", old->listeners[i].addr.text,
+                    old->listeners[i].admin ? " (admin)" : "");
 }
 
 /* Log each line of a config_load error report at error level. */
@@ -164,21 +192,32 @@ static bool reload(struct server *srv, const char *path)
     }
     free(report);
     struct config *old = server_config_get(srv);
-    if (!same_listeners(old, c))
-        log_msg(&srv->log, LOG_WARN, "listener changes take effect after a restart");
     if (old->workers != c->workers)
         log_msg(&srv->log, LOG_WARN, "a new worker count takes effect after a restart");
-    /* Health, ejections and load of servers the new configuration still names carry over. */
-    if (upstate_attach(c, old) < 0) {
+    /* Listeners are known by address: the workers keep the sockets of addresses both list and
+     * take these for the new ones. One that cannot be opened fails the reload as a whole. */
+    struct listen_handoff **give = open_listeners(srv, old, c, srv->nworkers);
+    if (!give) {
         log_msg(&srv->log, LOG_ERROR, "reload failed, keeping the running configuration: %s",
-                "out of memory");
+                "a new listener cannot be opened");
         config_unref(old);
         config_unref(c);
         return false;
     }
+    /* Health, ejections and load of servers the new configuration still names carry over. */
+    if (upstate_attach(c, old) < 0) {
+        log_msg(&srv->log, LOG_ERROR, "reload failed, keeping the running configuration: %s",
+                "out of memory");
+        handoffs_free(give, srv->nworkers);
+        config_unref(old);
+        config_unref(c);
+        return false;
+    }
+    log_dropped_listeners(&srv->log, old, c);
     config_unref(old);
     log_open(&srv->log, c->logs.error, c->logs.access, (int)c->logs.level);
-    server_config_swap(srv, c);
+    server_config_swap_listeners(srv, c, give);
+    free(give);
     log_msg(&srv->log, LOG_INFO, "configuration reloaded from %s", path);
     return true;
 }
@@ -327,14 +366,26 @@ static void rebuild(struct server *srv, const struct config *old, const struct r
         return;
     }
     free(report);
+    /* Built again, a listener written as a host name may have another address now: as at a
+     * reload, its socket is opened before the swap, or the running snapshot stays. */
+    struct listen_handoff **give = open_listeners(srv, old, c, srv->nworkers);
+    if (!give) {
+        log_msg(&srv->log, LOG_ERROR,
+                "re-resolving host names: a listener cannot be opened; keeping the running one");
+        config_unref(c);
+        return;
+    }
     /* As a reload: servers that keep their address keep their health and load. */
     if (upstate_attach(c, old) < 0) {
         log_msg(&srv->log, LOG_ERROR, "re-resolving host names: out of memory");
+        handoffs_free(give, srv->nworkers);
         config_unref(c);
         return;
     }
     log_changes(&srv->log, r);
-    server_config_swap(srv, c);
+    log_dropped_listeners(&srv->log, old, c);
+    server_config_swap_listeners(srv, c, give);
+    free(give);
 }
 
 /* Which upstreams are due now (indexed like c->upstreams), their next time set; NULL when none
@@ -396,21 +447,32 @@ static void refresh_run(struct server *srv, struct refresh *rf)
 
 static int start_workers(struct server *srv, const struct config *c)
 {
-    int **fds = NULL;
-    if (open_listeners(srv, c, &fds) < 0)
+    struct listen_handoff **give = open_listeners(srv, NULL, c, c->workers);
+    if (!give)
         return -1;
     srv->workers = calloc((size_t)c->workers, sizeof(*srv->workers));
-    if (!srv->workers)
+    if (!srv->workers) {
+        handoffs_free(give, c->workers);
         return -1;
+    }
     for (int i = 0; i < c->workers; i++) {
-        if (worker_init(&srv->workers[i], srv, i, fds[i], c->nlisteners) < 0 ||
-            worker_start(&srv->workers[i]) < 0) {
+        if (worker_init(&srv->workers[i], srv, i) < 0) {
             log_msg(&srv->log, LOG_ERROR, "cannot start worker %d: %s", i, strerror(errno));
+            handoffs_free(give, c->workers);
             return -1;
         }
         srv->nworkers = i + 1;
     }
-    free(fds);
+    server_give_listeners(srv, give);
+    free(give);
+    for (int i = 0; i < c->workers; i++) {
+        if (worker_start(&srv->workers[i]) < 0) {
+            log_msg(&srv->log, LOG_ERROR, "cannot start worker %d: %s", i, strerror(errno));
+            srv->nstarted = i;
+            return -1;
+        }
+    }
+    srv->nstarted = c->workers;
     log_msg(&srv->log, LOG_INFO, "ready: %d workers (gatehouse %s)", c->workers, GH_VERSION);
     return 0;
 }
@@ -420,7 +482,7 @@ static void stop_workers(struct server *srv)
     atomic_store(&srv->stopping, true);
     for (int i = 0; i < srv->nworkers; i++)
         worker_notify(&srv->workers[i]);
-    for (int i = 0; i < srv->nworkers; i++)
+    for (int i = 0; i < srv->nstarted; i++)
         worker_join(&srv->workers[i]);
     for (int i = 0; i < srv->nworkers; i++)
         worker_fini(&srv->workers[i]);
@@ -446,6 +508,11 @@ static int serve(struct server *srv, const char *path)
     /* Blocked before the workers start, so they inherit the mask and only we take them. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     const struct config *c = atomic_load(&srv->config);
+    /* Workers never wait on a log sink: their lines go through the writer thread. */
+    if (log_writer_start(&srv->log, (size_t)c->workers) < 0)
+        log_msg(&srv->log, LOG_WARN,
+                "cannot start the log writer: lines a sink cannot take at "
+                "once are dropped");
     if (start_workers(srv, c) < 0) {
         stop_workers(srv);
         return 1;
@@ -503,6 +570,8 @@ int main(int argc, char **argv)
     }
     atomic_init(&srv.config, c);
     int rc = serve(&srv, o.config);
+    /* The last lines, given a moment to reach a sink that is slow (never one not read at all). */
+    log_writer_stop(&srv.log, 1000);
     config_unref(atomic_load(&srv.config));
     return rc;
 }

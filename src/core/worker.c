@@ -9,6 +9,7 @@
 #include "proxy/upstream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +29,23 @@ struct config *server_config_get(struct server *srv)
     return c;
 }
 
-void server_config_swap(struct server *srv, struct config *c)
+/* Under config_lock: a worker takes its sockets together with the snapshot they are for. */
+static void give_locked(struct server *srv, struct listen_handoff **give)
+{
+    for (int i = 0; give && i < srv->nworkers; i++) {
+        struct listen_handoff **tail = &srv->workers[i].inbox;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = give[i];
+        give[i] = NULL;
+    }
+}
+
+void server_config_swap_listeners(struct server *srv, struct config *c,
+                                  struct listen_handoff **give)
 {
     pthread_mutex_lock(&srv->config_lock);
+    give_locked(srv, give);
     struct config *old = atomic_exchange(&srv->config, c);
     atomic_fetch_add(&srv->config_gen, 1);
     pthread_mutex_unlock(&srv->config_lock);
@@ -38,6 +53,92 @@ void server_config_swap(struct server *srv, struct config *c)
         config_unref(old);
     for (int i = 0; i < srv->nworkers; i++)
         worker_notify(&srv->workers[i]);
+}
+
+void server_config_swap(struct server *srv, struct config *c)
+{
+    server_config_swap_listeners(srv, c, NULL);
+}
+
+void server_give_listeners(struct server *srv, struct listen_handoff **give)
+{
+    pthread_mutex_lock(&srv->config_lock);
+    give_locked(srv, give);
+    pthread_mutex_unlock(&srv->config_lock);
+}
+
+static unsigned addr_nth(const struct config *c, size_t i);
+
+struct listen_handoff *listen_handoff_new(const struct config *c, size_t i, int fd)
+{
+    struct listen_handoff *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->sa = c->listeners[i].addr.sa;
+    h->len = c->listeners[i].addr.len;
+    h->nth = addr_nth(c, i);
+    h->fd = fd;
+    return h;
+}
+
+void listen_handoff_free(struct listen_handoff *h)
+{
+    while (h) {
+        struct listen_handoff *next = h->next;
+        if (h->fd >= 0)
+            close(h->fd);
+        free(h);
+        h = next;
+    }
+}
+
+/* ---- listeners, by address ---------------------------------------------------------------- */
+
+static unsigned short sa_port(const struct sockaddr_storage *sa)
+{
+    return ntohs(sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                           : ((const struct sockaddr_in *)sa)->sin_port);
+}
+
+static bool addr_eq(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+    return a->len == b->len && memcmp(&a->sa, &b->sa, a->len) == 0;
+}
+
+/* Which of the listeners on its address listener i is: 0 for the first. */
+static unsigned addr_nth(const struct config *c, size_t i)
+{
+    unsigned nth = 0;
+    for (size_t j = 0; j < i; j++)
+        nth += addr_eq(&c->listeners[j].addr, &c->listeners[i].addr);
+    return nth;
+}
+
+static int find_addr(const struct config *c, const struct cfg_addr *a, unsigned nth)
+{
+    for (size_t j = 0; j < c->nlisteners; j++)
+        if (addr_eq(&c->listeners[j].addr, a) && nth-- == 0)
+            return (int)j;
+    return -1;
+}
+
+int worker_listener_match(const struct config *from, int index, const struct config *to)
+{
+    if (!from || !to || index < 0 || (size_t)index >= from->nlisteners)
+        return -1;
+    if (from == to)
+        return index;
+    return find_addr(to, &from->listeners[index].addr, addr_nth(from, (size_t)index));
+}
+
+unsigned short worker_listener_port(const struct worker *w, const struct config *c, int index)
+{
+    int j = worker_listener_match(c, index, w->config);
+    if (j >= 0 && (size_t)j < w->nlisten && w->listen[j])
+        return w->listen[j]->port;
+    if (index < 0 || (size_t)index >= c->nlisteners)
+        return 0;
+    return sa_port(&c->listeners[index].addr.sa);
 }
 
 void worker_notify(struct worker *w)
@@ -95,7 +196,7 @@ static bool admit_client(struct worker *w, const struct sockaddr *peer, bool *co
     return false;
 }
 
-static void serve_client(struct worker *w, struct worker_listener *l, int fd,
+static void serve_client(struct worker *w, int listener, unsigned short port, int fd,
                          const struct sockaddr *peer, socklen_t plen)
 {
     bool counted;
@@ -103,12 +204,103 @@ static void serve_client(struct worker *w, struct worker_listener *l, int fd,
         refuse_client(w, fd, peer);
         return;
     }
-    h1_conn_accept(w, fd, peer, plen, l->index, l->port, counted);
+    h1_conn_accept(w, fd, peer, plen, listener, port, counted);
 }
 
 static bool at_limit(const struct worker *w)
 {
     return w->nconns - w->nclosing >= w->config->limits.max_connections_per_worker;
+}
+
+/* ---- out of descriptors ------------------------------------------------------------------ */
+
+/* Listeners are edge-triggered: an accept that failed for want of descriptors or memory is not
+ * signalled again while the backlog stays full (a full backlog drops new SYNs, so nothing new
+ * arrives to wake us), and accepting would stop for good. So a failed accept is retried on a
+ * timer; and, when descriptors are what is missing, the reserve descriptor is given up for a
+ * moment to take one waiting client and close it, so that it hears a close rather than hang. */
+#define ACCEPT_RETRY_MS 100
+#define ACCEPT_WARN_MS 1000
+
+static bool out_of_fds(int err)
+{
+    return err == EMFILE || err == ENFILE;
+}
+
+/* At most one warning per second for the whole process. */
+static bool accept_warn_due(struct worker *w)
+{
+    uint64_t now = ev_clock_ms();
+    unsigned long long last = atomic_load(&w->srv->accept_warned_ms);
+    if (last && now - last < ACCEPT_WARN_MS)
+        return false;
+    return atomic_compare_exchange_strong(&w->srv->accept_warned_ms, &last, now);
+}
+
+static void reserve_open(struct worker *w)
+{
+    if (w->reserve_fd < 0)
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* The reserve given up to accept one waiting client, closed at once; then taken back. */
+static void shed_one(struct worker *w, struct worker_listener *l)
+{
+    if (w->reserve_fd < 0)
+        return;
+    close(w->reserve_fd);
+    w->reserve_fd = -1;
+    int fd = accept4(l->io.fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        w->accept_shed++;
+    }
+    reserve_open(w);
+}
+
+static void accept_failed(struct worker *w, struct worker_listener *l, int err)
+{
+    if (out_of_fds(err))
+        shed_one(w, l);
+    if (accept_warn_due(w))
+        log_msg(&w->srv->log, LOG_WARN,
+                out_of_fds(err) ? "out of file descriptors; accept: %s: closing new clients at "
+                                  "once, retrying every %d ms (worker %d)"
+                                : "accept: %s: retrying every %d ms (worker %d)",
+                strerror(err), ACCEPT_RETRY_MS, w->id);
+    w->accept_paused = true;
+    if (!ev_timer_armed(&w->accept_timer))
+        ev_timer_start(&w->loop, &w->accept_timer, ACCEPT_RETRY_MS);
+}
+
+static void accept_all(struct worker *w, struct worker_listener *l);
+
+static void on_accept_retry(struct ev_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, accept_timer);
+    reserve_open(w); /* should the reopen in shed_one have failed */
+    for (size_t i = 0; w->accepting && i < w->nlisten; i++)
+        if (w->listen[i])
+            accept_all(w, w->listen[i]);
+    if (ev_timer_armed(&w->accept_timer) || !w->accept_paused)
+        return; /* failed again: retried later */
+    w->accept_paused = false;
+    log_msg(&w->srv->log, LOG_INFO,
+            "accepting clients again (worker %d); %llu were closed unserved meanwhile", w->id,
+            (unsigned long long)w->accept_shed);
+    w->accept_shed = 0;
+}
+
+/* A connection ended while accepts were failing: its descriptor is free now, so try at the
+ * end of this loop turn rather than at the next tick (a full backlog drops new clients' SYNs
+ * until it is taken). */
+static void on_accept_soon(struct ev_defer *d)
+{
+    struct worker *w = container_of(d, struct worker, accept_soon);
+    if (!w->accept_paused)
+        return;
+    ev_timer_stop(&w->loop, &w->accept_timer);
+    on_accept_retry(&w->accept_timer);
 }
 
 static void accept_all(struct worker *w, struct worker_listener *l)
@@ -124,7 +316,7 @@ static void accept_all(struct worker *w, struct worker_listener *l)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_msg(&w->srv->log, LOG_WARN, "accept: %s", strerror(errno));
+                accept_failed(w, l, errno);
             return;
         }
         /* Room is made only for a client that is really there, never ahead of one. */
@@ -132,10 +324,11 @@ static void accept_all(struct worker *w, struct worker_listener *l)
             w->parked_fd = fd;
             w->parked_peer = peer;
             w->parked_len = plen;
-            w->parked_on = l;
+            w->parked_index = l->index;
+            w->parked_port = l->port;
             return;
         }
-        serve_client(w, l, fd, (struct sockaddr *)&peer, plen);
+        serve_client(w, l->index, l->port, fd, (struct sockaddr *)&peer, plen);
     }
 }
 
@@ -143,38 +336,165 @@ static void on_listen(struct ev_io *io, uint32_t events)
 {
     struct worker_listener *l = container_of(io, struct worker_listener, io);
     (void)events;
-    accept_all(l->w, l);
+    if (l->io.fd >= 0) /* closed by a reload earlier in this loop turn */
+        accept_all(l->w, l);
+}
+
+static void on_listener_free(struct ev_defer *d)
+{
+    free(container_of(d, struct worker_listener, free_defer));
+}
+
+static struct worker_listener *listener_new(struct worker *w, int fd)
+{
+    struct worker_listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    *l = (struct worker_listener){.io = {.fd = fd, .cb = on_listen}, .w = w, .index = -1};
+    l->free_defer.cb = on_listener_free;
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        l->port = sa_port(&sa);
+    return l;
+}
+
+/* Close a listening socket; clients already queued on it are served first (they connected
+ * before we stopped listening), with the snapshot the worker has now. Freed at the end of the
+ * loop turn: an event for it may still be waiting in this turn's batch. */
+static void listener_close(struct worker *w, struct worker_listener *l)
+{
+    if (w->accepting)
+        accept_all(w, l);
+    ev_io_del(&w->loop, &l->io);
+    close(l->io.fd);
+    l->io.fd = -1;
+    ev_defer(&w->loop, &l->free_defer);
 }
 
 static void close_listeners(struct worker *w)
 {
-    if (!w->accepting)
-        return;
-    w->accepting = false;
+    ev_timer_stop(&w->loop, &w->accept_timer);
     for (size_t i = 0; i < w->nlisten; i++) {
-        /* Take what is already queued first: those clients connected before we stopped. */
-        accept_all(w, &w->listen_io[i]);
-        ev_io_del(&w->loop, &w->listen_io[i].io);
-        close(w->listen_fds[i]);
-        w->listen_fds[i] = -1;
+        if (w->listen[i])
+            listener_close(w, w->listen[i]);
+        w->listen[i] = NULL;
+    }
+    w->accepting = false;
+}
+
+/* The socket handed over for listener j of c, taken out of the list; -1 when none is. */
+static int take_given(struct listen_handoff **given, const struct config *c, size_t j)
+{
+    const struct cfg_addr *a = &c->listeners[j].addr;
+    unsigned nth = addr_nth(c, j);
+    for (struct listen_handoff **p = given; *p; p = &(*p)->next) {
+        struct listen_handoff *h = *p;
+        if (h->len != a->len || memcmp(&h->sa, &a->sa, a->len) != 0 || h->nth != nth)
+            continue;
+        int fd = h->fd;
+        *p = h->next;
+        free(h);
+        return fd;
+    }
+    return -1;
+}
+
+/* The listening sockets for snapshot c, indexed like its listeners: the worker's own socket for
+ * each address it already listens on, a handed-over one for each new address. Sockets of
+ * addresses c no longer lists are left in w->listen (NULL where taken). NULL: out of memory. */
+static struct worker_listener **listeners_for(struct worker *w, const struct config *c,
+                                              struct listen_handoff **given)
+{
+    struct worker_listener **next = calloc(c->nlisteners ? c->nlisteners : 1, sizeof(*next));
+    if (!next)
+        return NULL;
+    for (size_t j = 0; j < c->nlisteners; j++) {
+        int i = w->config ? worker_listener_match(c, (int)j, w->config) : -1;
+        if (i >= 0 && (size_t)i < w->nlisten && w->listen[i]) {
+            next[j] = w->listen[i];
+            w->listen[i] = NULL;
+            if (c->listeners[j].backlog != w->config->listeners[i].backlog)
+                listen(next[j]->io.fd, c->listeners[j].backlog); /* a new backlog, same socket */
+            continue;
+        }
+        int fd = take_given(given, c, j);
+        if (fd >= 0 && !(next[j] = listener_new(w, fd)))
+            close(fd);
+        if (!next[j])
+            log_msg(&w->srv->log, LOG_ERROR, "worker %d: no socket for listener %s", w->id,
+                    c->listeners[j].addr.text);
+    }
+    return next;
+}
+
+/* Move to the listeners of c: close those it drops (while w->config is still the snapshot
+ * their queued clients belong to), then start taking clients on those it adds. */
+static void listeners_switch(struct worker *w, struct worker_listener **next,
+                             const struct config *c)
+{
+    for (size_t i = 0; i < w->nlisten; i++)
+        if (w->listen[i])
+            listener_close(w, w->listen[i]);
+    free(w->listen);
+    w->listen = next;
+    w->nlisten = c->nlisteners;
+    for (size_t j = 0; j < w->nlisten; j++) {
+        struct worker_listener *l = next[j];
+        if (!l)
+            continue;
+        bool added = l->index < 0;
+        l->index = (int)j;
+        if (added && ev_io_add(&w->loop, &l->io, EPOLLIN | EPOLLET) < 0)
+            log_msg(&w->srv->log, LOG_ERROR, "worker %d: epoll: %s", w->id, strerror(errno));
     }
 }
 
 /* ---- configuration and stop --------------------------------------------------------------- */
 
-static void adopt_config(struct worker *w)
+/* The client waiting for room keeps its listener's place in the new snapshot; one whose listener
+ * the snapshot drops gets a close, not the settings of another address. */
+static void remap_parked(struct worker *w, const struct config *c)
 {
-    unsigned gen = atomic_load(&w->srv->config_gen);
-    if (gen == w->config_gen)
+    if (w->parked_fd < 0)
         return;
-    struct config *c = server_config_get(w->srv);
-    upool_set_config(w, c);
-    if (w->id == 0 && !w->draining)
-        health_set_config(w, c); /* checks run once per process, on worker 0 */
-    config_unref(w->config);
-    w->config = c;
-    w->config_gen = gen;
-    /* Tell every connection; one may close in its hook (closing is deferred, the list holds). */
+    w->parked_index = worker_listener_match(w->config, w->parked_index, c);
+    if (w->parked_index >= 0)
+        return;
+    close(w->parked_fd);
+    w->parked_fd = -1;
+}
+
+static void give_back(struct worker *w, struct listen_handoff *given)
+{
+    if (!given)
+        return;
+    struct listen_handoff **tail = &given;
+    while (*tail)
+        tail = &(*tail)->next;
+    pthread_mutex_lock(&w->srv->config_lock);
+    *tail = w->inbox;
+    w->inbox = given;
+    pthread_mutex_unlock(&w->srv->config_lock);
+}
+
+/* The snapshot that is current and the sockets handed over until now, taken together. */
+static struct config *take_config(struct worker *w, unsigned *gen, struct listen_handoff **given)
+{
+    struct server *srv = w->srv;
+    pthread_mutex_lock(&srv->config_lock);
+    struct config *c = atomic_load(&srv->config);
+    config_ref(c);
+    *gen = atomic_load(&srv->config_gen);
+    *given = w->inbox;
+    w->inbox = NULL;
+    pthread_mutex_unlock(&srv->config_lock);
+    return c;
+}
+
+static void tell_connections(struct worker *w)
+{
+    /* One may close in its hook (closing is deferred, the list holds). */
     struct dlist *n = w->conns.next;
     while (n != &w->conns) {
         struct dlist *next = n->next;
@@ -183,6 +503,34 @@ static void adopt_config(struct worker *w)
             b->ops->on_reload(b);
         n = next;
     }
+}
+
+static void adopt_config(struct worker *w)
+{
+    if (atomic_load(&w->srv->config_gen) == w->config_gen)
+        return;
+    unsigned gen;
+    struct listen_handoff *given;
+    struct config *c = take_config(w, &gen, &given);
+    struct worker_listener **next = NULL;
+    if (w->accepting && !(next = listeners_for(w, c, &given))) {
+        /* Keep everything as it is; the next wake-up tries again. */
+        log_msg(&w->srv->log, LOG_ERROR, "worker %d: reload: out of memory", w->id);
+        give_back(w, given);
+        config_unref(c);
+        return;
+    }
+    if (next)
+        listeners_switch(w, next, c);
+    remap_parked(w, c);
+    listen_handoff_free(given); /* for addresses c no longer lists, or arrived while draining */
+    upool_set_config(w, c);
+    if (w->id == 0 && !w->draining)
+        health_set_config(w, c); /* checks run once per process, on worker 0 */
+    config_unref(w->config);
+    w->config = c;
+    w->config_gen = gen;
+    tell_connections(w);
 }
 
 static void check_done(struct worker *w)
@@ -245,14 +593,18 @@ void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer)
      * backlog, so take again now that there is room. */
     bool was_full = w->nconns >= w->config->limits.max_connections_per_worker;
     w->nconns--;
+    if (w->accept_paused)
+        ev_defer(&w->loop, &w->accept_soon);
     if (w->parked_fd >= 0) {
         int fd = w->parked_fd;
         w->parked_fd = -1;
-        serve_client(w, w->parked_on, fd, (struct sockaddr *)&w->parked_peer, w->parked_len);
+        serve_client(w, w->parked_index, w->parked_port, fd, (struct sockaddr *)&w->parked_peer,
+                     w->parked_len);
     }
     if (was_full && w->accepting)
         for (size_t i = 0; i < w->nlisten; i++)
-            accept_all(w, &w->listen_io[i]);
+            if (w->listen[i])
+                accept_all(w, w->listen[i]);
     check_done(w);
 }
 
@@ -266,7 +618,7 @@ static void on_access_flush(struct ev_defer *d)
 
 /* ---- life cycle --------------------------------------------------------------------------- */
 
-int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, size_t nlisten)
+int worker_init(struct worker *w, struct server *srv, int id)
 {
     *w = (struct worker){.id = id, .srv = srv, .notify_fd = -1, .parked_fd = -1};
     w->rand = ev_clock_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)id * 0xbf58476d1ce4e5b9ull + 1;
@@ -274,7 +626,12 @@ int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, s
     buf_pool_init(&w->bufs, 256);
     freelist_init(&w->proxies, proxy_object_size(), 256);
     w->access_flush.cb = on_access_flush;
+    w->access.ring = log_access_ring(&srv->log, (size_t)id);
     w->drain_timer.cb = on_drain_timeout;
+    w->accept_timer.cb = on_accept_retry;
+    w->accept_soon.cb = on_accept_soon;
+    w->reserve_fd = -1;
+    reserve_open(w);
     if (ev_loop_init(&w->loop) < 0)
         return -1;
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -283,11 +640,6 @@ int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, s
     w->notify_io = (struct ev_io){.fd = w->notify_fd, .cb = on_notify};
     if (ev_io_add(&w->loop, &w->notify_io, EPOLLIN) < 0)
         return -1;
-    w->listen_io = calloc(nlisten ? nlisten : 1, sizeof(*w->listen_io));
-    w->listen_fds = listen_fds;
-    w->nlisten = nlisten;
-    if (!w->listen_io)
-        return -1;
     w->config = server_config_get(srv);
     w->config_gen = atomic_load(&srv->config_gen);
     if (upool_set_config(w, w->config) < 0)
@@ -295,22 +647,31 @@ int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, s
     return 0;
 }
 
+/* The listening sockets handed over before the start, for the snapshot the worker began with. */
+static void start_listening(struct worker *w)
+{
+    struct listen_handoff *given;
+    pthread_mutex_lock(&w->srv->config_lock);
+    given = w->inbox;
+    w->inbox = NULL;
+    pthread_mutex_unlock(&w->srv->config_lock);
+    struct config *c = w->config;
+    w->config = NULL; /* nothing is kept: every socket is a handed-over one */
+    struct worker_listener **next = listeners_for(w, c, &given);
+    w->config = c;
+    listen_handoff_free(given);
+    if (!next) {
+        log_msg(&w->srv->log, LOG_ERROR, "worker %d: out of memory", w->id);
+        return;
+    }
+    listeners_switch(w, next, c);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     w->accepting = true;
-    for (size_t i = 0; i < w->nlisten; i++) {
-        struct worker_listener *l = &w->listen_io[i];
-        *l = (struct worker_listener){
-            .io = {.fd = w->listen_fds[i], .cb = on_listen}, .w = w, .index = (int)i};
-        struct sockaddr_storage sa;
-        socklen_t len = sizeof(sa);
-        if (getsockname(l->io.fd, (struct sockaddr *)&sa, &len) == 0)
-            l->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                                     : ((struct sockaddr_in *)&sa)->sin_port);
-        if (ev_io_add(&w->loop, &l->io, EPOLLIN | EPOLLET) < 0)
-            log_msg(&w->srv->log, LOG_ERROR, "worker %d: epoll: %s", w->id, strerror(errno));
-    }
+    start_listening(w);
     if (w->id == 0)
         health_set_config(w, w->config);
     /* A stop may have been requested before this thread got going. */
@@ -337,12 +698,19 @@ void worker_fini(struct worker *w)
     upool_set_config(w, NULL);
     if (w->id == 0)
         health_set_config(w, NULL);
+    for (size_t i = 0; i < w->nlisten; i++) {
+        if (!w->listen[i])
+            continue;
+        ev_io_del(&w->loop, &w->listen[i]->io);
+        close(w->listen[i]->io.fd);
+        free(w->listen[i]);
+    }
+    free(w->listen);
+    w->listen = NULL;
+    w->nlisten = 0;
     ev_run_defers(&w->loop); /* the closes above free their memory in deferred calls */
-    for (size_t i = 0; i < w->nlisten; i++)
-        if (w->listen_fds && w->listen_fds[i] >= 0)
-            close(w->listen_fds[i]);
-    free(w->listen_fds);
-    free(w->listen_io);
+    listen_handoff_free(w->inbox);
+    w->inbox = NULL;
     if (w->notify_fd >= 0)
         close(w->notify_fd);
     if (w->config)
@@ -354,4 +722,6 @@ void worker_fini(struct worker *w)
     client_count_fini(&w->clients);
     if (w->parked_fd >= 0)
         close(w->parked_fd);
+    if (w->reserve_fd >= 0)
+        close(w->reserve_fd);
 }

@@ -25,10 +25,12 @@ struct server {
     _Atomic(struct config *) config; /* current snapshot; the server holds one reference */
     atomic_uint config_gen;
     atomic_bool stopping;
-    atomic_uint tunnels;         /* upgraded connections open, all workers together (tunnel.c) */
-    pthread_mutex_t config_lock; /* serialises taking a reference against a swap */
+    atomic_uint tunnels;            /* upgraded connections open, all workers together (tunnel.c) */
+    atomic_ullong accept_warned_ms; /* last "out of file descriptors" warning (worker.c) */
+    pthread_mutex_t config_lock;    /* serialises taking a reference against a swap */
     struct worker *workers;
-    int nworkers;
+    int nworkers; /* initialised */
+    int nstarted; /* of those, threads running (to join) */
 };
 
 /* What the worker may ask of any client connection, whatever its protocol. Each connection
@@ -39,8 +41,8 @@ struct conn_ops {
     bool (*close_if_idle)(struct conn_base *c); /* make room at the limit; true if closed */
     void (*force_close)(struct conn_base *c);   /* grace period over */
     /* Optional (NULL: nothing): the worker adopted a new configuration snapshot. HTTP/2 sends a
-     * graceful GOAWAY so the client moves to a new connection; HTTP/1.1 needs nothing, it takes
-     * the new snapshot at its next request. */
+     * graceful GOAWAY so the client moves to a new connection; HTTP/1.1 takes the new snapshot
+     * at its next request, or ends when the snapshot no longer lists its listener. */
     void (*on_reload)(struct conn_base *c);
 };
 
@@ -49,11 +51,26 @@ struct conn_base {
     const struct conn_ops *ops;
 };
 
+/* One listening socket of a worker. A listener is known by its address, never by its place in
+ * the file: a reload keeps the socket of every address the new configuration still lists (with
+ * that listener's new settings), opens those it adds and closes those it drops. */
 struct worker_listener {
-    struct ev_io io;
+    struct ev_io io; /* fd -1 once closed */
     struct worker *w;
-    int index;           /* in config->listeners */
-    unsigned short port; /* as bound (port 0 resolved) */
+    int index;                  /* in w->config->listeners */
+    unsigned short port;        /* as bound (port 0 resolved) */
+    struct ev_defer free_defer; /* a closed listener is freed at the end of the loop turn */
+};
+
+/* A listening socket the main thread opened for one worker, for a listener that the worker
+ * does not have yet (at start, or added by a reload). Identified as listeners are: address,
+ * and which of the listeners on that address it is (port 0 may be listed more than once). */
+struct listen_handoff {
+    struct listen_handoff *next;
+    struct sockaddr_storage sa;
+    socklen_t len;
+    unsigned nth;
+    int fd;
 };
 
 struct worker {
@@ -71,14 +88,21 @@ struct worker {
     unsigned config_gen;
     struct upool **pools; /* one per upstream of `config` */
     size_t npools;
-    int *listen_fds; /* owned; -1 once closed */
-    struct worker_listener *listen_io;
+    struct worker_listener **listen; /* indexed like config->listeners */
     size_t nlisten;
+    struct listen_handoff *inbox; /* sockets handed over, not yet taken; under srv->config_lock */
     bool accepting;
     int notify_fd; /* eventfd: reload or stop */
     struct ev_io notify_io;
     struct ev_timer drain_timer;
-    struct dlist conns; /* every client connection, newest first */
+    /* Out of descriptors (or memory) to accept with: accepts are retried on a timer, and a
+     * reserve descriptor is given up to accept and close one client each time (worker.c). */
+    struct ev_timer accept_timer;
+    struct ev_defer accept_soon; /* a connection ended while paused: retry at once */
+    int reserve_fd;              /* /dev/null, held to be closed when descriptors run out */
+    bool accept_paused;
+    uint64_t accept_shed; /* clients closed unserved since accepts began to fail */
+    struct dlist conns;   /* every client connection, newest first */
     unsigned nconns;
     unsigned nclosing;           /* closed, memory not yet released */
     struct client_count clients; /* for max_connections_per_client */
@@ -87,7 +111,8 @@ struct worker {
     int parked_fd;
     struct sockaddr_storage parked_peer;
     socklen_t parked_len;
-    struct worker_listener *parked_on;
+    int parked_index; /* its listener, in config->listeners */
+    unsigned short parked_port;
     bool draining;
     uint64_t rand;            /* xorshift state: random choices of the balancer (power_of_two) */
     struct checker *health;   /* worker 0: the active health checks of its snapshot (health.c) */
@@ -95,8 +120,9 @@ struct worker {
     bool tunnels_drain_noted; /* the drain logged how many there were */
 };
 
-/* Create a worker's loop and state; listen_fds are taken over. Returns 0 or -1. */
-int worker_init(struct worker *w, struct server *srv, int id, int *listen_fds, size_t nlisten);
+/* Create a worker's loop and state. Its listening sockets come through server_give_listeners
+ * (before worker_start) or server_config_swap_listeners. Returns 0 or -1. */
+int worker_init(struct worker *w, struct server *srv, int id);
 int worker_start(struct worker *w);
 /* Wake the worker to pick up a new configuration or to stop (srv->stopping). */
 void worker_notify(struct worker *w);
@@ -107,6 +133,23 @@ void worker_fini(struct worker *w);
 struct config *server_config_get(struct server *srv);
 /* Publish a new snapshot (takes over the caller's reference) and wake every worker. */
 void server_config_swap(struct server *srv, struct config *c);
+/* The same, handing workers the listening sockets of the listeners `c` adds: give[i] is a list
+ * for worker i (taken over). A worker takes them when it adopts `c` (or a later snapshot: one
+ * that no longer lists a socket's address closes it). */
+void server_config_swap_listeners(struct server *srv, struct config *c,
+                                  struct listen_handoff **give);
+/* Hand listening sockets to the workers without a new snapshot (at start). */
+void server_give_listeners(struct server *srv, struct listen_handoff **give);
+/* A socket `fd` for listener i of c, keyed as workers look it up; NULL when out of memory. */
+struct listen_handoff *listen_handoff_new(const struct config *c, size_t i, int fd);
+void listen_handoff_free(struct listen_handoff *h); /* closes the sockets of a list, frees it */
+
+/* The position in `to` of the listener at `index` in `from`, found by address (the nth listener
+ * on an address matches the nth on the same address); -1 when `to` does not list it. A
+ * connection that takes a new snapshot finds its listener's new settings with this. */
+int worker_listener_match(const struct config *from, int index, const struct config *to);
+/* The port listener `index` of snapshot `c` is bound to (a configured port 0 resolved). */
+unsigned short worker_listener_port(const struct worker *w, const struct config *c, int index);
 
 /* Connection bookkeeping used by the codecs: `counted_peer` is the address the connection was
  * counted under for max_connections_per_client, or NULL. */

@@ -998,14 +998,29 @@ static bool buffered_chunks_valid(const struct h1_conn *c)
 }
 
 /* Start the exchange for a complete, valid head. */
+/* A reload happened: new requests use the new snapshot, with the settings of the listener at
+ * this connection's address (never those of the listener now at its old position). False when
+ * the reload dropped that listener: the connection keeps its snapshot for a last request. */
+static bool take_new_config(struct h1_conn *c)
+{
+    if (c->config == c->w->config)
+        return true;
+    int listener = worker_listener_match(c->config, c->listener, c->w->config);
+    if (listener < 0)
+        return false;
+    config_unref(c->config);
+    c->config = c->w->config;
+    config_ref(c->config);
+    c->listener = listener;
+    return true;
+}
+
 static void start_exchange(struct h1_conn *c, const struct h1_request *h)
 {
-    if (c->config != c->w->config) { /* a reload happened: new requests use the new snapshot */
-        config_unref(c->config);
-        c->config = c->w->config;
-        config_ref(c->config);
-    }
+    bool listener_kept = take_new_config(c);
     reset_exchange(c, h);
+    if (!listener_kept)
+        c->keepalive = false;
     fill_request(c, h);
     c->in->start = h->head_len;
     c->state = CS_EXCHANGE;
@@ -1451,8 +1466,24 @@ static void h1_force_close(struct conn_base *b)
     conn_close(container_of(b, struct h1_conn, base));
 }
 
+/* A reload that drops this connection's listener ends the connection as a shutdown would: now
+ * if idle, else after the exchange in flight. Otherwise the next request takes the new
+ * snapshot (start_exchange). */
+static void h1_on_reload(struct conn_base *b)
+{
+    struct h1_conn *c = container_of(b, struct h1_conn, base);
+    if (c->state == CS_CLOSED || c->tunnel ||
+        worker_listener_match(c->config, c->listener, c->w->config) >= 0)
+        return;
+    if (c->state == CS_IDLE && c->requests > 0)
+        conn_close(c);
+    else
+        c->keepalive = false;
+}
+
 static const struct conn_ops h1_conn_ops = {
     .drain = h1_drain,
     .close_if_idle = h1_close_if_idle,
     .force_close = h1_force_close,
+    .on_reload = h1_on_reload,
 };

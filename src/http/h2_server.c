@@ -111,6 +111,7 @@ struct h2_stream {
     struct dlist link; /* in c->streams */
     int32_t id;
     struct config *config; /* one reference, for s.config */
+    int listener;          /* the connection's listener, in `config` */
     /* Request head, collected by on_header. */
     char *arena;
     uint32_t alen, acap;
@@ -274,7 +275,12 @@ static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
         return NULL;
     st->c = c;
     st->id = id;
-    st->config = c->w->config; /* a reload happened: new streams use the new snapshot */
+    /* A reload happened: new streams use the new snapshot, with the settings of the listener
+     * at this connection's address. One whose listener the reload dropped keeps the snapshot
+     * it came with (the GOAWAY of the reload ends it). */
+    int listener = worker_listener_match(c->config, c->listener, c->w->config);
+    st->config = listener >= 0 ? c->w->config : c->config;
+    st->listener = listener >= 0 ? listener : c->listener;
     config_ref(st->config);
     st->body_timer.cb = stream_on_body_timer;
     st->send_timer.cb = stream_on_send_timer;
@@ -808,7 +814,7 @@ static void stream_init(struct h2_stream *st)
                                  .worker = c->w,
                                  .peer = c->peer,
                                  .peer_addr = (const struct sockaddr *)&c->peer_addr,
-                                 .listener = c->listener,
+                                 .listener = st->listener,
                                  .local_port = c->local_port,
                                  .secure = c->tls != NULL,
                                  .sni = c->tls ? tls_conn_sni(c->tls) : NULL,

@@ -66,9 +66,7 @@ static unsigned https_port(const struct http_stream *s)
     for (size_t i = 0; i < c->nlisteners; i++) {
         if (!c->listeners[i].tls)
             continue;
-        if (i < s->worker->nlisten)
-            return s->worker->listen_io[i].port;
-        return ntohs(((const struct sockaddr_in *)&c->listeners[i].addr.sa)->sin_port);
+        return worker_listener_port(s->worker, c, (int)i);
     }
     return 443;
 }
