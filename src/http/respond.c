@@ -4,8 +4,8 @@
 
 #include "config/config.h"
 #include "http/fields.h"
-#include "http/h1_parse.h"
 #include "http/request.h"
+#include "http/token.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,8 +18,8 @@ static bool wants_hsts(const struct http_stream *s, const struct http_response *
     if (!s->secure || !s->site || !s->site->hsts)
         return false;
     for (size_t i = 0; i < res->nfields; i++)
-        if (h1_token_eq(res->fields[i].name, res->fields[i].name_len, "strict-transport-security",
-                        25))
+        if (http_token_eq(res->fields[i].name, res->fields[i].name_len, "strict-transport-security",
+                          25))
             return false; /* the app set its own */
     return true;
 }
