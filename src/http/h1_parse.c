@@ -10,25 +10,6 @@
 
 #include <string.h>
 
-const uint8_t h1_ctype[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, /* 0x00 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
-    2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2, /* 0x20 */
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, /* 0x30 */
-    2, 7, 7, 7, 7, 7, 7, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 0x40 */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3, /* 0x50 */
-    3, 7, 7, 7, 7, 7, 7, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 0x60 */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0, /* 0x70 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x80 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x90 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xA0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xB0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xC0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xD0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xE0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xF0 */
-};
-
 /* Largest accepted Content-Length: lengths are often handed to off_t and ssize_t APIs. */
 #define CL_MAX ((uint64_t)INT64_MAX)
 
@@ -79,21 +60,6 @@ static inline bool is_ws(char c)
 static inline bool is_digit(char c)
 {
     return (unsigned char)(c - '0') < 10;
-}
-
-static inline unsigned char lower(unsigned char c)
-{
-    return c | (unsigned char)(((unsigned)(c - 'A') < 26) << 5);
-}
-
-bool h1_token_eq(const char *s, size_t len, const char *lower_lit, size_t lit_len)
-{
-    if (len != lit_len)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (lower((unsigned char)s[i]) != (unsigned char)lower_lit[i])
-            return false;
-    return true;
 }
 
 /* Word-at-a-time scanning (SWAR): field values and targets are the long parts of a head, and

@@ -1,10 +1,9 @@
 /* From a parsed request to the handler of its route: method and Host checks, site and route
  * choice, per-route body limit, and the response header rules every answer goes through. */
 #include "config/config.h"
-#include "http/fields.h"
-#include "http/h1_parse.h"
 #include "http/handler.h"
 #include "http/request.h"
+#include "http/respond.h"
 #include "proxy/proxy.h"
 #include "route/dispatch.h"
 #include "route/router.h"
@@ -16,42 +15,6 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-
-#define MAX_OUT_FIELDS 300
-
-/* HSTS only over HTTPS: browsers ignore it on plain HTTP (RFC 6797 section 8.1). */
-static bool wants_hsts(const struct http_stream *s, const struct http_response *res)
-{
-    if (!s->secure || !s->site || !s->site->hsts)
-        return false;
-    for (size_t i = 0; i < res->nfields; i++)
-        if (h1_token_eq(res->fields[i].name, res->fields[i].name_len, "strict-transport-security",
-                        25))
-            return false; /* the app set its own */
-    return true;
-}
-
-int handler_send_head(struct http_stream *s, const struct http_response *res)
-{
-    const struct cfg_header_rules *site = s->site ? &s->site->response_headers : NULL;
-    const struct cfg_header_rules *route = s->route ? &s->route->response_headers : NULL;
-    bool hsts = res->status >= 200 && wants_hsts(s, res);
-    if (res->status < 200 || (!site && !route && !hsts))
-        return s->ops->send_head(s, res);
-    struct http_field a[MAX_OUT_FIELDS], b[MAX_OUT_FIELDS];
-    long n = fields_apply(res->fields, res->nfields, site, a, MAX_OUT_FIELDS);
-    if (n >= 0)
-        n = fields_apply(a, (size_t)n, route, b, MAX_OUT_FIELDS - 1);
-    if (n < 0)
-        return s->ops->send_head(s, res); /* too many to filter: send as produced */
-    if (hsts)
-        b[n++] = (struct http_field){"Strict-Transport-Security", s->site->hsts, 25,
-                                     (uint32_t)strlen(s->site->hsts)};
-    struct http_response out = *res;
-    out.fields = b;
-    out.nfields = (size_t)n;
-    return s->ops->send_head(s, &out);
-}
 
 static bool method_is(const struct http_request *r, const char *m)
 {

@@ -5,8 +5,8 @@
 
 #include "config/config.h"
 #include "core/worker.h"
-#include "http/handler.h"
 #include "http/request.h"
+#include "http/respond.h"
 #include "proxy/tunnel.h"
 #include "proxy/upstate.h"
 

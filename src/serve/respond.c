@@ -1,40 +1,12 @@
 #include "serve/serve.h"
 
 #include "config/config.h"
-#include "http/handler.h"
 #include "http/request.h"
+#include "http/respond.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void http_respond(struct http_stream *s, int status, const char *ctype, const char *body,
-                  size_t body_len, const struct http_field *extra, size_t nextra)
-{
-    struct http_field fields[8];
-    size_t n = 0;
-    for (size_t i = 0; i < nextra && n < 7; i++)
-        fields[n++] = extra[i];
-    if (ctype)
-        fields[n++] = (struct http_field){"Content-Type", ctype, 12, (uint32_t)strlen(ctype)};
-    struct http_response res = {
-        .status = status, .fields = fields, .nfields = n, .content_length = (int64_t)body_len};
-    /* send_end is called whatever happens: it is what detaches the handler from the stream. */
-    if (handler_send_head(s, &res) != SEND_ERROR && body_len)
-        s->ops->send_body(s, body, body_len);
-    s->ops->send_end(s);
-}
-
-void http_respond_text(struct http_stream *s, int status, const char *body)
-{
-    char text[96];
-    if (!body) {
-        snprintf(text, sizeof(text), "%d %s\n", status, http_reason(status));
-        body = text;
-    }
-    /* The body is copied by the codec only if the socket takes it now; keep it alive. */
-    http_respond(s, status, "text/plain; charset=utf-8", body, strlen(body), NULL, 0);
-}
 
 void serve_respond(struct http_stream *s, const struct cfg_route *route)
 {

@@ -847,16 +847,6 @@ static void test_chunked_crlf_only(void)
     CHECK(!c.crlf_only);
 }
 
-static void test_token_eq(void)
-{
-    CHECK(h1_token_eq("Keep-Alive", 10, "keep-alive", 10));
-    CHECK(h1_token_eq("CHUNKED", 7, "chunked", 7));
-    CHECK(!h1_token_eq("chunke", 6, "chunked", 7));
-    CHECK(!h1_token_eq("chunkex", 7, "chunked", 7));
-    CHECK(!h1_token_eq("keep\ralive", 10, "keep-alive", 10));
-    CHECK(!h1_token_eq("[", 1, "{", 1));
-}
-
 static void bench(int N)
 {
     struct h1_header h[MAXH];
@@ -941,7 +931,6 @@ int main(int argc, char **argv)
     test_chunked_spans();
     test_chunked_bad();
     test_chunked_crlf_only();
-    test_token_eq();
     if (argc > 1 && strcmp(argv[1], "bench") == 0)
         bench(argc > 2 ? atoi(argv[2]) : 2000000);
     return check_done("h1_parse");
