@@ -429,7 +429,7 @@ static void refresh_run(struct server *srv, struct refresh *rf)
         config_unref(c);
         return;
     }
-    if (resolve_round_run(&r, c, due) < 0) {
+    if (resolve_round_run(&r, c, due, NULL) < 0) {
         log_msg(&srv->log, LOG_ERROR, "re-resolving host names: out of memory");
     } else {
         note_failures(&srv->log, rf, &r);
