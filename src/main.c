@@ -1,15 +1,15 @@
 /* gatehouse: command line, listening sockets, workers, and the signals that reload or stop
- * them. The main thread does no request work: it waits for signals, and between them looks
- * up the host names of upstream servers again when they are due. */
+ * them. The main thread does no request work: it waits for signals, and between them lets the
+ * refresh (config/refresh.c) look up the host names of upstream servers again when they are
+ * due. */
 #include "config/config.h"
-#include "config/resolve.h"
+#include "config/refresh.h"
 #include "core/worker.h"
 #include "proxy/upstate.h"
 #include "net/sock.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -222,150 +222,19 @@ static bool reload(struct server *srv, const char *path)
     return true;
 }
 
-/* ---- host names of upstream servers, looked up again --------------------------------------- */
+/* ---- host names of upstream servers, looked up again (config/refresh.c) ------------------ */
 
-/* When each upstream of the running snapshot looks its names up next, and which names failed
- * (warned about once, until they resolve again). A reload starts it afresh; a rebuild for new
- * addresses keeps the same upstreams and names, so it keeps this too. */
-struct refresh {
-    uint64_t *next_ms; /* per upstream; UINT64_MAX: never (no names, or resolve_interval 0) */
-    size_t nups;
-    bool *failing; /* per name, in the order of a resolve_round */
-    size_t nnames;
-};
-
-static uint64_t now_ms(void)
+static struct config *running_config(void *owner)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return server_config_get(owner);
 }
 
-static void refresh_free(struct refresh *rf)
+/* New addresses: the running snapshot built again by the refresh, swapped in as a reload
+ * would. */
+static int install_rebuilt(void *owner, const struct config *old, struct config *c,
+                           void (*announce)(void *arg), void *arg)
 {
-    free(rf->next_ms);
-    free(rf->failing);
-    *rf = (struct refresh){0};
-}
-
-static uint64_t next_lookup(const struct cfg_upstream *u, uint64_t now)
-{
-    return u->nnames && u->resolve_interval ? now + u->resolve_interval : UINT64_MAX;
-}
-
-static void refresh_reset(struct refresh *rf, struct logger *lg, const struct config *c)
-{
-    uint64_t now = now_ms();
-    size_t nnames = 0;
-
-    refresh_free(rf);
-    for (size_t i = 0; i < c->nupstreams; i++)
-        nnames += c->upstreams[i].nnames;
-    if (!nnames)
-        return;
-    rf->next_ms = calloc(c->nupstreams, sizeof(*rf->next_ms));
-    rf->failing = calloc(nnames, sizeof(*rf->failing));
-    if (!rf->next_ms || !rf->failing) {
-        log_msg(lg, LOG_ERROR, "out of memory: host names will not be looked up again");
-        refresh_free(rf);
-        return;
-    }
-    rf->nups = c->nupstreams;
-    rf->nnames = nnames;
-    for (size_t i = 0; i < c->nupstreams; i++)
-        rf->next_ms[i] = next_lookup(&c->upstreams[i], now);
-}
-
-/* How long sigtimedwait may wait: ms until the next lookup is due, or -1 for no lookup ever. */
-static long long refresh_wait(const struct refresh *rf)
-{
-    uint64_t next = UINT64_MAX, now = now_ms();
-
-    for (size_t i = 0; i < rf->nups; i++)
-        next = rf->next_ms[i] < next ? rf->next_ms[i] : next;
-    if (next == UINT64_MAX)
-        return -1;
-    return next <= now ? 0 : (long long)(next - now);
-}
-
-static void servers_text(const struct cfg_upstream *u, const struct cfg_server_name *nm, char *buf,
-                         size_t len)
-{
-    struct sockaddr_storage *sa = malloc((nm->n ? nm->n : 1) * sizeof(*sa));
-
-    if (!sa) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    for (size_t i = 0; i < nm->n; i++)
-        sa[i] = u->servers[nm->first + i].sa;
-    resolve_addrs_text(sa, nm->n, buf, len);
-    free(sa);
-}
-
-/* A name that stops resolving keeps its servers: said once, and once more when it is back. An
- * upstream naming it with two ports hears it once. */
-static void note_failures(struct logger *lg, struct refresh *rf, const struct resolve_round *r)
-{
-    for (size_t i = 0; i < r->n && i < rf->nnames; i++) {
-        const struct resolve_entry *e = &r->entries[i];
-        bool said = false;
-        char keep[400];
-
-        if (!e->looked_up || !e->error == !rf->failing[i])
-            continue;
-        rf->failing[i] = e->error != 0;
-        for (size_t j = 0; j < i && !said; j++)
-            said = r->entries[j].up == e->up && !strcmp(r->entries[j].name->name, e->name->name);
-        if (said)
-            continue;
-        if (!e->error) {
-            log_msg(lg, LOG_INFO, "upstream %s: %s resolves again", e->up->name, e->name->name);
-            continue;
-        }
-        servers_text(e->up, e->name, keep, sizeof(keep));
-        log_msg(lg, LOG_WARN, "upstream %s: cannot resolve %s (%s); keeping %s", e->up->name,
-                e->name->name, gai_strerror(e->error), keep);
-    }
-}
-
-static void log_changes(struct logger *lg, const struct resolve_round *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        const struct resolve_entry *e = &r->entries[i];
-        char now[400], was[400];
-
-        if (!e->changed)
-            continue;
-        resolve_addrs_text(e->sa, e->n, now, sizeof(now));
-        servers_text(e->up, e->name, was, sizeof(was));
-        log_msg(lg, LOG_INFO, "upstream %s: %s now resolves to %s (was %s)", e->up->name,
-                e->name->written, now, was);
-    }
-}
-
-/* New addresses: the running snapshot built again from its own text with the round's answers,
- * and swapped in as a reload would. */
-static void rebuild(struct server *srv, const struct config *old, const struct resolve_round *r)
-{
-    char *report = NULL;
-    size_t report_len = 0;
-    FILE *errs = open_memstream(&report, &report_len);
-    struct config *c = NULL;
-    int problems = errs ? resolve_round_build(r, old, &c, errs) : -1;
-    if (errs)
-        fclose(errs);
-    if (problems != 0) {
-        log_msg(&srv->log, LOG_ERROR,
-                "host names resolve to new addresses, but the configuration could not be built "
-                "again; keeping the running one (%d problem%s):",
-                problems, problems == 1 ? "" : "s");
-        if (report)
-            log_lines(&srv->log, report);
-        free(report);
-        return;
-    }
-    free(report);
+    struct server *srv = owner;
     /* Built again, a listener written as a host name may have another address now: as at a
      * reload, its socket is opened before the swap, or the running snapshot stays. */
     struct listen_handoff **give = open_listeners(srv, old, c, srv->nworkers);
@@ -373,75 +242,24 @@ static void rebuild(struct server *srv, const struct config *old, const struct r
         log_msg(&srv->log, LOG_ERROR,
                 "re-resolving host names: a listener cannot be opened; keeping the running one");
         config_unref(c);
-        return;
+        return -1;
     }
     /* As a reload: servers that keep their address keep their health and load. */
     if (upstate_attach(c, old) < 0) {
         log_msg(&srv->log, LOG_ERROR, "re-resolving host names: out of memory");
         handoffs_free(give, srv->nworkers);
         config_unref(c);
-        return;
+        return -1;
     }
-    log_changes(&srv->log, r);
+    announce(arg);
     log_dropped_listeners(&srv->log, old, c);
     server_config_swap_listeners(srv, c, give);
     free(give);
+    return 0;
 }
 
-/* Which upstreams are due now (indexed like c->upstreams), their next time set; NULL when none
- * is. */
-static bool *due_now(struct refresh *rf, struct logger *lg, const struct config *c)
-{
-    uint64_t now = now_ms();
-    bool *due, any = false;
-
-    if (rf->nups != c->nupstreams) /* not the snapshot it was made for: never so, but be sure */
-        refresh_reset(rf, lg, c);
-    if (!rf->nups)
-        return NULL;
-    due = calloc(rf->nups, sizeof(*due));
-    for (size_t i = 0; i < rf->nups; i++) {
-        bool d = rf->next_ms[i] <= now;
-        if (d)
-            rf->next_ms[i] = next_lookup(&c->upstreams[i], now);
-        if (due)
-            due[i] = d;
-        any |= d;
-    }
-    if (any && !due)
-        log_msg(lg, LOG_ERROR, "re-resolving host names: out of memory");
-    if (!any || !due) {
-        free(due);
-        return NULL;
-    }
-    return due;
-}
-
-/* Looks up the names of the upstreams that are due; rebuilds when an answer changed. Runs on
- * this thread: getaddrinfo blocks, and signals wait meanwhile. */
-static void refresh_run(struct server *srv, struct refresh *rf)
-{
-    struct config *c = server_config_get(srv);
-    bool *due = due_now(rf, &srv->log, c);
-    struct resolve_round r;
-
-    if (!due) {
-        config_unref(c);
-        return;
-    }
-    if (resolve_round_run(&r, c, due) < 0) {
-        log_msg(&srv->log, LOG_ERROR, "re-resolving host names: out of memory");
-    } else {
-        note_failures(&srv->log, rf, &r);
-        if (r.changed)
-            rebuild(srv, c, &r);
-        else
-            log_msg(&srv->log, LOG_DEBUG, "host names looked up again: no new addresses");
-        resolve_round_free(&r);
-    }
-    free(due);
-    config_unref(c);
-}
+static const struct refresh_ops refresh_ops = {.running = running_config,
+                                               .install = install_rebuilt};
 
 /* ---- run ---------------------------------------------------------------------------------- */
 
@@ -517,21 +335,21 @@ static int serve(struct server *srv, const char *path)
         stop_workers(srv);
         return 1;
     }
-    struct refresh rf = {0};
-    refresh_reset(&rf, &srv->log, c);
+    struct refresh rf;
+    refresh_start(&rf, &refresh_ops, srv, &srv->log, c);
     for (;;) {
         int sig = wait_signal(&set, refresh_wait(&rf));
         if (sig == SIGHUP) {
             if (reload(srv, path))
-                refresh_reset(&rf, &srv->log, atomic_load(&srv->config));
+                refresh_reset(&rf, atomic_load(&srv->config));
         } else if (sig == SIGTERM || sig == SIGINT) {
             log_msg(&srv->log, LOG_INFO, "shutting down (%s): finishing requests in flight",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
-        refresh_run(srv, &rf);
+        refresh_run(&rf);
     }
-    refresh_free(&rf);
+    refresh_stop(&rf);
     stop_workers(srv);
     log_msg(&srv->log, LOG_INFO, "stopped");
     return 0;

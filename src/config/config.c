@@ -290,10 +290,11 @@ static void snapshot_free(struct snapshot *s)
     free(s);
 }
 
-int config_load_string(const char *name, const char *yaml, size_t len, struct config **out,
-                       FILE *errs)
+int config_load_string_with(const char *name, const char *yaml, size_t len,
+                            const struct config_load_opts *opts, struct config **out, FILE *errs)
 {
-    struct load ld = {.name = name};
+    static const struct config_load_opts defaults;
+    struct load ld = {.name = name, .opts = opts ? opts : &defaults};
     struct snapshot *s;
     struct yerror yerr;
     struct ydoc doc;
@@ -327,6 +328,12 @@ int config_load_string(const char *name, const char *yaml, size_t len, struct co
     atomic_init(&s->cfg.refs, 1);
     *out = &s->cfg;
     return 0;
+}
+
+int config_load_string(const char *name, const char *yaml, size_t len, struct config **out,
+                       FILE *errs)
+{
+    return config_load_string_with(name, yaml, len, NULL, out, errs);
 }
 
 static char *read_fail(int fd, char *buf, const char *path, int err, FILE *errs)
@@ -416,7 +423,8 @@ static char *read_file(const char *path, size_t *len, FILE *errs)
     return buf;
 }
 
-int config_load(const char *path, struct config **out, FILE *errs)
+int config_load_with(const char *path, const struct config_load_opts *opts, struct config **out,
+                     FILE *errs)
 {
     size_t len;
     char *text;
@@ -426,9 +434,14 @@ int config_load(const char *path, struct config **out, FILE *errs)
     text = read_file(path, &len, errs);
     if (!text)
         return 1;
-    rc = config_load_string(path, text, len, out, errs);
+    rc = config_load_string_with(path, text, len, opts, out, errs);
     free(text);
     return rc;
+}
+
+int config_load(const char *path, struct config **out, FILE *errs)
+{
+    return config_load_with(path, NULL, out, errs);
 }
 
 void config_ref(struct config *c)

@@ -313,15 +313,39 @@ struct config {
 /* Whether `sa` lies in one of the blocks (IPv4-mapped IPv6 addresses match IPv4 blocks). */
 bool config_cidr_match(const struct cfg_cidr *blocks, size_t n, const struct sockaddr *sa);
 
+/* How a load looks up host names (never a numeric address, "*" or "localhost", which are
+ * handled without it): every address of `host`, in the resolver's order, into out[0 .. max);
+ * *n gets how many. Returns 0, or an EAI_* code for gai_strerror. The default (a NULL resolver)
+ * is getaddrinfo; tests and fuzzers pass their own to stay off the network. */
+struct config_resolver {
+    int (*lookup)(void *ctx, const char *host, struct sockaddr_storage *out, size_t max, size_t *n);
+    void *ctx;
+};
+
+struct resolve_round;
+
+/* What a load takes besides the text. A NULL pointer, or zero fields, mean the defaults. */
+struct config_load_opts {
+    const struct config_resolver *resolver; /* NULL: the system's (getaddrinfo) */
+    /* The answers for the host names of upstream servers, taken instead of looking them up:
+     * set by resolve_round_build (config/resolve.h). NULL: every name is looked up. */
+    const struct resolve_round *answers;
+};
+
 /* Parse and validate `path`. On success returns 0 and stores a snapshot with one reference in
  * *out. On failure returns the number of problems found (> 0) after printing each one to
  * `errs` as "FILE:LINE:COL: message\n"; *out is left NULL. Every problem is reported, not just
- * the first. I/O errors are reported as "FILE: message". */
+ * the first. I/O errors are reported as "FILE: message". Host names are looked up with
+ * getaddrinfo; config_load_with takes the resolver (and answers) as `opts`. */
 int config_load(const char *path, struct config **out, FILE *errs);
+int config_load_with(const char *path, const struct config_load_opts *opts, struct config **out,
+                     FILE *errs);
 
 /* Same, from an in-memory YAML document; `name` is used in messages. */
 int config_load_string(const char *name, const char *yaml, size_t len, struct config **out,
                        FILE *errs);
+int config_load_string_with(const char *name, const char *yaml, size_t len,
+                            const struct config_load_opts *opts, struct config **out, FILE *errs);
 
 void config_ref(struct config *c);
 void config_unref(struct config *c); /* frees on the last reference */
@@ -331,20 +355,12 @@ void config_unref(struct config *c); /* frees on the last reference */
 int config_parse_duration(const char *s, uint32_t *ms);
 /* "100", "64k", "10m", "1g" (powers of 1024) -> bytes. Returns 0 on success. */
 int config_parse_size(const char *s, uint64_t *bytes);
-/* "1.2.3.4:80", "[::1]:80", "*:80" / ":80" (any IPv4), "localhost:80". Returns 0 on success. */
-int config_parse_addr(const char *s, struct cfg_addr *out);
+/* "1.2.3.4:80", "[::1]:80", "*:80" / ":80" (any IPv4), "localhost:80"; a host name is looked
+ * up with `resolver` (NULL: getaddrinfo) and gives its first address. Returns 0 on success. */
+int config_parse_addr(const char *s, const struct config_resolver *resolver, struct cfg_addr *out);
 
 /* config_parse_addr's out->text is a malloc'd copy of `s`: release it with this. Addresses in a
  * snapshot belong to the snapshot and must not be passed here. */
 void config_addr_free(struct cfg_addr *a);
-
-/* Resolves a host name (never a numeric address, "*" or "localhost", which are handled without
- * it) into *sa; the port is set by the caller. Returns 0, or an EAI_* code for gai_strerror.
- * The default uses getaddrinfo; tests and fuzzers install their own to stay off the network.
- * NULL restores the default. Set it before loading, not while loads run. A resolver installed
- * here gives one address per name; config_set_lookup (config/resolve.h), which gives every
- * address of a name, takes precedence over it. */
-typedef int (*config_resolver_fn)(const char *host, struct sockaddr_storage *sa, socklen_t *len);
-void config_set_resolver(config_resolver_fn fn);
 
 #endif

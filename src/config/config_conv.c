@@ -243,7 +243,7 @@ bool cfg_addr(struct load *ld, const char *key, const struct ynode *val, struct 
 
     if (!s)
         return false;
-    if (cfg_resolve_addr(s, &out->sa, &out->len, why, sizeof why)) {
+    if (cfg_resolve_addr(s, ld->opts->resolver, &out->sa, &out->len, why, sizeof why)) {
         cfg_report(ld, val, "bad address '%.64s' (%s)", s, why);
         return false;
     }

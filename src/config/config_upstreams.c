@@ -49,7 +49,7 @@ static bool server_addrs(struct load *ld, const char *key, const char *upstream,
 
     if (!s)
         return false;
-    if (cfg_resolve_server(s, upstream, r, why, sizeof why)) {
+    if (cfg_resolve_server(s, upstream, ld->opts, r, why, sizeof why)) {
         cfg_report(ld, val, "bad address '%.64s' (%s)", s, why);
         return false;
     }

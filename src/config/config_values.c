@@ -104,19 +104,6 @@ int config_parse_size(const char *s, uint64_t *bytes)
     return scaled(s, size_units, sizeof size_units / sizeof *size_units, true, UINT64_MAX, bytes);
 }
 
-static config_resolver_fn resolver;
-static config_lookup_fn lookup;
-
-void config_set_resolver(config_resolver_fn fn)
-{
-    resolver = fn;
-}
-
-void config_set_lookup(config_lookup_fn fn)
-{
-    lookup = fn;
-}
-
 /* Raw answers kept from one lookup: room for duplicates beyond the most servers an upstream
  * may have, so that a name with too many addresses is reported as such. */
 enum { MAX_ANSWERS = 4 * CFG_MAX_SERVERS };
@@ -146,23 +133,18 @@ static int lookup_getaddrinfo(const char *host, struct sockaddr_storage *out, si
     return 0;
 }
 
-/* Every address of a host name, in the resolver's order: the lookup hook, else the
- * one-address resolver hook, else getaddrinfo. A success without an address is EAI_NONAME. */
-static int lookup_all(const char *host, struct sockaddr_storage *out, size_t max, size_t *n)
+/* Every address of a host name, in the resolver's order: the load's resolver, else
+ * getaddrinfo. A success without an address is EAI_NONAME. */
+static int lookup_all(const struct config_resolver *resolver, const char *host,
+                      struct sockaddr_storage *out, size_t max, size_t *n)
 {
     int rc;
 
     *n = 0;
-    if (lookup) {
-        rc = lookup(host, out, max, n);
-    } else if (resolver) {
-        socklen_t len;
-        memset(out, 0, sizeof *out);
-        rc = resolver(host, out, &len);
-        *n = rc == 0;
-    } else {
+    if (resolver)
+        rc = resolver->lookup(resolver->ctx, host, out, max, n);
+    else
         rc = lookup_getaddrinfo(host, out, max, n);
-    }
     if (rc == 0 && *n == 0)
         rc = EAI_NONAME;
     if (*n > max)
@@ -239,15 +221,15 @@ static int literal_host(const char *host, struct sockaddr_storage *sa, socklen_t
 }
 
 /* A listener's host: a name gives its first address, as the resolver orders them. */
-static int resolve_host(const char *host, struct sockaddr_storage *sa, socklen_t *len, char *why,
-                        size_t whylen)
+static int resolve_host(const struct config_resolver *resolver, const char *host,
+                        struct sockaddr_storage *sa, socklen_t *len, char *why, size_t whylen)
 {
     int rc = literal_host(host, sa, len, why, whylen);
     size_t n;
 
     if (rc)
         return rc < 0 ? -1 : 0;
-    rc = lookup_all(host, sa, 1, &n);
+    rc = lookup_all(resolver, host, sa, 1, &n);
     if (rc) {
         snprintf(why, whylen, "cannot resolve '%s': %s", host, gai_strerror(rc));
         return -1;
@@ -312,8 +294,8 @@ static int split_host_port(const char *s, char *host, size_t hostlen, const char
     return 0;
 }
 
-int cfg_resolve_addr(const char *s, struct sockaddr_storage *sa, socklen_t *len, char *why,
-                     size_t whylen)
+int cfg_resolve_addr(const char *s, const struct config_resolver *resolver,
+                     struct sockaddr_storage *sa, socklen_t *len, char *why, size_t whylen)
 {
     char host[256];
     const char *port_text;
@@ -330,18 +312,18 @@ int cfg_resolve_addr(const char *s, struct sockaddr_storage *sa, socklen_t *len,
         snprintf(why, whylen, "'%s' is not an IPv6 address", host);
         return -1;
     }
-    if (!v6 && resolve_host(host, sa, len, why, whylen))
+    if (!v6 && resolve_host(resolver, host, sa, len, why, whylen))
         return -1;
     set_port(sa, (uint16_t)port);
     return 0;
 }
 
-int config_parse_addr(const char *s, struct cfg_addr *out)
+int config_parse_addr(const char *s, const struct config_resolver *resolver, struct cfg_addr *out)
 {
     char why[300];
 
     memset(out, 0, sizeof *out);
-    if (cfg_resolve_addr(s, &out->sa, &out->len, why, sizeof why))
+    if (cfg_resolve_addr(s, resolver, &out->sa, &out->len, why, sizeof why))
         return -1;
     out->text = strdup(s);
     return out->text ? 0 : -1;
@@ -400,7 +382,8 @@ static int sockaddr_qsort_cmp(const void *a, const void *b)
     return cfg_sockaddr_cmp(a, b);
 }
 
-int cfg_lookup_name(const char *name, uint16_t port, struct sockaddr_storage **out, size_t *n)
+int cfg_lookup_name(const struct config_resolver *resolver, const char *name, uint16_t port,
+                    struct sockaddr_storage **out, size_t *n)
 {
     struct sockaddr_storage *sa = malloc(MAX_ANSWERS * sizeof *sa), *fit;
     size_t got, kept = 0;
@@ -410,7 +393,7 @@ int cfg_lookup_name(const char *name, uint16_t port, struct sockaddr_storage **o
     *n = 0;
     if (!sa)
         return EAI_MEMORY;
-    rc = lookup_all(name, sa, MAX_ANSWERS, &got);
+    rc = lookup_all(resolver, name, sa, MAX_ANSWERS, &got);
     if (rc) {
         free(sa);
         return rc;
@@ -428,8 +411,8 @@ int cfg_lookup_name(const char *name, uint16_t port, struct sockaddr_storage **o
     return 0;
 }
 
-int cfg_resolve_server(const char *s, const char *upstream, struct cfg_resolved *out, char *why,
-                       size_t whylen)
+int cfg_resolve_server(const char *s, const char *upstream, const struct config_load_opts *opts,
+                       struct cfg_resolved *out, char *why, size_t whylen)
 {
     const char *port_text;
     uint64_t port;
@@ -467,10 +450,10 @@ int cfg_resolve_server(const char *s, const char *upstream, struct cfg_resolved 
     if (rc < 0)
         return -1;
     out->named = true;
-    if (cfg_pinned_answer(upstream, out->name, out->port, &out->sa, &out->n))
+    if (cfg_pinned_answer(opts->answers, upstream, out->name, out->port, &out->sa, &out->n))
         rc = out->sa ? 0 : EAI_MEMORY;
     else
-        rc = cfg_lookup_name(out->name, out->port, &out->sa, &out->n);
+        rc = cfg_lookup_name(opts->resolver, out->name, out->port, &out->sa, &out->n);
     if (rc) {
         snprintf(why, whylen, "cannot resolve '%s': %s", out->name, gai_strerror(rc));
         return -1;

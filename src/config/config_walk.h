@@ -39,6 +39,8 @@ struct load {
     struct problem *problems;
     size_t nproblems, cap;
     bool oom;
+    /* How host names are looked up; never NULL. */
+    const struct config_load_opts *opts;
     const struct cfg_key *upstreams_by_name; /* sorted, for `proxy:` lookups */
     size_t nupstreams_by_name;
     const struct cfg_key *sites_by_name; /* sorted, for the `sites:` of listeners */

@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The round resolve_round_build is building from; NULL otherwise. */
-static const struct resolve_round *building;
-
 static uint16_t entry_port(const struct resolve_entry *e)
 {
     return cfg_addr_port(&e->up->servers[e->name->first].sa);
@@ -48,7 +45,7 @@ static int fresh_answer(const struct resolve_round *r, const struct resolve_entr
         *sa = copy_with_port(p->sa, p->n, entry_port(e));
         return *sa ? 0 : EAI_MEMORY;
     }
-    return cfg_lookup_name(e->name->name, entry_port(e), sa, n);
+    return cfg_lookup_name(r->resolver, e->name->name, entry_port(e), sa, n);
 }
 
 static bool same_addrs(const struct sockaddr_storage *sa, size_t n, const struct cfg_addr *servers,
@@ -91,11 +88,13 @@ static int fill_entry(struct resolve_round *r, struct resolve_entry *e)
     return 0;
 }
 
-int resolve_round_run(struct resolve_round *r, const struct config *c, const bool *due)
+int resolve_round_run(struct resolve_round *r, const struct config *c, const bool *due,
+                      const struct config_resolver *resolver)
 {
     size_t total = 0;
 
     memset(r, 0, sizeof *r);
+    r->resolver = resolver;
     for (size_t i = 0; i < c->nupstreams; i++)
         total += c->upstreams[i].nnames;
     if (!total)
@@ -121,12 +120,9 @@ int resolve_round_run(struct resolve_round *r, const struct config *c, const boo
 int resolve_round_build(const struct resolve_round *r, const struct config *c, struct config **out,
                         FILE *errs)
 {
-    int rc;
+    const struct config_load_opts opts = {.resolver = r->resolver, .answers = r};
 
-    building = r;
-    rc = config_load_string(c->path, c->source, c->source_len, out, errs);
-    building = NULL;
-    return rc;
+    return config_load_string_with(c->path, c->source, c->source_len, &opts, out, errs);
 }
 
 void resolve_round_free(struct resolve_round *r)
@@ -137,13 +133,13 @@ void resolve_round_free(struct resolve_round *r)
     memset(r, 0, sizeof *r);
 }
 
-bool cfg_pinned_answer(const char *upstream, const char *name, uint16_t port,
-                       struct sockaddr_storage **sa, size_t *n)
+bool cfg_pinned_answer(const struct resolve_round *r, const char *upstream, const char *name,
+                       uint16_t port, struct sockaddr_storage **sa, size_t *n)
 {
-    if (!building || !upstream)
+    if (!r || !upstream)
         return false;
-    for (size_t i = 0; i < building->n; i++) {
-        const struct resolve_entry *e = &building->entries[i];
+    for (size_t i = 0; i < r->n; i++) {
+        const struct resolve_entry *e = &r->entries[i];
         if (strcmp(e->up->name, upstream) == 0 && strcmp(e->name->name, name) == 0 &&
             entry_port(e) == port) {
             *sa = copy_with_port(e->sa, e->n, port);

@@ -14,14 +14,6 @@
 
 #include "config/config.h"
 
-/* Every address of `host` (a name, never a numeric address or "localhost"), in the resolver's
- * order, into out[0 .. max); *n gets how many. Returns 0, or an EAI_* code for gai_strerror.
- * The default uses getaddrinfo; tests install their own. NULL restores the default. Set it
- * before loading, not while loads run. It takes precedence over config_set_resolver. */
-typedef int (*config_lookup_fn)(const char *host, struct sockaddr_storage *out, size_t max,
-                                size_t *n);
-void config_set_lookup(config_lookup_fn fn);
-
 /* One server entry written as a host name, in one round. */
 struct resolve_entry {
     const struct cfg_upstream *up; /* of the snapshot the round ran on */
@@ -38,16 +30,18 @@ struct resolve_entry {
 struct resolve_round {
     struct resolve_entry *entries; /* every name of every upstream, in order */
     size_t n;
-    bool changed; /* some entry changed: worth a rebuild */
+    bool changed;                           /* some entry changed: worth a rebuild */
+    const struct config_resolver *resolver; /* the round's lookups went there; NULL: getaddrinfo */
 };
 
-/* Looks up the names of the upstreams of `c` for which due[i] is true (indexed like
- * c->upstreams). Returns 0, or -1 when out of memory (the round is then empty). `c` must
- * outlive the round. */
-int resolve_round_run(struct resolve_round *r, const struct config *c, const bool *due);
+/* Looks up, with `resolver` (NULL: getaddrinfo), the names of the upstreams of `c` for which
+ * due[i] is true (indexed like c->upstreams). Returns 0, or -1 when out of memory (the round is
+ * then empty). `c` and `resolver` must outlive the round. */
+int resolve_round_run(struct resolve_round *r, const struct config *c, const bool *due,
+                      const struct config_resolver *resolver);
 
-/* A snapshot built from c->source (named c->path) with the round's answers; returns as
- * config_load_string. Loads run on one thread at a time, as for config_set_lookup. */
+/* A snapshot built from c->source (named c->path) with the round's answers (other host names,
+ * of listeners, are looked up with the round's resolver); returns as config_load_string. */
 int resolve_round_build(const struct resolve_round *r, const struct config *c, struct config **out,
                         FILE *errs);
 
@@ -56,10 +50,10 @@ void resolve_round_free(struct resolve_round *r);
 /* "10.0.0.5, 2001:db8::5": the addresses without their port, cut short ("...") to fit. */
 void resolve_addrs_text(const struct sockaddr_storage *sa, size_t n, char *buf, size_t len);
 
-/* Inside the config module: while resolve_round_build runs, the round's answer for host name
+/* Inside the config module: round r's answer (r is a load's opts->answers) for host name
  * `name` of upstream `upstream`: true with a malloc'd copy in *sa (port set; NULL when out of
- * memory). False when no round is being built or it has no such name. */
-bool cfg_pinned_answer(const char *upstream, const char *name, uint16_t port,
-                       struct sockaddr_storage **sa, size_t *n);
+ * memory). False when r is NULL or has no such name. */
+bool cfg_pinned_answer(const struct resolve_round *r, const char *upstream, const char *name,
+                       uint16_t port, struct sockaddr_storage **sa, size_t *n);
 
 #endif

@@ -1,6 +1,6 @@
 /* libFuzzer harness for the configuration loader: any bytes as a YAML file. Problems go to
  * /dev/null; a snapshot that loads is checked against the promises of config.h, then freed,
- * so LeakSanitizer sees every path. Host names never reach DNS: see fuzz_resolver. */
+ * so LeakSanitizer sees every path. Host names never reach DNS: see fuzz_lookup. */
 #include "config/config.h"
 
 #include <ctype.h>
@@ -15,18 +15,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Names starting with "up" resolve (so that valid configs with host names are reachable);
  * others fail, as an unknown name would. */
-static int fuzz_resolver(const char *host, struct sockaddr_storage *sa, socklen_t *len)
+static int fuzz_lookup(void *ctx, const char *host, struct sockaddr_storage *sa, size_t max,
+                       size_t *n)
 {
     struct sockaddr_in *in = (struct sockaddr_in *)sa;
 
+    *n = 0;
     if (strncmp(host, "up", 2) != 0)
         return EAI_NONAME;
+    if (!max)
+        return 0;
     memset(sa, 0, sizeof *sa);
     in->sin_family = AF_INET;
     in->sin_addr.s_addr = htonl(0x0a000001);
-    *len = sizeof *in;
+    *n = 1;
     return 0;
 }
+
+static const struct config_resolver fuzz_resolver = {.lookup = fuzz_lookup};
+static const struct config_load_opts fuzz_opts = {.resolver = &fuzz_resolver};
 
 #define ASSERT(cond)                                                                               \
     do {                                                                                           \
@@ -182,11 +189,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static FILE *devnull;
     struct config *c;
 
-    if (!devnull) {
+    if (!devnull)
         devnull = fopen("/dev/null", "w");
-        config_set_resolver(fuzz_resolver);
-    }
-    if (config_load_string("fuzz.yaml", (const char *)data, size, &c, devnull) == 0) {
+    if (config_load_string_with("fuzz.yaml", (const char *)data, size, &fuzz_opts, &c, devnull) ==
+        0) {
         ASSERT(c && atomic_load(&c->refs) == 1);
         check(c);
         config_ref(c);

@@ -79,6 +79,12 @@ static const char example[] =
 
 static char *messages; /* what the last load printed */
 
+/* Every load of these tests looks host names up here, never in DNS (see fake_lookup). */
+static int fake_lookup(void *ctx, const char *host, struct sockaddr_storage *out, size_t max,
+                       size_t *n);
+static const struct config_resolver test_resolver = {.lookup = fake_lookup};
+static const struct config_load_opts test_opts = {.resolver = &test_resolver};
+
 static int load(const char *yaml, struct config **c)
 {
     size_t len;
@@ -87,7 +93,7 @@ static int load(const char *yaml, struct config **c)
 
     free(messages);
     f = open_memstream(&messages, &len);
-    n = config_load_string("x.yaml", yaml, strlen(yaml), c, f);
+    n = config_load_string_with("x.yaml", yaml, strlen(yaml), &test_opts, c, f);
     fclose(f);
     return n;
 }
@@ -253,7 +259,7 @@ static void test_shipped_example(void)
 
     free(messages);
     f = open_memstream(&messages, &len);
-    n = config_load("examples/gatehouse.yaml", &c, f);
+    n = config_load_with("examples/gatehouse.yaml", &test_opts, &c, f);
     fclose(f);
     if (access("examples/gatehouse.yaml", R_OK) != 0)
         return; /* run from elsewhere than the repository root */
@@ -783,7 +789,7 @@ static void test_files(void)
 
     CHECK(fd >= 0 && write(fd, MINIMAL, strlen(MINIMAL)) == (ssize_t)strlen(MINIMAL));
     close(fd);
-    CHECK_EQ_INT(config_load(path, &c, stderr), 0);
+    CHECK_EQ_INT(config_load_with(path, &test_opts, &c, stderr), 0);
     if (c) {
         CHECK(!strcmp(c->path, path));
         config_unref(c);
@@ -791,9 +797,9 @@ static void test_files(void)
     unlink(path);
     free(messages);
     f = open_memstream(&messages, &len);
-    CHECK_EQ_INT(config_load(path, &c, f), 1);
-    CHECK(config_load("/", &c, f) == 1 && c == NULL);
-    CHECK_EQ_INT(config_load(path, &c, NULL), 1); /* no stream: count only */
+    CHECK_EQ_INT(config_load_with(path, &test_opts, &c, f), 1);
+    CHECK(config_load_with("/", &test_opts, &c, f) == 1 && c == NULL);
+    CHECK_EQ_INT(config_load_with(path, &test_opts, &c, NULL), 1); /* no stream: count only */
     fclose(f);
     snprintf(expect, sizeof expect,
              "%s: cannot open: No such file or directory\n/: not a regular file\n", path);
@@ -810,7 +816,7 @@ static int load_file_fails(const char *path)
 
     free(messages);
     f = open_memstream(&messages, &len);
-    n = config_load(path, &c, f);
+    n = config_load_with(path, &test_opts, &c, f);
     fclose(f);
     return n > 0 && c == NULL;
 }
@@ -1489,35 +1495,36 @@ static void test_addresses(void)
 {
     struct cfg_addr a;
 
-    CHECK(config_parse_addr("1.2.3.4:80", &a) == 0 && is_ipv4(&a, "1.2.3.4", 80));
+    CHECK(config_parse_addr("1.2.3.4:80", &test_resolver, &a) == 0 && is_ipv4(&a, "1.2.3.4", 80));
     CHECK(!strcmp(a.text, "1.2.3.4:80"));
     config_addr_free(&a);
     CHECK(a.text == NULL);
-    CHECK(config_parse_addr("[::1]:80", &a) == 0 && is_ipv6(&a, "::1", 80));
+    CHECK(config_parse_addr("[::1]:80", &test_resolver, &a) == 0 && is_ipv6(&a, "::1", 80));
     config_addr_free(&a);
-    CHECK(config_parse_addr("[::]:0", &a) == 0 && is_ipv6(&a, "::", 0));
+    CHECK(config_parse_addr("[::]:0", &test_resolver, &a) == 0 && is_ipv6(&a, "::", 0));
     config_addr_free(&a);
-    CHECK(config_parse_addr("*:443", &a) == 0 && is_ipv4(&a, "0.0.0.0", 443));
+    CHECK(config_parse_addr("*:443", &test_resolver, &a) == 0 && is_ipv4(&a, "0.0.0.0", 443));
     config_addr_free(&a);
-    CHECK(config_parse_addr(":8080", &a) == 0 && is_ipv4(&a, "0.0.0.0", 8080));
+    CHECK(config_parse_addr(":8080", &test_resolver, &a) == 0 && is_ipv4(&a, "0.0.0.0", 8080));
     config_addr_free(&a);
-    CHECK(config_parse_addr("localhost:1", &a) == 0 && is_ipv4(&a, "127.0.0.1", 1));
+    CHECK(config_parse_addr("localhost:1", &test_resolver, &a) == 0 && is_ipv4(&a, "127.0.0.1", 1));
     config_addr_free(&a);
-    CHECK(config_parse_addr("LocalHost:1", &a) == 0 && is_ipv4(&a, "127.0.0.1", 1));
+    CHECK(config_parse_addr("LocalHost:1", &test_resolver, &a) == 0 && is_ipv4(&a, "127.0.0.1", 1));
     config_addr_free(&a);
-    CHECK(config_parse_addr("backend.test:9", &a) == 0 && is_ipv4(&a, "10.1.2.3", 9));
+    CHECK(config_parse_addr("backend.test:9", &test_resolver, &a) == 0 &&
+          is_ipv4(&a, "10.1.2.3", 9));
     config_addr_free(&a);
-    CHECK(config_parse_addr("v6.test:9", &a) == 0 && is_ipv6(&a, "2001:db8::5", 9));
+    CHECK(config_parse_addr("v6.test:9", &test_resolver, &a) == 0 && is_ipv6(&a, "2001:db8::5", 9));
     config_addr_free(&a);
-    CHECK(config_parse_addr("1.2.3.4", &a) != 0 && a.text == NULL);
-    CHECK(config_parse_addr("::1:80", &a) != 0);
-    CHECK(config_parse_addr("[::1:80", &a) != 0);
-    CHECK(config_parse_addr("[zz]:80", &a) != 0);
-    CHECK(config_parse_addr("1.2.3.4:http", &a) != 0);
-    CHECK(config_parse_addr("1.2.3.4:+80", &a) != 0);
-    CHECK(config_parse_addr("1.2.3.4:99999", &a) != 0);
-    CHECK(config_parse_addr("nowhere.test:80", &a) != 0);
-    CHECK(config_parse_addr("a b:80", &a) != 0);
+    CHECK(config_parse_addr("1.2.3.4", &test_resolver, &a) != 0 && a.text == NULL);
+    CHECK(config_parse_addr("::1:80", &test_resolver, &a) != 0);
+    CHECK(config_parse_addr("[::1:80", &test_resolver, &a) != 0);
+    CHECK(config_parse_addr("[zz]:80", &test_resolver, &a) != 0);
+    CHECK(config_parse_addr("1.2.3.4:http", &test_resolver, &a) != 0);
+    CHECK(config_parse_addr("1.2.3.4:+80", &test_resolver, &a) != 0);
+    CHECK(config_parse_addr("1.2.3.4:99999", &test_resolver, &a) != 0);
+    CHECK(config_parse_addr("nowhere.test:80", &test_resolver, &a) != 0);
+    CHECK(config_parse_addr("a b:80", &test_resolver, &a) != 0);
 }
 
 /* Host names resolve through this stub, so tests never wait on DNS: "backend.test" and
@@ -1628,7 +1635,7 @@ static int tls_load(const char *yaml, struct config **c, char *path, size_t path
     fclose(f);
     free(messages);
     f = open_memstream(&messages, &len);
-    n = config_load(path, c, f);
+    n = config_load_with(path, &test_opts, c, f);
     fclose(f);
     return n;
 }
@@ -1927,7 +1934,7 @@ static void test_admin(void)
 
 /* ---- upstream servers written as host names ---- */
 
-/* Answers of the lookup hook (every address of a name): "multi.test" has three addresses, given
+/* Answers of test_resolver (every address of a name): "multi.test" has three addresses, given
  * out of order and one twice; "dyn.test" what the test sets; "big.test" 200; "empty.test" none.
  * Other names go to fake_resolver. */
 static const char *dyn_ips[8];
@@ -1949,7 +1956,8 @@ static void put_ip(struct sockaddr_storage *out, const char *ip)
     }
 }
 
-static int fake_lookup(const char *host, struct sockaddr_storage *out, size_t max, size_t *n)
+static int fake_lookup(void *ctx, const char *host, struct sockaddr_storage *out, size_t max,
+                       size_t *n)
 {
     static const char *const multi[] = {"10.0.0.7", "2001:db8::1", "10.0.0.5", "10.0.0.7"};
     socklen_t len;
@@ -2083,9 +2091,7 @@ static void test_lookup_system(void)
     size_t n;
     bool v4 = false;
 
-    config_set_lookup(NULL);
-    config_set_resolver(NULL);
-    CHECK_EQ_INT(cfg_lookup_name("localhost", 8080, &sa, &n), 0);
+    CHECK_EQ_INT(cfg_lookup_name(NULL, "localhost", 8080, &sa, &n), 0);
     for (size_t i = 0; i < n; i++) {
         const struct cfg_addr a = {.sa = sa[i],
                                    .len = sa[i].ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -2097,8 +2103,6 @@ static void test_lookup_system(void)
     }
     CHECK(n >= 1 && n <= 2 && v4);
     free(sa);
-    config_set_resolver(fake_resolver);
-    config_set_lookup(fake_lookup);
 }
 
 static void test_addrs_text(void)
@@ -2147,7 +2151,7 @@ static void test_reresolve(void)
 
     /* Same answer: no change; one lookup per name and round, whatever its ports. */
     before = lookups;
-    CHECK_EQ_INT(resolve_round_run(&r, c, a_due), 0);
+    CHECK_EQ_INT(resolve_round_run(&r, c, a_due, &test_resolver), 0);
     CHECK_EQ_INT(lookups - before, 1);
     CHECK_EQ_INT(r.n, 3);
     CHECK(!r.changed);
@@ -2156,7 +2160,7 @@ static void test_reresolve(void)
 
     /* 10.0.0.2 went, 10.0.0.3 came: upstream a changes, b (resolve_interval 0) does not. */
     set_dyn("10.0.0.3", "10.0.0.1");
-    CHECK_EQ_INT(resolve_round_run(&r, c, a_due), 0);
+    CHECK_EQ_INT(resolve_round_run(&r, c, a_due, &test_resolver), 0);
     CHECK(r.changed && r.n == 3);
     if (r.n == 3) {
         CHECK(r.entries[0].changed && r.entries[1].changed && !r.entries[2].changed);
@@ -2186,7 +2190,7 @@ static void test_reresolve(void)
 
     /* The name stops resolving: no change, the error noted, and a rebuild keeps the servers. */
     dyn_error = EAI_AGAIN;
-    CHECK_EQ_INT(resolve_round_run(&r, n, all_due), 0);
+    CHECK_EQ_INT(resolve_round_run(&r, n, all_due, &test_resolver), 0);
     CHECK(!r.changed && r.n == 3);
     for (size_t i = 0; i < r.n; i++)
         CHECK(r.entries[i].error == EAI_AGAIN && !r.entries[i].changed && r.entries[i].n == 2);
@@ -2488,7 +2492,6 @@ static void test_admin_hosts(void)
 
 int main(void)
 {
-    config_set_resolver(fake_resolver);
     test_example();
     test_shipped_example();
     test_defaults();
@@ -2532,13 +2535,11 @@ int main(void)
     test_ipv6_hosts();
     test_hosts_per_listener();
     test_admin_hosts();
-    config_set_lookup(fake_lookup);
     test_named_servers();
     test_resolve_interval();
     test_lookup_system();
     test_addrs_text();
     test_reresolve();
-    config_set_lookup(NULL);
     free(messages);
     return check_done("config");
 }
