@@ -13,6 +13,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "http/h1_client.h"
 #include "net/sock.h"
 #include "net/tls_client.h"
 #include "proxy/upstate.h"
@@ -42,8 +43,7 @@ struct check {
     struct ev_timer timer; /* the next run while waiting, the timeout while running */
     struct tls_client_conn *tls;
     uint64_t started; /* loop clock, ms */
-    char *req;        /* type http: the request, built once */
-    size_t req_len, sent;
+    struct outq out;  /* type http: the request, while it is being sent */
     char line[STATUS_LINE_MAX + 1];
     size_t got;
 };
@@ -99,6 +99,7 @@ static void check_close(struct check *c)
     if (c->fd < 0)
         return;
     ev_io_del(&c->hc->w->loop, &c->io);
+    outq_release(&c->out, &c->hc->w->bufs);
     tls_client_conn_free(c->tls);
     c->tls = NULL;
     close(c->fd);
@@ -149,11 +150,39 @@ static const char *tls_name(const struct check *c, char *buf, size_t len)
     return buf;
 }
 
+static struct slice text_slice(const char *text)
+{
+    return (struct slice){text, strlen(text)};
+}
+
+/* The request of a type http check, through the client codec into c->out. */
+static int put_request(struct check *c)
+{
+    const struct cfg_health_check *hc = &c->up->health_check;
+    const struct cfg_addr *a = &c->up->servers[c->server];
+    /* By default the address as written ("app.internal:5000"), never the one it resolved to. */
+    const char *host = hc->host ? hc->host : a->host ? a->host : a->text;
+    struct outq *q = &c->out;
+    struct buf_pool *pool = &c->hc->w->bufs;
+
+    if (h1_client_put_request_line(q, pool, text_slice(hc->method ? hc->method : "GET"),
+                                   text_slice(hc->path ? hc->path : "/"), (struct slice){0}) ||
+        h1_client_put_field(q, pool, "Host", 4, host, strlen(host)) ||
+        h1_client_put_field(q, pool, "User-Agent", 10, "gatehouse-health-check", 22) ||
+        h1_client_put_field(q, pool, "Connection", 10, "close", 5) || h1_client_put_end(q, pool))
+        return -1;
+    return 0;
+}
+
 /* Connected, and for TLS upstreams handshaken: a tcp check has succeeded, an http one sends. */
 static int transport_ready(struct check *c)
 {
     if (c->up->health_check.type == CFG_CHECK_TCP) {
         finish(c, true, NULL);
+        return -1;
+    }
+    if (put_request(c) < 0) {
+        finish(c, false, "cannot build the request");
         return -1;
     }
     c->phase = PH_SEND;
@@ -201,42 +230,24 @@ static int step_handshake(struct check *c)
 
 static int step_send(struct check *c)
 {
-    while (c->sent < c->req_len) {
-        const char *p = c->req + c->sent;
-        size_t len = c->req_len - c->sent;
-        long n = c->tls ? tls_client_write(c->tls, p, len) : send(c->fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (n < 0) {
-            fail_errno(c, "send", errno);
-            return -1;
-        }
-        c->sent += (size_t)n;
+    struct buf_pool *pool = &c->hc->w->bufs;
+    int r = c->tls ? outq_flush_fn(&c->out, tls_client_write, c->tls, pool)
+                   : outq_flush(&c->out, c->fd, pool);
+
+    if (r == OUTQ_AGAIN)
+        return 0;
+    if (r == OUTQ_ERROR) {
+        fail_errno(c, "send", errno);
+        return -1;
     }
     c->phase = PH_READ;
     return 1;
 }
 
-/* "HTTP/1.x NNN" followed by a space or the line end: the status, or -1. */
-static int parse_status(const char *line, size_t len)
-{
-    if (len < 13 || memcmp(line, "HTTP/1.", 7) != 0 || line[7] < '0' || line[7] > '9' ||
-        line[8] != ' ')
-        return -1;
-    for (int i = 9; i < 12; i++)
-        if (line[i] < '0' || line[i] > '9')
-            return -1;
-    if (line[12] != ' ' && line[12] != '\r' && line[12] != '\n')
-        return -1;
-    return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-}
-
 static void judge_status(struct check *c)
 {
     const struct cfg_health_check *hc = &c->up->health_check;
-    int status = parse_status(c->line, c->got);
+    int status = h1_client_status_line(c->line, c->got);
     char why[64];
 
     if (status < 0) {
@@ -333,7 +344,7 @@ static void start_run(struct check *c)
     int fd;
 
     c->started = loop->now;
-    c->sent = c->got = 0;
+    c->got = 0;
     if ((fd = sock_connect((const struct sockaddr *)&a->sa, a->len)) < 0) {
         fail_errno(c, "connect", errno);
         return;
@@ -369,35 +380,11 @@ static void on_timer(struct ev_timer *t)
 
 /* ---- set up and tear down ----------------------------------------------------------------- */
 
-static int build_request(struct check *c)
-{
-    const struct cfg_health_check *hc = &c->up->health_check;
-    const struct cfg_addr *a = &c->up->servers[c->server];
-    /* By default the address as written ("app.internal:5000"), never the one it resolved to. */
-    const char *host = hc->host ? hc->host : a->host ? a->host : a->text;
-    int n;
-
-    if (hc->type != CFG_CHECK_HTTP)
-        return 0;
-    n = asprintf(&c->req,
-                 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-health-check\r\n"
-                 "Connection: close\r\n\r\n",
-                 hc->method ? hc->method : "GET", hc->path ? hc->path : "/", host);
-    if (n < 0) {
-        c->req = NULL;
-        return -1;
-    }
-    c->req_len = (size_t)n;
-    return 0;
-}
-
 /* Events of this loop turn may still name a check: memory goes at the end of the turn. */
 static void checker_release(struct ev_defer *d)
 {
     struct checker *hc = container_of(d, struct checker, free_defer);
 
-    for (size_t i = 0; i < hc->n; i++)
-        free(hc->checks[i].req);
     free(hc->checks);
     if (hc->config)
         config_unref(hc->config);
@@ -442,18 +429,15 @@ static void release_unchecked(struct worker *w, const struct config *c)
 
 /* The first runs of an upstream's servers are spread over its first interval, so that a large
  * upstream is not probed all at once. */
-static int add_checks(struct checker *hc, const struct cfg_upstream *u)
+static void add_checks(struct checker *hc, const struct cfg_upstream *u)
 {
     for (size_t i = 0; i < u->nservers; i++) {
         struct check *c = &hc->checks[hc->n++];
         *c = (struct check){.hc = hc, .up = u, .server = i, .srv = u->state->servers[i], .fd = -1};
         c->timer.cb = on_timer;
-        if (build_request(c) < 0)
-            return -1;
         ev_timer_start(&hc->w->loop, &c->timer,
                        (uint64_t)u->health_check.interval * i / u->nservers);
     }
-    return 0;
 }
 
 int health_set_config(struct worker *w, struct config *c)
@@ -479,13 +463,9 @@ int health_set_config(struct worker *w, struct config *c)
     hc->free_defer.cb = checker_release;
     hc->config = c;
     config_ref(c);
-    for (size_t u = 0; u < c->nupstreams; u++) {
-        if (checked(&c->upstreams[u]) && add_checks(hc, &c->upstreams[u]) < 0) {
-            checker_stop(hc);
-            log_msg(&w->srv->log, LOG_ERROR, "health checks: out of memory, none will run");
-            return -1;
-        }
-    }
+    for (size_t u = 0; u < c->nupstreams; u++)
+        if (checked(&c->upstreams[u]))
+            add_checks(hc, &c->upstreams[u]);
     w->health = hc;
     return 0;
 }
