@@ -15,8 +15,9 @@
 #include "core/worker.h"
 #include "http/h1_client.h"
 #include "net/sock.h"
-#include "net/tls_client.h"
+#include "net/transport.h"
 #include "proxy/upstate.h"
+#include "proxy/upstream.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,12 +39,11 @@ struct check {
     size_t server; /* index in up->servers */
     struct upsrv *srv;
     enum phase phase;
-    int fd; /* -1 between runs */
+    struct transport t; /* t.fd is -1 between runs */
     struct ev_io io;
     struct ev_timer timer; /* the next run while waiting, the timeout while running */
-    struct tls_client_conn *tls;
-    uint64_t started; /* loop clock, ms */
-    struct outq out;  /* type http: the request, while it is being sent */
+    uint64_t started;      /* loop clock, ms */
+    struct outq out;       /* type http: the request, while it is being sent */
     char line[STATUS_LINE_MAX + 1];
     size_t got;
 };
@@ -96,14 +96,13 @@ static void record_failure(struct check *c, uint64_t now, const char *why)
 
 static void check_close(struct check *c)
 {
-    if (c->fd < 0)
+    if (c->t.fd < 0)
         return;
     ev_io_del(&c->hc->w->loop, &c->io);
     outq_release(&c->out, &c->hc->w->bufs);
-    tls_client_conn_free(c->tls);
-    c->tls = NULL;
-    close(c->fd);
-    c->fd = -1;
+    c->t.ops->release(&c->t);
+    close(c->t.fd);
+    c->t.fd = -1;
 }
 
 /* The run is over: record it and wait for the next, `interval` after this one started (at once
@@ -131,23 +130,6 @@ static void fail_errno(struct check *c, const char *what, int err)
     else
         snprintf(why, sizeof why, "%s failed: %s", what, strerror(err));
     finish(c, false, why);
-}
-
-/* The name a TLS server must prove: as for proxied requests (upstream.c), the configured
- * server_name, else the host part of the address as written. */
-static const char *tls_name(const struct check *c, char *buf, size_t len)
-{
-    const struct cfg_addr *a = &c->up->servers[c->server];
-    const char *text = a->host ? a->host : a->text, *end = strrchr(text, ':');
-
-    if (c->up->tls_server_name)
-        return c->up->tls_server_name;
-    if (*text == '[') {
-        text++;
-        end = strchr(text, ']');
-    }
-    snprintf(buf, len, "%.*s", end ? (int)(end - text) : (int)strlen(text), text);
-    return buf;
 }
 
 static struct slice text_slice(const char *text)
@@ -191,21 +173,19 @@ static int transport_ready(struct check *c)
 
 /* Each step returns 1 when it moved to the next phase, 0 to wait for the socket, -1 when the
  * run finished. */
+/* TCP is up: the transport (TLS for a TLS upstream) is chosen as for proxied requests, and a
+ * plain one is ready at once. */
 static int step_connect(struct check *c, uint32_t events)
 {
-    char name[256];
     int err;
 
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
         return 0;
-    if ((err = sock_error(c->fd))) {
+    if ((err = sock_error(c->t.fd))) {
         fail_errno(c, "connect", err);
         return -1;
     }
-    if (!c->up->tls_client)
-        return transport_ready(c);
-    c->tls = tls_client_conn_new(c->up->tls_client, c->fd, tls_name(c, name, sizeof name), NULL);
-    if (!c->tls) {
+    if (upstream_transport_start(&c->t, c->up, c->server, NULL) < 0) {
         finish(c, false, "TLS handshake failed: cannot set up the connection");
         return -1;
     }
@@ -216,11 +196,11 @@ static int step_connect(struct check *c, uint32_t events)
 static int step_handshake(struct check *c)
 {
     char reason[200], why[240];
-    int r = tls_client_handshake(c->tls, reason, sizeof reason);
+    int r = c->t.ops->handshake(&c->t, reason, sizeof reason);
 
-    if (r == TLS_WANT_READ || r == TLS_WANT_WRITE)
+    if (r == TRANSPORT_WANT_READ || r == TRANSPORT_WANT_WRITE)
         return 0;
-    if (r != TLS_DONE) {
+    if (r != TRANSPORT_DONE) {
         snprintf(why, sizeof why, "TLS handshake failed: %s", reason);
         finish(c, false, why);
         return -1;
@@ -230,9 +210,7 @@ static int step_handshake(struct check *c)
 
 static int step_send(struct check *c)
 {
-    struct buf_pool *pool = &c->hc->w->bufs;
-    int r = c->tls ? outq_flush_fn(&c->out, tls_client_write, c->tls, pool)
-                   : outq_flush(&c->out, c->fd, pool);
+    int r = c->t.ops->flush(&c->t, &c->out, &c->hc->w->bufs);
 
     if (r == OUTQ_AGAIN)
         return 0;
@@ -265,30 +243,17 @@ static void judge_status(struct check *c)
 /* Bytes read into c->line: > 0, 0 when nothing now, -1 after finishing the run. */
 static long read_some(struct check *c, size_t room)
 {
-    char *p = c->line + c->got;
+    long n = c->t.ops->recv(&c->t, c->line + c->got, room);
 
-    if (c->tls) {
-        long n = tls_client_read(c->tls, p, room);
-        if (n > 0 || n == TLS_WANT_READ || n == TLS_WANT_WRITE)
-            return n > 0 ? n : 0;
-        finish(c, false,
-               n == TLS_CLOSED ? "connection closed before the status line" : "TLS read failed");
-        return -1;
-    }
-    for (;;) {
-        ssize_t n = recv(c->fd, p, room, 0);
-        if (n > 0)
-            return n;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (n == 0)
-            finish(c, false, "connection closed before the status line");
-        else
-            fail_errno(c, "read", errno);
-        return -1;
-    }
+    if (n > 0)
+        return n;
+    if (n == TRANSPORT_WANT_READ || n == TRANSPORT_WANT_WRITE)
+        return 0;
+    if (n == TRANSPORT_CLOSED)
+        finish(c, false, "connection closed before the status line");
+    else
+        fail_errno(c, "read", errno);
+    return -1;
 }
 
 static int step_read(struct check *c)
@@ -349,12 +314,12 @@ static void start_run(struct check *c)
         fail_errno(c, "connect", errno);
         return;
     }
-    c->fd = fd;
+    transport_plain(&c->t, fd);
     c->io = (struct ev_io){.fd = fd, .cb = on_io};
     if (ev_io_add(loop, &c->io, 0) < 0) {
         int err = errno;
         close(fd);
-        c->fd = -1;
+        c->t.fd = -1;
         fail_errno(c, "epoll", err);
         return;
     }
@@ -433,7 +398,8 @@ static void add_checks(struct checker *hc, const struct cfg_upstream *u)
 {
     for (size_t i = 0; i < u->nservers; i++) {
         struct check *c = &hc->checks[hc->n++];
-        *c = (struct check){.hc = hc, .up = u, .server = i, .srv = u->state->servers[i], .fd = -1};
+        *c =
+            (struct check){.hc = hc, .up = u, .server = i, .srv = u->state->servers[i], .t.fd = -1};
         c->timer.cb = on_timer;
         ev_timer_start(&hc->w->loop, &c->timer,
                        (uint64_t)u->health_check.interval * i / u->nservers);
