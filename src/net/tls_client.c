@@ -10,14 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct tls_client {
     SSL_CTX *ctx;
 };
 
+/* One upstream connection (the transport's ctx). */
 struct tls_client_conn {
     SSL *ssl;
 };
+
+static void tls_client_conn_free(struct tls_client_conn *c);
 
 /* The reason of the first OpenSSL error of this thread (the root cause: "no start line" rather
  * than "PEM lib"), and an empty queue: the queue is per thread and shared by every connection of
@@ -163,8 +167,10 @@ static int set_name(SSL *ssl, const char *name)
     return SSL_set_tlsext_host_name(ssl, name) && SSL_set1_host(ssl, name) ? 0 : -1;
 }
 
-struct tls_client_conn *tls_client_conn_new(struct tls_client *c, int fd, const char *name,
-                                            struct tls_session **slot)
+/* A connection on the connected non-blocking socket `fd` (see tls_client_transport_start).
+ * NULL on out of memory. */
+static struct tls_client_conn *tls_client_conn_new(struct tls_client *c, int fd, const char *name,
+                                                   struct tls_session **slot)
 {
     struct tls_client_conn *cc = calloc(1, sizeof *cc);
     SSL_SESSION *last = slot ? (SSL_SESSION *)*slot : NULL;
@@ -183,7 +189,8 @@ struct tls_client_conn *tls_client_conn_new(struct tls_client *c, int fd, const 
     return cc;
 }
 
-void tls_client_conn_free(struct tls_client_conn *c)
+/* NULL is a no-op; does not close the socket. */
+static void tls_client_conn_free(struct tls_client_conn *c)
 {
     if (!c)
         return;
@@ -213,7 +220,9 @@ static void describe(SSL *ssl, int sys_err, char *why, size_t len)
     ERR_clear_error();
 }
 
-int tls_client_handshake(struct tls_client_conn *c, char *why, size_t len)
+/* Advances the handshake: TLS_DONE, TLS_WANT_READ / TLS_WANT_WRITE (call again when the socket
+ * is ready), or TLS_ERROR with the reason in why. */
+static int tls_client_handshake(struct tls_client_conn *c, char *why, size_t len)
 {
     int r, e;
 
@@ -256,7 +265,9 @@ static long failed(struct tls_client_conn *c, int ret)
     return TLS_ERROR;
 }
 
-long tls_client_read(struct tls_client_conn *c, void *buf, size_t len)
+/* Up to len (> 0) decrypted bytes: > 0 bytes, TLS_CLOSED (close_notify or EOF), TLS_WANT_READ,
+ * TLS_WANT_WRITE, or TLS_ERROR. */
+static long tls_client_read(struct tls_client_conn *c, void *buf, size_t len)
 {
     size_t n = 0;
 
@@ -266,7 +277,9 @@ long tls_client_read(struct tls_client_conn *c, void *buf, size_t len)
     return failed(c, 0);
 }
 
-long tls_client_write(void *ctx, const char *p, size_t len)
+/* An outq_write_fn (ctx is the tls_client_conn): bytes taken, or -1 with errno EAGAIN (retry
+ * with the same bytes when the socket is ready) or EPROTO / the socket's errno (failed). */
+static long tls_client_write(void *ctx, const char *p, size_t len)
 {
     struct tls_client_conn *c = ctx;
     size_t n = 0;
@@ -283,17 +296,78 @@ long tls_client_write(void *ctx, const char *p, size_t len)
     return -1;
 }
 
-bool tls_client_pending(const struct tls_client_conn *c)
+/* Whether decrypted bytes wait inside OpenSSL, which epoll does not see. */
+static bool tls_client_pending(const struct tls_client_conn *c)
 {
     return SSL_pending(c->ssl) > 0;
 }
 
-bool tls_client_resumed(const struct tls_client_conn *c)
+bool tls_client_resumed(const struct transport *t)
 {
-    return SSL_session_reused(c->ssl);
+    const struct tls_client_conn *c = t->ctx;
+    return c && SSL_session_reused(c->ssl);
 }
 
 void tls_session_free(struct tls_session *s)
 {
     SSL_SESSION_free((SSL_SESSION *)s);
+}
+
+/* ---- as a transport ----------------------------------------------------------------------- */
+
+static int transport_handshake(struct transport *t, char *why, size_t len)
+{
+    return tls_client_handshake(t->ctx, why, len);
+}
+
+static long transport_recv(struct transport *t, void *buf, size_t len)
+{
+    return tls_client_read(t->ctx, buf, len);
+}
+
+static int transport_flush(struct transport *t, struct outq *q, struct buf_pool *pool)
+{
+    return outq_flush_fn(q, tls_client_write, t->ctx, pool);
+}
+
+/* The TLS client layer has no half-close: the peer gets a FIN without close_notify, which ends
+ * its input all the same. */
+static int transport_shutdown(struct transport *t)
+{
+    return shutdown(t->fd, SHUT_WR);
+}
+
+static bool transport_pending(const struct transport *t)
+{
+    return tls_client_pending(t->ctx);
+}
+
+static void transport_release(struct transport *t)
+{
+    tls_client_conn_free(t->ctx);
+    t->ctx = NULL;
+}
+
+const struct transport_ops tls_client_transport = {
+    .name = "tls",
+    .handshake = transport_handshake,
+    .recv = transport_recv,
+    .flush = transport_flush,
+    .shutdown = transport_shutdown,
+    .pending = transport_pending,
+    .release = transport_release,
+    .opaque_wire = true,
+    .short_read_drains = false,
+};
+
+int tls_client_transport_start(struct transport *t, struct tls_client *c, const char *name,
+                               struct tls_session **slot)
+{
+    struct tls_client_conn *cc = tls_client_conn_new(c, t->fd, name, slot);
+
+    if (!cc)
+        return -1;
+    t->ops = &tls_client_transport;
+    t->ctx = cc;
+    return 0;
 }

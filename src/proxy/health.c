@@ -13,9 +13,11 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "http/h1_client.h"
 #include "net/sock.h"
-#include "net/tls_client.h"
+#include "net/transport.h"
 #include "proxy/upstate.h"
+#include "proxy/upstream.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -37,13 +39,11 @@ struct check {
     size_t server; /* index in up->servers */
     struct upsrv *srv;
     enum phase phase;
-    int fd; /* -1 between runs */
+    struct transport t; /* t.fd is -1 between runs */
     struct ev_io io;
     struct ev_timer timer; /* the next run while waiting, the timeout while running */
-    struct tls_client_conn *tls;
-    uint64_t started; /* loop clock, ms */
-    char *req;        /* type http: the request, built once */
-    size_t req_len, sent;
+    uint64_t started;      /* loop clock, ms */
+    struct outq out;       /* type http: the request, while it is being sent */
     char line[STATUS_LINE_MAX + 1];
     size_t got;
 };
@@ -96,13 +96,13 @@ static void record_failure(struct check *c, uint64_t now, const char *why)
 
 static void check_close(struct check *c)
 {
-    if (c->fd < 0)
+    if (c->t.fd < 0)
         return;
     ev_io_del(&c->hc->w->loop, &c->io);
-    tls_client_conn_free(c->tls);
-    c->tls = NULL;
-    close(c->fd);
-    c->fd = -1;
+    outq_release(&c->out, &c->hc->w->bufs);
+    c->t.ops->release(&c->t);
+    close(c->t.fd);
+    c->t.fd = -1;
 }
 
 /* The run is over: record it and wait for the next, `interval` after this one started (at once
@@ -132,21 +132,28 @@ static void fail_errno(struct check *c, const char *what, int err)
     finish(c, false, why);
 }
 
-/* The name a TLS server must prove: as for proxied requests (upstream.c), the configured
- * server_name, else the host part of the address as written. */
-static const char *tls_name(const struct check *c, char *buf, size_t len)
+static struct slice text_slice(const char *text)
 {
-    const struct cfg_addr *a = &c->up->servers[c->server];
-    const char *text = a->host ? a->host : a->text, *end = strrchr(text, ':');
+    return (struct slice){text, strlen(text)};
+}
 
-    if (c->up->tls_server_name)
-        return c->up->tls_server_name;
-    if (*text == '[') {
-        text++;
-        end = strchr(text, ']');
-    }
-    snprintf(buf, len, "%.*s", end ? (int)(end - text) : (int)strlen(text), text);
-    return buf;
+/* The request of a type http check, through the client codec into c->out. */
+static int put_request(struct check *c)
+{
+    const struct cfg_health_check *hc = &c->up->health_check;
+    const struct cfg_addr *a = &c->up->servers[c->server];
+    /* By default the address as written ("app.internal:5000"), never the one it resolved to. */
+    const char *host = hc->host ? hc->host : a->host ? a->host : a->text;
+    struct outq *q = &c->out;
+    struct buf_pool *pool = &c->hc->w->bufs;
+
+    if (h1_client_put_request_line(q, pool, text_slice(hc->method ? hc->method : "GET"),
+                                   text_slice(hc->path ? hc->path : "/"), (struct slice){0}) ||
+        h1_client_put_field(q, pool, "Host", 4, host, strlen(host)) ||
+        h1_client_put_field(q, pool, "User-Agent", 10, "gatehouse-health-check", 22) ||
+        h1_client_put_field(q, pool, "Connection", 10, "close", 5) || h1_client_put_end(q, pool))
+        return -1;
+    return 0;
 }
 
 /* Connected, and for TLS upstreams handshaken: a tcp check has succeeded, an http one sends. */
@@ -156,27 +163,29 @@ static int transport_ready(struct check *c)
         finish(c, true, NULL);
         return -1;
     }
+    if (put_request(c) < 0) {
+        finish(c, false, "cannot build the request");
+        return -1;
+    }
     c->phase = PH_SEND;
     return 1;
 }
 
 /* Each step returns 1 when it moved to the next phase, 0 to wait for the socket, -1 when the
  * run finished. */
+/* TCP is up: the transport (TLS for a TLS upstream) is chosen as for proxied requests, and a
+ * plain one is ready at once. */
 static int step_connect(struct check *c, uint32_t events)
 {
-    char name[256];
     int err;
 
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
         return 0;
-    if ((err = sock_error(c->fd))) {
+    if ((err = sock_error(c->t.fd))) {
         fail_errno(c, "connect", err);
         return -1;
     }
-    if (!c->up->tls_client)
-        return transport_ready(c);
-    c->tls = tls_client_conn_new(c->up->tls_client, c->fd, tls_name(c, name, sizeof name), NULL);
-    if (!c->tls) {
+    if (upstream_transport_start(&c->t, c->up, c->server, NULL) < 0) {
         finish(c, false, "TLS handshake failed: cannot set up the connection");
         return -1;
     }
@@ -187,11 +196,11 @@ static int step_connect(struct check *c, uint32_t events)
 static int step_handshake(struct check *c)
 {
     char reason[200], why[240];
-    int r = tls_client_handshake(c->tls, reason, sizeof reason);
+    int r = c->t.ops->handshake(&c->t, reason, sizeof reason);
 
-    if (r == TLS_WANT_READ || r == TLS_WANT_WRITE)
+    if (r == TRANSPORT_WANT_READ || r == TRANSPORT_WANT_WRITE)
         return 0;
-    if (r != TLS_DONE) {
+    if (r != TRANSPORT_DONE) {
         snprintf(why, sizeof why, "TLS handshake failed: %s", reason);
         finish(c, false, why);
         return -1;
@@ -201,42 +210,22 @@ static int step_handshake(struct check *c)
 
 static int step_send(struct check *c)
 {
-    while (c->sent < c->req_len) {
-        const char *p = c->req + c->sent;
-        size_t len = c->req_len - c->sent;
-        long n = c->tls ? tls_client_write(c->tls, p, len) : send(c->fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (n < 0) {
-            fail_errno(c, "send", errno);
-            return -1;
-        }
-        c->sent += (size_t)n;
+    int r = c->t.ops->flush(&c->t, &c->out, &c->hc->w->bufs);
+
+    if (r == OUTQ_AGAIN)
+        return 0;
+    if (r == OUTQ_ERROR) {
+        fail_errno(c, "send", errno);
+        return -1;
     }
     c->phase = PH_READ;
     return 1;
 }
 
-/* "HTTP/1.x NNN" followed by a space or the line end: the status, or -1. */
-static int parse_status(const char *line, size_t len)
-{
-    if (len < 13 || memcmp(line, "HTTP/1.", 7) != 0 || line[7] < '0' || line[7] > '9' ||
-        line[8] != ' ')
-        return -1;
-    for (int i = 9; i < 12; i++)
-        if (line[i] < '0' || line[i] > '9')
-            return -1;
-    if (line[12] != ' ' && line[12] != '\r' && line[12] != '\n')
-        return -1;
-    return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-}
-
 static void judge_status(struct check *c)
 {
     const struct cfg_health_check *hc = &c->up->health_check;
-    int status = parse_status(c->line, c->got);
+    int status = h1_client_status_line(c->line, c->got);
     char why[64];
 
     if (status < 0) {
@@ -254,30 +243,17 @@ static void judge_status(struct check *c)
 /* Bytes read into c->line: > 0, 0 when nothing now, -1 after finishing the run. */
 static long read_some(struct check *c, size_t room)
 {
-    char *p = c->line + c->got;
+    long n = c->t.ops->recv(&c->t, c->line + c->got, room);
 
-    if (c->tls) {
-        long n = tls_client_read(c->tls, p, room);
-        if (n > 0 || n == TLS_WANT_READ || n == TLS_WANT_WRITE)
-            return n > 0 ? n : 0;
-        finish(c, false,
-               n == TLS_CLOSED ? "connection closed before the status line" : "TLS read failed");
-        return -1;
-    }
-    for (;;) {
-        ssize_t n = recv(c->fd, p, room, 0);
-        if (n > 0)
-            return n;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (n == 0)
-            finish(c, false, "connection closed before the status line");
-        else
-            fail_errno(c, "read", errno);
-        return -1;
-    }
+    if (n > 0)
+        return n;
+    if (n == TRANSPORT_WANT_READ || n == TRANSPORT_WANT_WRITE)
+        return 0;
+    if (n == TRANSPORT_CLOSED)
+        finish(c, false, "connection closed before the status line");
+    else
+        fail_errno(c, "read", errno);
+    return -1;
 }
 
 static int step_read(struct check *c)
@@ -333,17 +309,17 @@ static void start_run(struct check *c)
     int fd;
 
     c->started = loop->now;
-    c->sent = c->got = 0;
+    c->got = 0;
     if ((fd = sock_connect((const struct sockaddr *)&a->sa, a->len)) < 0) {
         fail_errno(c, "connect", errno);
         return;
     }
-    c->fd = fd;
+    transport_plain(&c->t, fd);
     c->io = (struct ev_io){.fd = fd, .cb = on_io};
     if (ev_io_add(loop, &c->io, 0) < 0) {
         int err = errno;
         close(fd);
-        c->fd = -1;
+        c->t.fd = -1;
         fail_errno(c, "epoll", err);
         return;
     }
@@ -369,35 +345,11 @@ static void on_timer(struct ev_timer *t)
 
 /* ---- set up and tear down ----------------------------------------------------------------- */
 
-static int build_request(struct check *c)
-{
-    const struct cfg_health_check *hc = &c->up->health_check;
-    const struct cfg_addr *a = &c->up->servers[c->server];
-    /* By default the address as written ("app.internal:5000"), never the one it resolved to. */
-    const char *host = hc->host ? hc->host : a->host ? a->host : a->text;
-    int n;
-
-    if (hc->type != CFG_CHECK_HTTP)
-        return 0;
-    n = asprintf(&c->req,
-                 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-health-check\r\n"
-                 "Connection: close\r\n\r\n",
-                 hc->method ? hc->method : "GET", hc->path ? hc->path : "/", host);
-    if (n < 0) {
-        c->req = NULL;
-        return -1;
-    }
-    c->req_len = (size_t)n;
-    return 0;
-}
-
 /* Events of this loop turn may still name a check: memory goes at the end of the turn. */
 static void checker_release(struct ev_defer *d)
 {
     struct checker *hc = container_of(d, struct checker, free_defer);
 
-    for (size_t i = 0; i < hc->n; i++)
-        free(hc->checks[i].req);
     free(hc->checks);
     if (hc->config)
         config_unref(hc->config);
@@ -442,18 +394,16 @@ static void release_unchecked(struct worker *w, const struct config *c)
 
 /* The first runs of an upstream's servers are spread over its first interval, so that a large
  * upstream is not probed all at once. */
-static int add_checks(struct checker *hc, const struct cfg_upstream *u)
+static void add_checks(struct checker *hc, const struct cfg_upstream *u)
 {
     for (size_t i = 0; i < u->nservers; i++) {
         struct check *c = &hc->checks[hc->n++];
-        *c = (struct check){.hc = hc, .up = u, .server = i, .srv = u->state->servers[i], .fd = -1};
+        *c =
+            (struct check){.hc = hc, .up = u, .server = i, .srv = u->state->servers[i], .t.fd = -1};
         c->timer.cb = on_timer;
-        if (build_request(c) < 0)
-            return -1;
         ev_timer_start(&hc->w->loop, &c->timer,
                        (uint64_t)u->health_check.interval * i / u->nservers);
     }
-    return 0;
 }
 
 int health_set_config(struct worker *w, struct config *c)
@@ -479,13 +429,9 @@ int health_set_config(struct worker *w, struct config *c)
     hc->free_defer.cb = checker_release;
     hc->config = c;
     config_ref(c);
-    for (size_t u = 0; u < c->nupstreams; u++) {
-        if (checked(&c->upstreams[u]) && add_checks(hc, &c->upstreams[u]) < 0) {
-            checker_stop(hc);
-            log_msg(&w->srv->log, LOG_ERROR, "health checks: out of memory, none will run");
-            return -1;
-        }
-    }
+    for (size_t u = 0; u < c->nupstreams; u++)
+        if (checked(&c->upstreams[u]))
+            add_checks(hc, &c->upstreams[u]);
     w->health = hc;
     return 0;
 }

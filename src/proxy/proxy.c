@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "core/worker.h"
+#include "http/h1_client.h"
 #include "http/h1_parse.h"
 #include "http/handler.h"
 #include "http/hop.h"
@@ -68,10 +69,8 @@ struct proxy {
     struct ev_defer free_defer;
     const char *up_slice; /* request body slice being written upstream */
     size_t up_slice_len;
-    size_t down_slice_len; /* response bytes handed to the client, not yet consumed */
-    enum h1_body res_body;
-    uint64_t res_left;
-    struct h1_chunked chunk;
+    size_t down_slice_len;          /* response bytes handed to the client, not yet consumed */
+    struct h1_client_body res_body; /* the response body's framing */
     struct h1_header hdrs[PROXY_MAX_FIELDS];
     struct http_field fields[PROXY_MAX_FIELDS + 1]; /* + Set-Cookie for sticky */
     char rewritten[8192]; /* response field values rewritten to public URLs */
@@ -162,39 +161,6 @@ static void upstream_failed(struct proxy *p, int status, const char *what)
 
 /* ---- request head ------------------------------------------------------------------------- */
 
-static int put(struct upconn *uc, struct worker *w, const char *data, size_t len)
-{
-    return outq_append(&uc->out, &w->bufs, data, len);
-}
-
-/* One "name: value\r\n" line, reserved at once: this runs for every field of every request. */
-static int put_field(struct upconn *uc, struct worker *w, const char *name, size_t nlen,
-                     const char *value, size_t vlen)
-{
-    size_t room, need = nlen + vlen + 4;
-    char *p = outq_reserve(&uc->out, &w->bufs, &room);
-    if (!p || room < need)
-        return -1;
-    memcpy(p, name, nlen);
-    p += nlen;
-    *p++ = ':';
-    *p++ = ' ';
-    memcpy(p, value, vlen);
-    p += vlen;
-    *p++ = '\r';
-    *p = '\n';
-    outq_commit(&uc->out, need);
-    return 0;
-}
-
-/* A number field or chunk-size line: prefix, the number, CRLF. */
-static int put_number(struct upconn *uc, struct worker *w, const char *prefix, size_t plen,
-                      unsigned long long v, bool hex)
-{
-    char line[32 + HTTP_NUM_MAX + 2];
-    return plen > 32 ? -1 : put(uc, w, line, http_fmt_line(line, prefix, plen, v, hex));
-}
-
 /* A NUL-terminated copy of src, cut to fit. */
 static void set_text(char *dst, size_t cap, const char *src)
 {
@@ -215,14 +181,15 @@ static void put_last_chunk(struct proxy *p)
     struct http_stream *s = p->s;
     struct hop_set hop;
     hop_collect(&hop, s->req.fields, s->req.nfields);
-    put(p->uc, s->worker, "0\r\n", 3);
+    h1_client_put_last_chunk(&p->uc->out, &s->worker->bufs);
     for (size_t i = 0; i < s->req.ntrailers; i++) {
         const struct http_field *f = &s->req.trailers[i];
         if (hop_trailer_forbidden(f->name, f->name_len) || replaced_field(p, &hop, false, f))
             continue;
-        put_field(p->uc, s->worker, f->name, f->name_len, f->value, f->value_len);
+        h1_client_put_field(&p->uc->out, &s->worker->bufs, f->name, f->name_len, f->value,
+                            f->value_len);
     }
-    put(p->uc, s->worker, "\r\n", 2);
+    h1_client_put_end(&p->uc->out, &s->worker->bufs);
 }
 
 /* The request line, end-to-end fields, and our framing. */
@@ -279,7 +246,7 @@ static bool replaced_field(const struct proxy *p, const struct hop_set *hop, boo
 static int put_field_cb(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     struct proxy *p = ctx;
-    return put_field(p->uc, p->w, name, nlen, value, vlen);
+    return h1_client_put_field(&p->uc->out, &p->w->bufs, name, nlen, value, vlen);
 }
 
 static int put_host(struct proxy *p)
@@ -288,9 +255,10 @@ static int put_host(struct proxy *p)
     if (p->s->route->host_header == CFG_HOST_UPSTREAM || !r->authority.len) {
         /* The server as written: a name stays a name, never the address it resolved to. */
         const char *host = p->up->servers[p->uc->server].host;
-        return put_field(p->uc, p->w, "Host", 4, host, strlen(host));
+        return h1_client_put_field(&p->uc->out, &p->w->bufs, "Host", 4, host, strlen(host));
     }
-    return put_field(p->uc, p->w, "Host", 4, r->authority.p, r->authority.len);
+    return h1_client_put_field(&p->uc->out, &p->w->bufs, "Host", 4, r->authority.p,
+                               r->authority.len);
 }
 
 /* The switch the client asked for, as an HTTP/1.1 upstream expects it: the client's own Upgrade
@@ -299,11 +267,12 @@ static int put_host(struct proxy *p)
 static int put_upgrade_fields(struct proxy *p)
 {
     const struct slice u = p->s->req.upgrade;
-    if (put_field(p->uc, p->w, "Connection", 10, "Upgrade", 7) ||
-        put_field(p->uc, p->w, "Upgrade", 7, u.p, u.len))
+    if (h1_client_put_field(&p->uc->out, &p->w->bufs, "Connection", 10, "Upgrade", 7) ||
+        h1_client_put_field(&p->uc->out, &p->w->bufs, "Upgrade", 7, u.p, u.len))
         return -1;
     if (p->ws_key[0])
-        return put_field(p->uc, p->w, "Sec-WebSocket-Key", 17, p->ws_key, WS_KEY_LEN);
+        return h1_client_put_field(&p->uc->out, &p->w->bufs, "Sec-WebSocket-Key", 17, p->ws_key,
+                                   WS_KEY_LEN);
     return 0;
 }
 
@@ -318,33 +287,28 @@ static int put_added_fields(struct proxy *p, bool host_passed, bool trusted)
         return -1;
     if (forward_emit(p->s, route, trusted, put_field_cb, p))
         return -1;
-    if (p->up->secret_name && put_field(uc, p->w, p->up->secret_name, strlen(p->up->secret_name),
-                                        p->up->secret_value, strlen(p->up->secret_value)))
+    if (p->up->secret_name &&
+        h1_client_put_field(&uc->out, &p->w->bufs, p->up->secret_name, strlen(p->up->secret_name),
+                            p->up->secret_value, strlen(p->up->secret_value)))
         return -1;
     const char *subject_header = client_subject_header(p->s);
     if (subject_header && p->s->client_subject &&
-        put_field(uc, p->w, subject_header, strlen(subject_header), p->s->client_subject,
-                  strlen(p->s->client_subject)))
+        h1_client_put_field(&uc->out, &p->w->bufs, subject_header, strlen(subject_header),
+                            p->s->client_subject, strlen(p->s->client_subject)))
         return -1;
     if (p->upgrade && put_upgrade_fields(p))
         return -1;
     const struct cfg_header_rules *rules = &route->request_headers;
     for (size_t i = 0; i < rules->nset; i++)
-        if (put_field(uc, p->w, rules->set[i].name, rules->set[i].name_len, rules->set[i].value,
-                      rules->set[i].value_len))
+        if (h1_client_put_field(&uc->out, &p->w->bufs, rules->set[i].name, rules->set[i].name_len,
+                                rules->set[i].value, rules->set[i].value_len))
             return -1;
     for (size_t i = 0; i < rules->nadd; i++)
-        if (put_field(uc, p->w, rules->add[i].name, rules->add[i].name_len, rules->add[i].value,
-                      rules->add[i].value_len))
+        if (h1_client_put_field(&uc->out, &p->w->bufs, rules->add[i].name, rules->add[i].name_len,
+                                rules->add[i].value, rules->add[i].value_len))
             return -1;
-    p->chunked_up = r->has_body && r->content_length < 0;
-    if (r->has_body && !p->chunked_up) {
-        return put_number(uc, p->w, "Content-Length: ", 16, (unsigned long long)r->content_length,
-                          false);
-    }
-    if (p->chunked_up)
-        return put(uc, p->w, "Transfer-Encoding: chunked\r\n", 28);
-    return 0;
+    return h1_client_put_framing(&uc->out, &p->w->bufs, r->has_body, r->content_length,
+                                 &p->chunked_up);
 }
 
 /* The request line, the client's end-to-end fields, and what we add. */
@@ -360,12 +324,7 @@ static int write_request_head(struct proxy *p)
     struct hop_set hop;
     hop_collect(&hop, r->fields, r->nfields);
     struct slice path = upstream_path(s);
-    if (put(uc, w, r->method.p, r->method.len) || put(uc, w, " ", 1) ||
-        (path.p[0] != '/' && put(uc, w, "/", 1)) || put(uc, w, path.p, path.len))
-        return -1;
-    if (r->query.p && (put(uc, w, "?", 1) || put(uc, w, r->query.p, r->query.len)))
-        return -1;
-    if (put(uc, w, " HTTP/1.1\r\n", 11))
+    if (h1_client_put_request_line(&uc->out, &w->bufs, r->method, path, r->query))
         return -1;
     bool host_passed = false;
     for (size_t i = 0; i < r->nfields; i++) {
@@ -373,12 +332,12 @@ static int write_request_head(struct proxy *p)
         if (replaced_field(p, &hop, trusted, f))
             continue;
         host_passed |= h1_token_eq(f->name, f->name_len, "host", 4);
-        if (put_field(uc, w, f->name, f->name_len, f->value, f->value_len))
+        if (h1_client_put_field(&uc->out, &w->bufs, f->name, f->name_len, f->value, f->value_len))
             return -1;
     }
     if (put_added_fields(p, host_passed, trusted))
         return -1;
-    return put(uc, w, "\r\n", 2);
+    return h1_client_put_end(&uc->out, &w->bufs);
 }
 
 /* The value balance: hash hashes: the client's address, the path, a header or a cookie. */
@@ -608,7 +567,7 @@ static bool queue_body(struct proxy *p)
         return true;
     }
     if (p->chunked_up) {
-        put_number(uc, s->worker, "", 0, len, true);
+        h1_client_put_chunk_size(&uc->out, &s->worker->bufs, len);
         outq_set_ext(&uc->out, data, len, "\r\n", 2);
     } else {
         outq_set_ext(&uc->out, data, len, "", 0);
@@ -655,11 +614,6 @@ static void pump_request(struct proxy *p)
 }
 
 /* ---- response ----------------------------------------------------------------------------- */
-
-static bool upstream_keeps_alive(const struct h1_response *res)
-{
-    return !(res->flags & H1_F_CONN_CLOSE) && res->body != H1_BODY_UNTIL_CLOSE;
-}
 
 static void finish(struct proxy *p, bool reusable)
 {
@@ -825,15 +779,6 @@ static bool handle_head(struct proxy *p, const struct h1_response *res)
 
 /* ---- protocol switch ---------------------------------------------------------------------- */
 
-static const struct h1_header *response_field(const struct h1_response *res, const char *lower,
-                                              size_t len)
-{
-    for (uint32_t i = 0; i < res->nheaders; i++)
-        if (h1_token_eq(res->headers[i].name, res->headers[i].name_len, lower, len))
-            return &res->headers[i];
-    return NULL;
-}
-
 /* Why a 101 cannot be taken, or NULL. A switch must name its protocol (RFC 9110 section
  * 15.2.2), and for an extended CONNECT it must prove it read our key (RFC 6455 section 4.1):
  * the HTTP/2 client cannot check that itself. */
@@ -841,10 +786,10 @@ static const char *switch_refused(const struct proxy *p, const struct h1_respons
 {
     if (!p->upgrade)
         return "switched protocols without being asked (101)";
-    if (!response_field(res, "upgrade", 7))
+    if (!h1_client_field(res, "upgrade", 7))
         return "101 without an Upgrade field";
     if (p->ws_key[0]) {
-        const struct h1_header *a = response_field(res, "sec-websocket-accept", 20);
+        const struct h1_header *a = h1_client_field(res, "sec-websocket-accept", 20);
         if (!a || !ws_accept_ok(p->ws_key, a->value, a->value_len))
             return "101 without the Sec-WebSocket-Accept for our key";
     }
@@ -858,7 +803,7 @@ static size_t switch_fields(struct proxy *p, const struct h1_response *res)
 {
     struct hop_set hop;
     hop_collect(&hop, (const struct http_field *)NULL, 0);
-    const struct h1_header *conn = response_field(res, "connection", 10);
+    const struct h1_header *conn = h1_client_field(res, "connection", 10);
     if (conn)
         hop_add_tokens(&hop, conn->value, conn->value_len);
     size_t n = 0;
@@ -870,7 +815,7 @@ static size_t switch_fields(struct proxy *p, const struct h1_response *res)
             continue;
         p->fields[n++] = (struct http_field){h->name, h->value, h->name_len, h->value_len};
     }
-    const struct h1_header *u = response_field(res, "upgrade", 7);
+    const struct h1_header *u = h1_client_field(res, "upgrade", 7);
     p->fields[n++] = (struct http_field){"Upgrade", u->value, 7, u->value_len};
     p->fields[n++] = (struct http_field){"Connection", "Upgrade", 10, 7};
     return n;
@@ -925,34 +870,32 @@ static int switch_protocols(struct proxy *p, const struct h1_response *res)
     return -1;
 }
 
-/* A body framed by Transfer-Encoding is forwarded de-chunked, and the field itself is hop by hop:
- * any coding besides chunked (gzip, deflate, compress; chunked then gzip) would be lost, and the
- * client would get bytes it cannot read. Such a body is refused instead: we never advertise a
- * transfer coding (the client's TE is hop by hop and not forwarded), so an upstream that sends
- * one is broken, and no HTTP/2 client could be told of it anyway. NULL for a lone `chunked`,
- * else the field that names another coding. */
-static const struct h1_header *transfer_coding_refused(const struct h1_response *res)
+/* A final head: refused, or the response starts. Returns 1 when handled, -1 when the exchange
+ * ended. */
+static int final_head(struct proxy *p, const struct h1_response *res)
 {
-    unsigned codings = 0;
-    for (uint32_t i = 0; i < res->nheaders; i++) {
-        const struct h1_header *h = &res->headers[i];
-        if (!h1_token_eq(h->name, h->name_len, "transfer-encoding", 17))
-            continue;
-        const char *v = h->value, *end = h->value + h->value_len;
-        while (v < end) {
-            const char *comma = memchr(v, ',', (size_t)(end - v));
-            const char *e = comma ? comma : end;
-            while (v < e && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *t = e;
-            while (t > v && (t[-1] == ' ' || t[-1] == '\t'))
-                t--;
-            if (t > v && (++codings > 1 || !h1_token_eq(v, (size_t)(t - v), "chunked", 7)))
-                return h;
-            v = comma ? comma + 1 : end;
-        }
+    if (p->s->req.connect && res->status < 300) {
+        /* To an HTTP/2 client a 2xx says the tunnel is open (RFC 8441 section 5). */
+        upstream_failed(p, 502, "answered an extended CONNECT without switching protocols");
+        return -1;
     }
-    return NULL;
+    const struct h1_header *te =
+        res->body != H1_BODY_NONE ? h1_client_transfer_coding_refused(res) : NULL;
+    if (te) {
+        char what[160];
+        snprintf(what, sizeof(what),
+                 "sent Transfer-Encoding '%.*s' (no coding but chunked is forwarded)",
+                 (int)(te->value_len < 64 ? te->value_len : 64), te->value);
+        upstream_failed(p, 502, what);
+        return -1;
+    }
+    p->head_received = true;
+    p->bad_status = cfg_passive_status(&p->up->passive_health, res->status) ? (int)res->status : 0;
+    p->up_keepalive = h1_client_keeps_alive(res);
+    h1_client_body_start(&p->res_body, res);
+    if (!handle_head(p, res))
+        return -1;
+    return 1;
 }
 
 /* Parse a head from the upstream buffer. Returns 1 when a final head was handled, 0 when more
@@ -960,112 +903,36 @@ static const struct h1_header *transfer_coding_refused(const struct h1_response 
 static int parse_response_head(struct proxy *p)
 {
     struct upconn *uc = p->uc;
-    const struct cfg_limits *lim = &p->s->config->limits;
-    struct h1_limits hl = {lim->max_request_line, BUF_SIZE, PROXY_MAX_FIELDS};
+    uint32_t max_line = p->s->config->limits.max_request_line;
     for (;;) {
         struct h1_response res;
-        int r = h1_parse_response(uc->in->data + uc->in->start, buf_len(uc->in), &res, p->hdrs, &hl,
-                                  p->s->req.head);
-        if (r == H1_INCOMPLETE) {
-            if (buf_room(uc->in) == 0 && uc->in->start == 0) {
-                upstream_failed(p, 502, "response head too large");
-                return -1;
-            }
+        int r =
+            h1_client_parse_head(uc->in, &res, p->hdrs, PROXY_MAX_FIELDS, max_line, p->s->req.head);
+        if (r == H1_CLIENT_HEAD_MORE)
             return 0;
+        if (r == H1_CLIENT_HEAD_TOO_LARGE) {
+            upstream_failed(p, 502, "response head too large");
+            return -1;
         }
-        if (r == H1_ERROR) {
+        if (r == H1_CLIENT_HEAD_INVALID) {
             char what[160];
             snprintf(what, sizeof(what), "invalid response: %s", res.error ? res.error : "?");
             upstream_failed(p, 502, what);
             return -1;
         }
-        uc->in->start += res.head_len;
         if (res.status == 101)
             return switch_protocols(p, &res);
-        if (res.status < 200) {
-            /* 100 Continue is ours to send (the codec answers Expect); other 1xx go through. */
-            if (res.status != 100 && !handle_head(p, &res))
-                return -1;
-            continue;
-        }
-        if (p->s->req.connect && res.status < 300) {
-            /* To an HTTP/2 client a 2xx says the tunnel is open (RFC 8441 section 5). */
-            upstream_failed(p, 502, "answered an extended CONNECT without switching protocols");
+        if (res.status >= 200)
+            return final_head(p, &res);
+        /* 100 Continue is ours to send (the codec answers Expect); other 1xx go through. */
+        if (res.status != 100 && !handle_head(p, &res))
             return -1;
-        }
-        const struct h1_header *te =
-            res.body != H1_BODY_NONE ? transfer_coding_refused(&res) : NULL;
-        if (te) {
-            char what[160];
-            snprintf(what, sizeof(what),
-                     "sent Transfer-Encoding '%.*s' (no coding but chunked is forwarded)",
-                     (int)(te->value_len < 64 ? te->value_len : 64), te->value);
-            upstream_failed(p, 502, what);
-            return -1;
-        }
-        p->head_received = true;
-        p->bad_status =
-            cfg_passive_status(&p->up->passive_health, res.status) ? (int)res.status : 0;
-        p->res_body = res.body;
-        p->res_left = res.content_length;
-        p->up_keepalive = upstream_keeps_alive(&res);
-        h1_chunked_init(&p->chunk);
-        if (!handle_head(p, &res))
-            return -1;
-        return 1;
     }
-}
-
-/* Next slice of response body from the upstream buffer. 1 = slice, 0 = need more, 2 = end,
- * -1 = invalid. */
-static int response_slice(struct proxy *p, const char **data, size_t *len)
-{
-    struct upconn *uc = p->uc;
-    size_t avail = uc->in ? buf_len(uc->in) : 0;
-    const char *at = avail ? uc->in->data + uc->in->start : NULL;
-    switch (p->res_body) {
-    case H1_BODY_NONE:
-        return 2;
-    case H1_BODY_LENGTH:
-        if (p->res_left == 0)
-            return 2;
-        if (!avail)
-            return 0;
-        *data = at;
-        *len = avail < p->res_left ? avail : (size_t)p->res_left;
-        return 1;
-    case H1_BODY_UNTIL_CLOSE:
-        if (!avail)
-            return uc->eof ? 2 : 0;
-        *data = at;
-        *len = avail;
-        return 1;
-    case H1_BODY_CHUNKED:
-        while (avail) {
-            size_t used = 0;
-            int r = h1_chunked_decode(&p->chunk, at, avail, &used, data, len);
-            if (r == H1_CHUNK_ERROR)
-                return -1;
-            if (r == H1_CHUNK_DATA) {
-                uc->in->start += (uint32_t)(*data - at);
-                return 1;
-            }
-            uc->in->start += (uint32_t)used;
-            if (r == H1_CHUNK_END)
-                return 2;
-            at += used;
-            avail -= used;
-        }
-        return 0;
-    }
-    return -1;
 }
 
 static void consume_down(struct proxy *p)
 {
-    p->uc->in->start += (uint32_t)p->down_slice_len;
-    if (p->res_body == H1_BODY_LENGTH)
-        p->res_left -= p->down_slice_len;
+    h1_client_body_consumed(&p->res_body, p->uc->in, p->down_slice_len);
     p->down_slice_len = 0;
 }
 
@@ -1125,16 +992,16 @@ static int forward_body(struct proxy *p)
 {
     const char *data;
     size_t len;
-    int r = response_slice(p, &data, &len);
-    if (r < 0) {
+    int r = h1_client_body_next(&p->res_body, p->uc->in, p->uc->eof, &data, &len);
+    if (r == H1_CLIENT_BODY_ERROR) {
         upstream_gone(p, "invalid chunked response body");
         return -1;
     }
-    if (r == 2) {
-        finish(p, p->up_keepalive && p->res_body != H1_BODY_UNTIL_CLOSE);
+    if (r == H1_CLIENT_BODY_END) {
+        finish(p, p->up_keepalive && p->res_body.kind != H1_BODY_UNTIL_CLOSE);
         return -1;
     }
-    if (r == 0)
+    if (r == H1_CLIENT_BODY_MORE)
         return 0;
     p->down_slice_len = len;
     enum send_result sr = p->s->ops->send_body(p->s, data, len);
@@ -1169,7 +1036,7 @@ static void pump_response(struct proxy *p)
                 continue;
         }
         if (uc->eof) {
-            if (p->head_received && p->res_body == H1_BODY_UNTIL_CLOSE && !buf_len_of(uc)) {
+            if (p->head_received && p->res_body.kind == H1_BODY_UNTIL_CLOSE && !buf_len_of(uc)) {
                 finish(p, false);
                 return;
             }

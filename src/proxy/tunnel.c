@@ -118,7 +118,7 @@ static void upstream_write_failed(struct tunnel *t, int err)
 static void client_ended(struct tunnel *t)
 {
     t->client_done = true;
-    shutdown(t->uc->fd, SHUT_WR);
+    upconn_shutdown(t->uc);
     maybe_done(t);
 }
 

@@ -65,10 +65,9 @@ void upconn_close(struct upconn *uc)
     }
     ev_io_del(&uc->w->loop, &uc->io);
     ev_timer_stop(&uc->w->loop, &uc->timer);
-    tls_client_conn_free(uc->tls);
-    uc->tls = NULL;
-    close(uc->fd);
-    uc->fd = -1;
+    uc->t.ops->release(&uc->t);
+    close(uc->t.fd);
+    uc->t.fd = -1;
     upool_drop(uc->pool);
     ev_defer(&uc->w->loop, &uc->free_defer);
 }
@@ -153,12 +152,12 @@ enum upconn_peek { PEEK_QUIET, PEEK_DATA, PEEK_RECORD, PEEK_GONE };
  * or data): unusable, but not proof that the server sent stray bytes. */
 static enum upconn_peek upconn_peek(const struct upconn *uc)
 {
-    if (uc->tls && tls_client_pending(uc->tls))
+    if (uc->t.ops->pending(&uc->t))
         return PEEK_DATA;
     char b;
-    ssize_t n = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(uc->t.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0)
-        return uc->tls ? PEEK_RECORD : PEEK_DATA;
+        return uc->t.ops->opaque_wire ? PEEK_RECORD : PEEK_DATA;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return PEEK_QUIET;
     return PEEK_GONE;
@@ -237,7 +236,7 @@ static struct upconn *connect_new(struct upool *p, size_t server)
     uc->w = p->w;
     uc->pool = p;
     uc->server = server;
-    uc->fd = fd;
+    transport_plain(&uc->t, fd);
     uc->io = (struct ev_io){.fd = fd, .cb = upconn_on_io};
     uc->timer.cb = upconn_on_timer;
     uc->free_defer.cb = upconn_free;
@@ -269,10 +268,9 @@ struct upconn *upconn_acquire_server(struct upool *p, size_t server, bool fresh)
 /* The name a TLS server must prove: the configured one, else the host part of the address as
  * written ("app.internal:443", "10.0.0.5:443", "[::1]:443"): the name, not the address it
  * resolved to, for a server written as a host name. */
-static const char *tls_name(const struct upconn *uc, char *buf, size_t len)
+static const char *tls_name(const struct cfg_upstream *up, size_t server, char *buf, size_t len)
 {
-    const struct cfg_upstream *up = uc->pool->up;
-    const struct cfg_addr *a = &up->servers[uc->server];
+    const struct cfg_addr *a = &up->servers[server];
     const char *text = a->host ? a->host : a->text;
     const char *end = strrchr(text, ':');
 
@@ -286,14 +284,25 @@ static const char *tls_name(const struct upconn *uc, char *buf, size_t len)
     return buf;
 }
 
-static int start_tls(struct upconn *uc, char *why, size_t len)
+int upstream_transport_start(struct transport *t, const struct cfg_upstream *up, size_t server,
+                             struct tls_session **slot)
 {
     char name[256];
+
+    if (!up->tls_client) {
+        transport_plain(t, t->fd);
+        return 0;
+    }
+    return tls_client_transport_start(t, up->tls_client, tls_name(up, server, name, sizeof name),
+                                      slot);
+}
+
+static int start_transport(struct upconn *uc, char *why, size_t len)
+{
     struct upool *p = uc->pool;
 
-    uc->tls = tls_client_conn_new(p->up->tls_client, uc->fd, tls_name(uc, name, sizeof name),
-                                  &p->sessions[uc->server]);
-    if (!uc->tls) {
+    if (upstream_transport_start(&uc->t, p->up, uc->server,
+                                 p->sessions ? &p->sessions[uc->server] : NULL) < 0) {
         snprintf(why, len, "TLS handshake failed: cannot set up the connection");
         return -1;
     }
@@ -306,17 +315,17 @@ static int start_tls(struct upconn *uc, char *why, size_t len)
 static int step_handshake(struct upconn *uc, char *why, size_t len)
 {
     char reason[200];
-    int r = tls_client_handshake(uc->tls, reason, sizeof reason);
+    int r = uc->t.ops->handshake(&uc->t, reason, sizeof reason);
 
-    if (r == TLS_WANT_READ) {
+    if (r == TRANSPORT_WANT_READ) {
         uc->rd_ready = false;
         return 0;
     }
-    if (r == TLS_WANT_WRITE) {
+    if (r == TRANSPORT_WANT_WRITE) {
         uc->wr_ready = false;
         return 0;
     }
-    if (r != TLS_DONE) {
+    if (r != TRANSPORT_DONE) {
         snprintf(why, len, "TLS handshake failed: %s", reason);
         return -1;
     }
@@ -328,16 +337,12 @@ static int step_handshake(struct upconn *uc, char *why, size_t len)
 int upconn_connected(struct upconn *uc, char *why, size_t len)
 {
     if (!uc->handshaking) {
-        int err = sock_error(uc->fd);
+        int err = sock_error(uc->t.fd);
         if (err) {
             snprintf(why, len, "connect failed: %s", strerror(err));
             return -1;
         }
-        if (!uc->pool->up->tls_client) {
-            uc->connected = true;
-            return 1;
-        }
-        if (start_tls(uc, why, len) < 0)
+        if (start_transport(uc, why, len) < 0)
             return -1;
     }
     return step_handshake(uc, why, len);
@@ -345,25 +350,12 @@ int upconn_connected(struct upconn *uc, char *why, size_t len)
 
 int upconn_flush(struct upconn *uc)
 {
-    if (uc->tls)
-        return outq_flush_fn(&uc->out, tls_client_write, uc->tls, &uc->w->bufs);
-    return outq_flush(&uc->out, uc->fd, &uc->w->bufs);
+    return uc->t.ops->flush(&uc->t, &uc->out, &uc->w->bufs);
 }
 
-/* upconn_read through TLS. A short read ends a record, not the socket's data, so rd_ready
- * stays set until OpenSSL wants more from the socket. */
-static int read_tls(struct upconn *uc, size_t room)
+int upconn_shutdown(struct upconn *uc)
 {
-    long n = tls_client_read(uc->tls, uc->in->data + uc->in->end, room);
-
-    if (n > 0) {
-        uc->in->end += (uint32_t)n;
-        return (int)n;
-    }
-    uc->rd_ready = false;
-    if (n == TLS_CLOSED)
-        uc->eof = true;
-    return n == TLS_ERROR ? -1 : 0;
+    return uc->t.ops->shutdown(&uc->t);
 }
 
 int upconn_read(struct upconn *uc)
@@ -377,26 +369,20 @@ int upconn_read(struct upconn *uc)
     size_t room = buf_room(uc->in);
     if (!room)
         return 0;
-    if (uc->tls)
-        return read_tls(uc, room);
-    ssize_t n;
-    do
-        n = recv(uc->fd, uc->in->data + uc->in->end, room, 0);
-    while (n < 0 && errno == EINTR);
+    long n = uc->t.ops->recv(&uc->t, uc->in->data + uc->in->end, room);
     if (n > 0) {
         uc->in->end += (uint32_t)n;
-        /* A short read drained the socket, unless the peer's FIN came with the data: then
-         * the next read must see the end (no further edge will announce it). */
-        if ((size_t)n < room && !uc->rdhup)
+        /* A short read drained the socket (not so through TLS, where it ends a record), unless
+         * the peer's FIN came with the data: then the next read must see the end (no further
+         * edge will announce it). */
+        if (uc->t.ops->short_read_drains && (size_t)n < room && !uc->rdhup)
             uc->rd_ready = false;
         return (int)n;
     }
     uc->rd_ready = false;
-    if (n == 0) {
+    if (n == TRANSPORT_CLOSED)
         uc->eof = true;
-        return 0;
-    }
-    return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    return n == TRANSPORT_ERROR ? -1 : 0;
 }
 
 /* Bytes behind the complete response that were already read (a body on a HEAD, 204 or 304
@@ -404,7 +390,7 @@ int upconn_read(struct upconn *uc)
  * response, whether or not the connection would have been kept. */
 static bool has_stray(struct upconn *uc)
 {
-    if ((uc->in && buf_len(uc->in)) || (uc->tls && tls_client_pending(uc->tls))) {
+    if ((uc->in && buf_len(uc->in)) || uc->t.ops->pending(&uc->t)) {
         upconn_stray(uc);
         return true;
     }

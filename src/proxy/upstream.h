@@ -7,6 +7,7 @@
 #include "core/list.h"
 #include "core/loop.h"
 #include "net/outq.h"
+#include "net/transport.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,7 +17,7 @@ struct config;
 struct cfg_upstream;
 struct upool;
 struct upconn;
-struct tls_client_conn;
+struct tls_session;
 
 /* What a busy connection tells its user. */
 enum upconn_event { UPCONN_IO, UPCONN_TIMEOUT };
@@ -24,24 +25,31 @@ enum upconn_event { UPCONN_IO, UPCONN_TIMEOUT };
 struct upconn {
     struct worker *w;
     struct upool *pool;
-    size_t server; /* index in the upstream's servers */
-    int fd;
+    size_t server;      /* index in the upstream's servers */
+    struct transport t; /* plain TCP, or TLS once upstream_transport_start chose it */
     struct ev_io io;
     struct ev_timer timer;
     struct ev_defer free_defer;
     struct dlist idle_link;
     struct buf *in;
     struct outq out;
-    struct tls_client_conn *tls; /* TLS upstreams, from the start of the handshake; else NULL */
-    unsigned requests;           /* exchanges started on this connection */
+    unsigned requests; /* exchanges started on this connection */
     bool connected, reused, closed, idle;
-    bool handshaking; /* TCP is up, the TLS handshake is not done yet */
+    bool handshaking; /* TCP is up, the transport's handshake (TLS) is not done yet */
     bool rd_ready, wr_ready, eof;
     bool rdhup; /* the peer closed its side (seen by epoll, maybe not yet by read) */
     /* The user while busy; NULL while idle in the pool. */
     void (*on_event)(struct upconn *uc, enum upconn_event ev);
     void *user;
 };
+
+/* The transport of a connection to server `server` of `up`, on the connected socket t->fd:
+ * TLS for a TLS upstream, with the server's name as SNI and as the name its certificate must
+ * prove, and `slot` (may be NULL) for session resumption; else plain TCP. The one place that
+ * decides "TLS or plain?" on the upstream side (proxied requests and health checks). 0, or -1
+ * when the TLS connection cannot be set up (out of memory). */
+int upstream_transport_start(struct transport *t, const struct cfg_upstream *up, size_t server,
+                             struct tls_session **slot);
 
 /* Build this worker's pools for snapshot `c` (NULL: retire all). Returns 0 or -1 (OOM). */
 int upool_set_config(struct worker *w, struct config *c);
@@ -67,6 +75,8 @@ int upconn_flush(struct upconn *uc);
 /* Read into uc->in. Returns bytes read; 0 when nothing now (EAGAIN), on EOF (uc->eof) or when
  * the buffer is full; -1 on error (errno). */
 int upconn_read(struct upconn *uc);
+/* End our sending side (the client half-closed a tunnel): 0 or -1 with errno. */
+int upconn_shutdown(struct upconn *uc);
 /* Give the connection back: kept idle for reuse when `reusable`, else closed. */
 void upconn_release(struct upconn *uc, bool reusable);
 void upconn_close(struct upconn *uc);
