@@ -7,13 +7,12 @@
  * first: it is listed first). Everything built here is immutable after tls_server_new, so
  * worker threads share it without locks; OpenSSL locks its own session cache. The one
  * exception is the pair of rotating session ticket keys, behind a mutex of their own. */
-#include "net/tls.h"
+#include "net/tls_internal.h"
 #include "config/config.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -34,67 +33,7 @@
 
 enum {
     MAX_PEM_FILE = 1 << 20, /* a certificate chain or key larger than this is not one */
-    MAX_KEY_TYPES = 8,      /* OpenSSL has fewer certificate slots than this */
     MAX_NAME = 253,         /* longest DNS name */
-    TICKET_NAME = 16,       /* key name, the first bytes of every ticket */
-};
-
-struct tls_cert {
-    X509 *x509;
-    EVP_PKEY *key;
-    STACK_OF(X509) * chain; /* intermediates sent after the certificate */
-    int type;               /* EVP_PKEY base id: a name has one certificate per type */
-    unsigned char *ocsp;    /* DER OCSP response to staple, or NULL */
-    size_t ocsp_len;
-    time_t ocsp_until; /* its nextUpdate: not stapled from then on; 0 = none given */
-};
-
-/* The certificates served for one name: at most one per key type, the first written wins. */
-struct tls_group {
-    const struct tls_cert *certs[MAX_KEY_TYPES];
-    size_t n;
-};
-
-struct tls_name {
-    char *name; /* lowercase; for a wildcard "*.example.com", "example.com" */
-    bool wild;
-    struct tls_group group;
-};
-
-/* A session ticket key in nginx's layout. Tickets are OpenSSL's format: key name, IV,
- * AES-CBC encrypted session, HMAC-SHA256 over all of that. */
-struct ticket_key {
-    unsigned char name[TICKET_NAME];
-    unsigned char hmac[32];
-    unsigned char aes[32];
-    bool aes128; /* from a 48-byte file: 16-byte HMAC and AES-128 keys */
-};
-
-/* The keys tickets are made and opened with. A key from a file is used as long as the
- * configuration. Generated keys rotate lazily, when a ticket is made or opened after `cur`
- * served its period: `cur` then becomes `prev`, which only opens tickets (and has them
- * renewed) for one more period. Times are CLOCK_MONOTONIC milliseconds. */
-struct tickets {
-    pthread_mutex_t lock; /* workers make and open tickets concurrently */
-    bool fixed;           /* from session_ticket_key: never rotated */
-    uint64_t period;
-    struct ticket_key cur, prev;
-    uint64_t cur_until;  /* cur makes tickets until then */
-    uint64_t prev_until; /* prev opens tickets until then; 0 = no prev */
-};
-
-struct tls_server {
-    atomic_int refs; /* the configuration's, plus one per connection */
-    SSL_CTX *ctx;
-    struct tls_cert *certs;
-    size_t ncerts;
-    struct tls_name *names; /* sorted by (wild, name) */
-    size_t nnames;
-    struct tls_group dflt; /* loaded into ctx: unknown or missing SNI */
-    bool http2;            /* offer h2 by ALPN */
-    bool verify_clients;   /* client_ca: a trusted client certificate is required */
-    bool lock_ready;       /* tickets.lock was initialized */
-    struct tickets tickets;
 };
 
 /* ---- errors ---- */
@@ -114,7 +53,7 @@ static const char *ssl_reason(void)
 
 /* Reads a whole file (PEM, DER, a ticket key). Only regular files of sane size: a path like
  * /dev/zero or a FIFO must fail the load, not hang it. */
-static char *read_file(const char *path, size_t *len, char *why, size_t whylen)
+char *tls_read_file(const char *path, size_t *len, char *why, size_t whylen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     struct stat st;
@@ -175,7 +114,7 @@ static int read_chain(struct tls_cert *tc, BIO *bio, const char *path, char *why
 static int load_x509(struct tls_cert *tc, const char *path, char *why, size_t whylen)
 {
     size_t len;
-    char *pem = read_file(path, &len, why, whylen);
+    char *pem = tls_read_file(path, &len, why, whylen);
     BIO *bio;
     int rc = -1;
 
@@ -196,7 +135,7 @@ static int load_x509(struct tls_cert *tc, const char *path, char *why, size_t wh
 static int load_key(struct tls_cert *tc, const char *path, char *why, size_t whylen)
 {
     size_t len;
-    char *pem = read_file(path, &len, why, whylen);
+    char *pem = tls_read_file(path, &len, why, whylen);
     bool encrypted = false;
     BIO *bio;
 
@@ -240,86 +179,6 @@ static void cert_clear(struct tls_cert *tc)
     sk_X509_pop_free(tc->chain, X509_free);
 }
 
-/* ---- OCSP responses ---- */
-
-/* Whether `id` names certificate x: the same serial number, and an issuer name hash that
- * matches x's issuer. The issuer's key hash would need the issuer certificate, which the
- * chain file need not hold: the name and the serial are what tells certificates apart. */
-static bool ocsp_id_is(OCSP_CERTID *id, X509 *x)
-{
-    ASN1_OCTET_STRING *name_hash = NULL;
-    ASN1_OBJECT *alg = NULL;
-    ASN1_INTEGER *serial = NULL;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    const EVP_MD *type;
-
-    if (!OCSP_id_get0_info(&name_hash, &alg, NULL, &serial, id) || !serial || !name_hash)
-        return false;
-    if (ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(x)) != 0)
-        return false;
-    type = EVP_get_digestbyobj(alg);
-    return type && X509_NAME_digest(X509_get_issuer_name(x), type, md, &mdlen) &&
-           (int)mdlen == ASN1_STRING_length(name_hash) &&
-           !memcmp(md, ASN1_STRING_get0_data(name_hash), mdlen);
-}
-
-/* The nextUpdate of the single response for x, as a time_t (0: none given), or -1 when the
- * response has no answer for x. */
-static time_t ocsp_answer_for(OCSP_BASICRESP *basic, X509 *x)
-{
-    for (int i = 0; i < OCSP_resp_count(basic); i++) {
-        OCSP_SINGLERESP *one = OCSP_resp_get0(basic, i);
-        ASN1_GENERALIZEDTIME *next = NULL;
-        struct tm tm;
-
-        if (!ocsp_id_is((OCSP_CERTID *)OCSP_SINGLERESP_get0_id(one), x))
-            continue;
-        if (OCSP_single_get0_status(one, NULL, NULL, NULL, &next) < 0)
-            return -1;
-        if (!next || !ASN1_TIME_to_tm(next, &tm))
-            return 0;
-        return timegm(&tm);
-    }
-    return -1;
-}
-
-/* Reads a DER OCSP response for the certificate tc and keeps it to staple. Its signature is
- * the client's to check; here we make sure it is an OCSP response, a successful one, and one
- * about this certificate. */
-static int load_ocsp(struct tls_cert *tc, const struct cfg_tls_cert *cc, char *why, size_t whylen)
-{
-    size_t len;
-    char *der = read_file(cc->ocsp, &len, why, whylen);
-    const unsigned char *p = (const unsigned char *)der;
-    OCSP_RESPONSE *resp = der ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
-    OCSP_BASICRESP *basic = NULL;
-    int status, rc = -1;
-
-    if (!der)
-        return -1;
-    if (!resp || p != (const unsigned char *)der + len) {
-        snprintf(why, whylen, "not a DER OCSP response");
-    } else if ((status = OCSP_response_status(resp)) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        snprintf(why, whylen, "its status is '%s', not 'successful'",
-                 OCSP_response_status_str(status));
-    } else if (!(basic = OCSP_response_get1_basic(resp))) {
-        snprintf(why, whylen, "no basic OCSP response in it");
-    } else if ((tc->ocsp_until = ocsp_answer_for(basic, tc->x509)) < 0) {
-        snprintf(why, whylen, "it is not about the certificate %s", cc->cert);
-    } else if (!(tc->ocsp = OPENSSL_memdup(der, len))) {
-        snprintf(why, whylen, "out of memory");
-    } else {
-        tc->ocsp_len = len;
-        rc = 0;
-    }
-    OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(resp);
-    free(der);
-    ERR_clear_error();
-    return rc;
-}
-
 static int load_certs(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
                       long *at)
 {
@@ -341,7 +200,7 @@ static int load_certs(struct tls_server *s, const struct cfg_tls *cfg, char *err
             *at = (long)i;
             return -1;
         }
-        if (cfg->certs[i].ocsp && load_ocsp(&s->certs[i], &cfg->certs[i], why, sizeof why)) {
+        if (cfg->certs[i].ocsp && tls_load_ocsp(&s->certs[i], &cfg->certs[i], why, sizeof why)) {
             snprintf(err, errlen, "cannot use OCSP response %s: %s", cfg->certs[i].ocsp, why);
             *at = TLS_AT_OCSP(i);
             return -1;
@@ -714,34 +573,6 @@ static int check_certs(struct tls_server *s, const struct cfg_tls *cfg, char *er
     return 0;
 }
 
-/* ---- OCSP stapling ---- */
-
-/* Runs when the client asked for the certificate's status, once the certificate is chosen
- * (SSL_get_certificate is it). No response, or an expired one, staples nothing: an expired
- * response would make a careful client refuse a good certificate. */
-static int on_status(SSL *ssl, void *arg)
-{
-    const struct tls_server *s = arg;
-    const X509 *x = SSL_get_certificate(ssl);
-    const struct tls_cert *tc = NULL;
-    unsigned char *copy;
-
-    for (size_t i = 0; x && i < s->ncerts && !tc; i++) {
-        if (s->certs[i].x509 == x)
-            tc = &s->certs[i];
-    }
-    if (!tc || !tc->ocsp || (tc->ocsp_until && time(NULL) >= tc->ocsp_until))
-        return SSL_TLSEXT_ERR_NOACK;
-    copy = OPENSSL_memdup(tc->ocsp, tc->ocsp_len);
-    if (!copy)
-        return SSL_TLSEXT_ERR_NOACK;
-    if (!SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)tc->ocsp_len)) { /* takes `copy` */
-        OPENSSL_free(copy);
-        return SSL_TLSEXT_ERR_NOACK;
-    }
-    return SSL_TLSEXT_ERR_OK;
-}
-
 /* ---- session tickets ---- */
 
 static uint64_t now_ms(void)
@@ -902,7 +733,7 @@ static int load_ticket_key(struct ticket_key *k, const char *path, char *err, si
 {
     char why[300];
     size_t len;
-    unsigned char *b = (unsigned char *)read_file(path, &len, why, sizeof why);
+    unsigned char *b = (unsigned char *)tls_read_file(path, &len, why, sizeof why);
     size_t half;
 
     if (!b) {
@@ -969,7 +800,7 @@ static int set_client_ca(struct tls_server *s, const char *path, char *err, size
     unsigned char sid[32];
     char why[300] = "out of memory";
     size_t len = 0;
-    char *pem = names ? read_file(path, &len, why, sizeof why) : NULL;
+    char *pem = names ? tls_read_file(path, &len, why, sizeof why) : NULL;
     BIO *bio = pem ? BIO_new_mem_buf(pem, (int)len) : NULL;
     X509 *x;
     int n = 0, rc = -1;
@@ -1032,7 +863,7 @@ static int make_ctx(struct tls_server *s, const struct cfg_tls *cfg, char *err, 
             return -1;
         }
     }
-    SSL_CTX_set_tlsext_status_cb(s->ctx, on_status);
+    SSL_CTX_set_tlsext_status_cb(s->ctx, tls_on_status);
     SSL_CTX_set_tlsext_status_arg(s->ctx, s);
     if ((cfg->client_ca && set_client_ca(s, cfg->client_ca, err, errlen, at)) ||
         set_tickets(s, cfg, err, errlen, at))
