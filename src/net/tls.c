@@ -10,11 +10,9 @@
 #include "net/tls_internal.h"
 #include "config/config.h"
 
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -25,10 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -40,7 +36,7 @@ enum {
 
 /* The reason of the most recent OpenSSL error of this thread, and an empty queue: the queue is
  * per thread and shared by every connection of a worker, so nothing may be left in it. */
-static const char *ssl_reason(void)
+const char *tls_ssl_reason(void)
 {
     unsigned long e = ERR_peek_last_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
@@ -104,7 +100,7 @@ static int read_chain(struct tls_cert *tc, BIO *bio, const char *path, char *why
     }
     /* The loop ends at the end of the file ("no start line") or at a broken certificate. */
     if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
-        snprintf(why, whylen, "bad certificate in the chain of %s: %s", path, ssl_reason());
+        snprintf(why, whylen, "bad certificate in the chain of %s: %s", path, tls_ssl_reason());
         return -1;
     }
     ERR_clear_error();
@@ -124,7 +120,7 @@ static int load_x509(struct tls_cert *tc, const char *path, char *why, size_t wh
     if (!bio)
         snprintf(why, whylen, "out of memory");
     else if (!(tc->x509 = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)))
-        snprintf(why, whylen, "no PEM certificate in %s (%s)", path, ssl_reason());
+        snprintf(why, whylen, "no PEM certificate in %s (%s)", path, tls_ssl_reason());
     else
         rc = read_chain(tc, bio, path, why, whylen);
     BIO_free(bio);
@@ -152,7 +148,7 @@ static int load_key(struct tls_cert *tc, const char *path, char *why, size_t why
     if (encrypted)
         snprintf(why, whylen, "the key %s has a passphrase (not supported)", path);
     else
-        snprintf(why, whylen, "no PEM private key in %s (%s)", path, ssl_reason());
+        snprintf(why, whylen, "no PEM private key in %s (%s)", path, tls_ssl_reason());
     return -1;
 }
 
@@ -501,12 +497,13 @@ static int set_ciphers(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_
 
     if (!SSL_CTX_set_cipher_list(ctx, list)) {
         *at = TLS_AT_CIPHERS;
-        snprintf(err, errlen, "bad 'ciphers' '%.100s': %s", list, ssl_reason());
+        snprintf(err, errlen, "bad 'ciphers' '%.100s': %s", list, tls_ssl_reason());
         return -1;
     }
     if (cfg->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites)) {
         *at = TLS_AT_CIPHERSUITES;
-        snprintf(err, errlen, "bad 'ciphersuites' '%.100s': %s", cfg->ciphersuites, ssl_reason());
+        snprintf(err, errlen, "bad 'ciphersuites' '%.100s': %s", cfg->ciphersuites,
+                 tls_ssl_reason());
         return -1;
     }
     return 0;
@@ -541,7 +538,7 @@ static int set_options(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_
     SSL_CTX_set_dh_auto(ctx, 1); /* for the DHE-RSA ciphers */
     if (!SSL_CTX_set_min_proto_version(ctx, min) ||
         !SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1)) {
-        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        snprintf(err, errlen, "cannot set up TLS: %s", tls_ssl_reason());
         return -1;
     }
     return 0;
@@ -556,234 +553,20 @@ static int check_certs(struct tls_server *s, const struct cfg_tls *cfg, char *er
     SSL *probe = SSL_new(s->ctx);
 
     if (!probe) {
-        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        snprintf(err, errlen, "cannot set up TLS: %s", tls_ssl_reason());
         return -1;
     }
     for (size_t i = 0; i < s->ncerts; i++) {
         const struct tls_cert *tc = &s->certs[i];
         if (!SSL_use_cert_and_key(probe, tc->x509, tc->key, tc->chain, 1)) {
             snprintf(err, errlen, "cannot use certificate %s: %s", cfg->certs[i].cert,
-                     ssl_reason());
+                     tls_ssl_reason());
             *at = (long)i;
             SSL_free(probe);
             return -1;
         }
     }
     SSL_free(probe);
-    return 0;
-}
-
-/* ---- session tickets ---- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int random_key(struct ticket_key *k)
-{
-    k->aes128 = false;
-    return RAND_bytes(k->name, sizeof k->name) == 1 && RAND_bytes(k->hmac, sizeof k->hmac) == 1 &&
-                   RAND_bytes(k->aes, sizeof k->aes) == 1
-               ? 0
-               : -1;
-}
-
-/* Under t->lock. A key past its period moves to `prev`, which stays for one more period
- * counted from when it should have moved (so no key lives beyond two periods, however idle
- * the listener was). Should the random generator fail, the old key serves on. */
-static void rotate_if_due(struct tickets *t, uint64_t now)
-{
-    struct ticket_key fresh;
-
-    if (t->fixed || now < t->cur_until)
-        return;
-    if (random_key(&fresh) == 0) {
-        uint64_t retired = t->cur_until;
-        t->prev = t->cur;
-        t->prev_until = retired + t->period > now ? retired + t->period : 0;
-        t->cur = fresh;
-        t->cur_until = now + t->period;
-    }
-    OPENSSL_cleanse(&fresh, sizeof fresh);
-}
-
-/* Copies the key that makes tickets now into *k. */
-static void ticket_key_now(struct tickets *t, struct ticket_key *k)
-{
-    pthread_mutex_lock(&t->lock);
-    rotate_if_due(t, now_ms());
-    *k = t->cur;
-    pthread_mutex_unlock(&t->lock);
-}
-
-/* Copies the key named `name` into *k: 1 the current key, 2 the previous one (the ticket is
- * then renewed), 0 none (a full handshake follows). */
-static int ticket_key_named(struct tickets *t, const unsigned char *name, struct ticket_key *k)
-{
-    uint64_t now = now_ms();
-    int found = 0;
-
-    pthread_mutex_lock(&t->lock);
-    rotate_if_due(t, now);
-    if (!CRYPTO_memcmp(name, t->cur.name, TICKET_NAME)) {
-        *k = t->cur;
-        found = 1;
-    } else if (t->prev_until > now && !CRYPTO_memcmp(name, t->prev.name, TICKET_NAME)) {
-        *k = t->prev;
-        found = 2;
-    }
-    pthread_mutex_unlock(&t->lock);
-    return found;
-}
-
-static int ticket_crypto(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
-                         EVP_MAC_CTX *hctx, int enc)
-{
-    OSSL_PARAM params[3];
-
-    params[0] =
-        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, k->aes128 ? 16 : 32);
-    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
-    params[2] = OSSL_PARAM_construct_end();
-    if (!EVP_CipherInit_ex(cctx, k->aes128 ? EVP_aes_128_cbc() : EVP_aes_256_cbc(), NULL, k->aes,
-                           iv, enc) ||
-        !EVP_MAC_CTX_set_params(hctx, params))
-        return -1;
-    return 0;
-}
-
-/* OpenSSL's ticket callback. Making one (enc): 1, or -1 on error. Opening one: 1, 2 (renew
- * it: made with the previous key), 0 (unknown key: full handshake), -1 on error. */
-static int on_ticket(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
-                     EVP_MAC_CTX *hctx, int enc)
-{
-    struct tls_server *s = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    struct ticket_key k;
-    int rc;
-
-    if (enc) {
-        ticket_key_now(&s->tickets, &k);
-        if (RAND_bytes(iv, 16) != 1 || ticket_crypto(&k, iv, cctx, hctx, 1))
-            rc = -1;
-        else {
-            memcpy(name, k.name, TICKET_NAME);
-            rc = 1;
-        }
-    } else {
-        rc = ticket_key_named(&s->tickets, name, &k);
-        if (rc && ticket_crypto(&k, iv, cctx, hctx, 0))
-            rc = -1;
-    }
-    OPENSSL_cleanse(&k, sizeof k);
-    return rc;
-}
-
-/* The host name of the ClientHello's server_name extension, or NULL when absent or malformed
- * (OpenSSL rejects those before us). Only valid while the ClientHello is being processed. */
-static const unsigned char *hello_server_name(SSL *ssl, size_t *len)
-{
-    const unsigned char *p;
-    size_t n;
-    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &n) || n < 5 ||
-        p[2] != TLSEXT_NAMETYPE_host_name)
-        return NULL;
-    size_t name_len = ((size_t)p[3] << 8) | p[4];
-    if (name_len > n - 5)
-        return NULL;
-    *len = name_len;
-    return p + 5;
-}
-
-/* TLS 1.3 lets a resumption name another server than the session was made for, and OpenSSL
- * then reports the new name: the 421 check would trust a name no certificate was shown for.
- * Such a ticket gets a full handshake instead (RFC 8446 4.6.1 forbids the client to offer it).
- * TLS 1.2 keeps the session's own name. The server name is read from the ClientHello itself:
- * OpenSSL has not published it yet when tickets are opened.
- *
- * A TLS 1.3 resumption always gets fresh tickets (USE_RENEW), as OpenSSL gives without this
- * callback: a client uses each TLS 1.3 ticket once (RFC 8446 C.4), so USE left it nothing to
- * resume from next time, and every other connection was a full handshake. A TLS 1.2 ticket
- * stays good until its key retires, so it is renewed only when made with the previous key. */
-static SSL_TICKET_RETURN on_ticket_opened(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
-                                          size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
-{
-    if (status == SSL_TICKET_FATAL_ERR_MALLOC || status == SSL_TICKET_FATAL_ERR_OTHER)
-        return SSL_TICKET_RETURN_ABORT;
-    if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
-        return SSL_TICKET_RETURN_IGNORE_RENEW;
-    if (SSL_version(ssl) < TLS1_3_VERSION)
-        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
-    const char *was = SSL_SESSION_get0_hostname(sess);
-    size_t len = 0;
-    const unsigned char *now = hello_server_name(ssl, &len);
-    if (!was && !now)
-        return SSL_TICKET_RETURN_USE_RENEW;
-    if (!was || !now || strlen(was) != len || strncasecmp(was, (const char *)now, len) != 0)
-        return SSL_TICKET_RETURN_IGNORE_RENEW;
-    return SSL_TICKET_RETURN_USE_RENEW;
-}
-
-/* nginx's ssl_session_ticket_key file: 80 bytes (name, HMAC-SHA256 key, AES-256 key) or 48
- * (name, 16-byte HMAC key, AES-128 key), e.g. from `openssl rand 80 > ticket.key`. */
-static int load_ticket_key(struct ticket_key *k, const char *path, char *err, size_t errlen)
-{
-    char why[300];
-    size_t len;
-    unsigned char *b = (unsigned char *)tls_read_file(path, &len, why, sizeof why);
-    size_t half;
-
-    if (!b) {
-        snprintf(err, errlen, "cannot use session_ticket_key %s: %s", path, why);
-        return -1;
-    }
-    if (len != 80 && len != 48) {
-        snprintf(err, errlen,
-                 "cannot use session_ticket_key %s: it holds %zu bytes, not 80 (or 48) as "
-                 "made by `openssl rand 80`",
-                 path, len);
-        OPENSSL_cleanse(b, len);
-        free(b);
-        return -1;
-    }
-    half = (len - TICKET_NAME) / 2;
-    memcpy(k->name, b, TICKET_NAME);
-    memcpy(k->hmac, b + TICKET_NAME, half);
-    memcpy(k->aes, b + TICKET_NAME + half, half);
-    k->aes128 = len == 48;
-    OPENSSL_cleanse(b, len);
-    free(b);
-    return 0;
-}
-
-static int set_tickets(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
-                       long *at)
-{
-    struct tickets *t = &s->tickets;
-
-    if (cfg->session_ticket_key) {
-        t->fixed = true;
-        if (load_ticket_key(&t->cur, cfg->session_ticket_key, err, errlen)) {
-            *at = TLS_AT_TICKET_KEY;
-            return -1;
-        }
-    } else {
-        t->period = cfg->session_ticket_rotation ? cfg->session_ticket_rotation : 12 * 3600000;
-        t->cur_until = now_ms() + t->period;
-        if (random_key(&t->cur)) {
-            snprintf(err, errlen, "cannot make session ticket keys: %s", ssl_reason());
-            return -1;
-        }
-    }
-    SSL_CTX_set_app_data(s->ctx, s);
-    if (!SSL_CTX_set_tlsext_ticket_key_evp_cb(s->ctx, on_ticket) ||
-        !SSL_CTX_set_session_ticket_cb(s->ctx, NULL, on_ticket_opened, NULL)) {
-        snprintf(err, errlen, "cannot set up session tickets: %s", ssl_reason());
-        return -1;
-    }
     return 0;
 }
 
@@ -811,14 +594,14 @@ static int set_client_ca(struct tls_server *s, const char *path, char *err, size
         ok = name && X509_STORE_add_cert(store, x) && sk_X509_NAME_push(names, name);
         if (!ok) {
             X509_NAME_free(name);
-            snprintf(why, sizeof why, "cannot add a certificate of %s: %s", path, ssl_reason());
+            snprintf(why, sizeof why, "cannot add a certificate of %s: %s", path, tls_ssl_reason());
         }
         X509_free(x);
         n++;
     }
     if (ok) { /* else `why` says what failed */
         if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE)
-            snprintf(why, sizeof why, "bad certificate in %s: %s", path, ssl_reason());
+            snprintf(why, sizeof why, "bad certificate in %s: %s", path, tls_ssl_reason());
         else if (n == 0)
             snprintf(why, sizeof why, "no PEM certificate in %s", path);
         else if (EVP_Digest(pem, len, sid, NULL, EVP_sha256(), NULL) &&
@@ -845,7 +628,7 @@ static int make_ctx(struct tls_server *s, const struct cfg_tls *cfg, char *err, 
 {
     s->ctx = SSL_CTX_new(TLS_server_method());
     if (!s->ctx) {
-        snprintf(err, errlen, "cannot set up TLS: %s", ssl_reason());
+        snprintf(err, errlen, "cannot set up TLS: %s", tls_ssl_reason());
         return -1;
     }
     if (set_options(s->ctx, cfg, err, errlen) || set_ciphers(s->ctx, cfg, err, errlen, at))
@@ -858,7 +641,7 @@ static int make_ctx(struct tls_server *s, const struct cfg_tls *cfg, char *err, 
         const struct tls_cert *tc = s->dflt.certs[i];
         if (!SSL_CTX_use_cert_and_key(s->ctx, tc->x509, tc->key, tc->chain, 1)) {
             snprintf(err, errlen, "cannot use certificate %s: %s", cfg->certs[tc - s->certs].cert,
-                     ssl_reason());
+                     tls_ssl_reason());
             *at = (long)(tc - s->certs);
             return -1;
         }
@@ -866,7 +649,7 @@ static int make_ctx(struct tls_server *s, const struct cfg_tls *cfg, char *err, 
     SSL_CTX_set_tlsext_status_cb(s->ctx, tls_on_status);
     SSL_CTX_set_tlsext_status_arg(s->ctx, s);
     if ((cfg->client_ca && set_client_ca(s, cfg->client_ca, err, errlen, at)) ||
-        set_tickets(s, cfg, err, errlen, at))
+        tls_set_tickets(s, cfg, err, errlen, at))
         return -1;
     return check_certs(s, cfg, err, errlen, at);
 }

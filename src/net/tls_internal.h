@@ -77,6 +77,9 @@ struct tls_server {
     struct tickets tickets;
 };
 
+/* tls.c: the reason of the most recent OpenSSL error of this thread, and an empty queue. */
+const char *tls_ssl_reason(void);
+
 /* tls.c: reads a whole file (PEM, DER, a ticket key), or NULL with the reason in why. */
 char *tls_read_file(const char *path, size_t *len, char *why, size_t whylen);
 
@@ -84,5 +87,10 @@ char *tls_read_file(const char *path, size_t *len, char *why, size_t whylen);
  * callback that staples it. */
 int tls_load_ocsp(struct tls_cert *tc, const struct cfg_tls_cert *cc, char *why, size_t whylen);
 int tls_on_status(SSL *ssl, void *arg);
+
+/* tls_ticket.c: the ticket keys of s (cfg->session_ticket_key, or random ones to rotate) and
+ * the ticket callbacks on s->ctx. */
+int tls_set_tickets(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
+                    long *at);
 
 #endif
