@@ -80,8 +80,23 @@ struct tls_server {
 /* tls.c: the reason of the most recent OpenSSL error of this thread, and an empty queue. */
 const char *tls_ssl_reason(void);
 
-/* tls.c: reads a whole file (PEM, DER, a ticket key), or NULL with the reason in why. */
+/* tls_cert.c: reads a whole file (PEM, DER, a ticket key), or NULL with the reason in why. */
 char *tls_read_file(const char *path, size_t *len, char *why, size_t whylen);
+
+/* tls_cert.c: loads every certificate/key pair of cfg (and its OCSP response) into s->certs,
+ * and builds the table of their names for SNI (s->names, s->dflt). */
+int tls_load_certs(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
+                   long *at);
+int tls_build_names(struct tls_server *s, char *err, size_t errlen);
+void tls_cert_clear(struct tls_cert *tc);
+
+/* tls_cert.c: the servername callback (arg: the tls_server), which serves the certificates
+ * for the client's SNI; the load-time check that OpenSSL accepts every certificate; and the
+ * client_ca that client certificates must chain to. */
+int tls_on_servername(SSL *ssl, int *alert, void *arg);
+int tls_check_certs(struct tls_server *s, const struct cfg_tls *cfg, char *err, size_t errlen,
+                    long *at);
+int tls_set_client_ca(struct tls_server *s, const char *path, char *err, size_t errlen, long *at);
 
 /* tls_ocsp.c: the `ocsp` response of certificate entry cc, kept in tc to staple; and the
  * callback that staples it. */
