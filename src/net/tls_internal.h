@@ -77,7 +77,11 @@ struct tls_server {
     struct tickets tickets;
 };
 
-/* tls.c: the reason of the most recent OpenSSL error of this thread, and an empty queue. */
+/* tls.c: the ALPN callback (arg: the tls_server): h2 when allowed and offered, else http/1.1. */
+int tls_on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                unsigned int inlen, void *arg);
+
+/* tls_server.c: the reason of the most recent OpenSSL error of this thread, and an empty queue. */
 const char *tls_ssl_reason(void);
 
 /* tls_cert.c: reads a whole file (PEM, DER, a ticket key), or NULL with the reason in why. */
