@@ -1,6 +1,7 @@
 # Gatehouse build. `make` builds build/gatehouse; `make test` runs unit and integration tests;
 # `make asan` builds with AddressSanitizer+UBSan and runs every test against that binary;
-# `make fuzz` runs the libFuzzer harnesses for FUZZ_SECONDS each.
+# `make fuzz` runs the libFuzzer harnesses for FUZZ_SECONDS each; `make lint` runs clang-tidy
+# (.clang-tidy) and cppcheck over the sources.
 
 PKGS      := yaml-0.1 libssl libcrypto libnghttp2
 CC        ?= cc
@@ -22,7 +23,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
 PYTEST    ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3) -m pytest
 
-.PHONY: all test unit integration asan fuzz format clean bench
+.PHONY: all test unit integration asan fuzz format clean bench lint
 all: $(BUILD)/gatehouse
 
 $(BUILD)/gatehouse: $(OBJS) $(MAIN_OBJ)
@@ -73,6 +74,20 @@ fuzz:
 	done
 
 fuzz-objs: $(OBJS)
+
+# Static analysis: clang-tidy with the repo's .clang-tidy (findings are errors), one process per
+# core, then cppcheck. Both see the build's preprocessor flags.
+LINT_SRCS := $(SRCS) src/main.c
+LINT_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CPPCHECK  := cppcheck --enable=warning,performance,portability --error-exitcode=1 --inline-suppr -q \
+             --std=c11 -D_GNU_SOURCE -DGH_VERSION=\"0\" -Isrc
+lint:
+	@echo "clang-tidy: $(words $(LINT_SRCS)) files, $(LINT_JOBS) at a time"
+	@printf '%s\n' $(LINT_SRCS) | \
+	  xargs -P$(LINT_JOBS) -I{} clang-tidy --quiet {} -- $(CPPFLAGS) 2>/dev/null
+	@echo "cppcheck"
+	@$(CPPCHECK) -j$(LINT_JOBS) $(LINT_SRCS)
+	@echo "lint: clean"
 
 bench: $(BUILD)/gatehouse
 	bench/run.sh

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: setup, build, unit tests, integration tests, the sanitizer pass (ASan+UBSan,
-# slow tests excluded) and each libFuzzer harness for FUZZ_SECONDS (default 15).
+# Runs every test: setup, build, unit tests, static analysis (make lint: clang-tidy and
+# cppcheck), integration tests, the sanitizer pass (ASan+UBSan, slow tests excluded) and each
+# libFuzzer harness for FUZZ_SECONDS (default 15).
 # Exits non-zero if anything failed; the last line is always `N passed, N failed`, summing the
-# pytest counts, the unit-test counts and one per fuzz harness.
+# pytest counts, the unit-test counts, one for lint and one per fuzz harness.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,6 +76,9 @@ add build 0 0 "$RC"
 run unit 300 make -j"$JOBS" unit
 read -r p f < <(count_unit "$LOGS/unit.log")
 add unit "$p" "$f" "$RC"
+
+run lint 600 make lint LINT_JOBS="$JOBS"
+if [ "$RC" -eq 0 ]; then add lint 1 0 0; else add lint 0 1 "$RC"; fi
 
 run integration 900 make integration PYTEST="$PYTEST"
 read -r p f < <(count_pytest "$LOGS/integration.log" | sed 's/^none$/0 1/')
