@@ -183,7 +183,8 @@ static bool pipe_push(struct pipe *p, const uint8_t *in, size_t len, enum encode
         size_t mem = encoder_memory(p->enc);
         if (mem > p->max_mem)
             p->max_mem = mem;
-        in += used;
+        if (used) /* in may be NULL (flush, finish) */
+            in += used;
         len -= used;
         if (r == ENCODER_DONE)
             return len == 0;
