@@ -3,7 +3,7 @@
 # `make fuzz` runs the libFuzzer harnesses for FUZZ_SECONDS each; `make lint` runs clang-tidy
 # (.clang-tidy) and cppcheck over the sources.
 
-PKGS      := yaml-0.1 libssl libcrypto libnghttp2
+PKGS      := yaml-0.1 libssl libcrypto libnghttp2 zlib libbrotlienc libzstd
 CC        ?= cc
 BUILD     ?= build
 CFLAGS    ?= -O2 -g
@@ -11,6 +11,9 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
              -Wno-unused-parameter
 CPPFLAGS  := -std=gnu11 -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lpthread
+# The unit tests also decode what the encoders produce (test_encoder): brotli's decoder is
+# linked into the tests only.
+TEST_LDLIBS := $(shell pkg-config --libs libbrotlidec)
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 CPPFLAGS  += -DGH_VERSION=\"$(VERSION)\"
 
@@ -35,7 +38,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests/unit -o $@ $< $(OBJS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests/unit -o $@ $< $(OBJS) $(LDLIBS) $(TEST_LDLIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
