@@ -2,6 +2,8 @@
 
 #include "config/config.h"
 #include "http/h1_server.h"
+#include "http/h2_server.h"
+#include "net/conn.h"
 #include "http/request.h"
 #include "net/sock.h"
 #include "proxy/health.h"
@@ -196,6 +198,16 @@ static bool admit_client(struct worker *w, const struct sockaddr *peer, bool *co
     return false;
 }
 
+/* The codec the connection layer asks for. */
+static void start_codec(struct conn *c, enum conn_proto proto, const char *initial,
+                        size_t initial_len, bool ready)
+{
+    if (proto == CONN_HTTP2)
+        h2_conn_start(c, initial, initial_len);
+    else
+        h1_conn_start(c, ready);
+}
+
 static void serve_client(struct worker *w, int listener, unsigned short port, int fd,
                          const struct sockaddr *peer, socklen_t plen)
 {
@@ -204,7 +216,7 @@ static void serve_client(struct worker *w, int listener, unsigned short port, in
         refuse_client(w, fd, peer);
         return;
     }
-    h1_conn_accept(w, fd, peer, plen, listener, port, counted);
+    conn_accept(w, fd, peer, plen, listener, port, counted, start_codec);
 }
 
 static bool at_limit(const struct worker *w)

@@ -8,7 +8,6 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "http/h1_parse.h"
-#include "http/h2_server.h"
 #include "http/handler.h"
 #include "http/conn_stream.h"
 #include "http/hop.h"
@@ -16,7 +15,6 @@
 #include "net/conn.h"
 #include "net/outq.h"
 #include "net/sock.h"
-#include "net/tls.h"
 #include "route/target.h"
 
 #include <errno.h>
@@ -28,12 +26,11 @@
 #include <unistd.h>
 
 enum conn_state {
-    CS_HANDSHAKE, /* TLS handshake in progress */
-    CS_IDLE,      /* between requests, nothing buffered */
-    CS_HEAD,      /* part of a request head received */
-    CS_EXCHANGE,  /* a request is being handled */
-    CS_FLUSHING,  /* response complete, last bytes being written */
-    CS_LINGER,    /* response done, discarding the rest of the client's input before close */
+    CS_IDLE,     /* between requests, nothing buffered */
+    CS_HEAD,     /* part of a request head received */
+    CS_EXCHANGE, /* a request is being handled */
+    CS_FLUSHING, /* response complete, last bytes being written */
+    CS_LINGER,   /* response done, discarding the rest of the client's input before close */
     CS_CLOSED,
 };
 
@@ -55,9 +52,8 @@ struct h1_conn {
     struct buf *in;
     struct outq out;
     struct h1_heads *heads; /* header arrays, held only while a head is parsed or served */
-    uint32_t handshake_timeout;
-    bool handed_over; /* the connection now belongs to the HTTP/2 codec */
-    char *path_buf;   /* a normalised path when the target had dot segments; grows, kept */
+    bool handed_over;       /* the connection now belongs to the HTTP/2 codec */
+    char *path_buf;         /* a normalised path when the target had dot segments; grows, kept */
     size_t path_cap;
     unsigned requests;
     bool rd_ready, wr_ready;
@@ -167,21 +163,18 @@ static const struct cfg_limits *conn_limits(struct h1_conn *c)
     return &c->conn->config->limits;
 }
 
-void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                    int listener, unsigned short local_port, bool counted)
+void h1_conn_start(struct conn *conn, bool ready)
 {
+    struct worker *w = conn->w;
     struct h1_conn *c = calloc(1, sizeof(*c));
-    struct conn *conn = c ? conn_new(w, fd, peer, peer_len, listener, local_port) : NULL;
-    if (!conn) {
-        free(c);
-        close(fd);
+    if (!c) {
+        conn_close_fd(conn);
+        conn_free(conn);
         return;
     }
-    /* Every client connection, HTTP/1.1 or (handed over later) HTTP/2, plain or TLS. */
-    sock_nodelay(fd);
     c->w = w;
     c->conn = conn;
-    c->io = (struct ev_io){.fd = fd, .cb = conn_on_io};
+    c->io = (struct ev_io){.fd = conn->fd, .cb = conn_on_io};
     c->timer.cb = conn_on_timer;
     c->send_timer.cb = conn_on_send_timer;
     c->flush_defer.cb = conn_on_flush;
@@ -189,26 +182,19 @@ void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sockl
     c->process_defer.cb = conn_on_process;
     c->fail_defer.cb = conn_on_fail;
     c->state = CS_IDLE;
-    uint32_t first_timeout = conn_limits(c)->client_header_timeout;
-    const struct cfg_listener *l =
-        (size_t)listener < conn->config->nlisteners ? &conn->config->listeners[listener] : NULL;
-    if (l && l->tls && l->tls->server && conn_use_tls(conn, l->tls->server) == 0) {
-        c->state = CS_HANDSHAKE;
-        c->handshake_timeout = first_timeout = l->tls->handshake_timeout;
-    }
-    if ((l && l->tls && !conn->tls) || ev_io_add(&w->loop, &c->io, 0) < 0) {
-        conn_close_fd(conn);
-        tls_conn_free(conn->tls);
-        config_unref(conn->config);
-        free(conn);
+    if (ev_io_add(&w->loop, &c->io, 0) < 0) {
         free(c);
+        conn_close_fd(conn);
+        conn_free(conn);
         return;
     }
-    conn->counted = counted;
     c->base.ops = &h1_conn_ops;
     dlist_push(&w->conns, &c->base.link);
-    w->nconns++;
-    ev_timer_start(&w->loop, &c->timer, first_timeout);
+    ev_timer_start(&w->loop, &c->timer, conn_limits(c)->client_header_timeout);
+    if (ready) {
+        c->rd_ready = c->wr_ready = true; /* the request may already be buffered */
+        read_requests(c);
+    }
 }
 
 /* ---- closing ------------------------------------------------------------------------------ */
@@ -219,7 +205,7 @@ static void conn_close(struct h1_conn *c)
 {
     if (c->state == CS_CLOSED)
         return;
-    if (c->state != CS_HANDSHAKE && !c->handed_over)
+    if (!c->handed_over)
         c->conn->io->close_notify(c->conn); /* best effort */
     c->state = CS_CLOSED;
     c->w->nclosing++;
@@ -1027,24 +1013,7 @@ static void hand_over_to_h2(struct h1_conn *c)
     ev_io_del(&c->w->loop, &c->io); /* before h2 registers the same fd */
     c->handed_over = true;
     conn_close(c);
-    h2_conn_start(conn, initial, initial_len);
-}
-
-/* Plain HTTP sent to a TLS port: say so in plain HTTP, as nginx does, rather than leave the
- * client with a reset it cannot explain. */
-static void answer_plaintext(struct h1_conn *c)
-{
-    static const char resp[] = "HTTP/1.1 400 Bad Request\r\n"
-                               "Content-Type: text/plain; charset=utf-8\r\n"
-                               "Content-Length: 41\r\nConnection: close\r\n\r\n"
-                               "plain HTTP request sent to an HTTPS port\n";
-    char sink[4096];
-    /* Take the request out of the socket first: closing with unread bytes would reset the
-     * connection and could destroy the answer before the client reads it. */
-    while (recv(c->conn->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-        ;
-    ssize_t n = send(c->conn->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)n;
+    conn_switch(conn, CONN_HTTP2, initial, initial_len);
 }
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -1062,42 +1031,6 @@ static int h2c_preface(const struct h1_conn *c)
     if (memcmp(c->in->data + c->in->start, h2_preface, n < want ? n : want) != 0)
         return 0;
     return n >= want ? 1 : -1;
-}
-
-static void handshake(struct h1_conn *c)
-{
-    struct tls_conn *tls = c->conn->tls;
-    int r = tls_handshake(tls);
-    if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
-        c->rd_ready = c->wr_ready = false; /* the next epoll edge resumes it */
-        return;
-    }
-    if (r == TLS_CLOSED) {
-        /* Port scans and TCP health checks connect and leave: routine, not worth a line. */
-        log_msg(conn_log(c), LOG_DEBUG, "client %s: TLS handshake: closed by the client",
-                c->conn->peer);
-        conn_close(c);
-        return;
-    }
-    if (r != TLS_DONE) {
-        char why[160];
-        const char *what = tls_last_error(tls, why, sizeof(why));
-        log_msg(conn_log(c), LOG_INFO, "client %s: TLS handshake failed: %s", c->conn->peer, what);
-        if (strstr(what, "plaintext"))
-            answer_plaintext(c);
-        conn_close(c);
-        return;
-    }
-    c->conn->client_subject = tls_conn_client_subject_dup(tls);
-    const char *alpn = tls_conn_alpn(tls);
-    if (alpn && strcmp(alpn, "h2") == 0) {
-        hand_over_to_h2(c);
-        return;
-    }
-    c->state = CS_IDLE;
-    c->rd_ready = c->wr_ready = true; /* the request may already be buffered */
-    conn_timer(c, conn_limits(c)->client_header_timeout);
-    read_requests(c);
 }
 
 /* Read what the socket has into `in`. Returns bytes read, 0 on EOF/full/again, -1 on error. */
@@ -1282,9 +1215,6 @@ static void exchange_finished(struct h1_conn *c)
 static void conn_process(struct h1_conn *c)
 {
     switch (c->state) {
-    case CS_HANDSHAKE:
-        handshake(c);
-        break;
     case CS_IDLE:
     case CS_HEAD:
         read_requests(c);
@@ -1331,12 +1261,6 @@ static void conn_on_timer(struct ev_timer *t)
 {
     struct h1_conn *c = container_of(t, struct h1_conn, timer);
     switch (c->state) {
-    case CS_HANDSHAKE:
-        log_msg(conn_log(c), LOG_INFO,
-                "client %s: TLS handshake timed out (handshake_timeout %u ms)", c->conn->peer,
-                c->handshake_timeout);
-        conn_close(c);
-        break;
     case CS_IDLE:
         conn_close(c);
         break;

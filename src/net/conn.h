@@ -4,7 +4,8 @@
  *
  * The transport is chosen once, at accept, as an ops table (as nginx's c->recv / c->send that
  * TLS swaps): the codecs read and write through it and never ask whether the connection is
- * TLS. */
+ * TLS. conn.c also runs what happens before a codec: accept -> (PROXY protocol header, later)
+ * -> TLS handshake -> ALPN -> start the HTTP/1.1 or HTTP/2 codec through one callback. */
 #ifndef GH_CONN_H
 #define GH_CONN_H
 
@@ -42,6 +43,16 @@ struct conn_io_ops {
     bool short_read_drains;
 };
 
+/* The protocol a connection speaks once its transport is ready. */
+enum conn_proto { CONN_HTTP1, CONN_HTTP2 };
+
+/* Start (or switch to) the codec for `proto`. The codec takes the connection over: it
+ * registers the fd with the worker's loop and ends with conn_free. `initial` are bytes already
+ * read from the client (an h2c preface), `ready` says that input may already wait where epoll
+ * will not announce it (inside OpenSSL after a handshake): read at once. */
+typedef void (*conn_start_fn)(struct conn *c, enum conn_proto proto, const char *initial,
+                              size_t initial_len, bool ready);
+
 struct conn {
     const struct conn_io_ops *io;
     struct worker *w;
@@ -55,16 +66,24 @@ struct conn {
     bool counted; /* in the worker's per-client count (worker_conn_closed) */
     char peer[64];
     struct sockaddr_storage peer_addr;
+    conn_start_fn start;
+    /* Before the codec: the handshake, in the worker's connection list on its own. */
+    struct conn_base base;
+    struct ev_io hs_io;
+    struct ev_timer hs_timer;
+    struct ev_defer hs_free;
+    uint32_t handshake_timeout;
 };
 
-/* A connection on the accepted, non-blocking socket `fd` that arrived on listener `listener`
- * (index in the worker's configuration), bound to `local_port`, with a reference to the
- * worker's snapshot; plain TCP until conn_use_tls. NULL on out of memory. */
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                      int listener, unsigned short local_port);
-/* TLS as the transport, for a listener with `s`. -1 on out of memory. */
-struct tls_server;
-int conn_use_tls(struct conn *c, struct tls_server *s);
+/* Take over an accepted, non-blocking socket that arrived on listener `listener` (index in the
+ * worker's configuration), bound to `local_port`; `counted`: in the per-client count. The
+ * connection is counted in w->nconns until conn_free. */
+void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                 int listener, unsigned short local_port, bool counted, conn_start_fn start);
+
+/* Hand the connection to the codec for `proto` (h2c: HTTP/1.1 saw the HTTP/2 preface). The
+ * caller has let go of the fd's registration. */
+void conn_switch(struct conn *c, enum conn_proto proto, const char *initial, size_t initial_len);
 
 /* The codec is done: closes nothing (the codec closed the fd), frees the TLS state, drops the
  * configuration reference and counts the connection out of the worker. */
