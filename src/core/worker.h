@@ -19,8 +19,27 @@
 struct config;
 struct upool;
 struct checker;
+struct worker;
+
+/* What the layers above the core plug into every worker; installed by main before worker_init.
+ * The core accepts clients and keeps the configuration and the connection list; it knows
+ * nothing of connections' protocols or of the modules that keep per-worker state (upstream
+ * pools, health checks, codec caches): they come in through these. Only accept is required. */
+struct worker_hooks {
+    /* An admitted client on listener `listener` (index in w->config), bound to `local_port`;
+     * `counted`: in the per-client count. Takes the socket over. */
+    void (*accept)(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                   int listener, unsigned short local_port, bool counted);
+    int (*init)(struct worker *w);   /* end of worker_init, w->config set; -1 fails it */
+    void (*start)(struct worker *w); /* the worker's thread runs, its listeners open */
+    void (*reload)(struct worker *w, struct config *c); /* before w->config becomes c */
+    void (*drain)(struct worker *w);                    /* shutdown begins */
+    void (*stop)(struct worker *w); /* worker_fini begins (the loop is still there) */
+    void (*fini)(struct worker *w); /* worker_fini ends */
+};
 
 struct server {
+    const struct worker_hooks *hooks;
     struct logger log;
     _Atomic(struct config *) config; /* current snapshot; the server holds one reference */
     atomic_uint config_gen;

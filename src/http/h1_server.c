@@ -9,7 +9,7 @@
 #include "core/worker.h"
 #include "http/h1_parse.h"
 #include "http/handler.h"
-#include "http/conn_stream.h"
+#include "http/http_conn.h"
 #include "http/hop.h"
 #include "http/request.h"
 #include "net/conn.h"

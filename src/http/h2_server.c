@@ -18,7 +18,7 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "http/h1_parse.h"
-#include "http/conn_stream.h"
+#include "http/http_conn.h"
 #include "http/handler.h"
 #include "http/hop.h"
 #include "http/request.h"

@@ -1,8 +1,18 @@
-#include "http/conn_stream.h"
+#include "http/http_conn.h"
 
 #include "config/config.h"
+#include "http/h1_server.h"
+#include "http/h2_server.h"
 #include "http/request.h"
-#include "net/conn.h"
+
+void http_conn_start(struct conn *c, enum conn_proto proto, const char *initial, size_t initial_len,
+                     bool ready)
+{
+    if (proto == CONN_HTTP2)
+        h2_conn_start(c, initial, initial_len);
+    else
+        h1_conn_start(c, ready);
+}
 
 void http_stream_init(struct http_stream *s, const struct http_stream_ops *ops,
                       const struct conn *c, struct config *config, int listener)
