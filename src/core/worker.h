@@ -170,8 +170,9 @@ int worker_listener_match(const struct config *from, int index, const struct con
 /* The port listener `index` of snapshot `c` is bound to (a configured port 0 resolved). */
 unsigned short worker_listener_port(const struct worker *w, const struct config *c, int index);
 
-/* Connection bookkeeping used by the codecs: `counted_peer` is the address the connection was
- * counted under for max_connections_per_client, or NULL. */
+/* A client connection ended (the connection layer counts each out once, net/conn.c):
+ * `counted_peer` is the address it was counted under for max_connections_per_client, or
+ * NULL. */
 struct sockaddr;
 void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer);
 /* Access-log line for a finished exchange. */

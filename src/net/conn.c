@@ -181,7 +181,7 @@ static void hs_close(struct conn *c)
 static void hs_on_free(struct ev_defer *d)
 {
     struct conn *c = container_of(d, struct conn, hs_free);
-    dlist_remove(&c->base.link);
+    dlist_remove(&c->hs_base.link);
     c->w->nclosing--;
     conn_free(c);
 }
@@ -209,7 +209,7 @@ static void hs_done(struct conn *c)
 {
     ev_io_del(&c->w->loop, &c->hs_io); /* before the codec registers the same fd */
     ev_timer_stop(&c->w->loop, &c->hs_timer);
-    dlist_remove(&c->base.link);
+    dlist_remove(&c->hs_base.link);
     c->client_subject = tls_conn_client_subject_dup(c->tls);
     const char *alpn = tls_conn_alpn(c->tls);
     c->start(c, alpn && strcmp(alpn, "h2") == 0 ? CONN_HTTP2 : CONN_HTTP1, NULL, 0, true);
@@ -271,7 +271,7 @@ static bool hs_close_if_idle(struct conn_base *b)
 
 static void hs_force_close(struct conn_base *b)
 {
-    hs_close(container_of(b, struct conn, base));
+    hs_close(container_of(b, struct conn, hs_base));
 }
 
 static const struct conn_ops hs_conn_ops = {
@@ -295,8 +295,8 @@ static int hs_start(struct conn *c, const struct cfg_listener *l)
     c->hs_free.cb = hs_on_free;
     if (ev_io_add(&c->w->loop, &c->hs_io, 0) < 0)
         return -1;
-    c->base.ops = &hs_conn_ops;
-    dlist_push(&c->w->conns, &c->base.link);
+    c->hs_base.ops = &hs_conn_ops;
+    dlist_push(&c->w->conns, &c->hs_base.link);
     ev_timer_start(&c->w->loop, &c->hs_timer, c->handshake_timeout);
     return 0;
 }

@@ -68,7 +68,7 @@ struct conn {
     struct sockaddr_storage peer_addr;
     conn_start_fn start;
     /* Before the codec: the handshake, in the worker's connection list on its own. */
-    struct conn_base base;
+    struct conn_base hs_base;
     struct ev_io hs_io;
     struct ev_timer hs_timer;
     struct ev_defer hs_free;
