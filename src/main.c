@@ -5,8 +5,14 @@
 #include "config/config.h"
 #include "config/refresh.h"
 #include "core/worker.h"
-#include "proxy/upstate.h"
+#include "http/h1_server.h"
+#include "http/http_conn.h"
+#include "net/conn.h"
 #include "net/sock.h"
+#include "proxy/health.h"
+#include "proxy/proxy.h"
+#include "proxy/upstate.h"
+#include "proxy/upstream.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -261,6 +267,65 @@ static int install_rebuilt(void *owner, const struct config *old, struct config 
 static const struct refresh_ops refresh_ops = {.running = running_config,
                                                .install = install_rebuilt};
 
+/* ---- what the workers are plugged into ------------------------------------------------------ */
+
+/* A client goes to the connection layer, which starts the HTTP codec its transport chose. */
+static void worker_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                          int listener, unsigned short local_port, bool counted)
+{
+    conn_accept(w, fd, peer, peer_len, listener, local_port, counted, http_conn_start);
+}
+
+/* The proxy's per-worker state: exchange objects and upstream pools on every worker, the
+ * active health checks once per process, on worker 0. */
+static int worker_modules_init(struct worker *w)
+{
+    freelist_init(&w->proxies, proxy_object_size(), 256);
+    return upool_set_config(w, w->config);
+}
+
+static void worker_modules_start(struct worker *w)
+{
+    if (w->id == 0)
+        health_set_config(w, w->config);
+}
+
+static void worker_modules_reload(struct worker *w, struct config *c)
+{
+    upool_set_config(w, c);
+    if (w->id == 0 && !w->draining)
+        health_set_config(w, c);
+}
+
+static void worker_modules_drain(struct worker *w)
+{
+    if (w->id == 0)
+        health_set_config(w, NULL);
+}
+
+static void worker_modules_stop(struct worker *w)
+{
+    upool_set_config(w, NULL);
+    if (w->id == 0)
+        health_set_config(w, NULL);
+}
+
+static void worker_modules_fini(struct worker *w)
+{
+    freelist_fini(&w->proxies);
+    h1_worker_fini(w);
+}
+
+static const struct worker_hooks worker_hooks = {
+    .accept = worker_accept,
+    .init = worker_modules_init,
+    .start = worker_modules_start,
+    .reload = worker_modules_reload,
+    .drain = worker_modules_drain,
+    .stop = worker_modules_stop,
+    .fini = worker_modules_fini,
+};
+
 /* ---- run ---------------------------------------------------------------------------------- */
 
 static int start_workers(struct server *srv, const struct config *c)
@@ -377,7 +442,7 @@ int main(int argc, char **argv)
         config_unref(c);
         return 1;
     }
-    struct server srv = {0};
+    struct server srv = {.hooks = &worker_hooks};
     atomic_init(&srv.log.err_fd, 2);
     atomic_init(&srv.log.access_fd, -1);
     atomic_init(&srv.log.level, LOG_INFO);

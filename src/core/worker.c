@@ -1,12 +1,7 @@
 #include "core/worker.h"
 
 #include "config/config.h"
-#include "http/h1_server.h"
-#include "http/request.h"
 #include "net/sock.h"
-#include "proxy/health.h"
-#include "proxy/proxy.h"
-#include "proxy/upstream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -196,6 +191,13 @@ static bool admit_client(struct worker *w, const struct sockaddr *peer, bool *co
     return false;
 }
 
+/* Call the optional hook `name` of the layers above (worker_hooks). */
+#define WORKER_HOOK(w, name, ...)                                                                  \
+    do {                                                                                           \
+        if ((w)->srv->hooks && (w)->srv->hooks->name)                                              \
+            (w)->srv->hooks->name(__VA_ARGS__);                                                    \
+    } while (0)
+
 static void serve_client(struct worker *w, int listener, unsigned short port, int fd,
                          const struct sockaddr *peer, socklen_t plen)
 {
@@ -204,7 +206,7 @@ static void serve_client(struct worker *w, int listener, unsigned short port, in
         refuse_client(w, fd, peer);
         return;
     }
-    h1_conn_accept(w, fd, peer, plen, listener, port, counted);
+    w->srv->hooks->accept(w, fd, peer, plen, listener, port, counted);
 }
 
 static bool at_limit(const struct worker *w)
@@ -524,9 +526,7 @@ static void adopt_config(struct worker *w)
         listeners_switch(w, next, c);
     remap_parked(w, c);
     listen_handoff_free(given); /* for addresses c no longer lists, or arrived while draining */
-    upool_set_config(w, c);
-    if (w->id == 0 && !w->draining)
-        health_set_config(w, c); /* checks run once per process, on worker 0 */
+    WORKER_HOOK(w, reload, w, c);
     config_unref(w->config);
     w->config = c;
     w->config_gen = gen;
@@ -559,8 +559,7 @@ static void start_drain(struct worker *w)
     if (w->draining)
         return;
     w->draining = true;
-    if (w->id == 0)
-        health_set_config(w, NULL);
+    WORKER_HOOK(w, drain, w);
     close_listeners(w);
     struct dlist *n = w->conns.next;
     while (n != &w->conns) {
@@ -624,7 +623,6 @@ int worker_init(struct worker *w, struct server *srv, int id)
     w->rand = ev_clock_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)id * 0xbf58476d1ce4e5b9ull + 1;
     dlist_init(&w->conns);
     buf_pool_init(&w->bufs, 256);
-    freelist_init(&w->proxies, proxy_object_size(), 256);
     w->access_flush.cb = on_access_flush;
     w->access.ring = log_access_ring(&srv->log, (size_t)id);
     w->drain_timer.cb = on_drain_timeout;
@@ -642,7 +640,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
         return -1;
     w->config = server_config_get(srv);
     w->config_gen = atomic_load(&srv->config_gen);
-    if (upool_set_config(w, w->config) < 0)
+    if (srv->hooks && srv->hooks->init && srv->hooks->init(w) < 0)
         return -1;
     return 0;
 }
@@ -672,8 +670,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     w->accepting = true;
     start_listening(w);
-    if (w->id == 0)
-        health_set_config(w, w->config);
+    WORKER_HOOK(w, start, w);
     /* A stop may have been requested before this thread got going. */
     if (atomic_load(&w->srv->stopping))
         start_drain(w);
@@ -695,9 +692,7 @@ void worker_join(struct worker *w)
 
 void worker_fini(struct worker *w)
 {
-    upool_set_config(w, NULL);
-    if (w->id == 0)
-        health_set_config(w, NULL);
+    WORKER_HOOK(w, stop, w);
     for (size_t i = 0; i < w->nlisten; i++) {
         if (!w->listen[i])
             continue;
@@ -717,11 +712,10 @@ void worker_fini(struct worker *w)
         config_unref(w->config);
     ev_loop_fini(&w->loop);
     buf_pool_fini(&w->bufs);
-    freelist_fini(&w->proxies);
-    h1_worker_fini(w);
     client_count_fini(&w->clients);
     if (w->parked_fd >= 0)
         close(w->parked_fd);
     if (w->reserve_fd >= 0)
         close(w->reserve_fd);
+    WORKER_HOOK(w, fini, w);
 }

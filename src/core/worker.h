@@ -19,8 +19,27 @@
 struct config;
 struct upool;
 struct checker;
+struct worker;
+
+/* What the layers above the core plug into every worker; installed by main before worker_init.
+ * The core accepts clients and keeps the configuration and the connection list; it knows
+ * nothing of connections' protocols or of the modules that keep per-worker state (upstream
+ * pools, health checks, codec caches): they come in through these. Only accept is required. */
+struct worker_hooks {
+    /* An admitted client on listener `listener` (index in w->config), bound to `local_port`;
+     * `counted`: in the per-client count. Takes the socket over. */
+    void (*accept)(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                   int listener, unsigned short local_port, bool counted);
+    int (*init)(struct worker *w);   /* end of worker_init, w->config set; -1 fails it */
+    void (*start)(struct worker *w); /* the worker's thread runs, its listeners open */
+    void (*reload)(struct worker *w, struct config *c); /* before w->config becomes c */
+    void (*drain)(struct worker *w);                    /* shutdown begins */
+    void (*stop)(struct worker *w); /* worker_fini begins (the loop is still there) */
+    void (*fini)(struct worker *w); /* worker_fini ends */
+};
 
 struct server {
+    const struct worker_hooks *hooks;
     struct logger log;
     _Atomic(struct config *) config; /* current snapshot; the server holds one reference */
     atomic_uint config_gen;
@@ -151,8 +170,9 @@ int worker_listener_match(const struct config *from, int index, const struct con
 /* The port listener `index` of snapshot `c` is bound to (a configured port 0 resolved). */
 unsigned short worker_listener_port(const struct worker *w, const struct config *c, int index);
 
-/* Connection bookkeeping used by the codecs: `counted_peer` is the address the connection was
- * counted under for max_connections_per_client, or NULL. */
+/* A client connection ended (the connection layer counts each out once, net/conn.c):
+ * `counted_peer` is the address it was counted under for max_connections_per_client, or
+ * NULL. */
 struct sockaddr;
 void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer);
 /* Access-log line for a finished exchange. */

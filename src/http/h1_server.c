@@ -8,13 +8,13 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "http/h1_parse.h"
-#include "http/h2_server.h"
 #include "http/handler.h"
+#include "http/http_conn.h"
 #include "http/hop.h"
 #include "http/request.h"
+#include "net/conn.h"
 #include "net/outq.h"
 #include "net/sock.h"
-#include "net/tls.h"
 #include "route/target.h"
 
 #include <errno.h>
@@ -26,12 +26,11 @@
 #include <unistd.h>
 
 enum conn_state {
-    CS_HANDSHAKE, /* TLS handshake in progress */
-    CS_IDLE,      /* between requests, nothing buffered */
-    CS_HEAD,      /* part of a request head received */
-    CS_EXCHANGE,  /* a request is being handled */
-    CS_FLUSHING,  /* response complete, last bytes being written */
-    CS_LINGER,    /* response done, discarding the rest of the client's input before close */
+    CS_IDLE,     /* between requests, nothing buffered */
+    CS_HEAD,     /* part of a request head received */
+    CS_EXCHANGE, /* a request is being handled */
+    CS_FLUSHING, /* response complete, last bytes being written */
+    CS_LINGER,   /* response done, discarding the rest of the client's input before close */
     CS_CLOSED,
 };
 
@@ -39,7 +38,7 @@ struct h1_conn {
     struct http_stream stream; /* the exchange in flight (one at a time) */
     struct worker *w;
     struct conn_base base; /* in the worker's connection list */
-    int fd;
+    struct conn *conn;     /* transport, peer, listener and snapshot (net/conn.h) */
     enum conn_state state;
     struct ev_io io;
     struct ev_timer timer;      /* head, body, keep-alive and linger deadlines */
@@ -53,17 +52,8 @@ struct h1_conn {
     struct buf *in;
     struct outq out;
     struct h1_heads *heads; /* header arrays, held only while a head is parsed or served */
-    struct tls_conn *tls;   /* NULL on a plain listener */
-    char *client_subject;   /* verified client certificate subject (mTLS), or NULL */
-    uint32_t handshake_timeout;
-    struct config *config; /* snapshot of the current (or last) exchange; one reference */
-    char peer[64];
-    struct sockaddr_storage peer_addr;
-    int listener;
-    unsigned short local_port;
-    bool counted;     /* in the worker's per-client count */
-    bool handed_over; /* the socket now belongs to an HTTP/2 connection */
-    char *path_buf;   /* a normalised path when the target had dot segments; grows, kept */
+    bool handed_over;       /* the connection now belongs to the HTTP/2 codec */
+    char *path_buf;         /* a normalised path when the target had dot segments; grows, kept */
     size_t path_cap;
     unsigned requests;
     bool rd_ready, wr_ready;
@@ -157,7 +147,7 @@ static void conn_on_close(struct ev_defer *d);
 static void conn_on_process(struct ev_defer *d);
 static void conn_on_fail(struct ev_defer *d);
 static void conn_process(struct h1_conn *c);
-static long tls_writer(void *ctx, const char *p, size_t len);
+static void read_requests(struct h1_conn *c);
 static const struct conn_ops h1_conn_ops;
 static void conn_close(struct h1_conn *c);
 static void exchange_finished(struct h1_conn *c);
@@ -170,55 +160,41 @@ static struct logger *conn_log(struct h1_conn *c)
 
 static const struct cfg_limits *conn_limits(struct h1_conn *c)
 {
-    return &c->config->limits;
+    return &c->conn->config->limits;
 }
 
-void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                    int listener, unsigned short local_port, bool counted)
+void h1_conn_start(struct conn *conn, bool ready)
 {
+    struct worker *w = conn->w;
     struct h1_conn *c = calloc(1, sizeof(*c));
     if (!c) {
-        close(fd);
+        conn_close_fd(conn);
+        conn_free(conn);
         return;
     }
-    /* Every client connection, HTTP/1.1 or (handed over later) HTTP/2, plain or TLS. */
-    sock_nodelay(fd);
     c->w = w;
-    c->fd = fd;
-    c->io = (struct ev_io){.fd = fd, .cb = conn_on_io};
+    c->conn = conn;
+    c->io = (struct ev_io){.fd = conn->fd, .cb = conn_on_io};
     c->timer.cb = conn_on_timer;
     c->send_timer.cb = conn_on_send_timer;
     c->flush_defer.cb = conn_on_flush;
     c->close_defer.cb = conn_on_close;
     c->process_defer.cb = conn_on_process;
     c->fail_defer.cb = conn_on_fail;
-    c->config = w->config;
-    config_ref(c->config);
-    sock_host_text(peer, c->peer, sizeof(c->peer));
-    memcpy(&c->peer_addr, peer, peer_len < sizeof(c->peer_addr) ? peer_len : sizeof(c->peer_addr));
-    c->listener = listener;
-    c->local_port = local_port;
-    c->counted = counted;
     c->state = CS_IDLE;
-    uint32_t first_timeout = conn_limits(c)->client_header_timeout;
-    const struct cfg_listener *l =
-        (size_t)listener < c->config->nlisteners ? &c->config->listeners[listener] : NULL;
-    if (l && l->tls && l->tls->server) {
-        c->tls = tls_conn_new(l->tls->server, fd);
-        c->state = CS_HANDSHAKE;
-        c->handshake_timeout = first_timeout = l->tls->handshake_timeout;
-    }
-    if ((l && l->tls && !c->tls) || ev_io_add(&w->loop, &c->io, 0) < 0) {
-        tls_conn_free(c->tls);
-        config_unref(c->config);
+    if (ev_io_add(&w->loop, &c->io, 0) < 0) {
         free(c);
-        close(fd);
+        conn_close_fd(conn);
+        conn_free(conn);
         return;
     }
     c->base.ops = &h1_conn_ops;
     dlist_push(&w->conns, &c->base.link);
-    w->nconns++;
-    ev_timer_start(&w->loop, &c->timer, first_timeout);
+    ev_timer_start(&w->loop, &c->timer, conn_limits(c)->client_header_timeout);
+    if (ready) {
+        c->rd_ready = c->wr_ready = true; /* the request may already be buffered */
+        read_requests(c);
+    }
 }
 
 /* ---- closing ------------------------------------------------------------------------------ */
@@ -229,8 +205,8 @@ static void conn_close(struct h1_conn *c)
 {
     if (c->state == CS_CLOSED)
         return;
-    if (c->tls && c->state != CS_HANDSHAKE && !c->handed_over)
-        tls_shutdown(c->tls); /* close_notify, best effort */
+    if (!c->handed_over)
+        c->conn->io->close_notify(c->conn); /* best effort */
     c->state = CS_CLOSED;
     c->w->nclosing++;
     if (!c->handed_over) /* the fd is registered again by its new owner */
@@ -238,8 +214,7 @@ static void conn_close(struct h1_conn *c)
     ev_timer_stop(&c->w->loop, &c->timer);
     ev_timer_stop(&c->w->loop, &c->send_timer);
     if (!c->handed_over)
-        close(c->fd);
-    c->fd = -1;
+        conn_close_fd(c->conn);
     ev_defer(&c->w->loop, &c->close_defer);
 }
 
@@ -263,16 +238,12 @@ static void conn_on_close(struct ev_defer *d)
     dlist_remove(&c->base.link);
     buf_put(&c->w->bufs, c->in);
     outq_release(&c->out, &c->w->bufs);
-    if (c->config)
-        config_unref(c->config);
     heads_put(c->w, c->heads);
     c->heads = NULL;
-    if (!c->handed_over)
-        tls_conn_free(c->tls);
-    free(c->client_subject);
     free(c->path_buf);
     c->w->nclosing--;
-    worker_conn_closed(c->w, c->counted ? (const struct sockaddr *)&c->peer_addr : NULL);
+    if (!c->handed_over)
+        conn_free(c->conn);
     free(c);
 }
 
@@ -297,15 +268,12 @@ static void arm_send_timer(struct h1_conn *c)
 static void shut_now(struct h1_conn *c)
 {
     c->shut_pending = false;
-    if (c->tls)
-        tls_shutdown(c->tls);
-    shutdown(c->fd, SHUT_WR);
+    c->conn->io->shutdown(c->conn);
 }
 
 static int conn_flush(struct h1_conn *c)
 {
-    int r = c->tls ? outq_flush_fn(&c->out, tls_writer, c->tls, &c->w->bufs)
-                   : outq_flush(&c->out, c->fd, &c->w->bufs);
+    int r = c->conn->io->flush(c->conn, &c->out, &c->w->bufs);
     if (r == OUTQ_AGAIN) {
         c->wr_ready = false;
         arm_send_timer(c);
@@ -314,7 +282,8 @@ static int conn_flush(struct h1_conn *c)
         if (c->shut_pending)
             shut_now(c);
     } else {
-        log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->peer, strerror(errno));
+        log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->conn->peer,
+                strerror(errno));
         conn_close(c);
     }
     return r;
@@ -672,7 +641,7 @@ static enum body_result tunnel_read(struct h1_conn *c, const char **data, size_t
             return BODY_END;
         }
         if (c->eof) {
-            log_msg(conn_log(c), LOG_DEBUG, "client %s: tunnel read failed", c->peer);
+            log_msg(conn_log(c), LOG_DEBUG, "client %s: tunnel read failed", c->conn->peer);
             conn_close(c);
             return BODY_ERROR;
         }
@@ -716,7 +685,7 @@ static enum body_result h1_read_body(struct http_stream *s, const char **data, s
             break;
     }
     if (c->eof && !c->body_done) {
-        log_msg(conn_log(c), LOG_INFO, "client %s: closed during the request body", c->peer);
+        log_msg(conn_log(c), LOG_INFO, "client %s: closed during the request body", c->conn->peer);
         conn_close(c);
         return BODY_ERROR;
     }
@@ -787,8 +756,8 @@ static const struct http_stream_ops h1_stream_ops = {
  * not be called from inside a handler's call into the stream (see conn_fail_later). */
 static void conn_fail(struct h1_conn *c, int status, const char *why)
 {
-    log_msg(conn_log(c), LOG_INFO, "client %s: %d %s: %s", c->peer, status, http_reason(status),
-            why);
+    log_msg(conn_log(c), LOG_INFO, "client %s: %d %s: %s", c->conn->peer, status,
+            http_reason(status), why);
     if (c->handler_on) {
         c->handler_on = false;
         c->stream.handler->on_close(&c->stream);
@@ -819,18 +788,7 @@ static void conn_fail_later(struct h1_conn *c, int status, const char *why)
 
 static void stream_init(struct h1_conn *c)
 {
-    c->stream = (struct http_stream){.ops = &h1_stream_ops,
-                                     .worker = c->w,
-                                     .peer = c->peer,
-                                     .peer_addr = (const struct sockaddr *)&c->peer_addr,
-                                     .listener = c->listener,
-                                     .local_port = c->local_port,
-                                     .secure = c->tls != NULL,
-                                     .sni = c->tls ? tls_conn_sni(c->tls) : NULL,
-                                     .client_subject = c->client_subject,
-                                     .config = c->config,
-                                     .start_ms = c->w->loop.now,
-                                     .max_body = conn_limits(c)->max_body_size};
+    http_stream_init(&c->stream, &h1_stream_ops, c->conn, c->conn->config, c->conn->listener);
 }
 
 /* A stream for an answer the codec gives on its own (the request head was unusable). */
@@ -1003,15 +961,15 @@ static bool buffered_chunks_valid(const struct h1_conn *c)
  * the reload dropped that listener: the connection keeps its snapshot for a last request. */
 static bool take_new_config(struct h1_conn *c)
 {
-    if (c->config == c->w->config)
+    if (c->conn->config == c->w->config)
         return true;
-    int listener = worker_listener_match(c->config, c->listener, c->w->config);
+    int listener = worker_listener_match(c->conn->config, c->conn->listener, c->w->config);
     if (listener < 0)
         return false;
-    config_unref(c->config);
-    c->config = c->w->config;
-    config_ref(c->config);
-    c->listener = listener;
+    config_unref(c->conn->config);
+    c->conn->config = c->w->config;
+    config_ref(c->conn->config);
+    c->conn->listener = listener;
     return true;
 }
 
@@ -1043,80 +1001,19 @@ static void start_exchange(struct h1_conn *c, const struct h1_request *h)
 
 /* ---- input -------------------------------------------------------------------------------- */
 
-/* ---- TLS ---------------------------------------------------------------------------------- */
-
-static ssize_t plain_recv(struct h1_conn *c, char *p, size_t len)
-{
-    ssize_t n;
-    do
-        n = recv(c->fd, p, len, 0);
-    while (n < 0 && errno == EINTR);
-    return n;
-}
-
-/* tls_read with recv's conventions: bytes, 0 at the end, -1 with errno. */
-static ssize_t tls_recv(struct h1_conn *c, char *p, size_t len)
-{
-    long n = tls_read(c->tls, p, len);
-    if (n > 0)
-        return n;
-    if (n == TLS_CLOSED)
-        return 0;
-    errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPROTO;
-    return -1;
-}
-
-static long tls_writer(void *ctx, const char *p, size_t len)
-{
-    long n = tls_write(ctx, p, len);
-    if (n > 0)
-        return n;
-    errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPIPE;
-    return -1;
-}
-
 static void read_requests(struct h1_conn *c);
 
-/* Plain HTTP sent to a TLS port: say so in plain HTTP, as nginx does, rather than leave the
- * client with a reset it cannot explain. */
-static void answer_plaintext(struct h1_conn *c)
-{
-    static const char resp[] = "HTTP/1.1 400 Bad Request\r\n"
-                               "Content-Type: text/plain; charset=utf-8\r\n"
-                               "Content-Length: 41\r\nConnection: close\r\n\r\n"
-                               "plain HTTP request sent to an HTTPS port\n";
-    char sink[4096];
-    /* Take the request out of the socket first: closing with unread bytes would reset the
-     * connection and could destroy the answer before the client reads it. */
-    while (recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-        ;
-    ssize_t n = send(c->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)n;
-}
-
-/* Give the socket (and TLS state, configuration reference, per-client count and the bytes
- * already read) to a new HTTP/2 connection; this one then goes away without closing it. */
+/* Give the connection (and the bytes already read) to the HTTP/2 codec; this one then goes
+ * away without closing it. */
 static void hand_over_to_h2(struct h1_conn *c)
 {
-    struct h2_handover h = {
-        .fd = c->fd,
-        .tls = c->tls,
-        .peer = (const struct sockaddr *)&c->peer_addr,
-        .peer_len = sizeof(c->peer_addr),
-        .listener = c->listener,
-        .local_port = c->local_port,
-        .counted = c->counted,
-        .config = c->config,
-        .initial = c->in ? c->in->data + c->in->start : NULL,
-        .initial_len = c->in ? buf_len(c->in) : 0,
-    };
+    struct conn *conn = c->conn;
+    const char *initial = c->in ? c->in->data + c->in->start : NULL;
+    size_t initial_len = c->in ? buf_len(c->in) : 0;
     ev_io_del(&c->w->loop, &c->io); /* before h2 registers the same fd */
     c->handed_over = true;
-    c->counted = false;
-    c->config = NULL;
-    c->tls = NULL;
     conn_close(c);
-    h2_conn_start(c->w, &h);
+    conn_switch(conn, CONN_HTTP2, initial, initial_len);
 }
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -1125,48 +1022,15 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
  * knowledge, RFC 9113 section 3.3). 1 = it does, 0 = it does not, -1 = too few bytes yet. */
 static int h2c_preface(const struct h1_conn *c)
 {
-    const struct cfg_listener *l =
-        (size_t)c->listener < c->config->nlisteners ? &c->config->listeners[c->listener] : NULL;
+    const struct cfg_listener *l = (size_t)c->conn->listener < c->conn->config->nlisteners
+                                       ? &c->conn->config->listeners[c->conn->listener]
+                                       : NULL;
     if (!l || !l->h2c || c->requests || !c->in)
         return 0;
     size_t n = buf_len(c->in), want = sizeof(h2_preface) - 1;
     if (memcmp(c->in->data + c->in->start, h2_preface, n < want ? n : want) != 0)
         return 0;
     return n >= want ? 1 : -1;
-}
-
-static void handshake(struct h1_conn *c)
-{
-    int r = tls_handshake(c->tls);
-    if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
-        c->rd_ready = c->wr_ready = false; /* the next epoll edge resumes it */
-        return;
-    }
-    if (r == TLS_CLOSED) {
-        /* Port scans and TCP health checks connect and leave: routine, not worth a line. */
-        log_msg(conn_log(c), LOG_DEBUG, "client %s: TLS handshake: closed by the client", c->peer);
-        conn_close(c);
-        return;
-    }
-    if (r != TLS_DONE) {
-        char why[160];
-        const char *what = tls_last_error(c->tls, why, sizeof(why));
-        log_msg(conn_log(c), LOG_INFO, "client %s: TLS handshake failed: %s", c->peer, what);
-        if (strstr(what, "plaintext"))
-            answer_plaintext(c);
-        conn_close(c);
-        return;
-    }
-    const char *alpn = tls_conn_alpn(c->tls);
-    if (alpn && strcmp(alpn, "h2") == 0) {
-        hand_over_to_h2(c);
-        return;
-    }
-    c->client_subject = tls_conn_client_subject_dup(c->tls);
-    c->state = CS_IDLE;
-    c->rd_ready = c->wr_ready = true; /* the request may already be buffered */
-    conn_timer(c, conn_limits(c)->client_header_timeout);
-    read_requests(c);
 }
 
 /* Read what the socket has into `in`. Returns bytes read, 0 on EOF/full/again, -1 on error. */
@@ -1186,14 +1050,13 @@ static int conn_read(struct h1_conn *c)
     size_t room = buf_room(c->in);
     if (room == 0)
         return 0;
-    ssize_t n = c->tls ? tls_recv(c, c->in->data + c->in->end, room)
-                       : plain_recv(c, c->in->data + c->in->end, room);
+    ssize_t n = conn_recv(c->conn, c->in->data + c->in->end, room);
     if (n > 0) {
         c->in->end += (uint32_t)n;
         /* A short read drained the socket, unless the peer's FIN came with the data: then
          * the next read must see the end (no further edge will announce it). Under TLS a
          * short read says nothing (records are buffered): read on until WANT_READ. */
-        if ((size_t)n < room && !c->rdhup && !c->tls)
+        if ((size_t)n < room && !c->rdhup && c->conn->io->short_read_drains)
             c->rd_ready = false;
         return (int)n;
     }
@@ -1279,7 +1142,7 @@ static void read_requests(struct h1_conn *c)
         if (n < 0 || (n == 0 && c->eof)) {
             if (c->state == CS_HEAD && buf_len(c->in))
                 log_msg(conn_log(c), LOG_INFO, "client %s: closed with an incomplete request head",
-                        c->peer);
+                        c->conn->peer);
             conn_close(c);
             return;
         }
@@ -1310,14 +1173,14 @@ static void feed_body(struct h1_conn *c)
  * client is still sending (which would destroy the response in its receive queue). */
 static void linger_read(struct h1_conn *c)
 {
-    if (sock_discard(c->fd))
+    if (sock_discard(c->conn->fd))
         conn_close(c);
 }
 
 static void start_linger(struct h1_conn *c)
 {
     c->state = CS_LINGER;
-    shutdown(c->fd, SHUT_WR);
+    shutdown(c->conn->fd, SHUT_WR);
     conn_timer(c, 2000);
     linger_read(c);
 }
@@ -1352,9 +1215,6 @@ static void exchange_finished(struct h1_conn *c)
 static void conn_process(struct h1_conn *c)
 {
     switch (c->state) {
-    case CS_HANDSHAKE:
-        handshake(c);
-        break;
     case CS_IDLE:
     case CS_HEAD:
         read_requests(c);
@@ -1401,12 +1261,6 @@ static void conn_on_timer(struct ev_timer *t)
 {
     struct h1_conn *c = container_of(t, struct h1_conn, timer);
     switch (c->state) {
-    case CS_HANDSHAKE:
-        log_msg(conn_log(c), LOG_INFO,
-                "client %s: TLS handshake timed out (handshake_timeout %u ms)", c->peer,
-                c->handshake_timeout);
-        conn_close(c);
-        break;
     case CS_IDLE:
         conn_close(c);
         break;
@@ -1432,7 +1286,8 @@ static void conn_on_send_timer(struct ev_timer *t)
     struct h1_conn *c = container_of(t, struct h1_conn, send_timer);
     if (c->state == CS_CLOSED || outq_empty(&c->out))
         return;
-    log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout", c->peer);
+    log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
+            c->conn->peer);
     conn_close(c);
 }
 
@@ -1473,7 +1328,7 @@ static void h1_on_reload(struct conn_base *b)
 {
     struct h1_conn *c = container_of(b, struct h1_conn, base);
     if (c->state == CS_CLOSED || c->tunnel ||
-        worker_listener_match(c->config, c->listener, c->w->config) >= 0)
+        worker_listener_match(c->conn->config, c->conn->listener, c->w->config) >= 0)
         return;
     if (c->state == CS_IDLE && c->requests > 0)
         conn_close(c);

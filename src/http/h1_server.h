@@ -5,15 +5,14 @@
 #define GH_H1_SERVER_H
 
 #include <stdbool.h>
-#include <sys/socket.h>
 
 struct worker;
-struct dlist;
+struct conn;
 
-/* Take over an accepted, non-blocking socket that arrived on listener `listener` (index in the
- * configuration's listeners), bound to `local_port`. */
-void h1_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                    int listener, unsigned short local_port, bool counted);
+/* Take over a connection whose transport is ready (net/conn.h). `ready`: input may already
+ * wait where epoll will not announce it, so read at once. On failure the connection is closed
+ * and freed. */
+void h1_conn_start(struct conn *conn, bool ready);
 
 /* Release the worker's cached header arrays. */
 void h1_worker_fini(struct worker *w);

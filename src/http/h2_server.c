@@ -18,11 +18,12 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "http/h1_parse.h"
+#include "http/http_conn.h"
 #include "http/handler.h"
 #include "http/hop.h"
 #include "http/request.h"
+#include "net/conn.h"
 #include "net/sock.h"
-#include "net/tls.h"
 #include "route/target.h"
 
 #include <nghttp2/nghttp2.h>
@@ -177,7 +178,7 @@ struct h2_stream {
 struct h2_conn {
     struct conn_base base; /* in the worker's connection list */
     struct worker *w;
-    int fd;
+    struct conn *conn; /* transport, peer, listener and snapshot (net/conn.h) */
     struct ev_io io;
     struct ev_timer idle_timer;   /* no stream open: keepalive; lingering: the linger time */
     struct ev_timer send_timer;   /* the client is not taking our frames */
@@ -185,14 +186,6 @@ struct h2_conn {
     struct ev_defer run_defer;    /* frame and write what the streams produced */
     struct ev_defer close_defer;
     nghttp2_session *ng;
-    struct tls_conn *tls;
-    char *client_subject;  /* verified client certificate subject (mTLS), or NULL */
-    struct config *config; /* the connection's snapshot (limits); one reference */
-    char peer[64];
-    struct sockaddr_storage peer_addr;
-    int listener;
-    unsigned short local_port;
-    bool counted;
     struct dlist streams;
     unsigned nstreams; /* not dead */
     unsigned requests;
@@ -248,7 +241,7 @@ static struct logger *conn_log(struct h2_conn *c)
 
 static const struct cfg_limits *conn_limits(struct h2_conn *c)
 {
-    return &c->config->limits;
+    return &c->conn->config->limits;
 }
 
 /* Frame and write at the end of this loop turn (never from inside nghttp2 or a handler). */
@@ -278,9 +271,9 @@ static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
     /* A reload happened: new streams use the new snapshot, with the settings of the listener
      * at this connection's address. One whose listener the reload dropped keeps the snapshot
      * it came with (the GOAWAY of the reload ends it). */
-    int listener = worker_listener_match(c->config, c->listener, c->w->config);
-    st->config = listener >= 0 ? c->w->config : c->config;
-    st->listener = listener >= 0 ? listener : c->listener;
+    int listener = worker_listener_match(c->conn->config, c->conn->listener, c->w->config);
+    st->config = listener >= 0 ? c->w->config : c->conn->config;
+    st->listener = listener >= 0 ? listener : c->conn->listener;
     config_ref(st->config);
     st->body_timer.cb = stream_on_body_timer;
     st->send_timer.cb = stream_on_send_timer;
@@ -422,7 +415,7 @@ static void stream_do_fail(struct h2_stream *st)
     struct h2_conn *c = st->c;
     int status = st->fail_status;
     st->fail_status = 0;
-    log_msg(conn_log(c), LOG_INFO, "client %s: %d %s: %s (HTTP/2 stream %d)", c->peer, status,
+    log_msg(conn_log(c), LOG_INFO, "client %s: %d %s: %s (HTTP/2 stream %d)", c->conn->peer, status,
             http_reason(status), st->fail_why, (int)st->id);
     stream_detach(st);
     input_drop(st);
@@ -455,7 +448,7 @@ static void conn_stalled(struct h2_conn *c)
 {
     log_msg(conn_log(c), LOG_INFO,
             "client %s: HTTP/2: no response bytes taken on any stream for send_timeout, closing",
-            c->peer);
+            c->conn->peer);
     for (struct dlist *n = c->streams.next; n != &c->streams; n = n->next) {
         struct h2_stream *st = container_of(n, struct h2_stream, link);
         if (st->dead)
@@ -478,8 +471,8 @@ static void stream_on_send_timer(struct ev_timer *t)
         return;
     }
     log_msg(conn_log(st->c), LOG_INFO,
-            "client %s: not reading the response for send_timeout (HTTP/2 stream %d)", st->c->peer,
-            (int)st->id);
+            "client %s: not reading the response for send_timeout (HTTP/2 stream %d)",
+            st->c->conn->peer, (int)st->id);
     stream_reset(st, NGHTTP2_CANCEL);
     conn_run(st->c);
 }
@@ -809,25 +802,13 @@ static int build_request(struct h2_stream *st)
 
 static void stream_init(struct h2_stream *st)
 {
-    struct h2_conn *c = st->c;
-    st->s = (struct http_stream){.ops = &h2_stream_ops,
-                                 .worker = c->w,
-                                 .peer = c->peer,
-                                 .peer_addr = (const struct sockaddr *)&c->peer_addr,
-                                 .listener = st->listener,
-                                 .local_port = c->local_port,
-                                 .secure = c->tls != NULL,
-                                 .sni = c->tls ? tls_conn_sni(c->tls) : NULL,
-                                 .client_subject = c->client_subject,
-                                 .config = st->config,
-                                 .start_ms = c->w->loop.now,
-                                 .max_body = st->config->limits.max_body_size};
+    http_stream_init(&st->s, &h2_stream_ops, st->c->conn, st->config, st->listener);
 }
 
 /* An answer the codec gives on its own, without a handler. */
 static void codec_answer(struct h2_stream *st, int status, const char *why)
 {
-    log_msg(conn_log(st->c), LOG_INFO, "client %s: %d %s: %s (HTTP/2 stream %d)", st->c->peer,
+    log_msg(conn_log(st->c), LOG_INFO, "client %s: %d %s: %s (HTTP/2 stream %d)", st->c->conn->peer,
             status, http_reason(status), why, (int)st->id);
     st->discard_body = true;
     st->s.handler = NULL;
@@ -1201,8 +1182,8 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
     if (nva)
         nva_release(&sp, nva);
     if (rv != 0) {
-        log_msg(conn_log(c), LOG_ERROR, "client %s: HTTP/2 stream %d: response head: %s", c->peer,
-                (int)st->id, nghttp2_strerror(rv));
+        log_msg(conn_log(c), LOG_ERROR, "client %s: HTTP/2 stream %d: response head: %s",
+                c->conn->peer, (int)st->id, nghttp2_strerror(rv));
         stream_reset(st, NGHTTP2_INTERNAL_ERROR); /* on_close follows */
         return SEND_ERROR;
     }
@@ -1427,7 +1408,7 @@ static int block_account(struct h2_conn *c, size_t nlen, size_t vlen)
     }
     log_msg(conn_log(c), LOG_INFO,
             "client %s: HTTP/2: header list larger than max_header_list_size (%u), closing",
-            c->peer, (unsigned)max);
+            c->conn->peer, (unsigned)max);
     c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
     return NGHTTP2_ERR_CALLBACK_FAILURE; /* conn_feed: GOAWAY */
 }
@@ -1591,7 +1572,7 @@ static int peer_reset_take(struct h2_conn *c, const char *what)
         return 0;
     if (!c->goaway_code)
         log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s flood (stream resets), closing",
-                c->peer, what);
+                c->conn->peer, what);
     c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
     return -1;
 }
@@ -1613,7 +1594,7 @@ static int closed_stream_frame(struct h2_conn *c, uint8_t type, int32_t id)
             return peer_reset_take(c, "frames on reset streams");
         }
         log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s on stream %d after its END_STREAM",
-                c->peer, type == NGHTTP2_DATA ? "DATA" : "HEADERS", (int)id);
+                c->conn->peer, type == NGHTTP2_DATA ? "DATA" : "HEADERS", (int)id);
         c->goaway_code = NGHTTP2_STREAM_CLOSED;
         return -1;
     }
@@ -1622,7 +1603,7 @@ static int closed_stream_frame(struct h2_conn *c, uint8_t type, int32_t id)
     if (type == NGHTTP2_DATA &&
         !bucket_take(&c->noise, c->w->loop.now, H2_NOISE_BURST, H2_NOISE_RATE)) {
         log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: DATA on closed streams flood, closing",
-                c->peer);
+                c->conn->peer);
         c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
         return -1;
     }
@@ -1698,7 +1679,7 @@ static int priority_self_dep(struct h2_conn *c)
     int32_t id = c->scan.self_dep;
     c->scan.self_dep = 0;
     log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: PRIORITY: stream %d depends on itself",
-            c->peer, (int)id);
+            c->conn->peer, (int)id);
     if (!nghttp2_session_find_stream(c->ng, id)) {
         c->goaway_code = NGHTTP2_PROTOCOL_ERROR;
         return -1;
@@ -1741,7 +1722,7 @@ static int flood_check(struct h2_conn *c, const nghttp2_frame_hd *hd)
     } else {
         return 0;
     }
-    log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s flood, closing", c->peer, what);
+    log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s flood, closing", c->conn->peer, what);
     c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
     return -1;
 }
@@ -1759,7 +1740,7 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
     if (flood_check(c, hd) < 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;       /* conn_feed: GOAWAY ENHANCE_YOUR_CALM */
     if (hd->type == NGHTTP2_PRIORITY && id == 0) { /* RFC 9113 section 6.3 */
-        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: PRIORITY on stream 0", c->peer);
+        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: PRIORITY on stream 0", c->conn->peer);
         c->goaway_code = NGHTTP2_PROTOCOL_ERROR;
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
@@ -1787,7 +1768,7 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
             log_msg(conn_log(c), LOG_INFO,
                     "client %s: HTTP/2: HEADERS on stream %d, lower than stream %d already "
                     "opened",
-                    c->peer, (int)id, (int)c->last_opened);
+                    c->conn->peer, (int)id, (int)c->last_opened);
             return NGHTTP2_ERR_CALLBACK_FAILURE; /* conn_feed: GOAWAY PROTOCOL_ERROR */
         }
     return 0;
@@ -1796,7 +1777,7 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void 
 static int on_error(nghttp2_session *ng, int code, const char *msg, size_t len, void *user)
 {
     struct h2_conn *c = user;
-    log_msg(conn_log(c), LOG_DEBUG, "client %s: HTTP/2: %.*s", c->peer, (int)len, msg);
+    log_msg(conn_log(c), LOG_DEBUG, "client %s: HTTP/2: %.*s", c->conn->peer, (int)len, msg);
     return 0;
 }
 
@@ -1852,40 +1833,6 @@ static int session_create(struct h2_conn *c)
 
 /* ---- connection I/O ----------------------------------------------------------------------- */
 
-static ssize_t conn_recv(struct h2_conn *c, char *p, size_t len)
-{
-    if (c->tls) {
-        long n = tls_read(c->tls, p, len);
-        if (n > 0)
-            return n;
-        if (n == TLS_CLOSED)
-            return 0;
-        errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPROTO;
-        return -1;
-    }
-    ssize_t n;
-    do
-        n = recv(c->fd, p, len, 0);
-    while (n < 0 && errno == EINTR);
-    return n;
-}
-
-static ssize_t conn_send(struct h2_conn *c, const char *p, size_t len)
-{
-    if (c->tls) {
-        long n = tls_write(c->tls, p, len);
-        if (n > 0)
-            return n;
-        errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPIPE;
-        return -1;
-    }
-    ssize_t n;
-    do
-        n = send(c->fd, p, len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n;
-}
-
 static bool out_blocked(const struct h2_conn *c)
 {
     return !c->wr_ready && c->wbuf && buf_len(c->wbuf);
@@ -1904,7 +1851,7 @@ static void settings_announce(struct h2_conn *c, uint8_t *p, size_t n)
     size_t len = n >= 9 ? ((size_t)p[0] << 16) | ((size_t)p[1] << 8) | p[2] : 0;
     if (n < 9 || p[3] != NGHTTP2_SETTINGS || 9 + len > n) {
         log_msg(conn_log(c), LOG_ERROR, "client %s: HTTP/2: first frame is no SETTINGS frame",
-                c->peer);
+                c->conn->peer);
         return; /* the client is told the higher limit: streams past ours are refused */
     }
     uint32_t v = conn_limits(c)->http2.max_concurrent_streams;
@@ -1925,7 +1872,7 @@ static bool fill_out(struct h2_conn *c)
             const uint8_t *p;
             ssize_t n = nghttp2_session_mem_send(c->ng, &p);
             if (n < 0) {
-                log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s", c->peer,
+                log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s", c->conn->peer,
                         nghttp2_strerror((int)n));
                 conn_close(c);
                 return false;
@@ -1959,7 +1906,7 @@ static int flush_out(struct h2_conn *c)
 {
     struct buf *b = c->wbuf;
     while (b->start < b->end) {
-        ssize_t n = conn_send(c, b->data + b->start, b->end - b->start);
+        ssize_t n = conn_send(c->conn, b->data + b->start, b->end - b->start);
         if (n > 0) {
             b->start += (uint32_t)n;
             continue;
@@ -1985,7 +1932,7 @@ static void conn_write(struct h2_conn *c)
         }
         int r = c->wr_ready ? flush_out(c) : 0;
         if (r < 0) {
-            log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->peer,
+            log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->conn->peer,
                     strerror(errno));
             conn_close(c);
             return;
@@ -2027,7 +1974,7 @@ static int conn_feed(struct h2_conn *c, const char *p, size_t n)
     if (flood)
         c->goaway_code = NGHTTP2_ENHANCE_YOUR_CALM;
     if (rv != NGHTTP2_ERR_CALLBACK_FAILURE || !c->goaway_code) /* else the callback said why */
-        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s%s", c->peer,
+        log_msg(conn_log(c), LOG_INFO, "client %s: HTTP/2: %s%s", c->conn->peer,
                 nghttp2_strerror((int)rv), flood ? " (closing a flooding client)" : "");
     if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
         /* What the batch started is dropped with the connection: nothing of it is dispatched. */
@@ -2051,11 +1998,11 @@ static void conn_read(struct h2_conn *c)
     char in[H2_READ_CHUNK];
     /* A client that does not read what we send does not get to send more. */
     while (c->rd_ready && !c->closed && !out_blocked(c)) {
-        ssize_t n = conn_recv(c, in, sizeof(in));
+        ssize_t n = conn_recv(c->conn, in, sizeof(in));
         if (n > 0) {
             /* A short read drained the socket, unless the FIN came with the data; under TLS a
              * short read says nothing (records are buffered): read until WANT_READ. */
-            if ((size_t)n < sizeof(in) && !c->rdhup && !c->tls)
+            if ((size_t)n < sizeof(in) && !c->rdhup && c->conn->io->short_read_drains)
                 c->rd_ready = false;
             if (conn_feed(c, in, (size_t)n) < 0)
                 return;
@@ -2065,7 +2012,7 @@ static void conn_read(struct h2_conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         log_msg(conn_log(c), LOG_DEBUG, "client %s: HTTP/2 connection closed by the client",
-                c->peer);
+                c->conn->peer);
         conn_close(c);
         return;
     }
@@ -2075,16 +2022,14 @@ static void conn_read(struct h2_conn *c)
  * connection while the client is still sending (which would destroy the GOAWAY). */
 static void linger_read(struct h2_conn *c)
 {
-    if (sock_discard(c->fd))
+    if (sock_discard(c->conn->fd))
         conn_close(c);
 }
 
 static void start_linger(struct h2_conn *c)
 {
     c->lingering = true;
-    if (c->tls)
-        tls_shutdown(c->tls);
-    shutdown(c->fd, SHUT_WR);
+    c->conn->io->shutdown(c->conn);
     ev_timer_stop(&c->w->loop, &c->send_timer);
     ev_timer_stop(&c->w->loop, &c->goaway_timer);
     ev_timer_start(&c->w->loop, &c->idle_timer, H2_LINGER_MS);
@@ -2189,7 +2134,8 @@ static void conn_on_send_timer(struct ev_timer *t)
     struct h2_conn *c = container_of(t, struct h2_conn, send_timer);
     if (c->closed)
         return;
-    log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout", c->peer);
+    log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
+            c->conn->peer);
     conn_close(c);
 }
 
@@ -2211,16 +2157,15 @@ static void conn_close(struct h2_conn *c)
 {
     if (c->closed)
         return;
-    if (c->tls && !c->lingering)
-        tls_shutdown(c->tls); /* close_notify, best effort */
+    if (!c->lingering)
+        c->conn->io->close_notify(c->conn); /* best effort */
     c->closed = true;
     c->w->nclosing++;
     ev_io_del(&c->w->loop, &c->io);
     ev_timer_stop(&c->w->loop, &c->idle_timer);
     ev_timer_stop(&c->w->loop, &c->send_timer);
     ev_timer_stop(&c->w->loop, &c->goaway_timer);
-    close(c->fd);
-    c->fd = -1;
+    conn_close_fd(c->conn);
     ev_defer(&c->w->loop, &c->close_defer);
 }
 
@@ -2242,12 +2187,9 @@ static void conn_on_close(struct ev_defer *d)
         stream_free(container_of(c->streams.next, struct h2_stream, link));
     nghttp2_session_del(c->ng); /* calls none of our callbacks */
     buf_put(&c->w->bufs, c->wbuf);
-    tls_conn_free(c->tls);
-    free(c->client_subject);
-    config_unref(c->config);
     dlist_remove(&c->base.link);
     c->w->nclosing--;
-    worker_conn_closed(c->w, c->counted ? (const struct sockaddr *)&c->peer_addr : NULL);
+    conn_free(c->conn);
     free(c);
 }
 
@@ -2316,55 +2258,43 @@ static const struct conn_ops h2_conn_ops = {
 
 /* ---- start -------------------------------------------------------------------------------- */
 
-static void start_failed(struct worker *w, const struct h2_handover *h, struct h2_conn *c)
+static void start_failed(struct conn *conn, struct h2_conn *c)
 {
     if (c) {
         if (c->ng)
             nghttp2_session_del(c->ng);
         free(c);
     }
-    close(h->fd);
-    tls_conn_free(h->tls);
-    config_unref(h->config);
-    w->nconns++; /* the handover's place in the worker's counts is given up here */
-    worker_conn_closed(w, h->counted ? h->peer : NULL);
+    conn_close_fd(conn);
+    conn_free(conn);
 }
 
-void h2_conn_start(struct worker *w, const struct h2_handover *h)
+void h2_conn_start(struct conn *conn, const char *initial, size_t initial_len)
 {
+    struct worker *w = conn->w;
     struct h2_conn *c = calloc(1, sizeof(*c));
     if (!c) {
-        start_failed(w, h, NULL);
+        start_failed(conn, NULL);
         return;
     }
     c->w = w;
-    c->fd = h->fd;
-    c->tls = h->tls;
-    c->client_subject = c->tls ? tls_conn_client_subject_dup(c->tls) : NULL;
-    c->config = h->config;
-    c->io = (struct ev_io){.fd = h->fd, .cb = conn_on_io};
+    c->conn = conn;
+    c->io = (struct ev_io){.fd = conn->fd, .cb = conn_on_io};
     c->idle_timer.cb = conn_on_idle;
     c->send_timer.cb = conn_on_send_timer;
     c->goaway_timer.cb = conn_on_goaway_timer;
     c->run_defer.cb = conn_on_run;
     c->close_defer.cb = conn_on_close;
-    sock_host_text(h->peer, c->peer, sizeof(c->peer));
-    memcpy(&c->peer_addr, h->peer,
-           h->peer_len < sizeof(c->peer_addr) ? h->peer_len : sizeof(c->peer_addr));
-    c->listener = h->listener;
-    c->local_port = h->local_port;
-    c->counted = h->counted;
     dlist_init(&c->streams);
     /* Bytes may already wait in the socket or in OpenSSL: no epoll edge would announce them. */
     c->rd_ready = c->wr_ready = true;
     if (session_create(c) < 0 || ev_io_add(&w->loop, &c->io, 0) < 0) {
-        start_failed(w, h, c);
+        start_failed(conn, c);
         return;
     }
     c->base.ops = &h2_conn_ops;
     dlist_push(&w->conns, &c->base.link);
-    w->nconns++;
-    if (h->initial_len && conn_feed(c, h->initial, h->initial_len) < 0)
+    if (initial_len && conn_feed(c, initial, initial_len) < 0)
         return;
     if (w->draining)
         h2_drain(&c->base);
