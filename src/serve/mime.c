@@ -134,11 +134,11 @@ struct mime_table {
     char *pool;            /* every Content-Type, NUL-terminated */
 };
 
-/* A source entry while a table is built; rank orders duplicates (lower wins). */
+/* A source entry while a table is built. Entries are gathered in precedence order; seq keeps
+ * it through the sort, so of the entries for one extension the first gathered wins. */
 struct mime_src {
     const char *ext, *type;
     size_t ext_len, type_len;
-    unsigned rank;
     size_t seq;
 };
 
@@ -231,8 +231,6 @@ static int src_cmp(const void *a, const void *b)
     int c = src_ext_cmp(x, y);
     if (c)
         return c;
-    if (x->rank != y->rank)
-        return x->rank < y->rank ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -243,7 +241,7 @@ struct gather {
 };
 
 static bool gather_add(struct gather *g, const char *ext, size_t ext_len, const char *type,
-                       size_t type_len, unsigned rank)
+                       size_t type_len)
 {
     if (ext_len && ext[0] == '.')
         ext++, ext_len--;
@@ -257,19 +255,19 @@ static bool gather_add(struct gather *g, const char *ext, size_t ext_len, const 
         g->v = v;
         g->cap = cap;
     }
-    g->v[g->n] = (struct mime_src){ext, type, ext_len, type_len, rank, g->n};
+    g->v[g->n] = (struct mime_src){ext, type, ext_len, type_len, g->n};
     g->n++;
     return true;
 }
 
-/* Sorts, keeps the best-ranked entry per extension, and copies into one table. */
+/* Sorts, keeps the first-gathered entry per extension, and copies into one table. */
 static struct mime_table *build(struct gather *g, char *err, size_t errlen)
 {
     qsort(g->v, g->n, sizeof(*g->v), src_cmp);
     size_t n = 0, pool = 0;
     for (size_t i = 0; i < g->n; i++) {
         if (n && !src_ext_cmp(&g->v[i], &g->v[n - 1]))
-            continue; /* a lower-ranked duplicate */
+            continue; /* a later-gathered duplicate */
         g->v[n++] = g->v[i];
         pool += g->v[i].type_len + sizeof(CHARSET);
     }
@@ -330,7 +328,7 @@ static bool gather_file(struct gather *g, char *text, size_t len)
             while (p < e && *p != ' ' && *p != '\t' && *p != '\r')
                 p++;
             if (mime_ext_valid(ext, (size_t)(p - ext)) &&
-                !gather_add(g, ext, (size_t)(p - ext), type, type_len, 2))
+                !gather_add(g, ext, (size_t)(p - ext), type, type_len))
                 return false;
         }
     }
@@ -374,7 +372,7 @@ struct mime_table *mime_table_load(const char *path, char *err, size_t errlen)
     bool ok = true;
     for (size_t i = 0; ok && i < sizeof(builtin) / sizeof(builtin[0]); i++)
         ok = gather_add(&g, builtin[i].ext, strlen(builtin[i].ext), builtin[i].type,
-                        strlen(builtin[i].type), 1);
+                        strlen(builtin[i].type));
     if (ok && text)
         ok = gather_file(&g, text, len);
     if (ok)
@@ -404,14 +402,14 @@ struct mime_table *mime_table_extend(const struct mime_table *base, const struct
             goto out;
         }
     }
-    /* Additions rank 0, the base's entries 1. The base's types already carry their charset;
+    /* Additions first, then the base's entries. The base's types already carry their charset;
      * wants_charset sees the ';' and leaves them alone. */
     for (size_t i = 0; ok && i < nextra; i++)
         ok = gather_add(&g, extra[i].ext, strlen(extra[i].ext), extra[i].type,
-                        strlen(extra[i].type), 0);
+                        strlen(extra[i].type));
     for (size_t i = 0; ok && base && i < base->n; i++)
         ok = gather_add(&g, base->recs[i].ext, base->recs[i].ext_len, base->recs[i].type,
-                        base->recs[i].type_len, 1);
+                        base->recs[i].type_len);
     if (ok)
         t = build(&g, err, errlen);
     else

@@ -124,6 +124,8 @@ static void test_file(void)
                                  "b\n"                /* one bad ext, one good */
                                  "TEXT/Upper UPX\r\n" /* CRLF file */
                                  "application/x-semi;x=1 semi\n"
+                                 "application/x-first dup\n"
+                                 "application/x-second dup DUP\n" /* the first line wins */
                                  "application/x-nolf last");
     char err[256];
     struct mime_table *t = mime_table_load(path, err, sizeof(err));
@@ -141,6 +143,7 @@ static void test_file(void)
     CHECK_TYPE(t, "a.upx", "TEXT/Upper; charset=utf-8");
     CHECK_TYPE(t, "a.semi", MIME_DEFAULT);
     CHECK_TYPE(t, "a.last", "application/x-nolf");
+    CHECK_TYPE(t, "a.dup", "application/x-first");
     mime_table_free(t);
     unlink(path);
 
