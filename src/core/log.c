@@ -1,4 +1,5 @@
 #include "core/log.h"
+#include "core/httpdate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -566,6 +567,6 @@ void log_buf_stamp(struct log_buf *b)
     gmtime_r(&now, &tm);
     strftime(b->clf_stamp, sizeof(b->clf_stamp), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     strftime(b->iso_stamp, sizeof(b->iso_stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    strftime(b->http_date, sizeof(b->http_date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    httpdate_format(now, b->http_date);
     b->stamp_sec = now;
 }
