@@ -99,7 +99,7 @@ static int ring_build(struct upstate *s)
     /* Over the cap, every server's share shrinks alike (never the last servers' alone). */
     size_t per_weight = RING_POINTS;
     if (n > RING_MAX) {
-        per_weight = RING_POINTS * RING_MAX / n;
+        per_weight = (size_t)RING_POINTS * RING_MAX / n;
         per_weight = per_weight ? per_weight : 1;
         n = 0;
         for (size_t i = 0; i < u->nservers; i++)
