@@ -2316,6 +2316,14 @@ static void test_passive_statuses(void)
         "x.yaml:4:66: 'statuses' must be an integer 400..599\n");
 }
 
+/* An upstream needs a primary: proxy/upstate.c builds its hash ring from the primaries. */
+static void test_error_every_server_a_backup(void)
+{
+    EXPECT_ERRORS("upstreams:\n"
+                  "  a: {servers: [{address: \"127.0.0.1:1\", backup: true}]}\n" MINIMAL,
+                  "x.yaml:2:16: every server is a backup: at least one must not be\n");
+}
+
 /* health_check.status: digits only. sscanf("%u") took a sign and leading spaces and wrapped at
  * 2^32, so "4294967496" loaded as 200 and "200-4294967695" as 200-399. */
 static void test_health_status_numbers(void)
@@ -2568,6 +2576,7 @@ int main(void)
     test_hash_key();
     test_passive_statuses();
     test_health_status_numbers();
+    test_error_every_server_a_backup();
     test_error_proxy_only();
     test_cidr_match();
     test_files();
