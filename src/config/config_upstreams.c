@@ -107,7 +107,8 @@ static void fill_servers(struct load *ld, struct cfg_upstream *u, const struct y
     for (size_t i = 0; i < list->nitems; i++) {
         char *written;
 
-        if (!res[i].sa || !(written = cfg_strdup(ld, addrs[i]->text, addrs[i]->len)))
+        /* A server without an address (reported) was never resolved: res[i] is zero. */
+        if (!addrs[i] || !res[i].sa || !(written = cfg_strdup(ld, addrs[i]->text, addrs[i]->len)))
             continue;
         if (res[i].named)
             add_named(ld, u, &res[i], written, &pol[i]);

@@ -2316,6 +2316,15 @@ static void test_passive_statuses(void)
         "x.yaml:4:66: 'statuses' must be an integer 400..599\n");
 }
 
+/* A server map without an address is reported, and the servers beside it are still read (the
+ * missing one is skipped, never dereferenced). */
+static void test_error_server_without_address(void)
+{
+    EXPECT_ERRORS("upstreams:\n"
+                  "  a: {servers: [\"127.0.0.1:1\", {weight: 2}, \"127.0.0.1:2\"]}\n" MINIMAL,
+                  "x.yaml:2:32: a server needs an 'address'\n");
+}
+
 /* An upstream needs a primary: proxy/upstate.c builds its hash ring from the primaries. */
 static void test_error_every_server_a_backup(void)
 {
@@ -2577,6 +2586,7 @@ int main(void)
     test_passive_statuses();
     test_health_status_numbers();
     test_error_every_server_a_backup();
+    test_error_server_without_address();
     test_error_proxy_only();
     test_cidr_match();
     test_files();
