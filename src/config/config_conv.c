@@ -2,6 +2,7 @@
  * is wrong with it in the user's terms, and stores it at base + f->offset. */
 #include "config/config_values.h"
 #include "config/config_walk.h"
+#include "core/bug.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -217,13 +218,17 @@ void cfg_conv_enum(struct load *ld, const struct field *f, const struct ynode *v
         *CFG_AT(base, f, int) = i;
 }
 
-/* An integer from a fixed set written in f->names, e.g. redirect status codes. */
+/* An integer from a fixed set written in f->names, e.g. redirect status codes. The names are
+ * the field table's, not the user's: one that is not a number is a bug in the table. */
 void cfg_conv_choice(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
     int i = choose(ld, f, val);
+    uint64_t v = 0;
 
-    if (i >= 0)
-        *CFG_AT(base, f, int) = atoi(f->names[i]);
+    if (i < 0)
+        return;
+    GH_BUG_ON(cfg_parse_uint(f->names[i], INT_MAX, &v) != 0);
+    *CFG_AT(base, f, int) = (int)v;
 }
 
 void cfg_conv_map(struct load *ld, const struct field *f, const struct ynode *val, void *base)

@@ -107,7 +107,8 @@ static void fill_servers(struct load *ld, struct cfg_upstream *u, const struct y
     for (size_t i = 0; i < list->nitems; i++) {
         char *written;
 
-        if (!res[i].sa || !(written = cfg_strdup(ld, addrs[i]->text, addrs[i]->len)))
+        /* A server without an address (reported) was never resolved: res[i] is zero. */
+        if (!addrs[i] || !res[i].sa || !(written = cfg_strdup(ld, addrs[i]->text, addrs[i]->len)))
             continue;
         if (res[i].named)
             add_named(ld, u, &res[i], written, &pol[i]);
@@ -262,24 +263,42 @@ static void conv_percent(struct load *ld, const struct field *f, const struct yn
     *CFG_AT(base, f, uint32_t) = (uint32_t)v;
 }
 
+/* One status of a range: the len bytes at s, decimal digits only (no sign, no spaces), 100-599.
+ * Not sscanf("%u"), which skips spaces, takes a sign and wraps, so "4294967496" read as 200. */
+static bool status_code(const char *s, size_t len, unsigned *out)
+{
+    char text[16];
+    uint64_t v;
+
+    if (len >= sizeof text)
+        return false;
+    memcpy(text, s, len);
+    text[len] = '\0';
+    if (cfg_parse_uint(text, 599, &v) || v < 100)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
 /* status: "200-399", or one code "200". */
 static void conv_status_range(struct load *ld, const struct field *f, const struct ynode *val,
                               void *base)
 {
     struct cfg_health_check *hc = base;
     const char *s = cfg_text(ld, f->key, val, "a status or a range like 200-399");
+    const char *dash;
     unsigned lo = 0, hi = 0;
-    int n = 0;
+    bool ok;
 
     if (!s)
         return;
-    if (sscanf(s, "%u-%u%n", &lo, &hi, &n) == 2 && (size_t)n == strlen(s)) {
-    } else if (sscanf(s, "%u%n", &lo, &n) == 1 && (size_t)n == strlen(s)) {
+    dash = strchr(s, '-');
+    if (dash)
+        ok =
+            status_code(s, (size_t)(dash - s), &lo) && status_code(dash + 1, strlen(dash + 1), &hi);
+    else if ((ok = status_code(s, strlen(s), &lo)))
         hi = lo;
-    } else {
-        lo = 0;
-    }
-    if (lo < 100 || hi > 599 || lo > hi) {
+    if (!ok || lo > hi) {
         cfg_report(ld, val, "'status' must be a status (100-599) or a range like 200-399");
         return;
     }

@@ -7,6 +7,7 @@
  * keeps, once per reference, so both the nodes and the bytes of an expansion are capped: a
  * node count alone let one 1 MiB scalar, named 400 times, cost 400 MiB. */
 #include "config/config_yaml.h"
+#include "core/bug.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -220,6 +221,7 @@ static int on_open(struct builder *b, enum ynode_kind kind, const yaml_char_t *a
 
 static int on_close(struct builder *b, const yaml_mark_t *m)
 {
+    GH_BUG_ON(b->depth == 0); /* libyaml pairs every end event with its start */
     struct ynode *n = b->stack[--b->depth];
     char *anchor = b->stack_anchor[b->depth];
 

@@ -198,8 +198,8 @@ struct drops {
  * at most this often. */
 #define REPORT_EVERY_MS 10000
 
-#define ACCESS_RING (1024 * 1024)
-#define ERROR_RING (256 * 1024)
+#define ACCESS_RING ((size_t)1024 * 1024)
+#define ERROR_RING ((size_t)256 * 1024)
 
 struct log_writer {
     struct logger *lg;

@@ -135,8 +135,8 @@ static size_t gather(const struct outq *q, char *out)
     if (first == total || first >= OUTQ_GATHER_MAX)
         return 0;
     size_t n = 0;
-    const char *parts[3] = {gen ? q->gen->data + q->gen->start : NULL, q->ext,
-                            q->tail + q->tail_off};
+    /* No generated part is an empty one at "", not NULL: memcpy's source is never NULL. */
+    const char *parts[3] = {gen ? q->gen->data + q->gen->start : "", q->ext, q->tail + q->tail_off};
     size_t lens[3] = {gen, q->ext_len, (size_t)(q->tail_len - q->tail_off)};
     for (int i = 0; i < 3 && n < OUTQ_GATHER_MAX; i++) {
         size_t k = lens[i] < OUTQ_GATHER_MAX - n ? lens[i] : OUTQ_GATHER_MAX - n;

@@ -3,6 +3,7 @@
  * a name), and the client_ca that client certificates are verified against. */
 #include "net/tls_internal.h"
 #include "config/config.h"
+#include "core/bug.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -356,6 +357,7 @@ int tls_build_names(struct tls_server *s, char *err, size_t errlen)
     struct name_list l = {0};
     int rc = 0;
 
+    GH_BUG_ON(s->names || s->nnames); /* built once, on a new server */
     for (size_t i = 0; i < s->ncerts && rc == 0; i++)
         rc = add_cert_names(&l, s->certs[i].x509, i);
     if (rc == 0 && l.n && !(s->names = calloc(l.n, sizeof *s->names)))
@@ -364,7 +366,8 @@ int tls_build_names(struct tls_server *s, char *err, size_t errlen)
         /* The first certificate's first name, before sorting moves it. Its string stays
          * alive in the table or in `l` until the end of this function. */
         struct name_ref first = l.n && l.v[0].cert == 0 ? l.v[0] : (struct name_ref){0};
-        qsort(l.v, l.n, sizeof *l.v, ref_cmp);
+        if (l.n) /* no names: l.v is NULL, and qsort's base must not be, even for 0 */
+            qsort(l.v, l.n, sizeof *l.v, ref_cmp);
         merge_names(s, &l);
         set_default(s, first.name, first.wild);
     }

@@ -11,9 +11,12 @@
 
 /* ---- characters ---------------------------------------------------------------------------- */
 
+/* An if, not ?:, whose char operands would be promoted to int and narrowed back on return. */
 static char lower(char ch)
 {
-    return ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
+    if (ch >= 'A' && ch <= 'Z')
+        return (char)(ch + ('a' - 'A'));
+    return ch;
 }
 
 static bool is_alpha(char ch)
@@ -435,7 +438,9 @@ static bool refresh_url(const char *v, size_t len, size_t *a, size_t *b)
         }
         i = skip_ws(v, len, k + 1);
     }
-    char quote = i < len && (v[i] == '\'' || v[i] == '"') ? v[i++] : 0;
+    char quote = 0;
+    if (i < len && (v[i] == '\'' || v[i] == '"'))
+        quote = v[i++];
     const char *end = quote ? memchr(v + i, quote, len - i) : NULL;
     *a = i;
     *b = trim_ws_end(v, i, end ? (size_t)(end - v) : len);

@@ -99,12 +99,16 @@ static int ring_build(struct upstate *s)
     /* Over the cap, every server's share shrinks alike (never the last servers' alone). */
     size_t per_weight = RING_POINTS;
     if (n > RING_MAX) {
-        per_weight = RING_POINTS * RING_MAX / n;
+        per_weight = (size_t)RING_POINTS * RING_MAX / n;
         per_weight = per_weight ? per_weight : 1;
         n = 0;
         for (size_t i = 0; i < u->nservers; i++)
             n += u->policies[i].backup ? 0 : (size_t)u->policies[i].weight * per_weight;
     }
+    /* No primaries (the config refuses that, but a ring must not depend on it): an empty ring,
+     * and pick_hash leaves the choice to round robin. Not malloc(0), which may return NULL. */
+    if (n == 0)
+        return 0;
     struct ring_point *pts = malloc(n * sizeof *pts);
     s->ring_hash = malloc(n * sizeof *s->ring_hash);
     s->ring_server = malloc(n * sizeof *s->ring_server);

@@ -70,7 +70,11 @@ static bool listener_serves(const struct cfg_listener *l, const struct cfg_site 
 const struct cfg_site *router_site(const struct config *c, const struct cfg_listener *l,
                                    const char *host, size_t len)
 {
-    len = host ? host_without_port(host, len) : 0;
+    if (!host) { /* no Host: the empty name, so that no comparison below is given NULL */
+        host = "";
+        len = 0;
+    }
+    len = host_without_port(host, len);
     char v6[INET6_ADDRSTRLEN + 2];
     size_t v6_len = len && host[0] == '[' ? ipv6_canonical(host, len, v6) : 0;
     if (v6_len) {

@@ -89,9 +89,12 @@ static unsigned hex_val(char c)
     return (unsigned)((c | 0x20) - 'a' + 10);
 }
 
+/* An if, not ?:, whose char operands would be promoted to int and narrowed back on return. */
 static char hex_upper(char c)
 {
-    return c >= 'a' && c <= 'f' ? (char)(c - 'a' + 'A') : c;
+    if (c >= 'a' && c <= 'f')
+        return (char)(c - 'a' + 'A');
+    return c;
 }
 
 /* The byte a valid "%XX" at p stands for, or -1 (no '%', or not two hex digits follow). */

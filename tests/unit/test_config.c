@@ -2316,6 +2316,67 @@ static void test_passive_statuses(void)
         "x.yaml:4:66: 'statuses' must be an integer 400..599\n");
 }
 
+/* A server map without an address is reported, and the servers beside it are still read (the
+ * missing one is skipped, never dereferenced). */
+static void test_error_server_without_address(void)
+{
+    EXPECT_ERRORS("upstreams:\n"
+                  "  a: {servers: [\"127.0.0.1:1\", {weight: 2}, \"127.0.0.1:2\"]}\n" MINIMAL,
+                  "x.yaml:2:32: a server needs an 'address'\n");
+}
+
+/* An upstream needs a primary: proxy/upstate.c builds its hash ring from the primaries. */
+static void test_error_every_server_a_backup(void)
+{
+    EXPECT_ERRORS("upstreams:\n"
+                  "  a: {servers: [{address: \"127.0.0.1:1\", backup: true}]}\n" MINIMAL,
+                  "x.yaml:2:16: every server is a backup: at least one must not be\n");
+}
+
+/* health_check.status: digits only. sscanf("%u") took a sign and leading spaces and wrapped at
+ * 2^32, so "4294967496" loaded as 200 and "200-4294967695" as 200-399. */
+static void test_health_status_numbers(void)
+{
+    struct config *c;
+
+    CHECK_EQ_INT(
+        load("upstreams:\n"
+             "  a: {servers: [\"127.0.0.1:1\"], health_check: {status: 204}}\n"
+             "  b: {servers: [\"127.0.0.1:1\"], health_check: {status: 200-399}}\n"
+             "  c: {servers: [\"127.0.0.1:1\"], health_check: {status: 599-599}}\n" MINIMAL,
+             &c),
+        0);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK(c->upstreams[0].health_check.status_min == 204 &&
+          c->upstreams[0].health_check.status_max == 204);
+    CHECK(c->upstreams[1].health_check.status_min == 200 &&
+          c->upstreams[1].health_check.status_max == 399);
+    CHECK(c->upstreams[2].health_check.status_min == 599 &&
+          c->upstreams[2].health_check.status_max == 599);
+    config_unref(c);
+    EXPECT_ERRORS("upstreams:\n"
+                  "  a: {servers: [\"127.0.0.1:1\"], health_check: {status: 4294967496}}\n"
+                  "  b: {servers: [\"127.0.0.1:1\"], health_check: {status: 200-4294967695}}\n"
+                  "  c: {servers: [\"127.0.0.1:1\"], health_check: {status: \" 200\"}}\n"
+                  "  d: {servers: [\"127.0.0.1:1\"], health_check: {status: +200}}\n"
+                  "  e: {servers: [\"127.0.0.1:1\"], health_check: {status: \"200- 399\"}}\n"
+                  "  f: {servers: [\"127.0.0.1:1\"], health_check: {status: 200-+399}}\n"
+                  "  g: {servers: [\"127.0.0.1:1\"], health_check: {status: 12abc}}\n"
+                  "  h: {servers: [\"127.0.0.1:1\"], health_check: {status: 399-200}}\n"
+                  "  i: {servers: [\"127.0.0.1:1\"], health_check: {status: 200-}}\n" MINIMAL,
+                  "x.yaml:2:56: 'status' must be a status (100-599) or a range like 200-399\n"
+                  "x.yaml:3:56: 'status' must be a status (100-599) or a range like 200-399\n"
+                  "x.yaml:4:56: 'status' must be a status (100-599) or a range like 200-399\n"
+                  "x.yaml:5:56: 'status' must be a status (100-599) or a range like 200-399\n"
+                  "x.yaml:6:56: 'status' must be a status (100-599) or a range like 200-399\n"
+                  "x.yaml:7:56: 'status' must be a status (100-599) or a range like 200-399\n"
+                  "x.yaml:8:56: 'status' must be a status (100-599) or a range like 200-399\n"
+                  "x.yaml:9:56: 'status' must be a status (100-599) or a range like 200-399\n"
+                  "x.yaml:10:56: 'status' must be a status (100-599) or a range like 200-399\n");
+}
+
 /* ---- issue 11: route paths normalised as request paths are; case_insensitive_paths ---- */
 static void test_route_paths_normalised(void)
 {
@@ -2523,6 +2584,9 @@ int main(void)
     test_error_proxy_options();
     test_hash_key();
     test_passive_statuses();
+    test_health_status_numbers();
+    test_error_every_server_a_backup();
+    test_error_server_without_address();
     test_error_proxy_only();
     test_cidr_match();
     test_files();

@@ -72,6 +72,9 @@ int main(void)
     CHECK(strcmp(site_of(c, "[::2]:80"), "any") == 0);
     CHECK(strcmp(site_of(c, "[::1"), "any") == 0);
     CHECK(strcmp(site_of(c, ""), "any") == 0);
+    /* no Host at all (HTTP/1.0): the empty name, matched by "*" only */
+    const struct cfg_site *nohost = router_site(c, NULL, NULL, 0);
+    CHECK(nohost && strcmp(nohost->name, "any") == 0);
 
     const struct cfg_site *shop = router_site(c, NULL, "shop.example.com", 16);
     CHECK_EQ_INT(status_of(shop, "/meet"), 201);

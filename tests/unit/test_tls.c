@@ -336,6 +336,30 @@ static const char *sni_pick(struct tls_server *s, const char *sni, const char *s
         }                                                                                          \
     } while (0)
 
+/* A certificate with no usable name (no subjectAltName, no CN) is still served, as the default:
+ * its name table is empty. That table was sorted with qsort(NULL, 0, ...), undefined behaviour
+ * that UBSan (the ASan build) stops at. */
+static void test_server_without_names(void)
+{
+    static const char *const nameless[] = {"nameless"};
+    char err[600] = "";
+
+    CHECK(sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /O=nameless -keyout nameless.key -out nameless.crt") == 0);
+    struct tls_server *s = server_with(nameless, 1, err, sizeof err);
+    CHECK(s != NULL);
+    if (!s) {
+        fprintf(stderr, "tls_server_new: %s\n", err);
+        return;
+    }
+    struct client_opts o = {.sni = "any.example.com"};
+    struct pair p;
+    CHECK_EQ_INT(connect_with(&p, s, &o), TLS_DONE);
+    CHECK(SSL_get0_peer_certificate(p.cli) != NULL);
+    pair_close(&p);
+    tls_server_free(s);
+}
+
 static void test_sni(struct tls_server *s)
 {
     static const char rsa_only[] = "RSA-PSS+SHA256:RSA+SHA256";
@@ -984,6 +1008,7 @@ int main(void)
     client_ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_session_cache_mode(client_ctx, SSL_SESS_CACHE_CLIENT);
     test_server_new();
+    test_server_without_names();
     s = main_server();
     CHECK(s != NULL);
     if (s) {

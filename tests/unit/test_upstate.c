@@ -560,6 +560,40 @@ static void test_retry_budget_forgets_a_quiet_spell(void)
     config_unref(c);
 }
 
+/* A hash ring with no primaries (every server a backup) is empty: the config refuses such an
+ * upstream, so the test flips the policies after loading. It attaches (an empty ring used to
+ * be malloc(0), which may return NULL and read as out of memory) and a keyed pick falls back
+ * to round robin over the backups. */
+static void test_hash_ring_without_primaries(void)
+{
+    char yaml[] = "listen: [ { address: \"127.0.0.1:0\" } ]\n"
+                  "upstreams: { app: { balance: hash, hash_key: path,\n"
+                  "    servers: [\"10.0.0.1:80\", {address: \"10.0.0.2:80\", backup: true}] } }\n"
+                  "sites: [ { hosts: [\"*\"], routes: [ { path: /, proxy: app } ] } ]\n";
+    struct config *c = NULL;
+    CHECK(config_load_string("h.yaml", yaml, strlen(yaml), &c, stderr) == 0);
+    if (!c)
+        return;
+    c->upstreams[0].policies[0].backup = true;
+    CHECK(upstate_attach(c, NULL) == 0);
+    struct upstate *s = c->upstreams[0].state;
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_EQ_INT(s->nring, 0);
+        int seen[2] = {0, 0};
+        for (int k = 0; k < 4; k++) {
+            int i = pick_key(s, k % 2 ? "/a" : "/b");
+            CHECK(i == 0 || i == 1);
+            if (i == 0 || i == 1) {
+                seen[i]++;
+                finish(s, i);
+            }
+        }
+        CHECK(seen[0] == 2 && seen[1] == 2);
+    }
+    config_unref(c);
+}
+
 static void test_state_carries_over_a_reload(void)
 {
     struct config *a = load("    servers: [\"10.0.0.1:80\", \"10.0.0.2:80\"]\n");
@@ -744,6 +778,7 @@ int main(void)
     test_consistent_hash_moves_about_one_nth();
     test_consistent_hash_down_moves_only_its_keys();
     test_backup_only_when_primaries_down();
+    test_hash_ring_without_primaries();
     test_max_conns_and_tried();
     test_ejection_never_takes_the_last();
     test_ejection_grows_is_capped_and_forgiven();
