@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
+#define ZLIB_CONST /* next_in is const: the caller's bytes are never written */
 #include <zlib.h>
 #include <zstd.h>
 
@@ -230,7 +231,7 @@ static enum encoder_result encoder_push_gzip(struct encoder *enc, const void *in
     /* zlib counts in uInt: hand it at most UINT_MAX at a time; the caller loops anyway. */
     uInt ain = *in_len > UINT_MAX ? UINT_MAX : (uInt)*in_len;
     uInt aout = *out_len > UINT_MAX ? UINT_MAX : (uInt)*out_len;
-    z->next_in = (Bytef *)(uintptr_t)in;
+    z->next_in = (const Bytef *)in;
     z->avail_in = ain;
     z->next_out = out;
     z->avail_out = aout;

@@ -1001,8 +1001,6 @@ static void start_exchange(struct h1_conn *c, const struct h1_request *h)
 
 /* ---- input -------------------------------------------------------------------------------- */
 
-static void read_requests(struct h1_conn *c);
-
 /* Give the connection (and the bytes already read) to the HTTP/2 codec; this one then goes
  * away without closing it. */
 static void hand_over_to_h2(struct h1_conn *c)

@@ -35,7 +35,7 @@ struct http_range_plan {
  * to case; OWS and empty elements are allowed around the commas (RFC 9110 5.6.1.2), nowhere else.
  * Unsatisfiable range-specs (first-pos >= size, suffix length 0) are dropped; none left: 416.
  * A malformed field, another unit or a zero-length representation: 200. Returns plan->kind. */
-enum http_range_kind http_range_plan(const char *value, size_t len, uint64_t size,
+enum http_range_kind http_range_plan(const char *s, size_t len, uint64_t size,
                                      struct http_range_plan *plan);
 
 /* "bytes FIRST-LAST/SIZE" for r[i], or "bytes * /SIZE" (without the space) for a 416: the value

@@ -263,7 +263,8 @@ static bool gather_add(struct gather *g, const char *ext, size_t ext_len, const 
 /* Sorts, keeps the first-gathered entry per extension, and copies into one table. */
 static struct mime_table *build(struct gather *g, char *err, size_t errlen)
 {
-    qsort(g->v, g->n, sizeof(*g->v), src_cmp);
+    if (g->n) /* qsort's array may not be NULL, even when empty */
+        qsort(g->v, g->n, sizeof(*g->v), src_cmp);
     size_t n = 0, pool = 0;
     for (size_t i = 0; i < g->n; i++) {
         if (n && !src_ext_cmp(&g->v[i], &g->v[n - 1]))

@@ -105,7 +105,7 @@ static void setup(void)
         configs[i] = load(yaml[i]);
         config_ref(configs[i]);
         atomic_store(&srv.config, configs[i]); /* what worker_init takes a reference to */
-        INVARIANT(worker_init(&workers[i], &srv, i + 1, NULL, 0) == 0);
+        INVARIANT(worker_init(&workers[i], &srv, i + 1) == 0);
     }
 }
 
