@@ -11,11 +11,11 @@
 #include "http/handler.h"
 #include "http/http_conn.h"
 #include "http/hop.h"
+#include "http/path.h"
 #include "http/request.h"
 #include "net/conn.h"
 #include "net/outq.h"
 #include "net/sock.h"
-#include "route/target.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -910,13 +910,13 @@ static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
     request_chunked_init(c);
 }
 
-/* The path is normalised before routing (target.h), so ".." or an encoding cannot leave a
+/* The path is normalised before routing (http/path.h), so ".." or an encoding cannot leave a
  * route's prefix; the normalised path lives in a per-connection buffer (the head itself stays as
  * received). */
 static int normalize_path(struct h1_conn *c)
 {
     struct http_request *r = &c->stream.req;
-    if (!target_path_needs_normalize(r->path.p, r->path.len))
+    if (!http_path_needs_normalize(r->path.p, r->path.len))
         return 0;
     if (c->path_cap < r->path.len) {
         char *p = realloc(c->path_buf, r->path.len);
@@ -925,7 +925,7 @@ static int normalize_path(struct h1_conn *c)
         c->path_buf = p;
         c->path_cap = r->path.len;
     }
-    r->path.len = target_path_normalize(r->path.p, r->path.len, c->path_buf);
+    r->path.len = http_path_normalize(r->path.p, r->path.len, c->path_buf);
     r->path.p = c->path_buf;
     return 0;
 }
