@@ -13,6 +13,7 @@
 #include "proxy/proxy.h"
 #include "proxy/upstate.h"
 #include "proxy/upstream.h"
+#include "route/dispatch.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -324,6 +325,7 @@ static const struct worker_hooks worker_hooks = {
     .drain = worker_modules_drain,
     .stop = worker_modules_stop,
     .fini = worker_modules_fini,
+    .dispatch = handler_dispatch,
 };
 
 /* ---- run ---------------------------------------------------------------------------------- */

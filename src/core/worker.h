@@ -25,6 +25,7 @@ struct worker;
  * The core accepts clients and keeps the configuration and the connection list; it knows
  * nothing of connections' protocols or of the modules that keep per-worker state (upstream
  * pools, health checks, codec caches): they come in through these. Only accept is required. */
+struct http_stream;
 struct worker_hooks {
     /* An admitted client on listener `listener` (index in w->config), bound to `local_port`;
      * `counted`: in the per-client count. Takes the socket over. */
@@ -36,6 +37,10 @@ struct worker_hooks {
     void (*drain)(struct worker *w);                    /* shutdown begins */
     void (*stop)(struct worker *w); /* worker_fini begins (the loop is still there) */
     void (*fini)(struct worker *w); /* worker_fini ends */
+    /* A request head is complete: route it and start its handler (route/dispatch.c's
+     * handler_dispatch). The codecs reach it here, through http_dispatch, so that they never
+     * call up into the router; main installs it. */
+    void (*dispatch)(struct http_stream *s);
 };
 
 struct server {

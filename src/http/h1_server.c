@@ -996,7 +996,7 @@ static void start_exchange(struct h1_conn *c, const struct h1_request *h)
         return;
     }
     c->handler_on = true;
-    handler_dispatch(&c->stream);
+    http_dispatch(&c->stream);
 }
 
 /* ---- input -------------------------------------------------------------------------------- */
