@@ -13,6 +13,7 @@
 #include "http/hop.h"
 #include "http/path.h"
 #include "http/request.h"
+#include "http/token.h"
 #include "net/conn.h"
 #include "net/outq.h"
 #include "net/sock.h"
@@ -394,7 +395,7 @@ static int out_number(struct h1_conn *c, const char *prefix, size_t plen, unsign
 static bool has_field(const struct http_response *res, const char *lower, size_t len)
 {
     for (size_t i = 0; i < res->nfields; i++)
-        if (h1_token_eq(res->fields[i].name, res->fields[i].name_len, lower, len))
+        if (http_token_eq(res->fields[i].name, res->fields[i].name_len, lower, len))
             return true;
     return false;
 }
