@@ -1,7 +1,6 @@
 /* From a parsed request to the handler of its route: method and Host checks, site and route
  * choice, per-route body limit, and the response header rules every answer goes through. */
 #include "config/config.h"
-#include "http/handler.h"
 #include "http/path.h"
 #include "http/request.h"
 #include "http/respond.h"
