@@ -4,11 +4,11 @@
  * due. */
 #include "config/config.h"
 #include "config/refresh.h"
+#include "core/sock.h"
 #include "core/worker.h"
 #include "http/h1_server.h"
 #include "http/http_conn.h"
 #include "net/conn.h"
-#include "net/sock.h"
 #include "proxy/health.h"
 #include "proxy/proxy.h"
 #include "proxy/upstate.h"

@@ -1,7 +1,7 @@
 #include "core/worker.h"
 
 #include "config/config.h"
-#include "net/sock.h"
+#include "core/sock.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,11 +5,11 @@
 #define GH_WORKER_H
 
 #include "core/buf.h"
+#include "core/client_count.h"
 #include "core/freelist.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "net/client_count.h"
 
 #include <pthread.h>
 #include <sys/socket.h>
@@ -180,7 +180,8 @@ unsigned short worker_listener_port(const struct worker *w, const struct config 
  * NULL. */
 struct sockaddr;
 void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer);
-/* Access-log line for a finished exchange. */
+/* Temporary old name of http_access_log (http/access_log.h, defined there), only for
+ * h2_server.c, being split in parallel; it goes once that file calls http_access_log. */
 struct http_stream;
 void worker_access_log(struct worker *w, const struct http_stream *s);
 

@@ -6,7 +6,9 @@
 #include "http/h1_server.h"
 
 #include "config/config.h"
+#include "core/sock.h"
 #include "core/worker.h"
+#include "http/access_log.h"
 #include "http/h1_parse.h"
 #include "http/hop.h"
 #include "http/http_conn.h"
@@ -16,7 +18,6 @@
 #include "http/token.h"
 #include "net/conn.h"
 #include "net/outq.h"
-#include "net/sock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -229,7 +230,7 @@ static void conn_on_close(struct ev_defer *d)
     }
     if (c->handler_on) {
         if (c->tunnel) /* a tunnel cut from our side (shutdown, errors) still gets its line */
-            worker_access_log(c->w, &c->stream);
+            http_access_log(c->w, &c->stream);
         c->handler_on = false;
         c->stream.handler->on_close(&c->stream);
     }
@@ -536,7 +537,7 @@ static void h1_abort(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->handler_on = false;
-    worker_access_log(c->w, s);
+    http_access_log(c->w, s);
     /* Small slices wait for the end of the turn (h1_send_body): a body cut short still
      * carries them, as far as the socket takes them now. */
     if (c->state != CS_CLOSED && c->wr_ready && !outq_empty(&c->out))
@@ -1188,7 +1189,7 @@ static void start_linger(struct h1_conn *c)
 
 static void exchange_finished(struct h1_conn *c)
 {
-    worker_access_log(c->w, &c->stream);
+    http_access_log(c->w, &c->stream);
     c->stream.req.fields = NULL;
     c->stream.req.nfields = 0;
     heads_put(c->w, c->heads); /* idle connections hold no header arrays */

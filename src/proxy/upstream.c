@@ -1,8 +1,8 @@
 #include "proxy/upstream.h"
 
 #include "config/config.h"
+#include "core/sock.h"
 #include "core/worker.h"
-#include "net/sock.h"
 #include "net/tls_client.h"
 #include "proxy/upstate.h"
 
