@@ -6,6 +6,7 @@
 #include "http/h1_server.h"
 
 #include "config/config.h"
+#include "core/bug.h"
 #include "core/sock.h"
 #include "core/worker.h"
 #include "http/access_log.h"
@@ -515,6 +516,9 @@ static enum send_result h1_send_body(struct http_stream *s, const char *data, si
 static enum send_result h1_send_end(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    /* The end comes once per exchange, while it is in flight (or after the connection closed
+     * under it): a second send_end would finish the next exchange's state. */
+    GH_BUG_ON(c->state != CS_EXCHANGE && c->state != CS_CLOSED);
     c->handler_on = false;
     if (c->state == CS_CLOSED)
         return SEND_ERROR;
@@ -977,6 +981,9 @@ static bool take_new_config(struct h1_conn *c)
 
 static void start_exchange(struct h1_conn *c, const struct h1_request *h)
 {
+    /* One exchange at a time: a head is parsed only between exchanges (read_requests), and the
+     * handler of the last one has let go (send_end, abort or on_close). */
+    GH_BUG_ON(c->handler_on || (c->state != CS_IDLE && c->state != CS_HEAD));
     bool listener_kept = take_new_config(c);
     reset_exchange(c, h);
     if (!listener_kept)

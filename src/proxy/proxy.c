@@ -10,7 +10,9 @@
 #include "proxy/proxy.h"
 
 #include "config/config.h"
+#include "core/bug.h"
 #include "core/worker.h"
+#include "http/fields.h"
 #include "http/h1_client.h"
 #include "http/h1_parse.h"
 #include "http/hop.h"
@@ -23,7 +25,6 @@
 #include "proxy/upstate.h"
 #include "proxy/upstream.h"
 #include "proxy/ws_key.h"
-#include "http/fields.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -118,6 +119,7 @@ static void queue_leave(struct proxy *p)
 static void proxy_on_free(struct ev_defer *d)
 {
     struct proxy *p = container_of(d, struct proxy, free_defer);
+    GH_BUG_ON(!p->dead); /* only proxy_free queues this, after it marked the exchange dead */
     freelist_put(&p->w->proxies, p);
 }
 
@@ -618,6 +620,8 @@ static void pump_request(struct proxy *p)
 
 static void finish(struct proxy *p, bool reusable)
 {
+    /* Reached only from pumping the response of a live exchange, on its connection. */
+    GH_BUG_ON(p->dead || !p->uc);
     struct http_stream *s = p->s;
     s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
     char why[32] = "";
