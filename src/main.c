@@ -4,15 +4,16 @@
  * due. */
 #include "config/config.h"
 #include "config/refresh.h"
+#include "core/sock.h"
 #include "core/worker.h"
 #include "http/h1_server.h"
 #include "http/http_conn.h"
 #include "net/conn.h"
-#include "net/sock.h"
 #include "proxy/health.h"
 #include "proxy/proxy.h"
 #include "proxy/upstate.h"
 #include "proxy/upstream.h"
+#include "route/dispatch.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -324,6 +325,7 @@ static const struct worker_hooks worker_hooks = {
     .drain = worker_modules_drain,
     .stop = worker_modules_stop,
     .fini = worker_modules_fini,
+    .dispatch = handler_dispatch,
 };
 
 /* ---- run ---------------------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* The routes of a site: path prefixes, their actions, and the options of proxy routes. */
 #include "config/config_values.h"
 #include "config/config_walk.h"
-#include "route/target.h"
+#include "http/path.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -78,7 +78,7 @@ static void conv_proxy(struct load *ld, const struct field *f, const struct ynod
 
 /* Trailing slashes go so that "/app/" and "/app" are one prefix, which the router matches on
  * segment boundaries anyway. '?' and '#' cannot occur in the path the router compares. The
- * prefix is normalised as request paths are (route/target.h), so "/%61dmin" is /admin; ';', '\\',
+ * prefix is normalised as request paths are (http/path.h), so "/%61dmin" is /admin; ';', '\\',
  * "%2F" and "%5C" would never match, since the router reads them as parameters and separators. */
 static void conv_path(struct load *ld, const struct field *f, const struct ynode *val, void *base)
 {
@@ -107,7 +107,7 @@ static void conv_path(struct load *ld, const struct field *f, const struct ynode
     }
     if (!(norm = cfg_scratch(ld, val->len + 1)))
         return;
-    len = target_path_normalize(s, val->len, norm);
+    len = http_path_normalize(s, val->len, norm);
     while (len > 1 && norm[len - 1] == '/')
         len--;
     r->path = cfg_strdup(ld, norm, len);

@@ -1,7 +1,8 @@
 #include "core/worker.h"
 
 #include "config/config.h"
-#include "net/sock.h"
+#include "core/bug.h"
+#include "core/sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -591,6 +592,7 @@ void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer)
     /* Listeners are edge-triggered: at the connection limit we stopped taking from the
      * backlog, so take again now that there is room. */
     bool was_full = w->nconns >= w->config->limits.max_connections_per_worker;
+    GH_BUG_ON(w->nconns == 0); /* conn_accept counted it in; conn_free counts it out once */
     w->nconns--;
     if (w->accept_paused)
         ev_defer(&w->loop, &w->accept_soon);

@@ -5,11 +5,11 @@
 #define GH_WORKER_H
 
 #include "core/buf.h"
+#include "core/client_count.h"
 #include "core/freelist.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "net/client_count.h"
 
 #include <pthread.h>
 #include <sys/socket.h>
@@ -25,6 +25,7 @@ struct worker;
  * The core accepts clients and keeps the configuration and the connection list; it knows
  * nothing of connections' protocols or of the modules that keep per-worker state (upstream
  * pools, health checks, codec caches): they come in through these. Only accept is required. */
+struct http_stream;
 struct worker_hooks {
     /* An admitted client on listener `listener` (index in w->config), bound to `local_port`;
      * `counted`: in the per-client count. Takes the socket over. */
@@ -36,6 +37,10 @@ struct worker_hooks {
     void (*drain)(struct worker *w);                    /* shutdown begins */
     void (*stop)(struct worker *w); /* worker_fini begins (the loop is still there) */
     void (*fini)(struct worker *w); /* worker_fini ends */
+    /* A request head is complete: route it and start its handler (route/dispatch.c's
+     * handler_dispatch). The codecs reach it here, through http_dispatch, so that they never
+     * call up into the router; main installs it. */
+    void (*dispatch)(struct http_stream *s);
 };
 
 struct server {
@@ -175,7 +180,8 @@ unsigned short worker_listener_port(const struct worker *w, const struct config 
  * NULL. */
 struct sockaddr;
 void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer);
-/* Access-log line for a finished exchange. */
+/* Temporary old name of http_access_log (http/access_log.h, defined there), only for
+ * h2_server.c, being split in parallel; it goes once that file calls http_access_log. */
 struct http_stream;
 void worker_access_log(struct worker *w, const struct http_stream *s);
 

@@ -4,6 +4,7 @@
  * which is a few bytes per chunk, and a direct hand-back of data spans, which is the bulk. It
  * keeps nothing of the input, so feed boundaries can fall anywhere, including inside a CRLF. */
 #include "http/h1_parse.h"
+#include "http/token.h"
 
 enum {
     /* chunk-size [ chunk-ext ] up to its CR or LF */
@@ -47,7 +48,7 @@ static inline bool is_ws(unsigned char ch)
 
 static inline bool is_tchar(unsigned char ch)
 {
-    return h1_ctype[ch] & H1_CT_TCHAR;
+    return http_ctype[ch] & HTTP_CT_TCHAR;
 }
 
 static int to(struct h1_chunked *c, int state)
@@ -60,7 +61,7 @@ static int to(struct h1_chunked *c, int state)
  * has to worry about signed lengths. */
 static int size_digit(struct h1_chunked *c, unsigned char ch)
 {
-    if (!(h1_ctype[ch] & H1_CT_HEX))
+    if (!(http_ctype[ch] & HTTP_CT_HEX))
         return -1;
     if (c->remaining >> 59)
         return -1;
@@ -86,7 +87,7 @@ static int quoted_byte(struct h1_chunked *c, unsigned char ch)
         return to(c, CS_EXT_QUOTE_END);
     if (ch == '\\')
         return to(c, CS_EXT_QPAIR);
-    return h1_ctype[ch] & H1_CT_FIELD ? 0 : -1;
+    return http_ctype[ch] & HTTP_CT_FIELD ? 0 : -1;
 }
 
 /* One byte of a size line other than its CR/LF. */
@@ -96,7 +97,7 @@ static int size_line_byte(struct h1_chunked *c, unsigned char ch)
     case CS_SIZE_START:
         return size_digit(c, ch);
     case CS_SIZE:
-        return h1_ctype[ch] & H1_CT_HEX ? size_digit(c, ch) : after_value(c, ch);
+        return http_ctype[ch] & HTTP_CT_HEX ? size_digit(c, ch) : after_value(c, ch);
     case CS_WS_SEMI:
         return is_ws(ch) ? 0 : ch == ';' ? to(c, CS_EXT_NAME_START) : -1;
     case CS_EXT_NAME_START:
@@ -126,7 +127,7 @@ static int size_line_byte(struct h1_chunked *c, unsigned char ch)
     case CS_EXT_QUOTED:
         return quoted_byte(c, ch);
     case CS_EXT_QPAIR: /* quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ) */
-        return h1_ctype[ch] & H1_CT_FIELD ? to(c, CS_EXT_QUOTED) : -1;
+        return http_ctype[ch] & HTTP_CT_FIELD ? to(c, CS_EXT_QUOTED) : -1;
     default: /* CS_EXT_QUOTE_END */
         return after_value(c, ch);
     }
@@ -186,7 +187,7 @@ static int trailer(struct h1_chunked *c, unsigned char ch)
             return to(c, CS_TRAILER_LF);
         if (ch == '\n')
             return c->crlf_only ? -1 : to(c, CS_TRAILER_START);
-        return h1_ctype[ch] & H1_CT_FIELD ? 0 : -1;
+        return http_ctype[ch] & HTTP_CT_FIELD ? 0 : -1;
     case CS_TRAILER_LF:
         return ch == '\n' ? to(c, CS_TRAILER_START) : -1;
     default: /* CS_FINAL_LF */

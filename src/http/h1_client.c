@@ -1,6 +1,8 @@
 /* The HTTP/1.1 client codec (see h1_client.h). */
 #include "http/h1_client.h"
 
+#include "http/token.h"
+
 #include <string.h>
 
 /* ---- request ------------------------------------------------------------------------------ */
@@ -119,7 +121,7 @@ const struct h1_header *h1_client_transfer_coding_refused(const struct h1_respon
     unsigned codings = 0;
     for (uint32_t i = 0; i < res->nheaders; i++) {
         const struct h1_header *h = &res->headers[i];
-        if (!h1_token_eq(h->name, h->name_len, "transfer-encoding", 17))
+        if (!http_token_eq(h->name, h->name_len, "transfer-encoding", 17))
             continue;
         const char *v = h->value, *end = h->value + h->value_len;
         while (v < end) {
@@ -130,7 +132,7 @@ const struct h1_header *h1_client_transfer_coding_refused(const struct h1_respon
             const char *t = e;
             while (t > v && (t[-1] == ' ' || t[-1] == '\t'))
                 t--;
-            if (t > v && (++codings > 1 || !h1_token_eq(v, (size_t)(t - v), "chunked", 7)))
+            if (t > v && (++codings > 1 || !http_token_eq(v, (size_t)(t - v), "chunked", 7)))
                 return h;
             v = comma ? comma + 1 : end;
         }
@@ -142,7 +144,7 @@ const struct h1_header *h1_client_field(const struct h1_response *res, const cha
                                         size_t len)
 {
     for (uint32_t i = 0; i < res->nheaders; i++)
-        if (h1_token_eq(res->headers[i].name, res->headers[i].name_len, lower, len))
+        if (http_token_eq(res->headers[i].name, res->headers[i].name_len, lower, len))
             return &res->headers[i];
     return NULL;
 }

@@ -7,6 +7,7 @@
  * goes, and limits are judged on the first max_head / max_request_line bytes only. A client is
  * thus rejected on its first bad byte instead of being waited for until its head completes. */
 #include "http/h1_parse.h"
+#include "http/token.h"
 
 #include <string.h>
 
@@ -112,7 +113,7 @@ static const char *scan_field(const char *p, const char *end)
             return p;
         p++;
     }
-    while (p < end && (h1_ctype[(unsigned char)*p] & H1_CT_FIELD))
+    while (p < end && (http_ctype[(unsigned char)*p] & HTTP_CT_FIELD))
         p++;
     return p;
 }
@@ -139,7 +140,7 @@ static const char *scan_target(const char *p, const char *end)
  * short and the loop overhead would otherwise cost as much as the lookups. */
 static const char *scan_tchar(const char *p, const char *end)
 {
-#define TCHAR(i) (h1_ctype[(unsigned char)p[i]] & H1_CT_TCHAR)
+#define TCHAR(i) (http_ctype[(unsigned char)p[i]] & HTTP_CT_TCHAR)
     for (; end - p >= 4; p += 4) {
         if (!TCHAR(0))
             return p;
@@ -402,7 +403,7 @@ static void te_coding(struct head *h, const char *e, size_t len)
     const char *r = t;
     while (r < end && is_ws(*r))
         r++;
-    bool chunked = h1_token_eq(e, (size_t)(t - e), "chunked", 7);
+    bool chunked = http_token_eq(e, (size_t)(t - e), "chunked", 7);
     if (t == e || (r < end && (*r != ';' || chunked || memchr(r, '"', (size_t)(end - r)))))
         h->te_invalid = true;
     if (h->te_last_chunked)
@@ -418,11 +419,11 @@ static void connection_tokens(struct head *h, const char *p, const char *end)
     const char *e;
     size_t n;
     while (next_elem(&p, end, &e, &n)) {
-        if (h1_token_eq(e, n, "close", 5))
+        if (http_token_eq(e, n, "close", 5))
             h->flags |= H1_F_CONN_CLOSE;
-        else if (h1_token_eq(e, n, "keep-alive", 10))
+        else if (http_token_eq(e, n, "keep-alive", 10))
             h->flags |= H1_F_CONN_KEEPALIVE;
-        else if (h1_token_eq(e, n, "upgrade", 7))
+        else if (http_token_eq(e, n, "upgrade", 7))
             h->flags |= H1_F_CONN_UPGRADE;
     }
 }
@@ -432,7 +433,7 @@ static void expect_tokens(struct head *h, const char *p, const char *end)
     const char *e;
     size_t n;
     while (next_elem(&p, end, &e, &n))
-        if (h1_token_eq(e, n, "100-continue", 12))
+        if (http_token_eq(e, n, "100-continue", 12))
             h->flags |= H1_F_EXPECT_CONTINUE;
 }
 
@@ -443,29 +444,29 @@ static int special_field(struct head *h, const struct h1_header *f)
     const char *n = f->name, *v = f->value, *end = f->value + f->value_len;
     switch (f->name_len) {
     case 4:
-        if (h->is_request && h1_token_eq(n, 4, "host", 4) && h->host_count++ == 0) {
+        if (h->is_request && http_token_eq(n, 4, "host", 4) && h->host_count++ == 0) {
             h->host = v;
             h->host_len = f->value_len;
         }
         return H1_OK;
     case 6:
-        if (h->is_request && h1_token_eq(n, 6, "expect", 6))
+        if (h->is_request && http_token_eq(n, 6, "expect", 6))
             expect_tokens(h, v, end);
         return H1_OK;
     case 7:
-        if (h1_token_eq(n, 7, "upgrade", 7))
+        if (http_token_eq(n, 7, "upgrade", 7))
             h->flags |= H1_F_HAS_UPGRADE;
         return H1_OK;
     case 10:
-        if (h1_token_eq(n, 10, "connection", 10))
+        if (http_token_eq(n, 10, "connection", 10))
             connection_tokens(h, v, end);
         return H1_OK;
     case 14:
-        if (h1_token_eq(n, 14, "content-length", 14))
+        if (http_token_eq(n, 14, "content-length", 14))
             return content_length(h, v, end);
         return H1_OK;
     case 17:
-        if (h1_token_eq(n, 17, "transfer-encoding", 17)) {
+        if (http_token_eq(n, 17, "transfer-encoding", 17)) {
             const char *e;
             size_t elen;
             h->te_seen = true;

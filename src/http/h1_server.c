@@ -6,16 +6,19 @@
 #include "http/h1_server.h"
 
 #include "config/config.h"
+#include "core/bug.h"
+#include "core/sock.h"
 #include "core/worker.h"
+#include "http/access_log.h"
 #include "http/h1_parse.h"
-#include "http/handler.h"
-#include "http/http_conn.h"
 #include "http/hop.h"
+#include "http/http_conn.h"
+#include "http/path.h"
 #include "http/request.h"
+#include "http/respond.h"
+#include "http/token.h"
 #include "net/conn.h"
 #include "net/outq.h"
-#include "net/sock.h"
-#include "route/target.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -228,7 +231,7 @@ static void conn_on_close(struct ev_defer *d)
     }
     if (c->handler_on) {
         if (c->tunnel) /* a tunnel cut from our side (shutdown, errors) still gets its line */
-            worker_access_log(c->w, &c->stream);
+            http_access_log(c->w, &c->stream);
         c->handler_on = false;
         c->stream.handler->on_close(&c->stream);
     }
@@ -394,7 +397,7 @@ static int out_number(struct h1_conn *c, const char *prefix, size_t plen, unsign
 static bool has_field(const struct http_response *res, const char *lower, size_t len)
 {
     for (size_t i = 0; i < res->nfields; i++)
-        if (h1_token_eq(res->fields[i].name, res->fields[i].name_len, lower, len))
+        if (http_token_eq(res->fields[i].name, res->fields[i].name_len, lower, len))
             return true;
     return false;
 }
@@ -513,6 +516,9 @@ static enum send_result h1_send_body(struct http_stream *s, const char *data, si
 static enum send_result h1_send_end(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    /* The end comes once per exchange, while it is in flight (or after the connection closed
+     * under it): a second send_end would finish the next exchange's state. */
+    GH_BUG_ON(c->state != CS_EXCHANGE && c->state != CS_CLOSED);
     c->handler_on = false;
     if (c->state == CS_CLOSED)
         return SEND_ERROR;
@@ -535,7 +541,7 @@ static void h1_abort(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->handler_on = false;
-    worker_access_log(c->w, s);
+    http_access_log(c->w, s);
     /* Small slices wait for the end of the turn (h1_send_body): a body cut short still
      * carries them, as far as the socket takes them now. */
     if (c->state != CS_CLOSED && c->wr_ready && !outq_empty(&c->out))
@@ -910,13 +916,13 @@ static void reset_exchange(struct h1_conn *c, const struct h1_request *h)
     request_chunked_init(c);
 }
 
-/* The path is normalised before routing (target.h), so ".." or an encoding cannot leave a
+/* The path is normalised before routing (http/path.h), so ".." or an encoding cannot leave a
  * route's prefix; the normalised path lives in a per-connection buffer (the head itself stays as
  * received). */
 static int normalize_path(struct h1_conn *c)
 {
     struct http_request *r = &c->stream.req;
-    if (!target_path_needs_normalize(r->path.p, r->path.len))
+    if (!http_path_needs_normalize(r->path.p, r->path.len))
         return 0;
     if (c->path_cap < r->path.len) {
         char *p = realloc(c->path_buf, r->path.len);
@@ -925,7 +931,7 @@ static int normalize_path(struct h1_conn *c)
         c->path_buf = p;
         c->path_cap = r->path.len;
     }
-    r->path.len = target_path_normalize(r->path.p, r->path.len, c->path_buf);
+    r->path.len = http_path_normalize(r->path.p, r->path.len, c->path_buf);
     r->path.p = c->path_buf;
     return 0;
 }
@@ -975,6 +981,9 @@ static bool take_new_config(struct h1_conn *c)
 
 static void start_exchange(struct h1_conn *c, const struct h1_request *h)
 {
+    /* One exchange at a time: a head is parsed only between exchanges (read_requests), and the
+     * handler of the last one has let go (send_end, abort or on_close). */
+    GH_BUG_ON(c->handler_on || (c->state != CS_IDLE && c->state != CS_HEAD));
     bool listener_kept = take_new_config(c);
     reset_exchange(c, h);
     if (!listener_kept)
@@ -996,7 +1005,7 @@ static void start_exchange(struct h1_conn *c, const struct h1_request *h)
         return;
     }
     c->handler_on = true;
-    handler_dispatch(&c->stream);
+    http_dispatch(&c->stream);
 }
 
 /* ---- input -------------------------------------------------------------------------------- */
@@ -1185,7 +1194,7 @@ static void start_linger(struct h1_conn *c)
 
 static void exchange_finished(struct h1_conn *c)
 {
-    worker_access_log(c->w, &c->stream);
+    http_access_log(c->w, &c->stream);
     c->stream.req.fields = NULL;
     c->stream.req.nfields = 0;
     heads_put(c->w, c->heads); /* idle connections hold no header arrays */

@@ -1,17 +1,18 @@
-/* Entry from a codec into the handlers: route the request and run the chosen action. It lives
- * in route/dispatch.c; the codecs (h1_server.c, h2_server.c) call it once per request head. */
+/* Temporary: the old direct entry from a codec into the router. The codecs now call
+ * http_dispatch (http/http_conn.h), which goes through worker_hooks.dispatch; handler_dispatch
+ * is declared in route/dispatch.h. This header stays only until h2_server.c (being split in
+ * parallel) is switched to http_dispatch and includes http/respond.h itself; then it goes. */
 #ifndef GH_HANDLER_H
 #define GH_HANDLER_H
 
-/* The response helpers moved to http/respond.h. Included here only so that the codecs and
- * proxy.c, which are being edited in parallel, keep building until they include it
- * themselves; a handler includes http/respond.h, never this header. */
+/* Temporary, like the rest of this header: the response helpers moved to http/respond.h, and
+ * every user but h2_server.c (being split in parallel) now includes that directly. This
+ * include goes with the header once h2_server.c includes http/respond.h itself. */
 #include "http/respond.h"
 
 struct http_stream;
 
-/* Route `s` and start its handler. The handler owns the exchange until it calls send_end or
- * abort, or until the codec calls on_close. */
+/* Defined in route/dispatch.c (declared again in route/dispatch.h). */
 void handler_dispatch(struct http_stream *s);
 
 #endif

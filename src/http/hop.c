@@ -1,6 +1,6 @@
 #include "http/hop.h"
 
-#include "http/h1_parse.h"
+#include "http/token.h"
 #include "http/request.h"
 
 #include <string.h>
@@ -27,7 +27,7 @@ void hop_collect(struct hop_set *h, const struct http_field *fields, size_t n)
 {
     h->nextra = 0;
     for (size_t i = 0; i < n; i++)
-        if (h1_token_eq(fields[i].name, fields[i].name_len, "connection", 10))
+        if (http_token_eq(fields[i].name, fields[i].name_len, "connection", 10))
             hop_add_tokens(h, fields[i].value, fields[i].value_len);
 }
 
@@ -37,13 +37,14 @@ static bool fixed_hop(const char *name, size_t len)
         return true;
     switch (len) {
     case 2:
-        return h1_token_eq(name, len, "te", 2);
+        return http_token_eq(name, len, "te", 2);
     case 7:
-        return h1_token_eq(name, len, "trailer", 7) || h1_token_eq(name, len, "upgrade", 7);
+        return http_token_eq(name, len, "trailer", 7) || http_token_eq(name, len, "upgrade", 7);
     case 10:
-        return h1_token_eq(name, len, "connection", 10) || h1_token_eq(name, len, "keep-alive", 10);
+        return http_token_eq(name, len, "connection", 10) ||
+               http_token_eq(name, len, "keep-alive", 10);
     case 17:
-        return h1_token_eq(name, len, "transfer-encoding", 17);
+        return http_token_eq(name, len, "transfer-encoding", 17);
     default:
         return false;
     }
@@ -97,10 +98,10 @@ bool hop_trailer_forbidden(const char *name, size_t len)
     /* Forwarding headers are ours to set, in the head: from a trailer a recipient that merges
      * trailers into the head would take a forged client address. */
     if ((len > 12 && strncasecmp(name, "x-forwarded-", 12) == 0) ||
-        h1_token_eq(name, len, "forwarded", 9))
+        http_token_eq(name, len, "forwarded", 9))
         return true;
     for (size_t i = 0; names[i]; i++)
-        if (h1_token_eq(name, len, names[i], strlen(names[i])))
+        if (http_token_eq(name, len, names[i], strlen(names[i])))
             return true;
     return false;
 }
@@ -110,7 +111,7 @@ static bool is_h2c(const char *t, size_t len)
 {
     const char *slash = memchr(t, '/', len);
     size_t name_len = slash ? (size_t)(slash - t) : len;
-    return h1_token_eq(t, name_len, "h2c", 3);
+    return http_token_eq(t, name_len, "h2c", 3);
 }
 
 /* Append the offered tokens of one Upgrade value. -1 when they do not fit. */
@@ -140,7 +141,7 @@ size_t hop_upgrade_offer(const struct http_field *fields, size_t n, char *out, s
 {
     long used = 0;
     for (size_t i = 0; i < n && used >= 0; i++)
-        if (h1_token_eq(fields[i].name, fields[i].name_len, "upgrade", 7))
+        if (http_token_eq(fields[i].name, fields[i].name_len, "upgrade", 7))
             used = offer_tokens(fields[i].value, fields[i].value_len, out, (size_t)used, cap);
     return used > 0 ? (size_t)used : 0;
 }

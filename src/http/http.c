@@ -1,4 +1,4 @@
-#include "http/h1_parse.h"
+#include "http/token.h"
 #include "http/request.h"
 
 #include <string.h>
@@ -7,7 +7,7 @@ const struct http_field *http_find_field(const struct http_request *r, const cha
                                          size_t name_len)
 {
     for (size_t i = 0; i < r->nfields; i++)
-        if (h1_token_eq(r->fields[i].name, r->fields[i].name_len, lower_name, name_len))
+        if (http_token_eq(r->fields[i].name, r->fields[i].name_len, lower_name, name_len))
             return &r->fields[i];
     return 0;
 }
@@ -40,7 +40,7 @@ const char *http_cookie_value(const struct http_request *r, const char *name, si
 {
     for (size_t i = 0; i < r->nfields; i++) {
         const struct http_field *f = &r->fields[i];
-        if (!h1_token_eq(f->name, f->name_len, "cookie", 6))
+        if (!http_token_eq(f->name, f->name_len, "cookie", 6))
             continue;
         const char *v = cookie_in(f->value, f->value_len, name, name_len, len);
         if (v)

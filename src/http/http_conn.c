@@ -14,6 +14,11 @@ void http_conn_start(struct conn *c, enum conn_proto proto, const char *initial,
         h1_conn_start(c, ready);
 }
 
+void http_dispatch(struct http_stream *s)
+{
+    s->worker->srv->hooks->dispatch(s);
+}
+
 void http_stream_init(struct http_stream *s, const struct http_stream_ops *ops,
                       const struct conn *c, struct config *config, int listener)
 {

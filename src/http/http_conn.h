@@ -23,4 +23,9 @@ void http_conn_start(struct conn *c, enum conn_proto proto, const char *initial,
 void http_stream_init(struct http_stream *s, const struct http_stream_ops *ops,
                       const struct conn *c, struct config *config, int listener);
 
+/* Hand a complete request head to the request handler the server was started with
+ * (worker_hooks.dispatch): the router, which picks and starts the handler. The handler owns the
+ * exchange until it calls send_end or abort, or until the codec calls on_close. */
+void http_dispatch(struct http_stream *s);
+
 #endif

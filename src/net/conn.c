@@ -3,8 +3,8 @@
 #include "net/conn.h"
 
 #include "config/config.h"
+#include "core/sock.h"
 #include "net/outq.h"
-#include "net/sock.h"
 #include "net/tls.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 #include "proxy/forward.h"
 
 #include "config/config.h"
-#include "http/h1_parse.h"
+#include "http/token.h"
 #include "http/request.h"
 
 #include <arpa/inet.h>
@@ -13,21 +13,21 @@ enum fwd_kind { FWD_NONE, FWD_FOR, FWD_PROTO, FWD_HOST, FWD_PORT, FWD_FORWARDED,
 
 static enum fwd_kind kind_of(const char *name, size_t len)
 {
-    if (len == 9 && h1_token_eq(name, len, "forwarded", 9))
+    if (len == 9 && http_token_eq(name, len, "forwarded", 9))
         return FWD_FORWARDED;
-    if (len < 12 || !h1_token_eq(name, 12, "x-forwarded-", 12))
+    if (len < 12 || !http_token_eq(name, 12, "x-forwarded-", 12))
         return FWD_NONE;
     const char *t = name + 12;
     size_t n = len - 12;
-    if (h1_token_eq(t, n, "for", 3))
+    if (http_token_eq(t, n, "for", 3))
         return FWD_FOR;
-    if (h1_token_eq(t, n, "proto", 5))
+    if (http_token_eq(t, n, "proto", 5))
         return FWD_PROTO;
-    if (h1_token_eq(t, n, "host", 4))
+    if (http_token_eq(t, n, "host", 4))
         return FWD_HOST;
-    if (h1_token_eq(t, n, "port", 4))
+    if (http_token_eq(t, n, "port", 4))
         return FWD_PORT;
-    if (h1_token_eq(t, n, "prefix", 6))
+    if (http_token_eq(t, n, "prefix", 6))
         return FWD_PREFIX;
     return FWD_NONE;
 }

@@ -10,19 +10,21 @@
 #include "proxy/proxy.h"
 
 #include "config/config.h"
+#include "core/bug.h"
 #include "core/worker.h"
+#include "http/fields.h"
 #include "http/h1_client.h"
 #include "http/h1_parse.h"
-#include "http/handler.h"
 #include "http/hop.h"
 #include "http/request.h"
+#include "http/respond.h"
+#include "http/token.h"
 #include "proxy/forward.h"
 #include "proxy/rewrite.h"
 #include "proxy/tunnel.h"
 #include "proxy/upstate.h"
 #include "proxy/upstream.h"
 #include "proxy/ws_key.h"
-#include "http/fields.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -117,6 +119,7 @@ static void queue_leave(struct proxy *p)
 static void proxy_on_free(struct ev_defer *d)
 {
     struct proxy *p = container_of(d, struct proxy, free_defer);
+    GH_BUG_ON(!p->dead); /* only proxy_free queues this, after it marked the exchange dead */
     freelist_put(&p->w->proxies, p);
 }
 
@@ -222,15 +225,15 @@ static bool replaced_field(const struct proxy *p, const struct hop_set *hop, boo
     const struct cfg_route *route = p->s->route;
     const struct cfg_upstream *up = p->up;
     if (hop_is_hop(hop, f->name, f->name_len) ||
-        h1_token_eq(f->name, f->name_len, "content-length", 14) ||
-        h1_token_eq(f->name, f->name_len, "expect", 6) ||
+        http_token_eq(f->name, f->name_len, "content-length", 14) ||
+        http_token_eq(f->name, f->name_len, "expect", 6) ||
         forward_drops(f->name, f->name_len, trusted, route) ||
         fields_rule_drops(&route->request_headers, f->name, f->name_len))
         return true;
     if (up->secret_name && strlen(up->secret_name) == f->name_len &&
         strncasecmp(up->secret_name, f->name, f->name_len) == 0)
         return true; /* only we may send the secret */
-    if (p->ws_key[0] && h1_token_eq(f->name, f->name_len, "sec-websocket-key", 17))
+    if (p->ws_key[0] && http_token_eq(f->name, f->name_len, "sec-websocket-key", 17))
         return true; /* the key is ours: we check the upstream's answer to it */
     const char *subject_header = client_subject_header(p->s);
     if (subject_header && strlen(subject_header) == f->name_len &&
@@ -238,7 +241,7 @@ static bool replaced_field(const struct proxy *p, const struct hop_set *hop, boo
         return true; /* only the verified certificate speaks for the client */
     /* RFC 9112 section 3.2.2: an absolute-form target's authority replaces Host; a route may
      * also send the upstream's own name. */
-    if (h1_token_eq(f->name, f->name_len, "host", 4))
+    if (http_token_eq(f->name, f->name_len, "host", 4))
         return p->s->req.authority_in_target || route->host_header == CFG_HOST_UPSTREAM;
     return false;
 }
@@ -331,7 +334,7 @@ static int write_request_head(struct proxy *p)
         const struct http_field *f = &r->fields[i];
         if (replaced_field(p, &hop, trusted, f))
             continue;
-        host_passed |= h1_token_eq(f->name, f->name_len, "host", 4);
+        host_passed |= http_token_eq(f->name, f->name_len, "host", 4);
         if (h1_client_put_field(&uc->out, &w->bufs, f->name, f->name_len, f->value, f->value_len))
             return -1;
     }
@@ -617,6 +620,8 @@ static void pump_request(struct proxy *p)
 
 static void finish(struct proxy *p, bool reusable)
 {
+    /* Reached only from pumping the response of a live exchange, on its connection. */
+    GH_BUG_ON(p->dead || !p->uc);
     struct http_stream *s = p->s;
     s->upstream_ms = s->worker->loop.now - s->upstream_ms_start;
     char why[32] = "";
@@ -638,14 +643,14 @@ enum rewrite_kind { RW_NONE, RW_LOCATION, RW_REFRESH, RW_LINK, RW_COOKIE };
 
 static enum rewrite_kind rewrite_kind_of(const struct http_field *f)
 {
-    if (h1_token_eq(f->name, f->name_len, "location", 8) ||
-        h1_token_eq(f->name, f->name_len, "content-location", 16))
+    if (http_token_eq(f->name, f->name_len, "location", 8) ||
+        http_token_eq(f->name, f->name_len, "content-location", 16))
         return RW_LOCATION;
-    if (h1_token_eq(f->name, f->name_len, "refresh", 7))
+    if (http_token_eq(f->name, f->name_len, "refresh", 7))
         return RW_REFRESH;
-    if (h1_token_eq(f->name, f->name_len, "link", 4))
+    if (http_token_eq(f->name, f->name_len, "link", 4))
         return RW_LINK;
-    if (h1_token_eq(f->name, f->name_len, "set-cookie", 10))
+    if (http_token_eq(f->name, f->name_len, "set-cookie", 10))
         return RW_COOKIE;
     return RW_NONE;
 }
@@ -742,13 +747,13 @@ static bool handle_head(struct proxy *p, const struct h1_response *res)
     size_t n = 0;
     for (uint32_t i = 0; i < res->nheaders; i++) {
         const struct h1_header *h = &res->headers[i];
-        if (h1_token_eq(h->name, h->name_len, "connection", 10))
+        if (http_token_eq(h->name, h->name_len, "connection", 10))
             hop_add_tokens(&hop, h->value, h->value_len);
     }
     for (uint32_t i = 0; i < res->nheaders; i++) {
         const struct h1_header *h = &res->headers[i];
         if (hop_is_hop(&hop, h->name, h->name_len) ||
-            h1_token_eq(h->name, h->name_len, "content-length", 14))
+            http_token_eq(h->name, h->name_len, "content-length", 14))
             continue;
         p->fields[n++] = (struct http_field){h->name, h->value, h->name_len, h->value_len};
     }
@@ -762,7 +767,8 @@ static bool handle_head(struct proxy *p, const struct h1_response *res)
         /* HEAD: pass the length the upstream announced, if any. */
         out.content_length = -1;
         for (uint32_t i = 0; i < res->nheaders; i++)
-            if (h1_token_eq(res->headers[i].name, res->headers[i].name_len, "content-length", 14)) {
+            if (http_token_eq(res->headers[i].name, res->headers[i].name_len, "content-length",
+                              14)) {
                 out.content_length = (int64_t)strtoll(res->headers[i].value, NULL, 10);
                 break;
             }
@@ -810,8 +816,8 @@ static size_t switch_fields(struct proxy *p, const struct h1_response *res)
     for (uint32_t i = 0; i < res->nheaders && n < PROXY_MAX_FIELDS - 2; i++) {
         const struct h1_header *h = &res->headers[i];
         if (hop_is_hop(&hop, h->name, h->name_len) ||
-            h1_token_eq(h->name, h->name_len, "content-length", 14) ||
-            (p->ws_key[0] && h1_token_eq(h->name, h->name_len, "sec-websocket-accept", 20)))
+            http_token_eq(h->name, h->name_len, "content-length", 14) ||
+            (p->ws_key[0] && http_token_eq(h->name, h->name_len, "sec-websocket-accept", 20)))
             continue;
         p->fields[n++] = (struct http_field){h->name, h->value, h->name_len, h->value_len};
     }
@@ -1145,7 +1151,7 @@ static bool start_upgrade(struct proxy *p)
     const struct http_request *r = &p->s->req;
     p->upgrade = true;
     p->retried = true; /* the upstream may have acted on it: never sent twice */
-    if (r->connect && h1_token_eq(r->upgrade.p, r->upgrade.len, "websocket", 9) &&
+    if (r->connect && http_token_eq(r->upgrade.p, r->upgrade.len, "websocket", 9) &&
         ws_key_new(p->ws_key) < 0) {
         proxy_fail(p, 500, "no random bytes for a WebSocket key");
         return false;

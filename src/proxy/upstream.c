@@ -1,8 +1,9 @@
 #include "proxy/upstream.h"
 
 #include "config/config.h"
+#include "core/bug.h"
+#include "core/sock.h"
 #include "core/worker.h"
-#include "net/sock.h"
 #include "net/tls_client.h"
 #include "proxy/upstate.h"
 
@@ -204,6 +205,7 @@ static struct upconn *take_idle(struct upool *p, size_t server)
 {
     while (!dlist_empty(&p->idle[server])) {
         struct upconn *uc = container_of(p->idle[server].next, struct upconn, idle_link);
+        GH_BUG_ON(!uc->idle || uc->closed); /* upconn_close takes a connection off the list */
         enum upconn_peek k = upconn_peek(uc);
         if (k != PEEK_QUIET) {
             if (k == PEEK_DATA)
@@ -415,6 +417,7 @@ static bool has_unread(struct upconn *uc)
 void upconn_release(struct upconn *uc, bool reusable)
 {
     struct upool *p = uc->pool;
+    GH_BUG_ON(uc->idle); /* released twice: it would sit in the idle list twice */
     uc->user = NULL;
     uc->on_event = NULL;
     if (has_stray(uc) || !reusable || p->retired || uc->eof || p->nidle >= p->up->keepalive ||

@@ -1,7 +1,7 @@
 /* From a parsed request to the handler of its route: method and Host checks, site and route
  * choice, per-route body limit, and the response header rules every answer goes through. */
 #include "config/config.h"
-#include "http/handler.h"
+#include "http/path.h"
 #include "http/request.h"
 #include "http/respond.h"
 #include "proxy/proxy.h"
@@ -101,7 +101,7 @@ void handler_dispatch(struct http_stream *s)
             refuse(s, 400, "request target is not a path");
         return;
     }
-    if (!target_path_pct_valid(r->path.p, r->path.len)) {
+    if (!http_path_pct_valid(r->path.p, r->path.len)) {
         refuse(s, 400, "malformed percent-encoding in the path");
         return;
     }

@@ -1,9 +1,16 @@
-/* Pieces of the dispatcher (dispatch.c) that stand alone, for whoever needs them and for the
- * unit tests. handler_dispatch itself is declared in http/handler.h. */
+/* The dispatcher (dispatch.c): the request handler main installs as worker_hooks.dispatch, and
+ * pieces of it that stand alone, for whoever needs them and for the unit tests. */
 #ifndef GH_ROUTE_DISPATCH_H
 #define GH_ROUTE_DISPATCH_H
 
 #include <stddef.h>
+
+struct http_stream;
+
+/* Route `s` and start its handler. The handler owns the exchange until it calls send_end or
+ * abort, or until the codec calls on_close. The codecs reach it through http_dispatch
+ * (http/http_conn.h), never directly. */
+void handler_dispatch(struct http_stream *s);
 
 /* The Location of a redirect_to_https answer, written into out (NUL-terminated):
  * "https://" host, ":port" unless port is 443 (the default an https URL implies), the path, and

@@ -3,6 +3,7 @@
  * The message is also parsed cut at a point derived from the input, and the answer for that
  * prefix must agree with the answer for the whole (the parser's incremental contract). */
 #include "http/h1_parse.h"
+#include "http/token.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,16 +43,16 @@ static void check_ok(const struct h1_request *r, const struct h1_header *h, cons
     INVARIANT(r->target_len > 0 && in(r->target, r->target_len, buf, hl));
     INVARIANT((size_t)r->method_len + r->target_len + 10 <= lim->max_request_line);
     for (uint32_t i = 0; i < r->method_len; i++)
-        INVARIANT(h1_ctype[(unsigned char)r->method[i]] & H1_CT_TCHAR);
+        INVARIANT(http_ctype[(unsigned char)r->method[i]] & HTTP_CT_TCHAR);
     for (uint32_t i = 0; i < r->target_len; i++)
         INVARIANT(r->target[i] > 0x20 && r->target[i] < 0x7f);
     for (uint32_t i = 0; i < r->nheaders; i++) {
         INVARIANT(h[i].name_len > 0 && in(h[i].name, h[i].name_len, buf, hl));
         INVARIANT(in(h[i].value, h[i].value_len, buf, hl));
         for (uint32_t j = 0; j < h[i].name_len; j++)
-            INVARIANT(h1_ctype[(unsigned char)h[i].name[j]] & H1_CT_TCHAR);
+            INVARIANT(http_ctype[(unsigned char)h[i].name[j]] & HTTP_CT_TCHAR);
         for (uint32_t j = 0; j < h[i].value_len; j++)
-            INVARIANT(h1_ctype[(unsigned char)h[i].value[j]] & H1_CT_FIELD);
+            INVARIANT(http_ctype[(unsigned char)h[i].value[j]] & HTTP_CT_FIELD);
         if (h[i].value_len) {
             INVARIANT(h[i].value[0] != ' ' && h[i].value[0] != '\t');
             INVARIANT(h[i].value[h[i].value_len - 1] != ' ' &&

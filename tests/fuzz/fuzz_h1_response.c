@@ -2,6 +2,7 @@
  * invariants. The first input byte picks the limits and whether the request was HEAD; the rest
  * is the response. A prefix of the input must never contradict the whole. */
 #include "http/h1_parse.h"
+#include "http/token.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +41,14 @@ static void check_ok(const struct h1_response *r, const struct h1_header *h, con
     INVARIANT(in(r->reason, r->reason_len, buf, hl));
     INVARIANT(13 + (size_t)r->reason_len <= lim->max_request_line);
     for (uint32_t i = 0; i < r->reason_len; i++)
-        INVARIANT(h1_ctype[(unsigned char)r->reason[i]] & H1_CT_FIELD);
+        INVARIANT(http_ctype[(unsigned char)r->reason[i]] & HTTP_CT_FIELD);
     for (uint32_t i = 0; i < r->nheaders; i++) {
         INVARIANT(h[i].name_len > 0 && in(h[i].name, h[i].name_len, buf, hl));
         INVARIANT(in(h[i].value, h[i].value_len, buf, hl));
         for (uint32_t j = 0; j < h[i].name_len; j++)
-            INVARIANT(h1_ctype[(unsigned char)h[i].name[j]] & H1_CT_TCHAR);
+            INVARIANT(http_ctype[(unsigned char)h[i].name[j]] & HTTP_CT_TCHAR);
         for (uint32_t j = 0; j < h[i].value_len; j++)
-            INVARIANT(h1_ctype[(unsigned char)h[i].value[j]] & H1_CT_FIELD);
+            INVARIANT(http_ctype[(unsigned char)h[i].value[j]] & HTTP_CT_FIELD);
     }
     bool no_body = head || r->status < 200 || r->status == 204 || r->status == 304;
     INVARIANT(!no_body || r->body == H1_BODY_NONE);

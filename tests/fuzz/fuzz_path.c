@@ -1,17 +1,17 @@
-/* libFuzzer harness for the request path normaliser (route/target.h) and the router's prefix
+/* libFuzzer harness for the request path normaliser (http/path.h) and the router's prefix
  * matching (route/router.h). The input is a path (a '/' is put first; '?' is cut, as the codecs
  * split the query off), copied to a buffer of its exact size.
  *
  * Checked: the normal form is no longer than the input, starts with '/', and is a fixed point
- * (normalising it again changes nothing, and target_path_needs_normalize says so); a path that
- * target_path_needs_normalize passes is already normal; a malformed percent-encoding stays
+ * (normalising it again changes nothing, and http_path_needs_normalize says so); a path that
+ * http_path_needs_normalize passes is already normal; a malformed percent-encoding stays
  * malformed (so the path is refused), never turned into a valid one. The security property: an
  * application that reads the normal form as the most lenient of them do ('\', "%2F" and "%5C"
  * read as '/', `;` parameters dropped, empty segments merged, dot segments resolved, optionally any
  * case) and finds it under /admin, is never routed elsewhere: the router matches /admin or refuses
  * the path as ambiguous. */
+#include "http/path.h"
 #include "route/router.h"
-#include "route/target.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -89,16 +89,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(in + 1, data, size);
     size_t len = size + 1;
 
-    size_t n = target_path_normalize(in, len, out);
+    size_t n = http_path_normalize(in, len, out);
     INVARIANT(n >= 1 && n <= len && out[0] == '/');
     /* A malformed percent-encoding is never repaired into a valid one: the path is refused. */
-    INVARIANT(target_path_pct_valid(in, len) == target_path_pct_valid(out, n));
-    if (!target_path_pct_valid(out, n))
+    INVARIANT(http_path_pct_valid(in, len) == http_path_pct_valid(out, n));
+    if (!http_path_pct_valid(out, n))
         goto done;
-    INVARIANT(!target_path_needs_normalize(out, n));
-    size_t n2 = target_path_normalize(out, n, again);
+    INVARIANT(!http_path_needs_normalize(out, n));
+    size_t n2 = http_path_normalize(out, n, again);
     INVARIANT(n2 == n && memcmp(out, again, n) == 0);
-    if (!target_path_needs_normalize(in, len))
+    if (!http_path_needs_normalize(in, len))
         INVARIANT(n == len && memcmp(in, out, n) == 0);
 
     for (int nocase = 0; nocase < 2; nocase++) {

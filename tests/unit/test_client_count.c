@@ -1,6 +1,6 @@
 /* Per-client connection counting under churn. */
 #include "check.h"
-#include "net/client_count.h"
+#include "core/client_count.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

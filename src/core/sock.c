@@ -1,4 +1,4 @@
-#include "net/sock.h"
+#include "core/sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-#include "net/client_count.h"
+#include "core/client_count.h"
 
 #include <netinet/in.h>
 #include <stdlib.h>
