@@ -206,4 +206,43 @@ struct h2_conn {
     bool closed;
 };
 
+/* Both halves of the connection's work */
+static inline struct logger *conn_log(struct h2_conn *c)
+{
+    return &c->w->srv->log;
+}
+
+static inline const struct cfg_limits *conn_limits(struct h2_conn *c)
+{
+    return &c->conn->config->limits;
+}
+
+/* Frame and write at the end of this loop turn (never from inside nghttp2 or a handler). */
+static inline void conn_schedule(struct h2_conn *c)
+{
+    if (!c->closed)
+        ev_defer(&c->w->loop, &c->run_defer);
+}
+
+/* h2_conn.c */
+void h2_conn_run(struct h2_conn *c);
+/* A stream reset the client caused, out of the connection's budget: -1 when one too many. */
+int h2_peer_reset_take(struct h2_conn *c, const char *what);
+
+/* h2_stream.c */
+struct h2_stream *h2_stream_of(nghttp2_session *ng, int32_t id); /* a live stream, or NULL */
+void h2_stream_detach(struct h2_stream *st);
+void h2_stream_finish(struct h2_stream *st);
+void h2_stream_free(struct h2_stream *st);
+void h2_wake_streams(struct h2_conn *c);
+void h2_sweep_streams(struct h2_conn *c);
+void h2_start_streams(struct h2_conn *c);
+int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user);
+int h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                 const uint8_t *value, size_t vlen, uint8_t flags, void *user);
+int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user);
+int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                     size_t len, void *user);
+int h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user);
+
 #endif
