@@ -19,6 +19,7 @@
 #include "http/h2_server.h"
 #include "http/h2_internal.h"
 
+#include "core/bug.h"
 #include "net/sock.h"
 
 #include <errno.h>
@@ -696,6 +697,7 @@ static void conn_close(struct h2_conn *c)
 static void conn_on_close(struct ev_defer *d)
 {
     struct h2_conn *c = container_of(d, struct h2_conn, close_defer);
+    GH_BUG_ON(!c->closed); /* only conn_close defers this, after setting closed */
     if (c->run_defer.queued) {
         ev_defer(&c->w->loop, &c->close_defer); /* free after it ran */
         return;
@@ -709,7 +711,8 @@ static void conn_on_close(struct ev_defer *d)
     }
     while (!dlist_empty(&c->streams))
         h2_stream_free(container_of(c->streams.next, struct h2_stream, link));
-    nghttp2_session_del(c->ng); /* calls none of our callbacks */
+    GH_BUG_ON(c->nstreams != 0); /* every stream was finished above, and counted once */
+    nghttp2_session_del(c->ng);  /* calls none of our callbacks */
     buf_put(&c->w->bufs, c->wbuf);
     dlist_remove(&c->base.link);
     c->w->nclosing--;

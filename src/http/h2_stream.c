@@ -5,6 +5,7 @@
  * the sweep. The nghttp2 callbacks about streams are here; the connection's own are there. */
 #include "http/h2_internal.h"
 
+#include "core/bug.h"
 #include "http/h1_parse.h"
 #include "http/handler.h"
 #include "http/hop.h"
@@ -88,6 +89,9 @@ static void input_drop(struct h2_stream *st)
 
 void h2_stream_free(struct h2_stream *st)
 {
+    /* Only a finished stream goes, and its handler has let go: else it would call into freed
+     * memory (every path to stream_finish clears handler_on first). */
+    GH_BUG_ON(!st->dead || st->handler_on);
     ev_timer_stop(&st->c->w->loop, &st->body_timer);
     ev_timer_stop(&st->c->w->loop, &st->send_timer);
     dlist_remove(&st->link);
@@ -121,6 +125,7 @@ void h2_stream_finish(struct h2_stream *st)
     struct h2_conn *c = st->c;
     if (st->dead)
         return;
+    GH_BUG_ON(c->nstreams == 0); /* each stream is counted once, in stream_new */
     if (st->dispatched && !st->logged) {
         st->logged = true;
         worker_access_log(c->w, &st->s);
@@ -577,6 +582,9 @@ static void codec_answer(struct h2_stream *st, int status, const char *why)
  * the router. */
 static void stream_start(struct h2_conn *c, struct h2_stream *st)
 {
+    /* start_pending is set once per stream (its request HEADERS) and cleared when it is
+     * rejected; start_streams skips dead ones. */
+    GH_BUG_ON(st->dispatched || st->rejected || st->dead);
     st->dispatched = true;
     c->requests++;
     if (c->requests == conn_limits(c)->max_requests_per_connection)
