@@ -6,9 +6,10 @@
 #include "http/h2_internal.h"
 
 #include "core/bug.h"
-#include "http/h1_parse.h"
 #include "http/handler.h"
 #include "http/hop.h"
+#include "http/respond.h"
+#include "http/token.h"
 #include "route/target.h"
 
 #include <stdlib.h>
@@ -881,10 +882,10 @@ static nghttp2_nv *build_nva(struct h2_stream *st, const struct http_response *r
     for (size_t i = 0; i < res->nfields; i++) {
         const struct http_field *f = &res->fields[i];
         if (!f->name_len || f->name[0] == ':' || hop_is_hop(&hop, f->name, f->name_len) ||
-            h1_token_eq(f->name, f->name_len, "content-length", 14) ||
-            h1_token_eq(f->name, f->name_len, "host", 4))
+            http_token_eq(f->name, f->name_len, "content-length", 14) ||
+            http_token_eq(f->name, f->name_len, "host", 4))
             continue;
-        date |= h1_token_eq(f->name, f->name_len, "date", 4);
+        date |= http_token_eq(f->name, f->name_len, "date", 4);
         for (uint32_t k = 0; k < f->name_len; k++)
             p[k] = (char)(f->name[k] >= 'A' && f->name[k] <= 'Z' ? f->name[k] + 32 : f->name[k]);
         nva[n++] = nv_of(p, f->name_len, f->value, f->value_len);
