@@ -5,6 +5,7 @@
 #define GH_H2_INTERNAL_H
 
 #include "config/config.h"
+#include "core/arena.h"
 #include "core/worker.h"
 #include "http/http_conn.h"
 #include "http/request.h"
@@ -51,6 +52,15 @@
 #define H2_NOTICE_MS 1000 /* shutdown notice to final GOAWAY: a round trip and more */
 #define H2_LINGER_MS 2000 /* after our GOAWAY, input is read and dropped this long */
 #define H2_READ_CHUNK 16384
+/* Request trailers go upstream as chunked trailers. Fields a recipient would have needed
+ * before the body are dropped, and the section is capped: it is a courtesy, not a channel. */
+#define TRAILER_MAX 8192
+/* A stream's arena (core/arena.h) starts in the stream itself: room for a typical request head,
+ * its field tables and the first response buffer (4096), so a request costs one malloc. */
+#define H2_ARENA_FIRST 6144
+/* Copied response bytes stay below this unless a handler's borrowed slice is copied whole
+ * (out_own_ext): up to it obuf grows in the arena, past it on the heap, as large as needed. */
+#define H2_OBUF_ARENA_MAX (2 * H2_OUT_HIGH)
 
 struct h2_conn;
 
@@ -128,6 +138,7 @@ struct h2_stream {
     /* Response. */
     char *obuf; /* copied body bytes, [ooff, olen) unsent */
     size_t ooff, olen, ocap;
+    bool obuf_heap;  /* obuf outgrew H2_OBUF_ARENA_MAX: malloc'd, freed on its own */
     const char *ext; /* a borrowed slice after obuf, held until on_writable */
     size_t ext_len;
     bool head_final;
@@ -151,6 +162,10 @@ struct h2_stream {
     struct ev_timer body_timer; /* client_body_timeout while the handler waits for the body */
     struct ev_timer send_timer; /* send_timeout while the handler waits for on_writable */
     uint64_t stall_ms;          /* when send_timer was armed */
+    /* Memory. The head's storage (arena), hdrs, fields, tbuf, trailers and obuf come from mem
+     * and go with the stream, all at once; mem's first block is mem_first (not zeroed). */
+    struct gh_arena mem;
+    _Alignas(16) char mem_first[H2_ARENA_FIRST];
 };
 
 struct h2_conn {

@@ -12,6 +12,7 @@
 #include "http/token.h"
 #include "route/target.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,11 +24,26 @@ static const struct http_stream_ops h2_stream_ops;
 static void stream_on_body_timer(struct ev_timer *t);
 static void stream_on_send_timer(struct ev_timer *t);
 
+/* A backstop above all that the limits let a stream's arena hold (the head's storage up to 3 x
+ * max_header_size: fields, the joined cookie, the normalised path; the field tables, by
+ * max_header_count; the trailers; obuf up to H2_OBUF_ARENA_MAX), times four for doubling and
+ * for the copies growth leaves behind. So no limit changes; reaching it means a bug, and is
+ * answered as out of memory. */
+static size_t stream_arena_cap(const struct cfg_limits *lim)
+{
+    size_t head = 3 * (size_t)lim->max_header_size;
+    size_t tables = ((size_t)lim->max_header_count + 16) *
+                    (2 * sizeof(struct h2_hdr) + sizeof(struct http_field));
+    size_t trailers = TRAILER_MAX + (TRAILER_MAX / 8) * sizeof(struct http_field);
+    return 4 * (head + tables + trailers + H2_OBUF_ARENA_MAX) + ARENA_BLOCK_MIN;
+}
+
 static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
 {
-    struct h2_stream *st = calloc(1, sizeof(*st));
+    struct h2_stream *st = malloc(sizeof(*st));
     if (!st)
         return NULL;
+    memset(st, 0, offsetof(struct h2_stream, mem_first)); /* the arena's block needs no zeroes */
     st->c = c;
     st->id = id;
     /* A reload happened: new streams use the new snapshot, with the settings of the listener
@@ -37,6 +53,8 @@ static struct h2_stream *stream_new(struct h2_conn *c, int32_t id)
     st->config = listener >= 0 ? c->w->config : c->conn->config;
     st->listener = listener >= 0 ? listener : c->conn->listener;
     config_ref(st->config);
+    gh_arena_init(&st->mem, st->mem_first, sizeof(st->mem_first),
+                  stream_arena_cap(&st->config->limits));
     st->body_timer.cb = stream_on_body_timer;
     st->send_timer.cb = stream_on_send_timer;
     dlist_push(&c->streams, &st->link);
@@ -97,12 +115,9 @@ void h2_stream_free(struct h2_stream *st)
     ev_timer_stop(&st->c->w->loop, &st->send_timer);
     dlist_remove(&st->link);
     input_free(st);
-    free(st->arena);
-    free(st->hdrs);
-    free(st->fields);
-    free(st->tbuf);
-    free(st->trailers);
-    free(st->obuf);
+    if (st->obuf_heap)
+        free(st->obuf);
+    gh_arena_fini(&st->mem); /* the head's storage, hdrs, fields, tbuf, trailers, obuf */
     config_unref(st->config);
     free(st);
 }
@@ -280,7 +295,7 @@ static long arena_reserve(struct h2_stream *st, size_t len)
         uint32_t cap = st->acap ? st->acap : 1024;
         while (cap < st->alen + len)
             cap *= 2;
-        char *a = realloc(st->arena, cap);
+        char *a = gh_arena_grow(&st->mem, st->arena, st->alen, cap);
         if (!a)
             return -1;
         st->arena = a;
@@ -370,7 +385,8 @@ static int header_add(struct h2_stream *st, const uint8_t *name, size_t nlen, co
         return 0;
     if (st->nhdrs == st->hcap) {
         uint32_t cap = st->hcap ? st->hcap * 2 : 16;
-        struct h2_hdr *h = realloc(st->hdrs, cap * sizeof(*h));
+        struct h2_hdr *h =
+            gh_arena_grow(&st->mem, st->hdrs, st->nhdrs * sizeof(*h), cap * sizeof(*h));
         if (!h)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         st->hdrs = h;
@@ -431,7 +447,7 @@ static int build_fields(struct h2_stream *st, uint32_t cookie_off, uint32_t cook
                         long ncookies)
 {
     struct http_request *r = &st->s.req;
-    st->fields = malloc((st->nhdrs + 1) * sizeof(*st->fields));
+    st->fields = gh_arena_alloc(&st->mem, (st->nhdrs + 1) * sizeof(*st->fields));
     if (!st->fields)
         return -1;
     size_t n = 0;
@@ -759,6 +775,22 @@ static size_t out_queued(const struct h2_stream *st)
     return st->olen - st->ooff + st->ext_len;
 }
 
+/* obuf's room grown to cap: in the arena up to H2_OBUF_ARENA_MAX, past it on the heap. */
+static char *out_realloc(struct h2_stream *st, size_t cap)
+{
+    if (st->obuf_heap)
+        return realloc(st->obuf, cap);
+    if (cap <= H2_OBUF_ARENA_MAX)
+        return gh_arena_grow(&st->mem, st->obuf, st->olen, cap);
+    char *p = malloc(cap);
+    if (!p)
+        return NULL;
+    if (st->olen)
+        memcpy(p, st->obuf, st->olen);
+    st->obuf_heap = true;
+    return p;
+}
+
 static int out_append(struct h2_stream *st, const char *data, size_t len)
 {
     if (st->ooff == st->olen)
@@ -772,7 +804,7 @@ static int out_append(struct h2_stream *st, const char *data, size_t len)
         size_t cap = st->ocap ? st->ocap : 4096;
         while (cap < st->olen + len)
             cap *= 2;
-        char *p = realloc(st->obuf, cap);
+        char *p = out_realloc(st, cap);
         if (!p)
             return -1;
         st->obuf = p;
@@ -1108,10 +1140,6 @@ int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
                : 0;
 }
 
-/* Request trailers go upstream as chunked trailers. Fields a recipient would have needed
- * before the body are dropped, and the section is capped: it is a courtesy, not a channel. */
-#define TRAILER_MAX 8192
-
 static int trailer_add(struct h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
                        size_t vlen)
 {
@@ -1123,7 +1151,7 @@ static int trailer_add(struct h2_stream *st, const uint8_t *name, size_t nlen, c
     if (st->tlen + need > TRAILER_MAX)
         return 0;
     if (st->tlen + need > st->tcap) {
-        char *b = realloc(st->tbuf, TRAILER_MAX);
+        char *b = gh_arena_grow(&st->mem, st->tbuf, st->tlen, TRAILER_MAX);
         if (!b)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         st->tbuf = b;
@@ -1146,7 +1174,7 @@ static void trailers_publish(struct h2_stream *st)
         memcpy(lens, st->tbuf + o, sizeof(lens));
         o += 8 + lens[0] + lens[1];
     }
-    if (!n || !(st->trailers = calloc(n, sizeof(*st->trailers))))
+    if (!n || !(st->trailers = gh_arena_alloc(&st->mem, n * sizeof(*st->trailers))))
         return;
     size_t i = 0;
     for (uint32_t o = 0; o < st->tlen; i++) {
