@@ -20,10 +20,10 @@ void gh_arena_init(struct gh_arena *a, void *first, size_t first_size, size_t ca
     *a = (struct gh_arena){.cap = cap};
     if (!first)
         return;
-    uintptr_t start = (uintptr_t)first, aligned = gh_arena_round(start);
-    if (first_size <= aligned - start)
+    size_t pad = (size_t)(-(uintptr_t)first & (ARENA_ALIGN - 1)); /* to the first aligned byte */
+    if (first_size <= pad)
         return;
-    a->cur = (char *)aligned;
+    a->cur = (char *)first + pad;
     a->end = (char *)first + first_size;
 }
 
