@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "http/h2_server.h"
+#include "net/conn.h"
 
 #include <nghttp2/nghttp2.h>
 
@@ -81,7 +82,7 @@ static const char yaml_tight[] =
     "        respond: { body: \"tight\\n\" }\n";
 
 /* One worker per configuration: a stream takes its limits from its worker's snapshot, the
- * connection from the handover's. */
+ * connection from the one conn_accept took (the same). */
 static struct server srv;
 static struct worker workers[2];
 static struct config *configs[2];
@@ -247,23 +248,28 @@ static size_t drain(int fd, uint8_t *first9)
     return total;
 }
 
+/* The connection layer's codec start (net/conn.h): the wire goes to HTTP/2 as the first input,
+ * as after an h2c preface on a plain listener. */
+static const uint8_t *start_wire;
+static size_t start_len;
+
+static void start_h2(struct conn *c, enum conn_proto proto, const char *initial, size_t initial_len,
+                     bool ready)
+{
+    (void)proto, (void)initial, (void)initial_len, (void)ready;
+    h2_conn_start(c, (const char *)start_wire, start_len);
+}
+
 static void run_connection(const uint8_t *wire, size_t len, int which)
 {
     struct worker *w = &workers[which];
-    struct config *cfg = configs[which];
     int sv[2];
     INVARIANT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
     struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
     peer.sin_addr.s_addr = htonl(0x7f000001);
-    config_ref(cfg);
-    const struct h2_handover h = {.fd = sv[0],
-                                  .peer = (const struct sockaddr *)&peer,
-                                  .peer_len = sizeof(peer),
-                                  .local_port = 443,
-                                  .config = cfg,
-                                  .initial = (const char *)wire,
-                                  .initial_len = len};
-    h2_conn_start(w, &h);
+    start_wire = wire;
+    start_len = len;
+    conn_accept(w, sv[0], (const struct sockaddr *)&peer, sizeof(peer), 0, 443, false, start_h2);
     uint8_t first9[9] = {0};
     size_t out = 0;
     /* A few turns without I/O waits: the deferred runs frame and write the responses. */
