@@ -15,10 +15,6 @@ src=${1:-src}
 
 # Known upward (or sideways) arrows, "file -> header", each with the reason it is still there.
 KNOWN='
-# h2_server.c is being split in parallel (issue 12): it still reaches the path normaliser
-# through the old target_path_* aliases in route/target.h (now http/path.h), and it still
-# calls handler_dispatch through the declaration in http/handler.h (no include arrow).
-http/h2_server.c -> route/target.h
 # The admin handler reports the state of the proxy: upstream health and tunnels open (sideways,
 # between the two handler directories).
 serve/admin.c -> proxy/tunnel.h

@@ -180,9 +180,5 @@ unsigned short worker_listener_port(const struct worker *w, const struct config 
  * NULL. */
 struct sockaddr;
 void worker_conn_closed(struct worker *w, const struct sockaddr *counted_peer);
-/* Temporary old name of http_access_log (http/access_log.h, defined there), only for
- * h2_server.c, being split in parallel; it goes once that file calls http_access_log. */
-struct http_stream;
-void worker_access_log(struct worker *w, const struct http_stream *s);
 
 #endif

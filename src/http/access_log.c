@@ -145,10 +145,3 @@ void http_access_log(struct worker *wk, const struct http_stream *s)
     log_buf_commit(&wk->access, w.n);
     ev_defer(&wk->loop, &wk->access_flush);
 }
-
-/* The old name, still declared in core/worker.h, only for h2_server.c (being split in parallel);
- * it goes once that file calls http_access_log. */
-void worker_access_log(struct worker *w, const struct http_stream *s)
-{
-    http_access_log(w, s);
-}

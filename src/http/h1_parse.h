@@ -135,18 +135,4 @@ void h1_chunked_init(struct h1_chunked *c);
 int h1_chunked_decode(struct h1_chunked *c, const char *in, size_t len, size_t *consumed,
                       const char **data, size_t *data_len);
 
-/* Old names of the token helpers, now in http/token.h. Only h2_server.c (being split in
- * parallel) and test_token.c (which checks that the aliases agree) still use them; they go once
- * h2_server.c says http_token_eq. Everything else uses http/token.h. */
-static inline bool h1_token_eq(const char *s, size_t len, const char *lower_lit, size_t lit_len)
-{
-    return http_token_eq(s, len, lower_lit, lit_len);
-}
-#define h1_ctype http_ctype
-enum {
-    H1_CT_TCHAR = HTTP_CT_TCHAR,
-    H1_CT_FIELD = HTTP_CT_FIELD,
-    H1_CT_HEX = HTTP_CT_HEX,
-};
-
 #endif

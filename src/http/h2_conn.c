@@ -20,7 +20,7 @@
 #include "http/h2_internal.h"
 
 #include "core/bug.h"
-#include "net/sock.h"
+#include "core/sock.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -6,11 +6,12 @@
 #include "http/h2_internal.h"
 
 #include "core/bug.h"
-#include "http/handler.h"
+#include "http/access_log.h"
 #include "http/hop.h"
+#include "http/http_conn.h"
+#include "http/path.h"
 #include "http/respond.h"
 #include "http/token.h"
-#include "route/target.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -144,7 +145,7 @@ void h2_stream_finish(struct h2_stream *st)
     GH_BUG_ON(c->nstreams == 0); /* each stream is counted once, in stream_new */
     if (st->dispatched && !st->logged) {
         st->logged = true;
-        worker_access_log(c->w, &st->s);
+        http_access_log(c->w, &st->s);
     }
     input_drop(st);
     ev_timer_stop(&c->w->loop, &st->body_timer);
@@ -534,7 +535,7 @@ static int build_request(struct h2_stream *st)
     /* The path is normalised before routing (target.h), into the arena (reserved before any pointer
      * into it is taken: it may move while it grows). */
     bool dots =
-        st->has_path && target_path_needs_normalize(st->arena + st->path.value, st->path.value_len);
+        st->has_path && http_path_needs_normalize(st->arena + st->path.value, st->path.value_len);
     long norm = dots ? arena_reserve(st, st->path.value_len) : 0;
     if (ncookies < 0 || norm < 0 || build_fields(st, cookie_off, cookie_len, ncookies) < 0)
         return 500;
@@ -574,7 +575,7 @@ static int build_request(struct h2_stream *st)
     split_path(r);
     if (dots) {
         char *out = st->arena + norm;
-        r->path.len = target_path_normalize(r->path.p, r->path.len, out);
+        r->path.len = http_path_normalize(r->path.p, r->path.len, out);
         r->path.p = out;
     }
     return 0;
@@ -618,7 +619,7 @@ static void stream_start(struct h2_conn *c, struct h2_stream *st)
         return;
     }
     st->handler_on = true;
-    handler_dispatch(&st->s);
+    http_dispatch(&st->s);
 }
 
 /* Dispatch the streams whose heads arrived in the batch nghttp2 just processed, oldest first.

@@ -13,11 +13,4 @@
  * An empty host is invalid. */
 bool target_host_valid(const char *h, size_t len);
 
-/* The path checks moved to http/path.h (they sit below the codecs that use them). These old
- * names stay only for http/h2_server.c, which is being split in parallel; they go once it calls
- * http_path_* directly. */
-#define target_path_needs_normalize http_path_needs_normalize
-#define target_path_normalize http_path_normalize
-#define target_path_pct_valid http_path_pct_valid
-
 #endif

@@ -79,21 +79,9 @@ static void test_token_eq(void)
     CHECK_EQ_INT(bad, 0);
 }
 
-/* The old names in h1_parse.h are the same functions and table, until every caller moved. */
-static void test_old_names(void)
-{
-    CHECK(&h1_ctype[0] == &http_ctype[0]);
-    CHECK_EQ_INT(H1_CT_TCHAR, HTTP_CT_TCHAR);
-    CHECK_EQ_INT(H1_CT_FIELD, HTTP_CT_FIELD);
-    CHECK_EQ_INT(H1_CT_HEX, HTTP_CT_HEX);
-    CHECK(h1_token_eq("Upgrade", 7, "upgrade", 7));
-    CHECK(!h1_token_eq("[", 1, "{", 1));
-}
-
 int main(void)
 {
     test_classes();
     test_token_eq();
-    test_old_names();
     return check_done("token");
 }
