@@ -105,6 +105,7 @@ static void *encoder_alloc(struct encoder *enc, size_t size)
         return NULL;
     b->size = size;
     enc->lib_mem += size;
+    /* cppcheck-suppress memleak ; the block is freed through this pointer (encoder_release) */
     return b->align;
 }
 

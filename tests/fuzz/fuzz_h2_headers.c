@@ -19,6 +19,7 @@
 #include "core/worker.h"
 #include "http/h2_server.h"
 #include "net/conn.h"
+#include "route/dispatch.h"
 
 #include <nghttp2/nghttp2.h>
 
@@ -84,6 +85,8 @@ static const char yaml_tight[] =
 /* One worker per configuration: a stream takes its limits from its worker's snapshot, the
  * connection from the one conn_accept took (the same). */
 static struct server srv;
+/* Only the router: the codec reaches it through worker_hooks.dispatch, as main installs it. */
+static const struct worker_hooks fuzz_hooks = {.dispatch = handler_dispatch};
 static struct worker workers[2];
 static struct config *configs[2];
 
@@ -102,6 +105,7 @@ static void setup(void)
     atomic_store(&srv.log.access_fd, -1);
     atomic_store(&srv.log.level, LOG_ERROR + 1); /* quiet: every client error logs a line */
     pthread_mutex_init(&srv.config_lock, NULL);
+    srv.hooks = &fuzz_hooks;
     for (int i = 0; i < 2; i++) {
         configs[i] = load(yaml[i]);
         config_ref(configs[i]);
