@@ -168,6 +168,11 @@ struct h2_stream {
     _Alignas(16) char mem_first[H2_ARENA_FIRST];
 };
 
+/* The connection's life. LINGERING: our last GOAWAY is out, input is read and dropped until
+ * the client closes or the linger time ends. CLOSED: the fd is gone, the free is deferred.
+ * Transitions (conn_set_state): OPEN -> LINGERING, OPEN -> CLOSED, LINGERING -> CLOSED. */
+enum h2_conn_state { H2C_OPEN, H2C_LINGERING, H2C_CLOSED };
+
 struct h2_conn {
     struct conn_base base; /* in the worker's connection list */
     struct worker *w;
@@ -189,6 +194,8 @@ struct h2_conn {
     bool wake;  /* a stream has something for its handler */
     bool sweep; /* a stream is dead */
     bool in_run;
+    /* Independent of state: a drain or reload started (once), and the connection may then
+     * linger and close; and a connection error, which may come while open or draining. */
     bool draining;
     bool failed;         /* a GOAWAY with an error went out: nothing more is exchanged */
     int32_t last_opened; /* highest stream id the client sent HEADERS on */
@@ -216,9 +223,8 @@ struct h2_conn {
      * when RFC 7540 priorities are off, and we must still validate them). */
     struct h2_scan scan;
     uint32_t goaway_code; /* a callback's verdict for the GOAWAY that conn_feed sends */
-    bool lingering;
-    bool idle_keepalive; /* idle_timer runs keepalive_timeout (else client_header_timeout) */
-    bool closed;
+    bool idle_keepalive;  /* idle_timer runs keepalive_timeout (else client_header_timeout) */
+    enum h2_conn_state state;
 };
 
 /* Both halves of the connection's work */
@@ -235,7 +241,7 @@ static inline const struct cfg_limits *conn_limits(struct h2_conn *c)
 /* Frame and write at the end of this loop turn (never from inside nghttp2 or a handler). */
 static inline void conn_schedule(struct h2_conn *c)
 {
-    if (!c->closed)
+    if (c->state != H2C_CLOSED)
         ev_defer(&c->w->loop, &c->run_defer);
 }
 

@@ -94,7 +94,7 @@ static void body_credit(struct h2_stream *st, size_t n)
 {
     size_t again = n < st->recredited ? n : st->recredited;
     st->recredited -= (uint32_t)again;
-    if (n > again && !st->c->closed) {
+    if (n > again && st->c->state != H2C_CLOSED) {
         nghttp2_session_consume(st->c->ng, st->id, n - again); /* the client may send more */
         conn_schedule(st->c);
     }
@@ -173,7 +173,7 @@ void h2_sweep_streams(struct h2_conn *c)
 
 static void stream_reset(struct h2_stream *st, uint32_t code)
 {
-    if (!st->closed && !st->c->closed) {
+    if (!st->closed && st->c->state != H2C_CLOSED) {
         nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, code);
         conn_schedule(st->c);
     }
@@ -248,7 +248,8 @@ static void stream_on_send_timer(struct ev_timer *t)
     if (st->dead || !st->send_pending)
         return;
     struct h2_conn *c = st->c;
-    if (!c->closed && c->last_data_ms < st->stall_ms) { /* nothing taken since it stalled */
+    if (c->state != H2C_CLOSED &&
+        c->last_data_ms < st->stall_ms) { /* nothing taken since it stalled */
         conn_stalled(c);
         return;
     }
@@ -630,7 +631,8 @@ void h2_start_streams(struct h2_conn *c)
     if (!c->start_pending)
         return;
     c->start_pending = false;
-    for (struct dlist *n = c->streams.prev; n != &c->streams && !c->closed; n = n->prev) {
+    for (struct dlist *n = c->streams.prev; n != &c->streams && c->state != H2C_CLOSED;
+         n = n->prev) {
         struct h2_stream *st = container_of(n, struct h2_stream, link);
         if (!st->start_pending)
             continue;
@@ -682,7 +684,7 @@ static enum body_result h2_read_body(struct http_stream *s, const char **data, s
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
     struct h2_conn *c = st->c;
-    if (c->closed || st->fail_status || st->aborted || st->discard_body)
+    if (c->state == H2C_CLOSED || st->fail_status || st->aborted || st->discard_body)
         return BODY_ERROR;
     struct h2_seg *g = st->in_head;
     if (g && g->end > g->start) {
@@ -764,7 +766,7 @@ static bool h2_body_rewind(struct http_stream *s)
 
 static void stream_resume(struct h2_stream *st)
 {
-    if (st->deferred && !st->closed && !st->c->closed) {
+    if (st->deferred && !st->closed && st->c->state != H2C_CLOSED) {
         st->deferred = false;
         nghttp2_session_resume_data(st->c->ng, st->id);
     }
@@ -958,7 +960,7 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
     struct h2_conn *c = st->c;
-    if (c->closed || st->closed || st->aborted || st->head_final)
+    if (c->state == H2C_CLOSED || st->closed || st->aborted || st->head_final)
         return SEND_ERROR;
     if (res->status < 200)
         return send_interim(st, res);
@@ -995,7 +997,7 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
 static enum send_result h2_send_body(struct http_stream *s, const char *data, size_t len)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    if (st->c->closed || st->aborted || !st->head_final)
+    if (st->c->state == H2C_CLOSED || st->aborted || !st->head_final)
         return SEND_ERROR;
     if (st->no_body_out || len == 0)
         return SEND_DONE;
@@ -1037,7 +1039,7 @@ static enum send_result h2_send_end(struct http_stream *s)
         h2_stream_finish(st);
         return SEND_DONE;
     }
-    if (c->closed)
+    if (c->state == H2C_CLOSED)
         return SEND_ERROR;
     if (!st->head_final || out_own_ext(st) < 0) {
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
@@ -1090,7 +1092,7 @@ static enum send_result h2_upgrade(struct http_stream *s, const struct http_resp
 static void h2_shutdown(struct http_stream *s)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    if (!st->tunnel || st->out_eof || st->closed || st->c->closed)
+    if (!st->tunnel || st->out_eof || st->closed || st->c->state == H2C_CLOSED)
         return;
     if (out_own_ext(st) < 0) {
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
