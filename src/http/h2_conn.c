@@ -151,8 +151,8 @@ static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err
     if (!f->hd.stream_id)
         return 0; /* a connection error: nghttp2 ends the connection */
     struct h2_stream *st = h2_stream_of(ng, f->hd.stream_id);
-    if (st && st->start_pending) {
-        st->start_pending = false;
+    if (st && st->start == H2S_START_PENDING) {
+        h2_stream_set_start(st, H2S_NOT_STARTED);
         st->rejected = true;
     }
     return h2_peer_reset_take(c, nghttp2_strerror(err)) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
@@ -218,8 +218,8 @@ static int priority_self_dep(struct h2_conn *c)
         return -1;
     }
     struct h2_stream *st = h2_stream_of(c->ng, id);
-    if (st && st->start_pending) {
-        st->start_pending = false;
+    if (st && st->start == H2S_START_PENDING) {
+        h2_stream_set_start(st, H2S_NOT_STARTED);
         st->rejected = true;
     }
     nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);

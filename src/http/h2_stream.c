@@ -143,7 +143,7 @@ void h2_stream_finish(struct h2_stream *st)
     if (st->dead)
         return;
     GH_BUG_ON(c->nstreams == 0); /* each stream is counted once, in stream_new */
-    if (st->dispatched && !st->logged) {
+    if (st->start == H2S_DISPATCHED && !st->logged) {
         st->logged = true;
         http_access_log(c->w, &st->s);
     }
@@ -344,7 +344,8 @@ static int stream_reject(struct h2_stream *st)
     if (st->rejected)
         return 0;
     st->rejected = true;
-    st->start_pending = false;
+    if (st->start == H2S_START_PENDING) /* else its head is arriving, or it was dispatched */
+        h2_stream_set_start(st, H2S_NOT_STARTED);
     nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
     return h2_peer_reset_take(st->c, "malformed requests") < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
@@ -601,10 +602,10 @@ static void codec_answer(struct h2_stream *st, int status, const char *why)
  * the router. */
 static void stream_start(struct h2_conn *c, struct h2_stream *st)
 {
-    /* start_pending is set once per stream (its request HEADERS) and cleared when it is
+    /* START_PENDING is set once per stream (its request HEADERS) and left when it is
      * rejected; start_streams skips dead ones. */
-    GH_BUG_ON(st->dispatched || st->rejected || st->dead);
-    st->dispatched = true;
+    GH_BUG_ON(st->rejected || st->dead);
+    h2_stream_set_start(st, H2S_DISPATCHED);
     c->requests++;
     if (c->requests == conn_limits(c)->max_requests_per_connection)
         nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
@@ -634,10 +635,11 @@ void h2_start_streams(struct h2_conn *c)
     for (struct dlist *n = c->streams.prev; n != &c->streams && c->state != H2C_CLOSED;
          n = n->prev) {
         struct h2_stream *st = container_of(n, struct h2_stream, link);
-        if (!st->start_pending)
+        if (st->start != H2S_START_PENDING)
             continue;
-        st->start_pending = false;
-        if (!st->dead)
+        if (st->dead) /* reset in the batch that completed its head: never dispatched */
+            h2_stream_set_start(st, H2S_NOT_STARTED);
+        else
             stream_start(c, st);
     }
 }
@@ -1223,8 +1225,8 @@ int h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *nam
         return 0;
     if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
         return header_add(st, name, nlen, value, vlen);
-    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && (st->handler_on || st->start_pending) &&
-        !st->discard_body)
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS &&
+        (st->handler_on || st->start == H2S_START_PENDING) && !st->discard_body)
         return trailer_add(st, name, nlen, value, vlen);
     return 0;
 }
@@ -1249,7 +1251,7 @@ int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
         st->body_done = st->head_ended = end;
         if (!st->rejected) {
             stream_init(st); /* the body may follow in this batch: it needs s.max_body */
-            st->start_pending = true;
+            h2_stream_set_start(st, H2S_START_PENDING);
             ((struct h2_conn *)user)->start_pending = true;
         }
     } else if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && end) {
@@ -1264,7 +1266,7 @@ int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8
                      size_t len, void *user)
 {
     struct h2_stream *st = h2_stream_of(ng, id);
-    if (!st || !(st->handler_on || st->start_pending) || st->discard_body) {
+    if (!st || !(st->handler_on || st->start == H2S_START_PENDING) || st->discard_body) {
         nghttp2_session_consume(ng, id, len); /* nobody reads it: credit it back at once */
         return 0;
     }
