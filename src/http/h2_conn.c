@@ -34,6 +34,14 @@ static const struct conn_ops h2_conn_ops;
 static void conn_close(struct h2_conn *c);
 static void start_linger(struct h2_conn *c);
 
+/* The only writer of c->state: the life goes one way, OPEN -> LINGERING -> CLOSED, and may skip
+ * LINGERING. Anything else is a bug in the caller's guard (each tests the state first). */
+static void conn_set_state(struct h2_conn *c, enum h2_conn_state to)
+{
+    GH_BUG_ON(to == H2C_OPEN || c->state >= to);
+    c->state = to;
+}
+
 static void conn_on_run(struct ev_defer *d)
 {
     h2_conn_run(container_of(d, struct h2_conn, run_defer));
@@ -143,8 +151,8 @@ static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err
     if (!f->hd.stream_id)
         return 0; /* a connection error: nghttp2 ends the connection */
     struct h2_stream *st = h2_stream_of(ng, f->hd.stream_id);
-    if (st && st->start_pending) {
-        st->start_pending = false;
+    if (st && st->start == H2S_START_PENDING) {
+        h2_stream_set_start(st, H2S_NOT_STARTED);
         st->rejected = true;
     }
     return h2_peer_reset_take(c, nghttp2_strerror(err)) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
@@ -210,8 +218,8 @@ static int priority_self_dep(struct h2_conn *c)
         return -1;
     }
     struct h2_stream *st = h2_stream_of(c->ng, id);
-    if (st && st->start_pending) {
-        st->start_pending = false;
+    if (st && st->start == H2S_START_PENDING) {
+        h2_stream_set_start(st, H2S_NOT_STARTED);
         st->rejected = true;
     }
     nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
@@ -492,7 +500,7 @@ static int conn_feed(struct h2_conn *c, const char *p, size_t n)
         rv = NGHTTP2_ERR_CALLBACK_FAILURE;
     if (rv >= 0) {
         h2_start_streams(c);
-        return c->closed ? -1 : 0;
+        return c->state == H2C_CLOSED ? -1 : 0;
     }
     /* Floods of unsent ACKs or of CONTINUATION frames: ENHANCE_YOUR_CALM, like our own. */
     bool flood = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
@@ -509,7 +517,7 @@ static int conn_feed(struct h2_conn *c, const char *p, size_t n)
         conn_write(c); /* best effort: the GOAWAY if the socket takes it now */
         /* Closing with the client's bytes unread would reset the connection and destroy the
          * GOAWAY on its way; linger when it is out, unless the client does not read at all. */
-        if (!c->closed && !c->pend_len && !(c->wbuf && buf_len(c->wbuf))) {
+        if (c->state != H2C_CLOSED && !c->pend_len && !(c->wbuf && buf_len(c->wbuf))) {
             start_linger(c);
             return -1;
         }
@@ -522,7 +530,7 @@ static void conn_read(struct h2_conn *c)
 {
     char in[H2_READ_CHUNK];
     /* A client that does not read what we send does not get to send more. */
-    while (c->rd_ready && !c->closed && !out_blocked(c)) {
+    while (c->rd_ready && c->state != H2C_CLOSED && !out_blocked(c)) {
         ssize_t n = conn_recv(c->conn, in, sizeof(in));
         if (n > 0) {
             /* A short read drained the socket, unless the FIN came with the data; under TLS a
@@ -553,7 +561,7 @@ static void linger_read(struct h2_conn *c)
 
 static void start_linger(struct h2_conn *c)
 {
-    c->lingering = true;
+    conn_set_state(c, H2C_LINGERING);
     c->conn->io->shutdown(c->conn);
     ev_timer_stop(&c->w->loop, &c->send_timer);
     ev_timer_stop(&c->w->loop, &c->goaway_timer);
@@ -589,20 +597,20 @@ static void idle_timer_update(struct h2_conn *c)
 
 void h2_conn_run(struct h2_conn *c)
 {
-    if (c->closed || c->in_run)
+    if (c->state == H2C_CLOSED || c->in_run)
         return;
-    if (c->lingering) {
+    if (c->state == H2C_LINGERING) {
         linger_read(c);
         return;
     }
     c->in_run = true;
     conn_read(c);
-    if (c->lingering) {
+    if (c->state == H2C_LINGERING) {
         c->in_run = false;
         return;
     }
     /* Handlers woken here may produce more; a few rounds, then the next turn. */
-    for (int round = 0; round < 4 && !c->closed; round++) {
+    for (int round = 0; round < 4 && c->state != H2C_CLOSED; round++) {
         if (c->wake)
             h2_wake_streams(c);
         conn_write(c);
@@ -610,7 +618,7 @@ void h2_conn_run(struct h2_conn *c)
             break;
     }
     c->in_run = false;
-    if (c->closed)
+    if (c->state == H2C_CLOSED)
         return;
     h2_sweep_streams(c);
     if (conn_done(c)) {
@@ -625,7 +633,7 @@ void h2_conn_run(struct h2_conn *c)
 static void conn_on_io(struct ev_io *io, uint32_t events)
 {
     struct h2_conn *c = container_of(io, struct h2_conn, io);
-    if (c->closed)
+    if (c->state == H2C_CLOSED)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rd_ready = true;
@@ -641,9 +649,9 @@ static void conn_on_io(struct ev_io *io, uint32_t events)
 static void conn_on_idle(struct ev_timer *t)
 {
     struct h2_conn *c = container_of(t, struct h2_conn, idle_timer);
-    if (c->closed)
+    if (c->state == H2C_CLOSED)
         return;
-    if (c->lingering) {
+    if (c->state == H2C_LINGERING) {
         conn_close(c);
         return;
     }
@@ -657,7 +665,7 @@ static void conn_on_idle(struct ev_timer *t)
 static void conn_on_send_timer(struct ev_timer *t)
 {
     struct h2_conn *c = container_of(t, struct h2_conn, send_timer);
-    if (c->closed)
+    if (c->state == H2C_CLOSED)
         return;
     log_msg(conn_log(c), LOG_INFO, "client %s: not reading the response for send_timeout",
             c->conn->peer);
@@ -667,7 +675,7 @@ static void conn_on_send_timer(struct ev_timer *t)
 static void conn_on_goaway_timer(struct ev_timer *t)
 {
     struct h2_conn *c = container_of(t, struct h2_conn, goaway_timer);
-    if (c->closed)
+    if (c->state == H2C_CLOSED)
         return;
     nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
@@ -680,11 +688,11 @@ static void conn_on_goaway_timer(struct ev_timer *t)
  * connection; the fd goes at once so nothing more is read or written. */
 static void conn_close(struct h2_conn *c)
 {
-    if (c->closed)
+    if (c->state == H2C_CLOSED)
         return;
-    if (!c->lingering)
+    if (c->state != H2C_LINGERING)
         c->conn->io->close_notify(c->conn); /* best effort */
-    c->closed = true;
+    conn_set_state(c, H2C_CLOSED);
     c->w->nclosing++;
     ev_io_del(&c->w->loop, &c->io);
     ev_timer_stop(&c->w->loop, &c->idle_timer);
@@ -697,7 +705,7 @@ static void conn_close(struct h2_conn *c)
 static void conn_on_close(struct ev_defer *d)
 {
     struct h2_conn *c = container_of(d, struct h2_conn, close_defer);
-    GH_BUG_ON(!c->closed); /* only conn_close defers this, after setting closed */
+    GH_BUG_ON(c->state != H2C_CLOSED); /* only conn_close defers this, after setting it */
     if (c->run_defer.queued) {
         ev_defer(&c->w->loop, &c->close_defer); /* free after it ran */
         return;
@@ -728,7 +736,7 @@ static void conn_on_close(struct ev_defer *d)
 static void h2_drain(struct conn_base *b)
 {
     struct h2_conn *c = container_of(b, struct h2_conn, base);
-    if (c->closed || c->draining)
+    if (c->state == H2C_CLOSED || c->draining)
         return;
     c->draining = true;
     if (c->nstreams == 0) {
@@ -752,7 +760,7 @@ static void h2_drain(struct conn_base *b)
 static void h2_on_reload(struct conn_base *b)
 {
     struct h2_conn *c = container_of(b, struct h2_conn, base);
-    if (c->closed || c->draining || c->lingering)
+    if (c->state != H2C_OPEN || c->draining)
         return;
     c->draining = true;
     nghttp2_submit_shutdown_notice(c->ng);
@@ -763,7 +771,7 @@ static void h2_on_reload(struct conn_base *b)
 static bool h2_close_if_idle(struct conn_base *b)
 {
     struct h2_conn *c = container_of(b, struct h2_conn, base);
-    if (c->closed || c->nstreams || c->in_run)
+    if (c->state == H2C_CLOSED || c->nstreams || c->in_run)
         return false;
     nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
     conn_write(c); /* best effort */

@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "core/arena.h"
+#include "core/bug.h"
 #include "core/worker.h"
 #include "http/http_conn.h"
 #include "http/request.h"
@@ -94,6 +95,13 @@ struct h2_hdr {
     uint32_t name, name_len, value, value_len;
 };
 
+/* How far the request got towards a handler. START_PENDING: the head is complete and the
+ * stream is dispatched once the read batch it came in is processed (h2_start_streams).
+ * NOT_STARTED covers both a head still arriving and one that never will be dispatched
+ * (rejected, or dead before its turn). Transitions (h2_stream_set_start):
+ * NOT_STARTED -> START_PENDING, START_PENDING -> DISPATCHED, START_PENDING -> NOT_STARTED. */
+enum h2_stream_start { H2S_NOT_STARTED, H2S_START_PENDING, H2S_DISPATCHED };
+
 struct h2_stream {
     struct http_stream s;
     struct h2_conn *c;
@@ -109,9 +117,10 @@ struct h2_stream {
     struct h2_hdr method, path, authority, protocol;
     bool has_method, has_path, has_authority, has_protocol;
     uint32_t head_bytes;
-    bool too_large;     /* past max_header_size / max_header_count: answered 431 */
-    bool rejected;      /* malformed: reset with PROTOCOL_ERROR, never dispatched */
-    bool start_pending; /* head complete: dispatched once the read batch is processed */
+    bool too_large; /* past max_header_size / max_header_count: answered 431 */
+    /* Malformed: reset with PROTOCOL_ERROR. Not part of `start`: a bad trailer rejects a
+     * stream that was already dispatched. */
+    bool rejected;
     struct http_field *fields;
     /* Request body. */
     struct h2_seg *in_head, *in_tail;
@@ -151,8 +160,8 @@ struct h2_stream {
     bool peer_reset;   /* the client sent RST_STREAM */
     bool counted_open; /* in c->nopen until nghttp2 closes it */
     /* Life. */
-    bool handler_on; /* s.handler must hear on_close if the stream dies */
-    bool dispatched; /* an exchange ran: it gets an access-log line */
+    bool handler_on;            /* s.handler must hear on_close if the stream dies */
+    enum h2_stream_start start; /* DISPATCHED: an exchange ran, it gets an access-log line */
     bool logged;
     bool closed; /* nghttp2 closed the stream */
     bool dead;   /* everything done: freed by the next sweep */
@@ -167,6 +176,11 @@ struct h2_stream {
     struct gh_arena mem;
     _Alignas(16) char mem_first[H2_ARENA_FIRST];
 };
+
+/* The connection's life. LINGERING: our last GOAWAY is out, input is read and dropped until
+ * the client closes or the linger time ends. CLOSED: the fd is gone, the free is deferred.
+ * Transitions (conn_set_state): OPEN -> LINGERING, OPEN -> CLOSED, LINGERING -> CLOSED. */
+enum h2_conn_state { H2C_OPEN, H2C_LINGERING, H2C_CLOSED };
 
 struct h2_conn {
     struct conn_base base; /* in the worker's connection list */
@@ -189,6 +203,8 @@ struct h2_conn {
     bool wake;  /* a stream has something for its handler */
     bool sweep; /* a stream is dead */
     bool in_run;
+    /* Independent of state: a drain or reload started (once), and the connection may then
+     * linger and close; and a connection error, which may come while open or draining. */
     bool draining;
     bool failed;         /* a GOAWAY with an error went out: nothing more is exchanged */
     int32_t last_opened; /* highest stream id the client sent HEADERS on */
@@ -196,7 +212,7 @@ struct h2_conn {
         int32_t lo, hi;
     } gaps[H2_GAPS]; /* ids skipped (never opened, so closed), oldest first */
     unsigned ngaps;
-    bool start_pending;   /* some stream has start_pending */
+    bool start_pending;   /* some stream is H2S_START_PENDING */
     uint32_t block_bytes; /* of the field block being decoded, as SETTINGS_MAX_HEADER_LIST_SIZE
                            * counts them */
     /* Stream resets the client caused, by its RST_STREAM or by an error of its that made us
@@ -216,10 +232,17 @@ struct h2_conn {
      * when RFC 7540 priorities are off, and we must still validate them). */
     struct h2_scan scan;
     uint32_t goaway_code; /* a callback's verdict for the GOAWAY that conn_feed sends */
-    bool lingering;
-    bool idle_keepalive; /* idle_timer runs keepalive_timeout (else client_header_timeout) */
-    bool closed;
+    bool idle_keepalive;  /* idle_timer runs keepalive_timeout (else client_header_timeout) */
+    enum h2_conn_state state;
 };
+
+/* The only writer of st->start (see enum h2_stream_start for the transitions). */
+static inline void h2_stream_set_start(struct h2_stream *st, enum h2_stream_start to)
+{
+    GH_BUG_ON(to == H2S_START_PENDING ? st->start != H2S_NOT_STARTED
+                                      : st->start != H2S_START_PENDING);
+    st->start = to;
+}
 
 /* Both halves of the connection's work */
 static inline struct logger *conn_log(struct h2_conn *c)
@@ -235,7 +258,7 @@ static inline const struct cfg_limits *conn_limits(struct h2_conn *c)
 /* Frame and write at the end of this loop turn (never from inside nghttp2 or a handler). */
 static inline void conn_schedule(struct h2_conn *c)
 {
-    if (!c->closed)
+    if (c->state != H2C_CLOSED)
         ev_defer(&c->w->loop, &c->run_defer);
 }
 

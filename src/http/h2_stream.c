@@ -94,7 +94,7 @@ static void body_credit(struct h2_stream *st, size_t n)
 {
     size_t again = n < st->recredited ? n : st->recredited;
     st->recredited -= (uint32_t)again;
-    if (n > again && !st->c->closed) {
+    if (n > again && st->c->state != H2C_CLOSED) {
         nghttp2_session_consume(st->c->ng, st->id, n - again); /* the client may send more */
         conn_schedule(st->c);
     }
@@ -143,7 +143,7 @@ void h2_stream_finish(struct h2_stream *st)
     if (st->dead)
         return;
     GH_BUG_ON(c->nstreams == 0); /* each stream is counted once, in stream_new */
-    if (st->dispatched && !st->logged) {
+    if (st->start == H2S_DISPATCHED && !st->logged) {
         st->logged = true;
         http_access_log(c->w, &st->s);
     }
@@ -173,7 +173,7 @@ void h2_sweep_streams(struct h2_conn *c)
 
 static void stream_reset(struct h2_stream *st, uint32_t code)
 {
-    if (!st->closed && !st->c->closed) {
+    if (!st->closed && st->c->state != H2C_CLOSED) {
         nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, code);
         conn_schedule(st->c);
     }
@@ -248,7 +248,8 @@ static void stream_on_send_timer(struct ev_timer *t)
     if (st->dead || !st->send_pending)
         return;
     struct h2_conn *c = st->c;
-    if (!c->closed && c->last_data_ms < st->stall_ms) { /* nothing taken since it stalled */
+    if (c->state != H2C_CLOSED &&
+        c->last_data_ms < st->stall_ms) { /* nothing taken since it stalled */
         conn_stalled(c);
         return;
     }
@@ -343,7 +344,8 @@ static int stream_reject(struct h2_stream *st)
     if (st->rejected)
         return 0;
     st->rejected = true;
-    st->start_pending = false;
+    if (st->start == H2S_START_PENDING) /* else its head is arriving, or it was dispatched */
+        h2_stream_set_start(st, H2S_NOT_STARTED);
     nghttp2_submit_rst_stream(st->c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
     return h2_peer_reset_take(st->c, "malformed requests") < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
@@ -600,10 +602,10 @@ static void codec_answer(struct h2_stream *st, int status, const char *why)
  * the router. */
 static void stream_start(struct h2_conn *c, struct h2_stream *st)
 {
-    /* start_pending is set once per stream (its request HEADERS) and cleared when it is
+    /* START_PENDING is set once per stream (its request HEADERS) and left when it is
      * rejected; start_streams skips dead ones. */
-    GH_BUG_ON(st->dispatched || st->rejected || st->dead);
-    st->dispatched = true;
+    GH_BUG_ON(st->rejected || st->dead);
+    h2_stream_set_start(st, H2S_DISPATCHED);
     c->requests++;
     if (c->requests == conn_limits(c)->max_requests_per_connection)
         nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
@@ -630,12 +632,14 @@ void h2_start_streams(struct h2_conn *c)
     if (!c->start_pending)
         return;
     c->start_pending = false;
-    for (struct dlist *n = c->streams.prev; n != &c->streams && !c->closed; n = n->prev) {
+    for (struct dlist *n = c->streams.prev; n != &c->streams && c->state != H2C_CLOSED;
+         n = n->prev) {
         struct h2_stream *st = container_of(n, struct h2_stream, link);
-        if (!st->start_pending)
+        if (st->start != H2S_START_PENDING)
             continue;
-        st->start_pending = false;
-        if (!st->dead)
+        if (st->dead) /* reset in the batch that completed its head: never dispatched */
+            h2_stream_set_start(st, H2S_NOT_STARTED);
+        else
             stream_start(c, st);
     }
 }
@@ -682,7 +686,7 @@ static enum body_result h2_read_body(struct http_stream *s, const char **data, s
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
     struct h2_conn *c = st->c;
-    if (c->closed || st->fail_status || st->aborted || st->discard_body)
+    if (c->state == H2C_CLOSED || st->fail_status || st->aborted || st->discard_body)
         return BODY_ERROR;
     struct h2_seg *g = st->in_head;
     if (g && g->end > g->start) {
@@ -764,7 +768,7 @@ static bool h2_body_rewind(struct http_stream *s)
 
 static void stream_resume(struct h2_stream *st)
 {
-    if (st->deferred && !st->closed && !st->c->closed) {
+    if (st->deferred && !st->closed && st->c->state != H2C_CLOSED) {
         st->deferred = false;
         nghttp2_session_resume_data(st->c->ng, st->id);
     }
@@ -958,7 +962,7 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
     struct h2_conn *c = st->c;
-    if (c->closed || st->closed || st->aborted || st->head_final)
+    if (c->state == H2C_CLOSED || st->closed || st->aborted || st->head_final)
         return SEND_ERROR;
     if (res->status < 200)
         return send_interim(st, res);
@@ -995,7 +999,7 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
 static enum send_result h2_send_body(struct http_stream *s, const char *data, size_t len)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    if (st->c->closed || st->aborted || !st->head_final)
+    if (st->c->state == H2C_CLOSED || st->aborted || !st->head_final)
         return SEND_ERROR;
     if (st->no_body_out || len == 0)
         return SEND_DONE;
@@ -1037,7 +1041,7 @@ static enum send_result h2_send_end(struct http_stream *s)
         h2_stream_finish(st);
         return SEND_DONE;
     }
-    if (c->closed)
+    if (c->state == H2C_CLOSED)
         return SEND_ERROR;
     if (!st->head_final || out_own_ext(st) < 0) {
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
@@ -1090,7 +1094,7 @@ static enum send_result h2_upgrade(struct http_stream *s, const struct http_resp
 static void h2_shutdown(struct http_stream *s)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    if (!st->tunnel || st->out_eof || st->closed || st->c->closed)
+    if (!st->tunnel || st->out_eof || st->closed || st->c->state == H2C_CLOSED)
         return;
     if (out_own_ext(st) < 0) {
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
@@ -1221,8 +1225,8 @@ int h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *nam
         return 0;
     if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
         return header_add(st, name, nlen, value, vlen);
-    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && (st->handler_on || st->start_pending) &&
-        !st->discard_body)
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS &&
+        (st->handler_on || st->start == H2S_START_PENDING) && !st->discard_body)
         return trailer_add(st, name, nlen, value, vlen);
     return 0;
 }
@@ -1247,7 +1251,7 @@ int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
         st->body_done = st->head_ended = end;
         if (!st->rejected) {
             stream_init(st); /* the body may follow in this batch: it needs s.max_body */
-            st->start_pending = true;
+            h2_stream_set_start(st, H2S_START_PENDING);
             ((struct h2_conn *)user)->start_pending = true;
         }
     } else if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && end) {
@@ -1262,7 +1266,7 @@ int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8
                      size_t len, void *user)
 {
     struct h2_stream *st = h2_stream_of(ng, id);
-    if (!st || !(st->handler_on || st->start_pending) || st->discard_body) {
+    if (!st || !(st->handler_on || st->start == H2S_START_PENDING) || st->discard_body) {
         nghttp2_session_consume(ng, id, len); /* nobody reads it: credit it back at once */
         return 0;
     }
