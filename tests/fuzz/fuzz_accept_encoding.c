@@ -7,22 +7,13 @@
  * identity; parsing the value in two field lines split at a comma gives the same weights as one
  * line. The same bytes go through the content-type, Cache-Control and ETag helpers, whose
  * results must be consistent (a weakened ETag is W/"..." and as long as promised). */
+#include "fuzz.h"
 #include "http/accept_encoding.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define INVARIANT(c)                                                                               \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const enum encoder_kind prefs[][3] = {
     {ENCODER_ZSTD, ENCODER_BR, ENCODER_GZIP},

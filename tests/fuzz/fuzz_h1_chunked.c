@@ -4,19 +4,12 @@
  * a time, each piece in a buffer of its exact size. All must give the same data, the same
  * outcome and the same consumed count, and every data span must lie inside the piece it came
  * from. A body the strict decoder accepts must decode the same way without crlf_only. */
+#include "fuzz.h"
 #include "http/h1_parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define INVARIANT(c)                                                                               \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 struct outcome {
     char *out; /* decoded data, capacity = input length */
@@ -86,8 +79,6 @@ static void same(const struct outcome *a, const struct outcome *b)
     INVARIANT(a->last == b->last && a->consumed == b->consumed && a->out_len == b->out_len);
     INVARIANT(memcmp(a->out, b->out, a->out_len) == 0);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

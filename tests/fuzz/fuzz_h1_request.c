@@ -2,6 +2,7 @@
  * documented invariants hold. The first input byte picks the limits; the rest is the message.
  * The message is also parsed cut at a point derived from the input, and the answer for that
  * prefix must agree with the answer for the whole (the parser's incremental contract). */
+#include "fuzz.h"
 #include "http/h1_parse.h"
 #include "http/token.h"
 
@@ -10,14 +11,6 @@
 #include <string.h>
 
 #define MAXH 100
-
-#define INVARIANT(c)                                                                               \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const struct h1_limits limits[4] = {
     {.max_request_line = 8192, .max_head = 65536, .max_headers = 100},
@@ -78,8 +71,6 @@ static int parse_copy(const char *data, size_t n, struct h1_request *r, struct h
     free(b);
     return rc;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

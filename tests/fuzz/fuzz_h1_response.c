@@ -1,6 +1,7 @@
 /* libFuzzer harness for h1_parse_response: no crash, no read outside the input, documented
  * invariants. The first input byte picks the limits and whether the request was HEAD; the rest
  * is the response. A prefix of the input must never contradict the whole. */
+#include "fuzz.h"
 #include "http/h1_parse.h"
 #include "http/token.h"
 
@@ -9,14 +10,6 @@
 #include <string.h>
 
 #define MAXH 100
-
-#define INVARIANT(c)                                                                               \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const struct h1_limits limits[4] = {
     {.max_request_line = 8192, .max_head = 65536, .max_headers = 100},
@@ -67,8 +60,6 @@ static int parse_copy(const char *data, size_t n, struct h1_response *r, struct 
     free(b);
     return rc;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -15,6 +15,7 @@
  *   32  the block is cut into a HEADERS frame and CONTINUATION frames
  *   64  the same request again on stream 3 (HPACK dynamic table reuse, concurrent streams)
  *   128 a DATA frame of body before the trailers or the end */
+#include "fuzz.h"
 #include "config/config.h"
 #include "core/worker.h"
 #include "http/h2_server.h"
@@ -31,14 +32,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define INVARIANT(c)                                                                               \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 enum {
     F_HEAD = 1,
@@ -297,8 +290,6 @@ static void run_connection(const uint8_t *wire, size_t len, int which)
     /* Whatever the client sent, our first frame is our SETTINGS. */
     INVARIANT(out == 0 || (out >= 9 && first9[3] == NGHTTP2_SETTINGS));
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

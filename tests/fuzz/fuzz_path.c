@@ -10,6 +10,7 @@
  * read as '/', `;` parameters dropped, empty segments merged, dot segments resolved, optionally any
  * case) and finds it under /admin, is never routed elsewhere: the router matches /admin or refuses
  * the path as ambiguous. */
+#include "fuzz.h"
 #include "http/path.h"
 #include "route/router.h"
 
@@ -18,16 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define INVARIANT(c)                                                                               \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_SEGS 512
 

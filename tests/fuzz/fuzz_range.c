@@ -9,6 +9,7 @@
  * is as long as announced and written whole; the multipart Content-Length equals the bytes the
  * part generator and the tail produce plus the ranges; a date that parses formats back to
  * itself; an entity-tag list iterator always makes progress and stays inside the value. */
+#include "fuzz.h"
 #include "core/httpdate.h"
 #include "http/conditional.h"
 #include "http/range.h"
@@ -18,16 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define INVARIANT(c)                                                                               \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint64_t pick_length(const uint8_t *d)
 {

@@ -7,20 +7,13 @@
  * the same call with cap = result succeeds identically and with cap = result - 1 gives -1;
  * rewriting the output again changes nothing (the public origin is either not internal, or maps
  * onto itself because the prefix is never doubled). */
+#include "fuzz.h"
 #include "proxy/rewrite.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define INVARIANT(c)                                                                               \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAX_ORIGINS 8
 
@@ -90,8 +83,6 @@ static void exercise(rewrite_fn fn, const struct rewrite_ctx *c, const char *v, 
     }
     free(out);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
