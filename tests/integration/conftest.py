@@ -12,6 +12,7 @@
 """
 
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -678,3 +679,34 @@ def edge_config(backend, routes=None, hosts=(EDGE_HOST,), site=None, sites=None,
 def header_values(headers, name):
     """Values of header `name` (any case) in a [[name, value], ...] list such as /echo's."""
     return [v for k, v in headers if k.lower() == name.lower()]
+
+
+_edge_probe = itertools.count()
+
+
+def edge_env(tmp_path_factory, name, limits):
+    """A module's Gatehouse in front of one backend on the edge site, as a generator for a
+    module-scoped fixture (`yield from edge_env(...)`): yields (gatehouse, backend)."""
+    d = tmp_path_factory.mktemp(name)
+    be = BackendProcess(d / "backend.log")
+    be.start()
+    gh = Gatehouse(d / "gh", edge_config(be, routes=[{"path": "/", "proxy": "app"}],
+                                         limits=limits))
+    try:
+        gh.start()
+        yield gh, be
+    finally:
+        gh.cleanup()
+        be.stop()
+    if SANITIZER:
+        assert not gh.sanitizer_reports(), gh.sanitizer_reports()
+
+
+def edge_probe(gh):
+    """A fresh GET through the edge site after a case: Gatehouse still serves. Returns the
+    unique target, so the caller can find it in the backend's log."""
+    tag = f"/echo?probe={next(_edge_probe)}"
+    with H1(gh.port) as c:
+        r = c.request("GET", tag, host=EDGE_HOST)
+    assert r.status == 200, f"gatehouse unwell after the case: {r}"
+    return tag

@@ -9,11 +9,10 @@ another request.
 
 One Gatehouse and one backend serve the whole module (the cases are many and independent)."""
 
-import itertools
 
 import pytest
 
-from conftest import EDGE_HOST, H1, BackendProcess, Gatehouse, SANITIZER, edge_config
+from conftest import EDGE_HOST, H1, edge_env, edge_probe
 
 SMUG = f"GET /echo?smuggled=1 HTTP/1.1\r\nHost: {EDGE_HOST}\r\n\r\n".encode()
 GOOD = f"GET /echo?pipelined=1 HTTP/1.1\r\nHost: {EDGE_HOST}\r\n\r\n".encode()
@@ -134,32 +133,12 @@ BODY_CASES = {   # the head is valid; the chunked body is not
     "trailer-space-before-colon": (chunked_head() + b"0\r\nX-T : 1\r\n\r\n" + SMUG, B400),
 }
 
-_probe = itertools.count()
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    d = tmp_path_factory.mktemp("smuggling")
-    be = BackendProcess(d / "backend.log")
-    be.start()
-    gh = Gatehouse(d / "gh", edge_config(be, routes=[{"path": "/", "proxy": "app"}],
-                                         limits=LIMITS))
-    try:
-        gh.start()
-        yield gh, be
-    finally:
-        gh.cleanup()
-        be.stop()
-    if SANITIZER:
-        assert not gh.sanitizer_reports(), gh.sanitizer_reports()
+    yield from edge_env(tmp_path_factory, "smuggling", LIMITS)
 
 
-def probe(gh):
-    tag = f"/echo?probe={next(_probe)}"
-    with H1(gh.port) as c:
-        r = c.request("GET", tag, host=EDGE_HOST)
-    assert r.status == 200, f"gatehouse unwell after the case: {r}"
-    return tag
+probe = edge_probe
 
 
 def send_case(gh, raw, statuses):

@@ -15,11 +15,10 @@ a fresh connection afterwards must be the only request the backend saw.
 
 One Gatehouse and one backend serve the whole module (the cases are many and independent)."""
 
-import itertools
 
 import pytest
 
-from conftest import EDGE_HOST, H1, BackendProcess, Gatehouse, SANITIZER, edge_config
+from conftest import EDGE_HOST, H1, edge_env, edge_probe
 
 HOST = EDGE_HOST.encode()
 SMUG = b"GET /echo?smuggled=1 HTTP/1.1\r\nHost: " + HOST + b"\r\n\r\n"
@@ -78,33 +77,12 @@ TARGET_CASES = {   # valid framing; the router refuses the target or Host with 4
     "unknown-host": b"GET /echo HTTP/1.1\r\nHost: unknown.example\r\n\r\n",
 }
 
-_probe = itertools.count()
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    d = tmp_path_factory.mktemp("hardening_h1")
-    be = BackendProcess(d / "backend.log")
-    be.start()
-    gh = Gatehouse(d / "gh", edge_config(be, routes=[{"path": "/", "proxy": "app"}],
-                                         limits={"client_header_timeout": "2s",
-                                                 "client_body_timeout": "2s"}))
-    try:
-        gh.start()
-        yield gh, be
-    finally:
-        gh.cleanup()
-        be.stop()
-    if SANITIZER:
-        assert not gh.sanitizer_reports(), gh.sanitizer_reports()
+    yield from edge_env(tmp_path_factory, "hardening_h1", {"client_header_timeout": "2s", "client_body_timeout": "2s"})
 
 
-def probe(gh):
-    tag = f"/echo?probe={next(_probe)}"
-    with H1(gh.port) as c:
-        r = c.request("GET", tag, host=EDGE_HOST)
-    assert r.status == 200, f"gatehouse unwell after the case: {r}"
-    return tag
+probe = edge_probe
 
 
 def refused_and_closed(gh, be, raw, words):
