@@ -30,7 +30,9 @@ struct slice {
 
 /* What the handler may do with the request body, and what it may send back. */
 enum body_result { BODY_DATA = 1, BODY_AGAIN = 0, BODY_END = 2, BODY_ERROR = -1 };
-enum send_result { SEND_DONE = 0, SEND_PENDING = 1, SEND_ERROR = -1 };
+/* SEND_NOTSUP: only from send_file, when this connection cannot send from a file (TLS without
+ * kTLS, a filter that must see the bytes): nothing was taken, the handler copies instead. */
+enum send_result { SEND_DONE = 0, SEND_PENDING = 1, SEND_ERROR = -1, SEND_NOTSUP = 2 };
 #define SEND_COPY_MAX 1024
 
 struct http_stream;
@@ -51,6 +53,14 @@ struct http_stream_ops {
      * stay valid and untouched until on_writable when SEND_PENDING is returned. With SEND_DONE
      * it was fully taken. */
     enum send_result (*send_body)(struct http_stream *s, const char *data, size_t len);
+    /* Body bytes from a file, without reading them into user space where the connection allows
+     * (sendfile(2) on plain TCP, kTLS): `len` bytes of the regular file `fd` from offset `off`.
+     * NULL, or SEND_NOTSUP, when it cannot: the handler reads the file and uses send_body.
+     * SEND_DONE: all taken; SEND_PENDING: the codec sends them as the socket drains and calls
+     * on_writable when done, and fd must stay open until then. A file that ends before off +
+     * len (truncated while being sent) fails the response: the connection is closed (the
+     * length promised can no longer be kept), a log line says so, on_close follows. */
+    enum send_result (*send_file)(struct http_stream *s, int fd, uint64_t off, uint64_t len);
     /* Body complete. May return SEND_PENDING (wait for on_writable, then the exchange ends). */
     enum send_result (*send_end)(struct http_stream *s);
     /* The response cannot be completed (upstream died mid-body): the client must see an error,
