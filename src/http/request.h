@@ -147,6 +147,9 @@ struct http_stream {
     uint64_t start_ms;
     int status;
     uint64_t body_bytes_sent;
+    /* Set by a handler that chose the content coding itself (a precompressed file and its
+     * siblings): the compress filter then leaves the response as it is. */
+    bool coding_chosen;
     /* Set by the router when refusing a request it could not make sense of: the connection
      * carries nothing after this answer (HTTP/1.1 answers with Connection: close). */
     bool close_after;
