@@ -183,6 +183,14 @@ static void test_empty_and_errors(void)
     CHECK(l.body == NULL && l.len == 0);
     close(fd);
     CHECK_EQ_INT(files_listing_render(-1, "/", 1, false, false, &l), -1);
+
+    /* The files handler holds directories as O_PATH descriptors: enough to list. */
+    fd = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(files_listing_render(fd, "/", 1, false, false, &l), 0);
+    CHECK(l.body && has(&l, "<a href=\"./a%26b\">a&amp;b</a>"));
+    free(l.body);
+    close(fd);
 }
 
 static void test_cap(void)
