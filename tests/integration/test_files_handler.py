@@ -175,6 +175,40 @@ def test_index_files(site):
     assert get(gh.port, "/numbers.txt/").status == 404
 
 
+def test_listing_when_no_index(site):
+    gh = site({"listing": True})
+    r = get(gh.port, "/noindex/")
+    assert r.status == 200
+    assert r.header("content-type").startswith("text/html")
+    assert r.header("vary") == "Accept" and r.header("x-content-type-options") == "nosniff"
+    assert b'href="./a.txt"' in r.body and r.header("content-length") == str(len(r.body))
+    r = get(gh.port, "/noindex/", headers=[("Accept", "application/json")])
+    assert r.status == 200 and r.header("content-type").startswith("application/json")
+    assert [e["name"] for e in r.json()] == ["a.txt"]
+    h = get(gh.port, "/noindex/", method="HEAD")
+    assert h.status == 200 and h.body == b"" and h.header("content-length")
+    assert get(gh.port, "/sub/").body == b"sub index\n"      # an index still wins
+    r = get(gh.port, "/")                                   # the root has index.html
+    assert r.body == b"<h1>home</h1>\n"
+    r = get(gh.port, "/noindex")
+    assert r.status == 301 and r.header("location") == "/noindex/"
+    big = gh.root / "many"
+    big.mkdir()
+    for i in range(3000):
+        (big / f"file-with-a-long-name-{i:05d}.txt").write_bytes(b"")
+    r = get(gh.port, "/many/")                              # larger than a send: back-pressure
+    assert r.status == 200 and len(r.body) == int(r.header("content-length")) > 200000
+    assert b"file-with-a-long-name-02999.txt" in r.body
+    assert b".env" not in get(gh.port, "/", headers=[("Accept", "application/json")]).body
+
+
+def test_listing_leaves_dot_files_out_unless_hidden(site):
+    gh = site({"listing": True, "index": []})
+    assert b".env" not in get(gh.port, "/").body and b"numbers.txt" in get(gh.port, "/").body
+    gh2 = site({"listing": True, "index": [], "hidden": True})
+    assert b".env" in get(gh2.port, "/").body
+
+
 def test_index_list_order_and_none(tmp_path, gatehouse):
     root = make_tree(tmp_path / "www")
     (root / "sub" / "default.htm").write_bytes(b"default\n")
@@ -444,10 +478,11 @@ def test_if_range(site):
         assert r.status == 200 and r.body == NUMBERS, stale
 
 
-def test_head_ignores_range(site):
+def test_head_gets_the_head_get_would_with_range(site):
     gh = site()
     r = get(gh.port, "/numbers.txt", method="HEAD", headers=[("Range", "bytes=0-5")])
-    assert r.status == 200 and r.header("content-length") == str(SIZE)
+    assert r.status == 206 and r.body == b""
+    assert r.header("content-length") == "6" and r.header("content-range") == f"bytes 0-5/{SIZE}"
 
 
 # ---- precompressed siblings --------------------------------------------------------------------
