@@ -109,7 +109,7 @@ static void log_short(struct files_xfer *x, ssize_t got, int err)
                 s->peer, x->e->rel, (unsigned long long)x->off, strerror(err));
     else
         log_msg(&s->worker->srv->log, LOG_WARN,
-                "files: client %s: '%s' ended at offset %llu, before the %llu bytes promised "
+                "files: client %s: '%s' ended at offset %llu of the %llu bytes it had "
                 "(truncated while being sent); response aborted",
                 s->peer, x->e->rel, (unsigned long long)(x->off + (uint64_t)got),
                 (unsigned long long)x->plan.size);

@@ -166,8 +166,8 @@ def test_file_truncated_while_sent_aborts_with_a_log_line(tmp_path, gatehouse):
     body = read_rest(s, 64 * MiB)
     s.close()
     assert len(body) < 64 * MiB - 1000                 # the connection ended early...
-    line = gh.wait_err(r"big\.bin.*truncated while being sent", since=mark)
-    assert "response aborted" in line                  # ... and the log says why
+    # ... and the log says why (the copy path or the codec's send_file, whichever noticed)
+    gh.wait_err(r"big\.bin.*truncated while being sent", since=mark)
     assert get(gh.port, "/numbers.txt").body == NUMBERS  # the worker carries on
 
 
