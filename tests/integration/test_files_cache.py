@@ -280,3 +280,28 @@ def test_check_short_form_and_files_cache_bounds(tmp_path):
     assert f"{cfg}:2:24: " in p.stderr and "entries" in p.stderr
     assert "files root '/nonexistent-root' does not exist" in p.stderr
     assert str(root) not in p.stderr
+
+
+# ---- reload -----------------------------------------------------------------------------------
+
+def test_reload_switches_root_and_cache_settings(tmp_path, gatehouse):
+    import signal
+    a = make_tree(tmp_path / "a")
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "numbers.txt").write_bytes(b"from b\n")
+    gh = gatehouse(files_config(a, files_cache={"entries": 8, "valid": "1h"}))
+    with H1(gh.port) as kept:               # a connection from before the reload
+        assert kept.request("GET", "/numbers.txt").body == NUMBERS
+        gh.write_config(files_config(b, files_cache={"entries": 0}))
+        mark = gh.err_mark()
+        gh.send_signal(signal.SIGHUP)
+        gh.wait_err(r"configuration reloaded", since=mark, timeout=10)
+        assert get(gh.port, "/numbers.txt").body == b"from b\n"   # not a's cached entry
+        assert kept.request("GET", "/numbers.txt").body == b"from b\n"
+    # A root that no longer exists on reload: refused, the running one is kept.
+    gh.write_config(files_config(tmp_path / "gone"))
+    mark = gh.err_mark()
+    gh.send_signal(signal.SIGHUP)
+    gh.wait_err(r"does not exist", since=mark, timeout=10)
+    assert get(gh.port, "/numbers.txt").body == b"from b\n"
