@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, SANITIZER, T, Gatehouse, H1, base_config, get, wait_until
+from conftest import GATEHOUSE_BIN, T, Gatehouse, H1, get, wait_until
 from test_files_handler import NUMBERS, files_config, make_tree
 
 MiB = 1 << 20
