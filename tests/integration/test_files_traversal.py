@@ -315,6 +315,10 @@ def test_follow_symlinks_modes(gatehouse, tmp_path, mode, inside, outside):
         no_marker(r)
     r = raw_get(gh.port, b"/l1/marker.txt")
     assert r.status == outside
+    if mode != "always":   # (whether `always` follows /proc magic links is the handler's call)
+        r = raw_get(gh.port, b"/self" + str(tmp_path).encode() + b"/secret/marker.txt")
+        assert r.status == 404
+        no_marker(r)
 
 
 def test_hardlink_is_served_documented(gatehouse, tmp_path):
