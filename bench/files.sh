@@ -157,7 +157,7 @@ run_load() {
     compress_json) conns=$JSON_CONNECTIONS path=/api/data.json hdr=(-H 'Accept-Encoding: gzip') ;;
     esac
     timeout $((secs + 30)) taskset -c "$AUX_CPU" \
-        wrk -t"$THREADS" -c"$conns" -d"${secs}s" --latency "${hdr[@]}" \
+        wrk -t"$THREADS" -c"$conns" -d"${secs}s" --timeout 30s --latency "${hdr[@]}" \
         "http://127.0.0.1:$port$path" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || rc=$?
@@ -230,7 +230,7 @@ done
 scenario_desc() {
     case $1 in
     static_small) echo "1 KiB file, HTTP/1.1 keep-alive, wrk -t$THREADS -c$SMALL_CONNECTIONS" ;;
-    static_large) echo "100 MiB file, wrk -t$THREADS -c$LARGE_CONNECTIONS" ;;
+    static_large) echo "100 MiB file, wrk -t$THREADS -c$LARGE_CONNECTIONS --timeout 30s" ;;
     compress_json) echo "${JSON_SIZE}-byte JSON proxied, gzip level 5, wrk -t$THREADS -c$JSON_CONNECTIONS -H 'Accept-Encoding: gzip'" ;;
     slow_reader) echo "4 GiB sparse file, $SLOW_CLIENTS clients reading $SLOW_RATE bytes/s for ${SLOW_SECONDS}s" ;;
     esac
