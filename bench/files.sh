@@ -81,7 +81,6 @@ chmod 644 "$FILES_DIR"/*
 # ---------------------------------------------------------------- servers
 
 GATEHOUSE_DESC="not measured"
-declare -A GATEHOUSE_FAILED=()
 declare -A GZIP_SIZE=()          # server -> bytes of its gzip-encoded JSON (compress_json check)
 
 # scenario_proxies SCENARIO : the names of PROXIES that can do SCENARIO
@@ -202,26 +201,7 @@ for SCENARIO in $SCENARIOS; do
         for name in "${ACTIVE[@]}"; do stop_tree "${PID_OF[$name]}"; done
         continue
     fi
-    if ((WARMUP > 0)); then
-        for name in "${ACTIVE[@]}"; do
-            log "warm-up $name (${WARMUP}s)"
-            run_load "$name" "$WARMUP" "$WORK/warmup-$SCENARIO-$name.txt" ||
-                log "warm-up against $name failed"
-        done
-    fi
-    DROPPED=""
-    for ((round = 1; round <= ROUNDS; round++)); do
-        n=${#ACTIVE[@]}
-        for ((i = 0; i < n; i++)); do
-            name=${ACTIVE[$(((i + round - 1) % n))]}
-            [[ $name == "$DROPPED" ]] && continue
-            if ! measure "$round" "$name"; then
-                [[ $name == gatehouse ]] || die "measurement of $name failed ($SCENARIO)"
-                GATEHOUSE_FAILED[$SCENARIO]="run failed in round $round (see the log above)"
-                DROPPED=gatehouse
-            fi
-        done
-    done
+    warm_up_and_measure
     for name in "${ACTIVE[@]}"; do stop_tree "${PID_OF[$name]}"; done
 done
 

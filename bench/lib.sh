@@ -287,6 +287,8 @@ gatehouse_available() {
 # load generator of $SCENARIO) and parse_load OUTFILE ("requests rps p50_ms p99_ms errors"),
 # and sets SCENARIO, DURATION, RUNS_TSV, NOISE_MAX, RETRIES, QUIET_WAIT and CLK_TCK.
 
+declare -A GATEHOUSE_FAILED=()     # scenario -> why Gatehouse was skipped or dropped
+
 # run_once NAME OUT : one timed wrk run; sets R_* globals with the run's counters
 run_once() {
     local name=$1 out=$2 pid=${PID_OF[$1]} bpid=${PID_OF[backend]}
@@ -364,3 +366,33 @@ measure() {
 }
 
 pm() { printf '%d.%d' $(($1 / 10)) $(($1 % 10)); }   # per mille -> percent with one decimal
+
+# warm_up_and_measure : WARMUP seconds of load per server of ACTIVE, then ROUNDS rounds of
+# `measure` in an order rotated every round. Another server's failure is fatal; Gatehouse's
+# drops it from the scenario's remaining runs (GATEHOUSE_FAILED[$SCENARIO] says why).
+warm_up_and_measure() {
+    local name round i n DROPPED=""
+    if ((WARMUP > 0)); then
+        for name in "${ACTIVE[@]}"; do
+            log "warm-up $name (${WARMUP}s)"
+            if ! run_load "$name" "$WARMUP" "$WORK/warmup-$SCENARIO-$name.txt"; then
+                [[ $name == gatehouse ]] || die "warm-up against $name failed"
+                log "warm-up against gatehouse failed:"; tail -n 30 "$WORK/warmup-$SCENARIO-$name.txt" >&2
+            fi
+        done
+    fi
+    for ((round = 1; round <= ROUNDS; round++)); do
+        n=${#ACTIVE[@]}
+        for ((i = 0; i < n; i++)); do
+            name=${ACTIVE[$(((i + round - 1) % n))]}     # rotate the order every round
+            [[ $name == "$DROPPED" ]] && continue
+            if ! measure "$round" "$name"; then
+                [[ $name == gatehouse ]] || die "measurement of $name failed ($SCENARIO)"
+                log "dropping gatehouse from the remaining runs of $SCENARIO"
+                # shellcheck disable=SC2034  # read by the scripts' reports
+                GATEHOUSE_FAILED[$SCENARIO]="run failed in round $round (see the log above)"
+                DROPPED=gatehouse
+            fi
+        done
+    done
+}

@@ -67,7 +67,6 @@ printf 'scenario\tround\tname\trequests\trps\tp50_ms\tp99_ms\terrors\tcpu_us\tcp
 [[ " $SCENARIOS " =~ \ (https|handshake|h2)\  ]] && make_cert
 
 GATEHOUSE_DESC="not measured"
-declare -A GATEHOUSE_FAILED=()     # scenario -> why Gatehouse was skipped or dropped
 
 # start_all SCENARIO : start the proxies of PROXIES for SCENARIO; sets ACTIVE
 start_all() {
@@ -161,29 +160,7 @@ for SCENARIO in $SCENARIOS; do
     [[ $SCENARIO == h2 ]] && CHECK_H2=1
     log "==== scenario $SCENARIO"
     start_all "$SCENARIO"
-    if ((WARMUP > 0)); then
-        for name in "${ACTIVE[@]}"; do
-            log "warm-up $name (${WARMUP}s)"
-            if ! run_load "$name" "$WARMUP" "$WORK/warmup-$SCENARIO-$name.txt"; then
-                [[ $name == gatehouse ]] || die "warm-up against $name failed"
-                log "warm-up against gatehouse failed:"; tail -n 30 "$WORK/warmup-$SCENARIO-$name.txt" >&2
-            fi
-        done
-    fi
-    DROPPED=""
-    for ((round = 1; round <= ROUNDS; round++)); do
-        n=${#ACTIVE[@]}
-        for ((i = 0; i < n; i++)); do
-            name=${ACTIVE[$(((i + round - 1) % n))]}     # rotate the order every round
-            [[ $name == "$DROPPED" ]] && continue
-            if ! measure "$round" "$name"; then
-                [[ $name == gatehouse ]] || die "measurement of $name failed ($SCENARIO)"
-                log "dropping gatehouse from the remaining runs of $SCENARIO"
-                GATEHOUSE_FAILED[$SCENARIO]="run failed in round $round (see the log above)"
-                DROPPED=gatehouse
-            fi
-        done
-    done
+    warm_up_and_measure
     for name in "${ACTIVE[@]}"; do stop_tree "${PID_OF[$name]}"; done
 done
 
