@@ -8,19 +8,20 @@ import subprocess
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, T, get
+from conftest import GATEHOUSE_BIN, T, get, to_yaml
 from test_files_handler import JS, NUMBERS, files_config, make_tree
+
+brotli = pytest.importorskip("brotli")
 
 
 @pytest.fixture
 def compressed_site(tmp_path, gatehouse):
     root = make_tree(tmp_path / "www")
     (root / "only.js").write_bytes(JS)
-    (root / "only.js.br").write_bytes(__import__("brotli").compress(JS))
+    (root / "only.js.br").write_bytes(brotli.compress(JS))
     cfg = files_config(root, {"precompressed": ["br"]})
     cfg["sites"][0]["routes"][0]["compress"] = {"algorithms": ["gzip"], "min_size": 10}
     path = tmp_path / "check.yaml"
-    from conftest import to_yaml
     path.write_text(to_yaml(cfg) + "\n")
     p = subprocess.run([GATEHOUSE_BIN, "-t", "-c", str(path)], capture_output=True, text=True,
                        timeout=T(10))
