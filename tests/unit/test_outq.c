@@ -1,4 +1,5 @@
-/* The output queue's writer path (TLS): a response head and a small body, or a chunk and its
+/* The output queue's socket path (plain TCP: writev, then a file segment with sendfile) and
+ * its writer path (TLS): a response head and a small body, or a chunk and its
  * CRLF, go out in one write (one TLS record, one packet), large parts are not copied whole,
  * and a write retried after EAGAIN is the same as the one that failed (OpenSSL refuses a
  * shorter one with "bad length"). */
@@ -7,6 +8,11 @@
 #include "net/outq.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct writer {
     size_t calls;
@@ -97,6 +103,213 @@ static void test_retry_never_shorter(struct buf_pool *p)
     CHECK(w.got_len == 10 && memcmp(w.got, "5\r\nhello\r\n", 10) == 0);
 }
 
+/* ---- file segments ---- */
+
+/* A temporary file of `len` bytes, byte i = pattern(i); its content is also returned. */
+static unsigned char pattern(size_t i)
+{
+    return (unsigned char)((i * 7 + i / 251) & 0xff);
+}
+
+static int temp_file(size_t len, unsigned char **content)
+{
+    char path[] = "/tmp/gh-outq-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    unsigned char *c = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        c[i] = pattern(i);
+    CHECK(write(fd, c, len) == (ssize_t)len);
+    *content = c;
+    return fd;
+}
+
+/* sv[0] writes (non-blocking, small send buffer when asked), sv[1] reads. */
+static void pair(int sv[2], int sndbuf)
+{
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    CHECK(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
+    CHECK(fcntl(sv[1], F_SETFL, O_NONBLOCK) == 0);
+    if (sndbuf)
+        CHECK(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0);
+}
+
+struct sink {
+    unsigned char *data;
+    size_t len, cap;
+};
+
+static void drain(int fd, struct sink *k)
+{
+    for (;;) {
+        if (k->cap - k->len < 65536) {
+            k->cap = k->cap ? k->cap * 2 : 1 << 20;
+            k->data = realloc(k->data, k->cap);
+        }
+        ssize_t n = read(fd, k->data + k->len, k->cap - k->len);
+        if (n <= 0)
+            return;
+        k->len += (size_t)n;
+    }
+}
+
+/* Flush until done or failed, draining the reader whenever the socket is full; counts the
+ * OUTQ_AGAIN answers. */
+static int flush_all(struct outq *q, int sv[2], struct buf_pool *p, struct sink *k, int *agains)
+{
+    for (;;) {
+        int r = outq_flush(q, sv[0], p);
+        if (r != OUTQ_AGAIN) {
+            int e = errno;
+            drain(sv[1], k);
+            errno = e;
+            return r;
+        }
+        (*agains)++;
+        drain(sv[1], k);
+    }
+}
+
+static void test_file_full(struct buf_pool *p)
+{
+    enum { LEN = 300000 };
+    unsigned char *content;
+    int fd = temp_file(LEN, &content);
+    int sv[2];
+    pair(sv, 0);
+    struct outq q = {0};
+    struct sink k = {0};
+    int agains = 0;
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 299990\r\n\r\n";
+    CHECK(outq_append(&q, p, head, sizeof head - 1) == 0);
+    outq_set_file(&q, fd, 10, LEN - 10, "", 0);
+    CHECK(!outq_empty(&q));
+    CHECK_EQ_INT(flush_all(&q, sv, p, &k, &agains), OUTQ_DONE);
+    CHECK(outq_empty(&q));
+    CHECK(q.gen == NULL); /* the pool buffer went back */
+    CHECK_EQ_INT(q.sent, sizeof head - 1 + LEN - 10);
+    CHECK_EQ_INT(k.len, sizeof head - 1 + LEN - 10);
+    CHECK(memcmp(k.data, head, sizeof head - 1) == 0);
+    CHECK(memcmp(k.data + sizeof head - 1, content + 10, LEN - 10) == 0);
+    /* The file offset is ours: sendfile with an offset leaves the descriptor's alone. */
+    CHECK_EQ_INT(lseek(fd, 0, SEEK_CUR), LEN);
+
+    /* A chunk: size line, the file's bytes, then the CRLF tail after them. */
+    k.len = 0;
+    CHECK(outq_append(&q, p, "64\r\n", 4) == 0);
+    outq_set_file(&q, fd, 1000, 100, "\r\n", 2);
+    CHECK_EQ_INT(flush_all(&q, sv, p, &k, &agains), OUTQ_DONE);
+    CHECK_EQ_INT(k.len, 106);
+    CHECK(memcmp(k.data, "64\r\n", 4) == 0 && memcmp(k.data + 4, content + 1000, 100) == 0);
+    CHECK(memcmp(k.data + 104, "\r\n", 2) == 0);
+    close(sv[0]);
+    close(sv[1]);
+    close(fd);
+    free(k.data);
+    free(content);
+}
+
+/* A small send buffer: the segment goes in several steps, each resumed where the last
+ * stopped, and the queue is not empty meanwhile. */
+static void test_file_partial(struct buf_pool *p)
+{
+    enum { LEN = 1 << 20 };
+    unsigned char *content;
+    int fd = temp_file(LEN, &content);
+    int sv[2];
+    pair(sv, 4096);
+    struct outq q = {0};
+    struct sink k = {0};
+    CHECK(outq_append(&q, p, "head\n", 5) == 0);
+    outq_set_file(&q, fd, 0, LEN, "", 0);
+    CHECK_EQ_INT(outq_flush(&q, sv[0], p), OUTQ_AGAIN);
+    CHECK(!outq_empty(&q));
+    CHECK(q.file_left > 0 && q.file_left < LEN);
+    CHECK_EQ_INT(q.file_off, LEN - q.file_left);
+    CHECK_EQ_INT(q.sent, 5 + q.file_off);
+    int agains = 1;
+    drain(sv[1], &k);
+    CHECK_EQ_INT(flush_all(&q, sv, p, &k, &agains), OUTQ_DONE);
+    CHECK(agains > 2);
+    CHECK_EQ_INT(k.len, 5 + LEN);
+    CHECK(memcmp(k.data, "head\n", 5) == 0 && memcmp(k.data + 5, content, LEN) == 0);
+    close(sv[0]);
+    close(sv[1]);
+    close(fd);
+    free(k.data);
+    free(content);
+}
+
+/* The file is shorter than the segment (truncated while being sent): ENODATA, and file_left
+ * says how much is missing; what the file had went out. */
+static void test_file_truncated(struct buf_pool *p)
+{
+    enum { LEN = 200000 };
+    unsigned char *content;
+    int fd = temp_file(LEN, &content);
+    int sv[2];
+    pair(sv, 0);
+    struct outq q = {0};
+    struct sink k = {0};
+    int agains = 0;
+    CHECK(outq_append(&q, p, "h", 1) == 0);
+    outq_set_file(&q, fd, 0, LEN + 5000, "\r\n", 2);
+    CHECK(ftruncate(fd, LEN) == 0);
+    errno = 0;
+    CHECK_EQ_INT(flush_all(&q, sv, p, &k, &agains), OUTQ_ERROR);
+    CHECK_EQ_INT(errno, ENODATA);
+    CHECK_EQ_INT(q.file_left, 5000);
+    CHECK_EQ_INT(k.len, 1 + LEN);
+    CHECK(memcmp(k.data + 1, content, LEN) == 0);
+    /* The owner drops the segment; its tail goes with it. */
+    outq_drop_file(&q);
+    CHECK(outq_empty(&q));
+    outq_release(&q, p);
+    close(sv[0]);
+    close(sv[1]);
+    close(fd);
+    free(k.data);
+    free(content);
+}
+
+/* The writer path with a file segment (kTLS): head, the file through the sendfile function,
+ * then the tail; without a sendfile function the segment cannot be sent. */
+static long file_pread(void *ctx, int fd, uint64_t off, size_t len)
+{
+    struct writer *w = ctx;
+    size_t n = len > 3000 ? 3000 : len; /* partial steps */
+    ssize_t r = pread(fd, w->got + w->got_len, n, (off_t)off);
+    if (r > 0)
+        w->got_len += (size_t)r;
+    return r;
+}
+
+static void test_file_writer(struct buf_pool *p)
+{
+    unsigned char *content;
+    int fd = temp_file(10000, &content);
+    struct writer *w = calloc(1, sizeof *w);
+    struct outq q = {0};
+    CHECK(outq_append(&q, p, "2710\r\n", 6) == 0);
+    outq_set_file(&q, fd, 0, 10000, "\r\n", 2);
+    CHECK_EQ_INT(outq_flush_files(&q, record, file_pread, w, p), OUTQ_DONE);
+    CHECK_EQ_INT(w->got_len, 6 + 10000 + 2);
+    CHECK(memcmp(w->got, "2710\r\n", 6) == 0 && memcmp(w->got + 6, content, 10000) == 0);
+    CHECK(memcmp(w->got + 10006, "\r\n", 2) == 0);
+    CHECK_EQ_INT(w->lens[0], 6); /* the head is not gathered with the tail across the file */
+
+    *w = (struct writer){0};
+    outq_set_file(&q, fd, 0, 10, "", 0);
+    errno = 0;
+    CHECK_EQ_INT(outq_flush_fn(&q, record, w, p), OUTQ_ERROR);
+    CHECK_EQ_INT(errno, ENOTSUP);
+    outq_release(&q, p);
+    close(fd);
+    free(w);
+    free(content);
+}
+
 int main(void)
 {
     struct buf_pool p;
@@ -104,6 +317,10 @@ int main(void)
     test_head_and_small_body_in_one_write(&p);
     test_large_parts(&p);
     test_retry_never_shorter(&p);
+    test_file_full(&p);
+    test_file_partial(&p);
+    test_file_truncated(&p);
+    test_file_writer(&p);
     buf_pool_fini(&p);
     return check_done("outq");
 }
