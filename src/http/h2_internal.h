@@ -150,6 +150,11 @@ struct h2_stream {
     bool obuf_heap;  /* obuf outgrew H2_OBUF_ARENA_MAX: malloc'd, freed on its own */
     const char *ext; /* a borrowed slice after obuf, held until on_writable */
     size_t ext_len;
+    /* A file's bytes after obuf (send_file, never with ext): read with pread straight into the
+     * DATA frames nghttp2 builds. file_failed: it ended early, the stream is being reset. */
+    int file_fd;
+    uint64_t file_off, file_left;
+    bool file_failed;
     bool head_final;
     bool no_body_out;
     bool out_eof;      /* send_end: the data provider ends the stream when drained */

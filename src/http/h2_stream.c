@@ -13,10 +13,13 @@
 #include "http/respond.h"
 #include "http/token.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static const struct http_stream_ops h2_stream_ops;
 
@@ -128,6 +131,7 @@ void h2_stream_detach(struct h2_stream *st)
 {
     st->ext = NULL; /* the handler's memory may go with it */
     st->ext_len = 0;
+    st->file_left = 0; /* and its file */
     st->send_pending = false;
     if (!st->handler_on)
         return;
@@ -775,9 +779,9 @@ static void stream_resume(struct h2_stream *st)
     conn_schedule(st->c);
 }
 
-static size_t out_queued(const struct h2_stream *st)
+static uint64_t out_queued(const struct h2_stream *st)
 {
-    return st->olen - st->ooff + st->ext_len;
+    return st->olen - st->ooff + st->ext_len + st->file_left;
 }
 
 /* obuf's room grown to cap: in the arena up to H2_OBUF_ARENA_MAX, past it on the heap. */
@@ -832,6 +836,49 @@ static int out_own_ext(struct h2_stream *st)
     return out_append(st, p, n);
 }
 
+/* The file under the response ended before the length promised (truncated while being sent),
+ * or cannot be read: the stream is reset, the client must not take it for complete. */
+static void file_failed(struct h2_stream *st, ssize_t r)
+{
+    const struct http_request *q = &st->s.req;
+    char why[64];
+    if (r == 0)
+        snprintf(why, sizeof why, "file ended %llu bytes early", (unsigned long long)st->file_left);
+    else
+        snprintf(why, sizeof why, "file read failed: %s", strerror(errno));
+    log_msg(conn_log(st->c), LOG_WARN,
+            "client %s: HTTP/2 stream %d: %.*s %.*s: %s (truncated while being sent?), "
+            "resetting the stream",
+            st->c->conn->peer, (int)st->id, (int)q->method.len, q->method.p, (int)q->path.len,
+            q->path.p, why);
+    st->file_failed = true;
+}
+
+/* File bytes straight into the frame being built: one copy, from the page cache into nghttp2's
+ * buffer. Bytes read, or -1 when the file failed (the segment stays, so the stream cannot end
+ * as if complete). */
+static ssize_t file_read(struct h2_stream *st, uint8_t *buf, size_t room)
+{
+    size_t want = st->file_left < room ? (size_t)st->file_left : room;
+    ssize_t r;
+    do
+        r = pread(st->file_fd, buf, want, (off_t)st->file_off);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) {
+        file_failed(st, r);
+        return -1;
+    }
+    st->file_off += (uint64_t)r;
+    st->file_left -= (uint64_t)r;
+    st->s.body_bytes_sent += (uint64_t)r;
+    /* The client is taking the file: send_timeout starts again, as for each body slice. */
+    if (ev_timer_armed(&st->send_timer)) {
+        st->stall_ms = st->c->w->loop.now;
+        ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
+    }
+    return r;
+}
+
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *user)
 {
@@ -840,6 +887,8 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED; /* our RST_STREAM is on its way */
     }
+    if (st->file_failed)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM(INTERNAL_ERROR) */
     size_t n = 0;
     if (st->olen > st->ooff) {
         n = st->olen - st->ooff < length ? st->olen - st->ooff : length;
@@ -853,13 +902,19 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         st->ext_len -= k;
         n += k;
     }
+    if (n < length && st->file_left) {
+        ssize_t k = file_read(st, buf + n, length - n);
+        if (k < 0 && n == 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        n += k > 0 ? (size_t)k : 0;
+    }
     if (n == 0 && !st->out_eof) {
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
     if (st->out_eof && out_queued(st) == 0)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (st->send_pending && !st->ext_len && st->olen - st->ooff <= H2_OUT_LOW) {
+    if (st->send_pending && !st->ext_len && !st->file_left && st->olen - st->ooff <= H2_OUT_LOW) {
         st->wake_writable = true;
         st->c->wake = true;
     }
@@ -996,6 +1051,18 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
     return SEND_DONE;
 }
 
+/* The handler waits for on_writable; the client must take some of the response within
+ * send_timeout. */
+static enum send_result wait_writable(struct h2_stream *st)
+{
+    st->send_pending = true;
+    if (!ev_timer_armed(&st->send_timer)) {
+        st->stall_ms = st->c->w->loop.now;
+        ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
+    }
+    return SEND_PENDING;
+}
+
 static enum send_result h2_send_body(struct http_stream *s, const char *data, size_t len)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
@@ -1018,15 +1085,33 @@ static enum send_result h2_send_body(struct http_stream *s, const char *data, si
         return SEND_ERROR;
     }
     stream_resume(st);
-    if (st->ext_len || out_queued(st) >= H2_OUT_HIGH) {
-        st->send_pending = true;
-        if (!ev_timer_armed(&st->send_timer)) {
-            st->stall_ms = st->c->w->loop.now;
-            ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
-        }
-        return SEND_PENDING;
-    }
+    if (st->ext_len || out_queued(st) >= H2_OUT_HIGH)
+        return wait_writable(st);
     return SEND_DONE;
+}
+
+/* Body bytes from a file: read into the DATA frames as the client's flow-control windows
+ * open (data_read), never more than a frame ahead of them. */
+static enum send_result h2_send_file(struct http_stream *s, int fd, uint64_t off, uint64_t len)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    if (st->c->state == H2C_CLOSED || st->aborted || !st->head_final)
+        return SEND_ERROR;
+    if (st->no_body_out || len == 0)
+        return SEND_DONE;
+    if (st->closed)
+        return SEND_ERROR;
+    /* The previous file is done (the handler waited for on_writable). */
+    GH_BUG_ON(st->file_left);
+    if (out_own_ext(st) < 0) {
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return SEND_ERROR;
+    }
+    st->file_fd = fd;
+    st->file_off = off;
+    st->file_left = len;
+    stream_resume(st);
+    return wait_writable(st);
 }
 
 /* The handler is done; the stream ends on its own when the queued bytes are out. */
@@ -1062,6 +1147,7 @@ static void h2_abort(struct http_stream *s)
     st->aborted = true;
     st->ext = NULL;
     st->ext_len = 0;
+    st->file_left = 0;
     if (st->closed)
         h2_stream_finish(st);
     else /* RFC 9113 section 8.5: a tunnel's connection failed */
@@ -1107,6 +1193,7 @@ static void h2_shutdown(struct http_stream *s)
 static const struct http_stream_ops h2_stream_ops = {
     .send_head = h2_send_head,
     .send_body = h2_send_body,
+    .send_file = h2_send_file,
     .send_end = h2_send_end,
     .abort = h2_abort,
     .read_body = h2_read_body,
