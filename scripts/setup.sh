@@ -10,6 +10,7 @@ PACKAGES=(
   clang libclang-rt-14-dev llvm clang-tidy cppcheck
   python3 python3-pytest python3-requests python3-h2 python3-hpack python3-websockets
   curl nginx-light haproxy wrk nghttp2-client testssl.sh
+  strace
 )
 
 missing=()
