@@ -535,7 +535,7 @@ static void test_error_routes(void)
                   "        redirect: {to: \"http://x/a b\"}\n",
                   "x.yaml:8:18: route '/a' has both 'proxy' and 'respond' (a route has one "
                   "action)\n"
-                  "x.yaml:9:9: route '/b' needs one of 'proxy', 'redirect' or 'respond'\n"
+                  "x.yaml:9:9: route '/b' needs one of 'proxy', 'redirect', 'respond' or 'files'\n"
                   "x.yaml:10:15: route path 'b' must start with '/'\n"
                   "x.yaml:12:15: duplicate route path '/a'\n"
                   "x.yaml:13:36: 'status' must be one of 301, 302, 303, 307, 308\n"
