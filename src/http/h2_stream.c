@@ -1063,15 +1063,23 @@ static enum send_result wait_writable(struct h2_stream *st)
     return SEND_PENDING;
 }
 
+/* Whether body bytes can go now: -1 no (the stream or connection is gone, or no head yet),
+ * 0 nothing to do (no body on this response, or no bytes), 1 yes. */
+static int body_gate(const struct h2_stream *st, uint64_t len)
+{
+    if (st->c->state == H2C_CLOSED || st->aborted || !st->head_final)
+        return -1;
+    if (st->no_body_out || len == 0)
+        return 0;
+    return st->closed ? -1 : 1;
+}
+
 static enum send_result h2_send_body(struct http_stream *s, const char *data, size_t len)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    if (st->c->state == H2C_CLOSED || st->aborted || !st->head_final)
-        return SEND_ERROR;
-    if (st->no_body_out || len == 0)
-        return SEND_DONE;
-    if (st->closed)
-        return SEND_ERROR;
+    int gate = body_gate(st, len);
+    if (gate <= 0)
+        return gate < 0 ? SEND_ERROR : SEND_DONE;
     s->body_bytes_sent += len;
     int rc = out_own_ext(st); /* only if the handler sent again without waiting */
     if (rc == 0 && (len <= SEND_COPY_MAX || out_queued(st) + len <= H2_OUT_HIGH))
@@ -1095,12 +1103,9 @@ static enum send_result h2_send_body(struct http_stream *s, const char *data, si
 static enum send_result h2_send_file(struct http_stream *s, int fd, uint64_t off, uint64_t len)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    if (st->c->state == H2C_CLOSED || st->aborted || !st->head_final)
-        return SEND_ERROR;
-    if (st->no_body_out || len == 0)
-        return SEND_DONE;
-    if (st->closed)
-        return SEND_ERROR;
+    int gate = body_gate(st, len);
+    if (gate <= 0)
+        return gate < 0 ? SEND_ERROR : SEND_DONE;
     /* The previous file is done (the handler waited for on_writable). */
     GH_BUG_ON(st->file_left);
     if (out_own_ext(st) < 0) {

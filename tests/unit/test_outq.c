@@ -125,89 +125,100 @@ static int temp_file(size_t len, unsigned char **content)
     return fd;
 }
 
-/* sv[0] writes (non-blocking, small send buffer when asked), sv[1] reads. */
-static void pair(int sv[2], int sndbuf)
-{
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    CHECK(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
-    CHECK(fcntl(sv[1], F_SETFL, O_NONBLOCK) == 0);
-    if (sndbuf)
-        CHECK(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0);
-}
-
 struct sink {
     unsigned char *data;
     size_t len, cap;
 };
 
-static void drain(int fd, struct sink *k)
+/* One case: a temp file of `len` pattern bytes (`content`), a socketpair (sv[0] writes,
+ * non-blocking, with a small send buffer when asked; sv[1] reads into `k`), a queue. */
+struct fcase {
+    unsigned char *content;
+    int fd, sv[2];
+    struct outq q;
+    struct sink k;
+    int agains; /* OUTQ_AGAIN answers seen by flush_all */
+};
+
+static void fcase_open(struct fcase *t, size_t len, int sndbuf)
 {
+    *t = (struct fcase){0};
+    t->fd = temp_file(len, &t->content);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, t->sv) == 0);
+    CHECK(fcntl(t->sv[0], F_SETFL, O_NONBLOCK) == 0);
+    CHECK(fcntl(t->sv[1], F_SETFL, O_NONBLOCK) == 0);
+    if (sndbuf)
+        CHECK(setsockopt(t->sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0);
+}
+
+static void fcase_close(struct fcase *t, struct buf_pool *p)
+{
+    outq_release(&t->q, p);
+    close(t->sv[0]);
+    close(t->sv[1]);
+    close(t->fd);
+    free(t->k.data);
+    free(t->content);
+}
+
+static void drain(struct fcase *t)
+{
+    struct sink *k = &t->k;
     for (;;) {
         if (k->cap - k->len < 65536) {
             k->cap = k->cap ? k->cap * 2 : 1 << 20;
             k->data = realloc(k->data, k->cap);
         }
-        ssize_t n = read(fd, k->data + k->len, k->cap - k->len);
+        ssize_t n = read(t->sv[1], k->data + k->len, k->cap - k->len);
         if (n <= 0)
             return;
         k->len += (size_t)n;
     }
 }
 
-/* Flush until done or failed, draining the reader whenever the socket is full; counts the
- * OUTQ_AGAIN answers. */
-static int flush_all(struct outq *q, int sv[2], struct buf_pool *p, struct sink *k, int *agains)
+/* Flush until done or failed, draining the reader whenever the socket is full. */
+static int flush_all(struct fcase *t, struct buf_pool *p)
 {
     for (;;) {
-        int r = outq_flush(q, sv[0], p);
+        int r = outq_flush(&t->q, t->sv[0], p);
+        int e = errno;
+        drain(t);
         if (r != OUTQ_AGAIN) {
-            int e = errno;
-            drain(sv[1], k);
             errno = e;
             return r;
         }
-        (*agains)++;
-        drain(sv[1], k);
+        t->agains++;
     }
 }
 
 static void test_file_full(struct buf_pool *p)
 {
     enum { LEN = 300000 };
-    unsigned char *content;
-    int fd = temp_file(LEN, &content);
-    int sv[2];
-    pair(sv, 0);
-    struct outq q = {0};
-    struct sink k = {0};
-    int agains = 0;
+    struct fcase t;
+    fcase_open(&t, LEN, 0);
     static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 299990\r\n\r\n";
-    CHECK(outq_append(&q, p, head, sizeof head - 1) == 0);
-    outq_set_file(&q, fd, 10, LEN - 10, "", 0);
-    CHECK(!outq_empty(&q));
-    CHECK_EQ_INT(flush_all(&q, sv, p, &k, &agains), OUTQ_DONE);
-    CHECK(outq_empty(&q));
-    CHECK(q.gen == NULL); /* the pool buffer went back */
-    CHECK_EQ_INT(q.sent, sizeof head - 1 + LEN - 10);
-    CHECK_EQ_INT(k.len, sizeof head - 1 + LEN - 10);
-    CHECK(memcmp(k.data, head, sizeof head - 1) == 0);
-    CHECK(memcmp(k.data + sizeof head - 1, content + 10, LEN - 10) == 0);
+    CHECK(outq_append(&t.q, p, head, sizeof head - 1) == 0);
+    outq_set_file(&t.q, t.fd, 10, LEN - 10, "", 0);
+    CHECK(!outq_empty(&t.q));
+    CHECK_EQ_INT(flush_all(&t, p), OUTQ_DONE);
+    CHECK(outq_empty(&t.q));
+    CHECK(t.q.gen == NULL); /* the pool buffer went back */
+    CHECK_EQ_INT(t.q.sent, sizeof head - 1 + LEN - 10);
+    CHECK_EQ_INT(t.k.len, sizeof head - 1 + LEN - 10);
+    CHECK(memcmp(t.k.data, head, sizeof head - 1) == 0);
+    CHECK(memcmp(t.k.data + sizeof head - 1, t.content + 10, LEN - 10) == 0);
     /* The file offset is ours: sendfile with an offset leaves the descriptor's alone. */
-    CHECK_EQ_INT(lseek(fd, 0, SEEK_CUR), LEN);
+    CHECK_EQ_INT(lseek(t.fd, 0, SEEK_CUR), LEN);
 
     /* A chunk: size line, the file's bytes, then the CRLF tail after them. */
-    k.len = 0;
-    CHECK(outq_append(&q, p, "64\r\n", 4) == 0);
-    outq_set_file(&q, fd, 1000, 100, "\r\n", 2);
-    CHECK_EQ_INT(flush_all(&q, sv, p, &k, &agains), OUTQ_DONE);
-    CHECK_EQ_INT(k.len, 106);
-    CHECK(memcmp(k.data, "64\r\n", 4) == 0 && memcmp(k.data + 4, content + 1000, 100) == 0);
-    CHECK(memcmp(k.data + 104, "\r\n", 2) == 0);
-    close(sv[0]);
-    close(sv[1]);
-    close(fd);
-    free(k.data);
-    free(content);
+    t.k.len = 0;
+    CHECK(outq_append(&t.q, p, "64\r\n", 4) == 0);
+    outq_set_file(&t.q, t.fd, 1000, 100, "\r\n", 2);
+    CHECK_EQ_INT(flush_all(&t, p), OUTQ_DONE);
+    CHECK_EQ_INT(t.k.len, 106);
+    CHECK(memcmp(t.k.data, "64\r\n", 4) == 0 && memcmp(t.k.data + 4, t.content + 1000, 100) == 0);
+    CHECK(memcmp(t.k.data + 104, "\r\n", 2) == 0);
+    fcase_close(&t, p);
 }
 
 /* A small send buffer: the segment goes in several steps, each resumed where the last
@@ -215,30 +226,21 @@ static void test_file_full(struct buf_pool *p)
 static void test_file_partial(struct buf_pool *p)
 {
     enum { LEN = 1 << 20 };
-    unsigned char *content;
-    int fd = temp_file(LEN, &content);
-    int sv[2];
-    pair(sv, 4096);
-    struct outq q = {0};
-    struct sink k = {0};
-    CHECK(outq_append(&q, p, "head\n", 5) == 0);
-    outq_set_file(&q, fd, 0, LEN, "", 0);
-    CHECK_EQ_INT(outq_flush(&q, sv[0], p), OUTQ_AGAIN);
-    CHECK(!outq_empty(&q));
-    CHECK(q.file_left > 0 && q.file_left < LEN);
-    CHECK_EQ_INT(q.file_off, LEN - q.file_left);
-    CHECK_EQ_INT(q.sent, 5 + q.file_off);
-    int agains = 1;
-    drain(sv[1], &k);
-    CHECK_EQ_INT(flush_all(&q, sv, p, &k, &agains), OUTQ_DONE);
-    CHECK(agains > 2);
-    CHECK_EQ_INT(k.len, 5 + LEN);
-    CHECK(memcmp(k.data, "head\n", 5) == 0 && memcmp(k.data + 5, content, LEN) == 0);
-    close(sv[0]);
-    close(sv[1]);
-    close(fd);
-    free(k.data);
-    free(content);
+    struct fcase t;
+    fcase_open(&t, LEN, 4096);
+    CHECK(outq_append(&t.q, p, "head\n", 5) == 0);
+    outq_set_file(&t.q, t.fd, 0, LEN, "", 0);
+    CHECK_EQ_INT(outq_flush(&t.q, t.sv[0], p), OUTQ_AGAIN);
+    CHECK(!outq_empty(&t.q));
+    CHECK(t.q.file_left > 0 && t.q.file_left < LEN);
+    CHECK_EQ_INT(t.q.file_off, LEN - t.q.file_left);
+    CHECK_EQ_INT(t.q.sent, 5 + t.q.file_off);
+    drain(&t);
+    CHECK_EQ_INT(flush_all(&t, p), OUTQ_DONE);
+    CHECK(t.agains > 1);
+    CHECK_EQ_INT(t.k.len, 5 + LEN);
+    CHECK(memcmp(t.k.data, "head\n", 5) == 0 && memcmp(t.k.data + 5, t.content, LEN) == 0);
+    fcase_close(&t, p);
 }
 
 /* The file is shorter than the segment (truncated while being sent): ENODATA, and file_left
@@ -246,31 +248,21 @@ static void test_file_partial(struct buf_pool *p)
 static void test_file_truncated(struct buf_pool *p)
 {
     enum { LEN = 200000 };
-    unsigned char *content;
-    int fd = temp_file(LEN, &content);
-    int sv[2];
-    pair(sv, 0);
-    struct outq q = {0};
-    struct sink k = {0};
-    int agains = 0;
-    CHECK(outq_append(&q, p, "h", 1) == 0);
-    outq_set_file(&q, fd, 0, LEN + 5000, "\r\n", 2);
-    CHECK(ftruncate(fd, LEN) == 0);
+    struct fcase t;
+    fcase_open(&t, LEN, 0);
+    CHECK(outq_append(&t.q, p, "h", 1) == 0);
+    outq_set_file(&t.q, t.fd, 0, LEN + 5000, "\r\n", 2);
+    CHECK(ftruncate(t.fd, LEN) == 0);
     errno = 0;
-    CHECK_EQ_INT(flush_all(&q, sv, p, &k, &agains), OUTQ_ERROR);
+    CHECK_EQ_INT(flush_all(&t, p), OUTQ_ERROR);
     CHECK_EQ_INT(errno, ENODATA);
-    CHECK_EQ_INT(q.file_left, 5000);
-    CHECK_EQ_INT(k.len, 1 + LEN);
-    CHECK(memcmp(k.data + 1, content, LEN) == 0);
+    CHECK_EQ_INT(t.q.file_left, 5000);
+    CHECK_EQ_INT(t.k.len, 1 + LEN);
+    CHECK(memcmp(t.k.data + 1, t.content, LEN) == 0);
     /* The owner drops the segment; its tail goes with it. */
-    outq_drop_file(&q);
-    CHECK(outq_empty(&q));
-    outq_release(&q, p);
-    close(sv[0]);
-    close(sv[1]);
-    close(fd);
-    free(k.data);
-    free(content);
+    outq_drop_file(&t.q);
+    CHECK(outq_empty(&t.q));
+    fcase_close(&t, p);
 }
 
 /* The writer path with a file segment (kTLS): head, the file through the sendfile function,
