@@ -275,16 +275,27 @@ static void shut_now(struct h1_conn *c)
     c->conn->io->shutdown(c->conn);
 }
 
-/* The file under the response ended before the length promised (truncated while being sent):
- * the response cannot be completed, and the client must see it cut short. */
-static void file_ended_early(struct h1_conn *c)
+/* Whether a failed flush with a file segment pending is the file's fault rather than the
+ * client's (gone: EPIPE, ECONNRESET...): the file ended early (ENODATA, truncated while being
+ * sent), or sendfile cannot read it (EIO, or EINVAL from a file system without splice). */
+static bool file_fault(int err)
+{
+    return err == ENODATA || err == EIO || err == EINVAL || err == EOVERFLOW || err == ENOSYS;
+}
+
+/* The response cannot be completed from its file: the client must see it cut short, and the
+ * operator why. */
+static void file_failed(struct h1_conn *c, int err)
 {
     const struct http_request *r = &c->stream.req;
-    log_msg(conn_log(c), LOG_WARN,
-            "client %s: %.*s %.*s: file ended %llu bytes early (truncated while being sent), "
-            "closing the connection",
-            c->conn->peer, (int)r->method.len, r->method.p, (int)r->path.len, r->path.p,
-            (unsigned long long)c->out.file_left);
+    char why[96];
+    if (err == ENODATA)
+        snprintf(why, sizeof why, "file ended %llu bytes early (truncated while being sent)",
+                 (unsigned long long)c->out.file_left);
+    else
+        snprintf(why, sizeof why, "sending the file failed: %s", strerror(err));
+    log_msg(conn_log(c), LOG_WARN, "client %s: %.*s %.*s: %s, closing the connection",
+            c->conn->peer, (int)r->method.len, r->method.p, (int)r->path.len, r->path.p, why);
     /* The exchange's line, with the bytes that did go out: the handler hears only on_close
      * (or is done already), and nobody else writes it. */
     http_access_log(c->w, &c->stream);
@@ -310,8 +321,8 @@ static int conn_flush(struct h1_conn *c)
         ev_timer_stop(&c->w->loop, &c->send_timer);
         if (c->shut_pending)
             shut_now(c);
-    } else if (errno == ENODATA && c->out.file_left) {
-        file_ended_early(c);
+    } else if (c->out.file_left && file_fault(errno)) {
+        file_failed(c, errno);
     } else {
         log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->conn->peer,
                 strerror(errno));

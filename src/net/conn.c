@@ -110,7 +110,8 @@ static long tls_file_writer(void *ctx, int fd, uint64_t off, size_t len)
     long n = tls_send_file(ctx, fd, off, len);
     if (n >= 0)
         return n;
-    errno = n == TLS_WANT_READ || n == TLS_WANT_WRITE ? EAGAIN : EPIPE;
+    if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+        errno = EAGAIN; /* else errno is sendfile's, as on plain TCP */
     return -1;
 }
 

@@ -250,9 +250,11 @@ long tls_send_file(struct tls_conn *c, int fd, uint64_t off, size_t len)
         return TLS_WANT_WRITE;
     c->fail = FAIL_SYSCALL;
     c->sys_err = e ? e : EIO;
+    errno = c->sys_err; /* the caller tells a file's fault from the client's */
     return TLS_ERROR;
 #else
     (void)c, (void)fd, (void)off, (void)len;
+    errno = ENOTSUP;
     return TLS_ERROR;
 #endif
 }

@@ -87,8 +87,9 @@ bool tls_conn_ktls_send(const struct tls_conn *c);
 
 /* Up to len bytes of the regular file `fd` from `off` as TLS records, by the kernel
  * (SSL_sendfile; only when tls_conn_ktls_send). Bytes sent (0: the file ended before off+1),
- * TLS_WANT_WRITE (the socket is full), or TLS_ERROR. Nothing may wait in OpenSSL's own write
- * buffer: a tls_write that returned TLS_WANT_* must have been completed first. */
+ * TLS_WANT_WRITE (the socket is full), or TLS_ERROR with errno saying why. Nothing may wait in
+ * OpenSSL's own write buffer: a tls_write that returned TLS_WANT_* must have been completed first.
+ */
 long tls_send_file(struct tls_conn *c, int fd, uint64_t off, size_t len);
 
 /* Whether bytes already read from the socket wait inside OpenSSL: read again without waiting
