@@ -10,10 +10,12 @@
 #include "http/respond.h"
 #include "serve/files_cache.h"
 #include "serve/files_internal.h"
+#include "serve/files_listing.h"
 #include "serve/files_path.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FILES_ALLOW "GET, HEAD"
@@ -103,16 +105,48 @@ static bool serve_index(struct files_req *q, const char *rel, size_t len)
     return false;
 }
 
-static void serve_dir(struct files_req *q, const char *rel, size_t len, bool slash)
+/* The directory's listing (files_listing.h): HTML, or JSON when Accept prefers it; the Vary
+ * says so. Never cached by us: it is rendered from the directory as it is now. */
+static void serve_listing(struct files_req *q, int dirfd)
+{
+    struct http_stream *s = q->s;
+    const struct http_request *r = &s->req;
+    const struct http_field *accept = http_find_field(r, "accept", 6);
+    bool json = accept && files_listing_wants_json(accept->value, accept->value_len);
+    struct files_listing out;
+    if (files_listing_render(dirfd, r->path.p, r->path.len, json, q->fs->hidden, &out) < 0) {
+        http_respond_text(s, errno == EACCES ? 403 : errno == ENOMEM ? 503 : 404, NULL);
+        return;
+    }
+    struct http_field f[4] = {
+        {"Content-Type", out.content_type, 12, (uint32_t)strlen(out.content_type)},
+        {"X-Content-Type-Options", "nosniff", 22, 7},
+        {"Vary", "Accept", 4, 6},
+        {"Cache-Control", "no-cache", 13, 8},
+    };
+    struct http_response res = {
+        .status = 200, .fields = f, .nfields = 4, .content_length = (int64_t)out.len};
+    if (handler_send_head(s, &res) == SEND_ERROR || r->head || !out.len) {
+        free(out.body);
+        s->ops->send_end(s);
+        return;
+    }
+    files_body_start_mem(s, out.body, out.len);
+}
+
+/* A directory: the slash form first; then its index, its listing, or as if missing. */
+static void serve_dir(struct files_req *q, struct files_entry *dir, const char *rel, size_t len,
+                      bool slash)
 {
     if (!slash) {
         redirect_slash(q->s);
-        return;
+    } else if (!serve_index(q, rel, len)) {
+        if (q->fs->listing)
+            serve_listing(q, dir->fd);
+        else
+            not_found(q);
     }
-    if (serve_index(q, rel, len))
-        return;
-    /* No index: the listing when asked for (files_listing.c), else as if missing. */
-    not_found(q);
+    files_entry_put(q->cache, dir);
 }
 
 void files_handle(struct http_stream *s, const struct cfg_route *route)
@@ -141,14 +175,15 @@ void files_handle(struct http_stream *s, const struct cfg_route *route)
         http_respond_text(s, 503, NULL);
         return;
     }
-    if (e->err || S_ISDIR(e->st.st_mode) || slash) {
-        int status = e->err ? files_path_status(e->err) : 0;
-        bool dir = !e->err && S_ISDIR(e->st.st_mode);
+    if (!e->err && S_ISDIR(e->st.st_mode)) {
+        serve_dir(&q, e, rel, len, slash);
+        return;
+    }
+    if (e->err || slash) {
+        int status = e->err ? files_path_status(e->err) : 404;
         files_entry_put(q.cache, e);
         if (status == 403)
             http_respond_text(s, 403, NULL);
-        else if (dir)
-            serve_dir(&q, rel, len, slash);
         else
             not_found(&q); /* missing, or a file asked for as a directory ("a.txt/") */
         return;

@@ -15,6 +15,7 @@
 #include "serve/mime.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,7 +26,8 @@ struct files_xfer {
     struct http_stream *s;
     struct worker *w;
     struct files_worker *fw;
-    struct files_entry *e;
+    struct files_entry *e; /* NULL for a body in memory */
+    char *mem;             /* a body in memory (malloc'd, ours), or NULL */
     struct http_range_plan plan;
     bool multipart;
     char boundary[HTTP_RANGE_BOUNDARY_LEN + 1];
@@ -54,6 +56,7 @@ static void xfer_free(struct files_xfer *x)
     if (x->buf)
         buf_put(&x->w->bufs, x->buf);
     files_entry_put(x->fw->cache, x->e);
+    free(x->mem);
     freelist_put(&x->fw->xfers, x);
 }
 
@@ -100,16 +103,16 @@ static enum step send_framing(struct files_xfer *x)
 static void log_short(struct files_xfer *x, ssize_t got, int err)
 {
     struct http_stream *s = x->s;
+    unsigned long long at = x->off + (got > 0 ? (uint64_t)got : 0);
     if (got < 0)
         log_msg(&s->worker->srv->log, LOG_WARN,
                 "files: client %s: reading '%s' failed at offset %llu: %s; response aborted",
                 s->peer, x->e->rel, (unsigned long long)x->off, strerror(err));
     else
         log_msg(&s->worker->srv->log, LOG_WARN,
-                "files: client %s: '%s' ended at offset %llu, before the %llu bytes promised "
+                "files: client %s: '%s' ended at offset %llu of the %llu bytes it had "
                 "(truncated while being sent); response aborted",
-                s->peer, x->e->rel, (unsigned long long)(x->off + (uint64_t)got),
-                (unsigned long long)x->plan.size);
+                s->peer, x->e->rel, at, (unsigned long long)x->plan.size);
 }
 
 static enum step send_copy(struct files_xfer *x)
@@ -137,10 +140,24 @@ static enum step send_copy(struct files_xfer *x)
     return st == STEP_WAIT ? STEP_WAIT : next;
 }
 
+/* A body in memory goes in one slice, which stays untouched until on_writable. */
+static enum step send_mem(struct files_xfer *x)
+{
+    enum step st = sent(x->s->ops->send_body(x->s, x->mem + x->off, (size_t)x->left));
+    x->off += x->left;
+    x->left = 0;
+    if (st == STEP_FAIL)
+        return st;
+    enum step next = range_done(x);
+    return st == STEP_WAIT ? STEP_WAIT : next;
+}
+
 static enum step send_data(struct files_xfer *x)
 {
     if (!x->left)
         return range_done(x);
+    if (x->mem)
+        return send_mem(x);
     if (x->copy || !x->s->ops->send_file)
         return send_copy(x);
     enum send_result r = x->s->ops->send_file(x->s, x->e->fd, x->off, x->left);
@@ -230,19 +247,51 @@ static const struct http_handler_ops files_handler = {
     .on_close = on_close,
 };
 
-void files_body_start(struct http_stream *s, struct files_entry *e, const struct files_body *b)
+static struct files_xfer *xfer_new(struct http_stream *s)
 {
     struct files_worker *fw = files_worker_of(s->worker);
     struct files_xfer *x = freelist_get(&fw->xfers);
-    if (!x) {
-        files_entry_put(fw->cache, e);
-        s->ops->abort(s);
-        return;
-    }
+    if (!x)
+        return NULL;
     memset(x, 0, sizeof *x);
     x->s = s;
     x->w = s->worker;
     x->fw = fw;
+    return x;
+}
+
+static void xfer_run(struct files_xfer *x)
+{
+    struct http_stream *s = x->s;
+    range_begin(x);
+    s->handler = &files_handler;
+    s->handler_data = x;
+    pump(x);
+}
+
+void files_body_start_mem(struct http_stream *s, char *mem, size_t len)
+{
+    struct files_xfer *x = xfer_new(s);
+    if (!x) {
+        free(mem);
+        s->ops->abort(s);
+        return;
+    }
+    x->mem = mem;
+    x->plan.n = 1;
+    x->plan.size = len;
+    x->plan.r[0] = (struct http_byte_range){0, len - 1};
+    xfer_run(x);
+}
+
+void files_body_start(struct http_stream *s, struct files_entry *e, const struct files_body *b)
+{
+    struct files_xfer *x = xfer_new(s);
+    if (!x) {
+        files_entry_put(files_worker_of(s->worker)->cache, e);
+        s->ops->abort(s);
+        return;
+    }
     x->e = e;
     x->plan = b->plan;
     if (x->plan.kind == HTTP_RANGE_FULL || !x->plan.n) {
@@ -256,8 +305,5 @@ void files_body_start(struct http_stream *s, struct files_entry *e, const struct
         x->ctype_len = b->ctype_len < sizeof x->ctype ? b->ctype_len : sizeof x->ctype - 1;
         memcpy(x->ctype, b->ctype, x->ctype_len);
     }
-    range_begin(x);
-    s->handler = &files_handler;
-    s->handler_data = x;
-    pump(x);
+    xfer_run(x);
 }

@@ -51,6 +51,9 @@ void files_respond(struct files_req *q, struct files_entry *e, const char *name,
 /* Sends the body of a response whose head went out with the matching length, then ends the
  * exchange; takes over the caller's reference on `e`. */
 void files_body_start(struct http_stream *s, struct files_entry *e, const struct files_body *b);
+/* The same for a body in memory (a listing): `mem` (malloc'd) is taken over and freed once sent
+ * or when the client goes away. */
+void files_body_start_mem(struct http_stream *s, char *mem, size_t len);
 size_t files_xfer_size(void);
 
 #endif

@@ -187,12 +187,13 @@ static uint64_t boundary_seed(struct worker *w)
     return w->rand = x;
 }
 
-/* Range and If-Range, for a GET (RFC 9110 14.2: other methods ignore Range). */
+/* Range and If-Range. HEAD too: it gets the head GET would get (RFC 9110 9.3.2), as nginx and
+ * Apache answer it. */
 static void plan_ranges(const struct http_request *r, const struct files_entry *e, int64_t now,
                         struct http_range_plan *plan, char **pool, size_t *room)
 {
     size_t rlen = 0, ilen = 0;
-    const char *range = r->head ? NULL : field(r, "range", 5, pool, room, &rlen);
+    const char *range = field(r, "range", 5, pool, room, &rlen);
     const char *if_range = range ? field(r, "if-range", 8, pool, room, &ilen) : NULL;
     uint64_t size = (uint64_t)e->st.st_size;
     if (!range || (if_range && !http_if_range(if_range, ilen, e->etag, e->etag_len,
