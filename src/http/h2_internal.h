@@ -287,5 +287,8 @@ int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user);
 int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
                      size_t len, void *user);
 int h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user);
+/* A DATA frame of file bytes (send_file) written straight into the connection's wbuf. */
+int h2_send_file_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size_t len,
+                      nghttp2_data_source *src, void *user);
 
 #endif

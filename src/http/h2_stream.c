@@ -854,29 +854,68 @@ static void file_failed(struct h2_stream *st, ssize_t r)
     st->file_failed = true;
 }
 
-/* File bytes straight into the frame being built: one copy, from the page cache into nghttp2's
- * buffer. Bytes read, or -1 when the file failed (the segment stays, so the stream cannot end
- * as if complete). */
-static ssize_t file_read(struct h2_stream *st, uint8_t *buf, size_t room)
+/* `want` file bytes into buf, from the page cache: all of them (the file is counted as sent
+ * from here), or -1 when the file ended early or failed (logged; the segment stays, so the
+ * stream cannot end as if complete). */
+static ssize_t file_read(struct h2_stream *st, uint8_t *buf, size_t want)
 {
-    size_t want = st->file_left < room ? (size_t)st->file_left : room;
-    ssize_t r;
-    do
-        r = pread(st->file_fd, buf, want, (off_t)st->file_off);
-    while (r < 0 && errno == EINTR);
-    if (r <= 0) {
-        file_failed(st, r);
-        return -1;
+    size_t got = 0;
+    while (got < want) {
+        ssize_t r = pread(st->file_fd, buf + got, want - got, (off_t)(st->file_off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            st->file_left -= got; /* what is missing, for the line */
+            file_failed(st, r);
+            return -1;
+        }
+        got += (size_t)r;
     }
-    st->file_off += (uint64_t)r;
-    st->file_left -= (uint64_t)r;
-    st->s.body_bytes_sent += (uint64_t)r;
+    st->file_off += want;
+    st->file_left -= want;
+    st->s.body_bytes_sent += want;
     /* The client is taking the file: send_timeout starts again, as for each body slice. */
     if (ev_timer_armed(&st->send_timer)) {
         st->stall_ms = st->c->w->loop.now;
         ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
     }
-    return r;
+    return (ssize_t)want;
+}
+
+/* The handler may send more once its file is framed and the copied bytes are low. */
+static void wake_if_drained(struct h2_stream *st)
+{
+    if (st->send_pending && !st->ext_len && !st->file_left && st->olen - st->ooff <= H2_OUT_LOW) {
+        st->wake_writable = true;
+        st->c->wake = true;
+    }
+}
+
+/* Frame header and file bytes straight into wbuf: no copy through nghttp2's frame buffer. A
+ * frame is at most 16 KiB here, so it always fits once wbuf is written out. */
+#define H2_FILE_FRAME_MAX 16384
+
+int h2_send_file_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size_t len,
+                      nghttp2_data_source *src, void *user)
+{
+    struct h2_stream *st = src->ptr;
+    struct h2_conn *c = user;
+    struct buf *b = c->wbuf;
+    (void)ng;
+    /* Detached or aborted since the frame was planned: the file may be closed already. */
+    if (st->file_left < len || st->aborted || f->data.padlen)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (b->start == b->end)
+        b->start = b->end = 0;
+    if (buf_room(b) < 9 + len)
+        return NGHTTP2_ERR_WOULDBLOCK; /* asked again once wbuf is written */
+    uint8_t *p = (uint8_t *)b->data + b->end;
+    if (file_read(st, p + 9, len) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM(INTERNAL_ERROR) */
+    memcpy(p, framehd, 9);
+    b->end += (uint32_t)(9 + len);
+    wake_if_drained(st);
+    return 0;
 }
 
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
@@ -889,6 +928,16 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     }
     if (st->file_failed)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM(INTERNAL_ERROR) */
+    if (st->olen == st->ooff && !st->ext_len && st->file_left) {
+        /* Only file bytes: h2_send_file_data frames them in place, when the frame goes out. */
+        size_t n = length < H2_FILE_FRAME_MAX ? length : H2_FILE_FRAME_MAX;
+        if (n > st->file_left)
+            n = (size_t)st->file_left;
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+        if (st->out_eof && n == st->file_left)
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
     size_t n = 0;
     if (st->olen > st->ooff) {
         n = st->olen - st->ooff < length ? st->olen - st->ooff : length;
@@ -914,10 +963,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     }
     if (st->out_eof && out_queued(st) == 0)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (st->send_pending && !st->ext_len && !st->file_left && st->olen - st->ooff <= H2_OUT_LOW) {
-        st->wake_writable = true;
-        st->c->wake = true;
-    }
+    wake_if_drained(st);
     return (ssize_t)n;
 }
 
