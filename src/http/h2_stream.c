@@ -854,11 +854,12 @@ static void file_failed(struct h2_stream *st, ssize_t r)
     st->file_failed = true;
 }
 
-/* `want` file bytes into buf, from the page cache: all of them (the file is counted as sent
- * from here), or -1 when the file ended early or failed (logged; the segment stays, so the
- * stream cannot end as if complete). */
+/* `want` (at most file_left) file bytes into buf, from the page cache: all of them (the file
+ * is counted as sent from here), or -1 when the file ended early or failed (logged; the
+ * segment stays, so the stream cannot end as if complete). */
 static ssize_t file_read(struct h2_stream *st, uint8_t *buf, size_t want)
 {
+    GH_BUG_ON(want > st->file_left);
     size_t got = 0;
     while (got < want) {
         ssize_t r = pread(st->file_fd, buf + got, want - got, (off_t)(st->file_off + got));
@@ -952,7 +953,8 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         n += k;
     }
     if (n < length && st->file_left) {
-        ssize_t k = file_read(st, buf + n, length - n);
+        size_t want = length - n < st->file_left ? length - n : (size_t)st->file_left;
+        ssize_t k = file_read(st, buf + n, want);
         if (k < 0 && n == 0)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         n += k > 0 ? (size_t)k : 0;

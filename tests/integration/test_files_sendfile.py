@@ -404,6 +404,14 @@ def test_same_bytes_over_h2c_tls_h1_and_tls_h2(gatehouse, site):
         sid = h.request("/rand.bin", headers=[("range", "bytes=77-3000076")])
         status, hdrs, body = h.response(sid, timeout=20)
         assert status == 206 and body == want[77:3000077]
+        # Several ranges: part heads (copied) and file bytes share DATA frames.
+        rng = [(0, 1), (5, 6), (100, 4000099), (RAND_SIZE - 3, RAND_SIZE - 1)]
+        sid = h.request("/rand.bin", headers=[("range", "bytes=" + ",".join(
+            f"{a}-{b}" for a, b in rng))])
+        status, hdrs, body = h.response(sid, timeout=20)
+        assert status == 206, hdrs
+        assert multipart_parts(hdrs["content-type"], body) == [
+            (f"bytes {a}-{b}/{RAND_SIZE}", want[a:b + 1]) for a, b in rng]
         sid = h.request("/rand.bin", method="HEAD")
         status, hdrs, body = h.response(sid)
         assert status == 200 and hdrs["content-length"] == str(RAND_SIZE) and body == b""
@@ -417,6 +425,21 @@ def test_same_bytes_over_h2c_tls_h1_and_tls_h2(gatehouse, site):
         assert p.stdout[RAND_SIZE:].decode() == ("1.1" if proto == "--http1.1" else "2")
     p = curl("-k", "--http1.1", "-r", "5000000-", f"https://127.0.0.1:{tls_port}/rand.bin")
     assert p.returncode == 0 and p.stdout == want[5000000:]
+
+
+def multipart_parts(ctype, body):
+    """[(Content-Range, bytes)] of a multipart/byteranges body."""
+    assert ctype.startswith("multipart/byteranges; boundary="), ctype
+    delim = b"--" + ctype.split("boundary=", 1)[1].encode()
+    parts = []
+    for chunk in body.split(b"\r\n" + delim)[:-1]:
+        if chunk.startswith(delim):  # the first part has no CRLF before its delimiter
+            chunk = chunk[len(delim):]
+        head, data = chunk.split(b"\r\n\r\n", 1)
+        fields = dict(l.split(": ", 1) for l in head.decode().split("\r\n") if l)
+        parts.append((fields["Content-Range"], data))
+    assert body.endswith(delim + b"--\r\n") or body.endswith(delim + b"--"), body[-80:]
+    return parts
 
 
 def kernel_has_ktls():
