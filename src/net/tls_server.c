@@ -58,6 +58,13 @@ static int set_ciphers(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_
     return 0;
 }
 
+/* kTLS is off unless built with -DGH_KTLS: with kTLS, OpenSSL 3.0's SSL_write sends from the
+ * caller's buffer in place and ignores SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so a write
+ * retried after WANT_WRITE from a moved buffer (our output queue gathers into a stack buffer,
+ * and handlers' buffers move) sends whatever the old address holds now: corrupted responses
+ * (openssl/openssl#21202, fixed by #31146 in 2026, after the 3.0.19 of Debian 12). Build with
+ * GH_KTLS only against an OpenSSL that has the fix. */
+#if defined(GH_KTLS) && defined(SSL_OP_ENABLE_KTLS)
 /* Whether the kernel offers kTLS (CONFIG_TLS, the "tls" TCP upper layer protocol): putting
  * it on a TCP socket that is not connected fails with ENOTCONN when the kernel has it (loading
  * the module if needed), with ENOENT when it has not. */
@@ -71,6 +78,12 @@ static bool ktls_available(void)
     close(fd);
     return r == 0 || e == ENOTCONN;
 }
+#else
+static bool ktls_available(void)
+{
+    return false;
+}
+#endif
 
 /* Options, with why:
  * - our cipher order, not the client's: the list puts the strongest first, and a client that
@@ -82,9 +95,10 @@ static bool ktls_available(void)
  *   message, and most clients skip close_notify;
  * - read-ahead: one read() takes in several records instead of two reads per record (it also
  *   keeps OpenSSL 3.0 from handing the receiving side to the kernel);
- * - kTLS for sending, when the kernel has it: the kernel then encrypts (for the ciphers it
- *   knows: AES-GCM in TLS 1.2 and 1.3), and a static file goes out with SSL_sendfile without
- *   passing through user space (docs/internals.md, "Static files and sendfile");
+ * - kTLS for sending, when built with GH_KTLS and the kernel has it: the kernel then encrypts
+ *   (for the ciphers it knows: AES-GCM in TLS 1.2 and 1.3), and a static file goes out with
+ *   SSL_sendfile without passing through user space (docs/internals.md, "Static files and
+ *   sendfile");
  * - partial writes and a moving write buffer: the caller's output buffers move and drain
  *   piecemeal. */
 static int set_options(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_t errlen)
