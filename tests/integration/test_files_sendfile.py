@@ -3,8 +3,8 @@ file's bytes never pass through user space: strace sees no read of the file), fi
 4 GiB (whole and by ranges), a client that stops reading (bounded memory, others served), a
 file truncated while it is being sent (the response is cut short, the connection or stream
 ends, a line says why, the server goes on), and the same bytes over TLS and HTTP/2 (pread
-straight into nghttp2's DATA frames; over TLS a copy, or SSL_sendfile where the kernel has
-kTLS)."""
+into the HTTP/2 write buffer; over TLS a copy, or SSL_sendfile in a build with -DGH_KTLS on a
+kernel with kTLS)."""
 import contextlib
 import glob
 import hashlib
