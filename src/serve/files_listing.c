@@ -429,24 +429,6 @@ static bool fl_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-static int fl_qvalue(const char *s, size_t len)
-{
-    if (len == 0 || (s[0] != '0' && s[0] != '1'))
-        return -1;
-    int q = (s[0] - '0') * 1000;
-    if (len == 1)
-        return q;
-    if (s[1] != '.' || len > 5)
-        return -1;
-    int scale = 100;
-    for (size_t i = 2; i < len; i++, scale /= 10) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        q += (s[i] - '0') * scale;
-    }
-    return q > 1000 ? -1 : q;
-}
-
 static size_t fl_token_end(const char *s, size_t i, size_t end)
 {
     while (i < end && (http_ctype[(unsigned char)s[i]] & HTTP_CT_TCHAR))
@@ -498,7 +480,7 @@ static int fl_params_q(const char *s, size_t i, size_t end)
         } else {
             ve = fl_token_end(s, vs, end);
         }
-        if (is_q && (q = fl_qvalue(s + vs, ve - vs)) < 0)
+        if (is_q && (q = http_token_qvalue(s + vs, ve - vs)) < 0)
             return -1;
         i = ve;
     }

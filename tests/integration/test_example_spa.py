@@ -35,7 +35,7 @@ def runnable(backend):
         for route in site["routes"]:
             f = route.get("files")
             if isinstance(f, dict) and not f["root"].startswith("/"):
-                f["root"] = str(REPO / f["root"])
+                f["root"] = str(EXAMPLE.parent / f["root"])   # relative to the file
                 roots += 1
     assert roots == 2, "the example should have two files routes"
     return cfg

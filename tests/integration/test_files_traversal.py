@@ -19,8 +19,9 @@ expected. Rejections by the edge parser (400 for `..%2f`, backslashes, NUL bytes
 target over the limit) happen before routing: the same for every handler.
 
 Hardlinks are the one escape this cannot stop: a hard link inside root to a file outside IS a
-file inside root (the kernel keeps no trace of "outside"); test_hardlink_is_served_documented
-shows it, and docs/files.md says to keep roots free of links one does not want served.
+file inside root (the kernel keeps no trace of "outside"; openat2's RESOLVE_BENEATH sees a
+plain file). test_hardlink_is_served_documented shows it: whoever can make links in root
+decides what it serves.
 """
 import os
 import socket
@@ -315,11 +316,15 @@ def test_follow_symlinks_modes(gatehouse, tmp_path, mode, inside, outside):
         no_marker(r)
     r = raw_get(gh.port, b"/l1/marker.txt")
     assert r.status == outside
+    if mode != "always":   # (whether `always` follows /proc magic links is the handler's call)
+        r = raw_get(gh.port, b"/self" + str(tmp_path).encode() + b"/secret/marker.txt")
+        assert r.status == 404
+        no_marker(r)
 
 
 def test_hardlink_is_served_documented(gatehouse, tmp_path):
     """A hard link is the file itself: nothing marks it as "outside". This documents the
-    limitation (docs/files.md): it is served, like any file inside root."""
+    limitation: it is served, like any file inside root."""
     www, _ = build_tree(tmp_path)
     other = tmp_path / "secret" / "hard.txt"
     other.write_bytes(b"hardlinked\n")
