@@ -24,6 +24,7 @@ import h2.errors  # noqa: E402
 import h2.events  # noqa: E402
 
 from test_h2_server import H2Client, make_cert  # noqa: E402
+from test_websocket import read_head  # noqa: E402
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 RAND_SIZE = 5 * MiB + 123
@@ -64,13 +65,8 @@ def sha(b):
 
 def head_of(sock):
     """Reads a response head from a raw socket: (status, headers dict lowercased, rest)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = sock.recv(65536)
-        assert d, f"closed before the head: {buf!r}"
-        buf += d
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
+    head, rest = read_head(sock)
+    lines = head.split("\r\n")
     hdrs = {}
     for line in lines[1:]:
         k, v = line.split(":", 1)
