@@ -841,16 +841,15 @@ static int out_own_ext(struct h2_stream *st)
 static void file_failed(struct h2_stream *st, ssize_t r)
 {
     const struct http_request *q = &st->s.req;
-    char why[64];
+    char why[96];
     if (r == 0)
-        snprintf(why, sizeof why, "file ended %llu bytes early", (unsigned long long)st->file_left);
+        snprintf(why, sizeof why, "file ended %llu bytes early (truncated while being sent)",
+                 (unsigned long long)st->file_left);
     else
-        snprintf(why, sizeof why, "file read failed: %s", strerror(errno));
+        snprintf(why, sizeof why, "reading the file failed: %s", strerror(errno));
     log_msg(conn_log(st->c), LOG_WARN,
-            "client %s: HTTP/2 stream %d: %.*s %.*s: %s (truncated while being sent?), "
-            "resetting the stream",
-            st->c->conn->peer, (int)st->id, (int)q->method.len, q->method.p, (int)q->path.len,
-            q->path.p, why);
+            "client %s: HTTP/2 stream %d: %.*s %.*s: %s, resetting the stream", st->c->conn->peer,
+            (int)st->id, (int)q->method.len, q->method.p, (int)q->path.len, q->path.p, why);
     st->file_failed = true;
 }
 
