@@ -70,6 +70,7 @@ struct h1_conn {
     bool head_final;
     bool chunked_out;
     bool no_body_out;
+    bool logged; /* the exchange's access-log line is written (a file ended early) */
     bool pinned; /* a head is pinned at in[0..head_len) */
     uint32_t head_len;
     /* Request body. */
@@ -274,9 +275,45 @@ static void shut_now(struct h1_conn *c)
     c->conn->io->shutdown(c->conn);
 }
 
+/* Whether a failed flush with a file segment pending is the file's fault rather than the
+ * client's (gone: EPIPE, ECONNRESET...): the file ended early (ENODATA, truncated while being
+ * sent), or sendfile cannot read it (EIO, or EINVAL from a file system without splice). */
+static bool file_fault(int err)
+{
+    return err == ENODATA || err == EIO || err == EINVAL || err == EOVERFLOW || err == ENOSYS;
+}
+
+/* The response cannot be completed from its file: the client must see it cut short, and the
+ * operator why. */
+static void file_failed(struct h1_conn *c, int err)
+{
+    const struct http_request *r = &c->stream.req;
+    char why[96];
+    if (err == ENODATA)
+        snprintf(why, sizeof why, "file ended %llu bytes early (truncated while being sent)",
+                 (unsigned long long)c->out.file_left);
+    else
+        snprintf(why, sizeof why, "sending the file failed: %s", strerror(err));
+    log_msg(conn_log(c), LOG_WARN, "client %s: %.*s %.*s: %s, closing the connection",
+            c->conn->peer, (int)r->method.len, r->method.p, (int)r->path.len, r->path.p, why);
+    /* The exchange's line, with the bytes that did go out: the handler hears only on_close
+     * (or is done already), and nobody else writes it. */
+    http_access_log(c->w, &c->stream);
+    c->logged = true;
+    outq_drop_file(&c->out);
+    conn_close(c);
+}
+
 static int conn_flush(struct h1_conn *c)
 {
+    uint64_t file_left = c->out.file_left;
     int r = c->conn->io->flush(c->conn, &c->out, &c->w->bufs);
+    /* File bytes count as the socket takes them (a file may end early); and the client that
+     * takes some is reading: send_timeout starts again, as it does for each body slice. */
+    if (file_left != c->out.file_left) {
+        c->stream.body_bytes_sent += file_left - c->out.file_left;
+        ev_timer_stop(&c->w->loop, &c->send_timer);
+    }
     if (r == OUTQ_AGAIN) {
         c->wr_ready = false;
         arm_send_timer(c);
@@ -284,6 +321,8 @@ static int conn_flush(struct h1_conn *c)
         ev_timer_stop(&c->w->loop, &c->send_timer);
         if (c->shut_pending)
             shut_now(c);
+    } else if (c->out.file_left && file_fault(errno)) {
+        file_failed(c, errno);
     } else {
         log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->conn->peer,
                 strerror(errno));
@@ -512,6 +551,30 @@ static enum send_result h1_send_body(struct http_stream *s, const char *data, si
     return send_result_of(c, conn_flush(c));
 }
 
+/* Body bytes from a file: a file segment in the output queue, after what is queued (a chunk's
+ * size line before it, its CRLF after), sent with sendfile as the socket drains. */
+static enum send_result h1_send_file(struct http_stream *s, int fd, uint64_t off, uint64_t len)
+{
+    struct h1_conn *c = container_of(s, struct h1_conn, stream);
+    if (c->state == CS_CLOSED)
+        return SEND_ERROR;
+    if (c->no_body_out || len == 0)
+        return SEND_DONE;
+    if (!c->conn->io->can_sendfile(c->conn))
+        return SEND_NOTSUP;
+    /* The previous body part is out (the handler waited for on_writable) or copied. */
+    GH_BUG_ON(c->out.ext_len || c->out.file_left);
+    if (c->chunked_out && out_number(c, "", 0, len, 1) < 0)
+        return send_failed(c);
+    outq_set_file(&c->out, fd, off, len, c->chunked_out ? "\r\n" : "", c->chunked_out ? 2 : 0);
+    if (!c->wr_ready) {
+        c->send_pending = true;
+        arm_send_timer(c);
+        return SEND_PENDING;
+    }
+    return send_result_of(c, conn_flush(c));
+}
+
 /* The handler is done; the connection finishes the exchange on its own from here. */
 static enum send_result h1_send_end(struct http_stream *s)
 {
@@ -541,9 +604,13 @@ static void h1_abort(struct http_stream *s)
 {
     struct h1_conn *c = container_of(s, struct h1_conn, stream);
     c->handler_on = false;
-    http_access_log(c->w, s);
+    if (!c->logged)
+        http_access_log(c->w, s);
+    c->logged = true;
     /* Small slices wait for the end of the turn (h1_send_body): a body cut short still
-     * carries them, as far as the socket takes them now. */
+     * carries them, as far as the socket takes them now. Not a file's bytes: the handler
+     * closes the file once we return. */
+    outq_drop_file(&c->out);
     if (c->state != CS_CLOSED && c->wr_ready && !outq_empty(&c->out))
         conn_flush(c);
     conn_close(c);
@@ -747,6 +814,7 @@ static bool h1_body_rewind(struct http_stream *s)
 static const struct http_stream_ops h1_stream_ops = {
     .send_head = h1_send_head,
     .send_body = h1_send_body,
+    .send_file = h1_send_file,
     .send_end = h1_send_end,
     .abort = h1_abort,
     .read_body = h1_read_body,
@@ -795,6 +863,7 @@ static void conn_fail_later(struct h1_conn *c, int status, const char *why)
 static void stream_init(struct h1_conn *c)
 {
     http_stream_init(&c->stream, &h1_stream_ops, c->conn, c->conn->config, c->conn->listener);
+    c->logged = false;
 }
 
 /* A stream for an answer the codec gives on its own (the request head was unusable). */

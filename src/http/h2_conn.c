@@ -331,6 +331,7 @@ static int session_create(struct h2_conn *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2_on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cb, h2_send_file_data);
     nghttp2_session_callbacks_set_error_callback2(cb, on_error);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
     nghttp2_option_set_no_auto_window_update(opt, 1); /* body_consumed acknowledges */
@@ -401,6 +402,12 @@ static void settings_announce(struct h2_conn *c, uint8_t *p, size_t n)
 static bool fill_out(struct h2_conn *c)
 {
     for (;;) {
+        /* Before mem_send: a DATA frame of file bytes is written into wbuf from inside it
+         * (h2_send_file_data). */
+        if (!c->wbuf && !(c->wbuf = buf_get(&c->w->bufs))) {
+            conn_close(c);
+            return false;
+        }
         if (!c->pend_len) {
             const uint8_t *p;
             ssize_t n = nghttp2_session_mem_send(c->ng, &p);
@@ -414,10 +421,6 @@ static bool fill_out(struct h2_conn *c)
                 return true;
             c->pend = p; /* valid until the next mem_send */
             c->pend_len = (size_t)n;
-        }
-        if (!c->wbuf && !(c->wbuf = buf_get(&c->w->bufs))) {
-            conn_close(c);
-            return false;
         }
         if (c->wbuf->start == c->wbuf->end)
             c->wbuf->start = c->wbuf->end = 0;

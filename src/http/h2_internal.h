@@ -150,6 +150,11 @@ struct h2_stream {
     bool obuf_heap;  /* obuf outgrew H2_OBUF_ARENA_MAX: malloc'd, freed on its own */
     const char *ext; /* a borrowed slice after obuf, held until on_writable */
     size_t ext_len;
+    /* A file's bytes after obuf (send_file, never with ext): read with pread straight into the
+     * DATA frames nghttp2 builds. file_failed: it ended early, the stream is being reset. */
+    int file_fd;
+    uint64_t file_off, file_left;
+    bool file_failed;
     bool head_final;
     bool no_body_out;
     bool out_eof;      /* send_end: the data provider ends the stream when drained */
@@ -282,5 +287,8 @@ int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user);
 int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
                      size_t len, void *user);
 int h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user);
+/* A DATA frame of file bytes (send_file) written straight into the connection's wbuf. */
+int h2_send_file_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size_t len,
+                      nghttp2_data_source *src, void *user);
 
 #endif

@@ -13,10 +13,13 @@
 #include "http/respond.h"
 #include "http/token.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static const struct http_stream_ops h2_stream_ops;
 
@@ -128,6 +131,7 @@ void h2_stream_detach(struct h2_stream *st)
 {
     st->ext = NULL; /* the handler's memory may go with it */
     st->ext_len = 0;
+    st->file_left = 0; /* and its file */
     st->send_pending = false;
     if (!st->handler_on)
         return;
@@ -775,9 +779,9 @@ static void stream_resume(struct h2_stream *st)
     conn_schedule(st->c);
 }
 
-static size_t out_queued(const struct h2_stream *st)
+static uint64_t out_queued(const struct h2_stream *st)
 {
-    return st->olen - st->ooff + st->ext_len;
+    return st->olen - st->ooff + st->ext_len + st->file_left;
 }
 
 /* obuf's room grown to cap: in the arena up to H2_OBUF_ARENA_MAX, past it on the heap. */
@@ -832,6 +836,88 @@ static int out_own_ext(struct h2_stream *st)
     return out_append(st, p, n);
 }
 
+/* The file under the response ended before the length promised (truncated while being sent),
+ * or cannot be read: the stream is reset, the client must not take it for complete. */
+static void file_failed(struct h2_stream *st, ssize_t r)
+{
+    const struct http_request *q = &st->s.req;
+    char why[96];
+    if (r == 0)
+        snprintf(why, sizeof why, "file ended %llu bytes early (truncated while being sent)",
+                 (unsigned long long)st->file_left);
+    else
+        snprintf(why, sizeof why, "reading the file failed: %s", strerror(errno));
+    log_msg(conn_log(st->c), LOG_WARN,
+            "client %s: HTTP/2 stream %d: %.*s %.*s: %s, resetting the stream", st->c->conn->peer,
+            (int)st->id, (int)q->method.len, q->method.p, (int)q->path.len, q->path.p, why);
+    st->file_failed = true;
+}
+
+/* `want` (at most file_left) file bytes into buf, from the page cache: all of them (the file
+ * is counted as sent from here), or -1 when the file ended early or failed (logged; the
+ * segment stays, so the stream cannot end as if complete). */
+static ssize_t file_read(struct h2_stream *st, uint8_t *buf, size_t want)
+{
+    GH_BUG_ON(want > st->file_left);
+    size_t got = 0;
+    while (got < want) {
+        ssize_t r = pread(st->file_fd, buf + got, want - got, (off_t)(st->file_off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            st->file_left -= got; /* what is missing, for the line */
+            file_failed(st, r);
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    st->file_off += want;
+    st->file_left -= want;
+    st->s.body_bytes_sent += want;
+    /* The client is taking the file: send_timeout starts again, as for each body slice. */
+    if (ev_timer_armed(&st->send_timer)) {
+        st->stall_ms = st->c->w->loop.now;
+        ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
+    }
+    return (ssize_t)want;
+}
+
+/* The handler may send more once its file is framed and the copied bytes are low. */
+static void wake_if_drained(struct h2_stream *st)
+{
+    if (st->send_pending && !st->ext_len && !st->file_left && st->olen - st->ooff <= H2_OUT_LOW) {
+        st->wake_writable = true;
+        st->c->wake = true;
+    }
+}
+
+/* Frame header and file bytes straight into wbuf: no copy through nghttp2's frame buffer. A
+ * frame is at most 16 KiB here, so it always fits once wbuf is written out. */
+#define H2_FILE_FRAME_MAX 16384
+
+int h2_send_file_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd, size_t len,
+                      nghttp2_data_source *src, void *user)
+{
+    struct h2_stream *st = src->ptr;
+    struct h2_conn *c = user;
+    struct buf *b = c->wbuf;
+    (void)ng;
+    /* Detached or aborted since the frame was planned: the file may be closed already. */
+    if (st->file_left < len || st->aborted || f->data.padlen)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (b->start == b->end)
+        b->start = b->end = 0;
+    if (buf_room(b) < 9 + len)
+        return NGHTTP2_ERR_WOULDBLOCK; /* asked again once wbuf is written */
+    uint8_t *p = (uint8_t *)b->data + b->end;
+    if (file_read(st, p + 9, len) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM(INTERNAL_ERROR) */
+    memcpy(p, framehd, 9);
+    b->end += (uint32_t)(9 + len);
+    wake_if_drained(st);
+    return 0;
+}
+
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *user)
 {
@@ -839,6 +925,18 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     if (st->aborted) {
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED; /* our RST_STREAM is on its way */
+    }
+    if (st->file_failed)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM(INTERNAL_ERROR) */
+    if (st->olen == st->ooff && !st->ext_len && st->file_left) {
+        /* Only file bytes: h2_send_file_data frames them in place, when the frame goes out. */
+        size_t n = length < H2_FILE_FRAME_MAX ? length : H2_FILE_FRAME_MAX;
+        if (n > st->file_left)
+            n = (size_t)st->file_left;
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+        if (st->out_eof && n == st->file_left)
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
     }
     size_t n = 0;
     if (st->olen > st->ooff) {
@@ -853,16 +951,20 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         st->ext_len -= k;
         n += k;
     }
+    if (n < length && st->file_left) {
+        size_t want = length - n < st->file_left ? length - n : (size_t)st->file_left;
+        ssize_t k = file_read(st, buf + n, want);
+        if (k < 0 && n == 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        n += k > 0 ? (size_t)k : 0;
+    }
     if (n == 0 && !st->out_eof) {
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
     if (st->out_eof && out_queued(st) == 0)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (st->send_pending && !st->ext_len && st->olen - st->ooff <= H2_OUT_LOW) {
-        st->wake_writable = true;
-        st->c->wake = true;
-    }
+    wake_if_drained(st);
     return (ssize_t)n;
 }
 
@@ -996,15 +1098,35 @@ static enum send_result h2_send_head(struct http_stream *s, const struct http_re
     return SEND_DONE;
 }
 
+/* The handler waits for on_writable; the client must take some of the response within
+ * send_timeout. */
+static enum send_result wait_writable(struct h2_stream *st)
+{
+    st->send_pending = true;
+    if (!ev_timer_armed(&st->send_timer)) {
+        st->stall_ms = st->c->w->loop.now;
+        ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
+    }
+    return SEND_PENDING;
+}
+
+/* Whether body bytes can go now: -1 no (the stream or connection is gone, or no head yet),
+ * 0 nothing to do (no body on this response, or no bytes), 1 yes. */
+static int body_gate(const struct h2_stream *st, uint64_t len)
+{
+    if (st->c->state == H2C_CLOSED || st->aborted || !st->head_final)
+        return -1;
+    if (st->no_body_out || len == 0)
+        return 0;
+    return st->closed ? -1 : 1;
+}
+
 static enum send_result h2_send_body(struct http_stream *s, const char *data, size_t len)
 {
     struct h2_stream *st = container_of(s, struct h2_stream, s);
-    if (st->c->state == H2C_CLOSED || st->aborted || !st->head_final)
-        return SEND_ERROR;
-    if (st->no_body_out || len == 0)
-        return SEND_DONE;
-    if (st->closed)
-        return SEND_ERROR;
+    int gate = body_gate(st, len);
+    if (gate <= 0)
+        return gate < 0 ? SEND_ERROR : SEND_DONE;
     s->body_bytes_sent += len;
     int rc = out_own_ext(st); /* only if the handler sent again without waiting */
     if (rc == 0 && (len <= SEND_COPY_MAX || out_queued(st) + len <= H2_OUT_HIGH))
@@ -1018,15 +1140,30 @@ static enum send_result h2_send_body(struct http_stream *s, const char *data, si
         return SEND_ERROR;
     }
     stream_resume(st);
-    if (st->ext_len || out_queued(st) >= H2_OUT_HIGH) {
-        st->send_pending = true;
-        if (!ev_timer_armed(&st->send_timer)) {
-            st->stall_ms = st->c->w->loop.now;
-            ev_timer_start(&st->c->w->loop, &st->send_timer, conn_limits(st->c)->send_timeout);
-        }
-        return SEND_PENDING;
-    }
+    if (st->ext_len || out_queued(st) >= H2_OUT_HIGH)
+        return wait_writable(st);
     return SEND_DONE;
+}
+
+/* Body bytes from a file: read into the DATA frames as the client's flow-control windows
+ * open (data_read), never more than a frame ahead of them. */
+static enum send_result h2_send_file(struct http_stream *s, int fd, uint64_t off, uint64_t len)
+{
+    struct h2_stream *st = container_of(s, struct h2_stream, s);
+    int gate = body_gate(st, len);
+    if (gate <= 0)
+        return gate < 0 ? SEND_ERROR : SEND_DONE;
+    /* The previous file is done (the handler waited for on_writable). */
+    GH_BUG_ON(st->file_left);
+    if (out_own_ext(st) < 0) {
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return SEND_ERROR;
+    }
+    st->file_fd = fd;
+    st->file_off = off;
+    st->file_left = len;
+    stream_resume(st);
+    return wait_writable(st);
 }
 
 /* The handler is done; the stream ends on its own when the queued bytes are out. */
@@ -1062,6 +1199,7 @@ static void h2_abort(struct http_stream *s)
     st->aborted = true;
     st->ext = NULL;
     st->ext_len = 0;
+    st->file_left = 0;
     if (st->closed)
         h2_stream_finish(st);
     else /* RFC 9113 section 8.5: a tunnel's connection failed */
@@ -1107,6 +1245,7 @@ static void h2_shutdown(struct http_stream *s)
 static const struct http_stream_ops h2_stream_ops = {
     .send_head = h2_send_head,
     .send_body = h2_send_body,
+    .send_file = h2_send_file,
     .send_end = h2_send_end,
     .abort = h2_abort,
     .read_body = h2_read_body,

@@ -49,6 +49,12 @@ static ssize_t plain_sendfile(struct conn *c, int fd, off_t *off, size_t len)
     return n;
 }
 
+static bool plain_can_sendfile(const struct conn *c)
+{
+    (void)c;
+    return true;
+}
+
 static void plain_shutdown(struct conn *c)
 {
     shutdown(c->fd, SHUT_WR);
@@ -64,6 +70,7 @@ static const struct conn_io_ops plain_ops = {
     .send = plain_send,
     .flush = plain_flush,
     .sendfile = plain_sendfile,
+    .can_sendfile = plain_can_sendfile,
     .shutdown = plain_shutdown,
     .close_notify = plain_close_notify,
     .short_read_drains = true,
@@ -97,18 +104,38 @@ static ssize_t tls_send(struct conn *c, const char *p, size_t len)
     return tls_writer(c->tls, p, len);
 }
 
-static int tls_flush(struct conn *c, struct outq *q, struct buf_pool *pool)
+/* An outq_sendfile_fn over kTLS: bytes sent (0: the file ended), or -1 with errno. */
+static long tls_file_writer(void *ctx, int fd, uint64_t off, size_t len)
 {
-    return outq_flush_fn(q, tls_writer, c->tls, pool);
+    long n = tls_send_file(ctx, fd, off, len);
+    if (n >= 0)
+        return n;
+    if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+        errno = EAGAIN; /* else errno is sendfile's, as on plain TCP */
+    return -1;
 }
 
-/* Without kTLS the file's bytes must pass through OpenSSL: the caller copies. */
-/* NOLINTNEXTLINE(readability-non-const-parameter): the signature of conn_io_ops.sendfile */
+static int tls_flush(struct conn *c, struct outq *q, struct buf_pool *pool)
+{
+    return outq_flush_files(q, tls_writer, tls_file_writer, c->tls, pool);
+}
+
+/* Only with kTLS: else the file's bytes must pass through OpenSSL, and the caller copies. */
 static ssize_t tls_sendfile(struct conn *c, int fd, off_t *off, size_t len)
 {
-    (void)c, (void)fd, (void)off, (void)len;
-    errno = ENOTSUP;
-    return -1;
+    if (!tls_conn_ktls_send(c->tls)) {
+        errno = ENOTSUP;
+        return -1;
+    }
+    long n = tls_file_writer(c->tls, fd, (uint64_t)*off, len);
+    if (n > 0)
+        *off += n;
+    return n;
+}
+
+static bool tls_can_sendfile(const struct conn *c)
+{
+    return tls_conn_ktls_send(c->tls);
 }
 
 static void tls_close_notify(struct conn *c)
@@ -127,6 +154,7 @@ static const struct conn_io_ops tls_ops = {
     .send = tls_send,
     .flush = tls_flush,
     .sendfile = tls_sendfile,
+    .can_sendfile = tls_can_sendfile,
     .shutdown = tls_conn_shutdown,
     .close_notify = tls_close_notify,
     .short_read_drains = false,

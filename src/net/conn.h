@@ -31,9 +31,12 @@ struct conn_io_ops {
     ssize_t (*send)(struct conn *c, const char *p, size_t len);
     /* Write as much of the output queue as the socket takes (OUTQ_* of outq.h). */
     int (*flush)(struct conn *c, struct outq *q, struct buf_pool *pool);
-    /* From a file: bytes sent, or -1 with errno; ENOTSUP when the transport cannot (TLS without
-     * kTLS), and the caller copies through send instead. */
+    /* From a file: bytes sent (0: the file ended), or -1 with errno; ENOTSUP when the transport
+     * cannot (TLS without kTLS), and the caller copies through send instead. */
     ssize_t (*sendfile)(struct conn *c, int fd, off_t *off, size_t len);
+    /* Whether sendfile works on this connection (plain TCP; TLS with kTLS for sending), so
+     * that an output queue may hold a file segment (outq_set_file). */
+    bool (*can_sendfile)(const struct conn *c);
     /* End our direction: close_notify under TLS, then the FIN. Reading goes on. */
     void (*shutdown)(struct conn *c);
     /* Before closing: close_notify under TLS (best effort), nothing on plain TCP. */

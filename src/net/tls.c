@@ -226,6 +226,39 @@ long tls_write(struct tls_conn *c, const void *buf, size_t len)
     return failed(c, 0, errno, "write");
 }
 
+bool tls_conn_ktls_send(const struct tls_conn *c)
+{
+#ifndef OPENSSL_NO_KTLS
+    return BIO_get_ktls_send(SSL_get_wbio(c->ssl));
+#else
+    (void)c;
+    return false;
+#endif
+}
+
+long tls_send_file(struct tls_conn *c, int fd, uint64_t off, size_t len)
+{
+#ifndef OPENSSL_NO_KTLS
+    ERR_clear_error();
+    errno = 0;
+    ossl_ssize_t n = SSL_sendfile(c->ssl, fd, (off_t)off, io_len(len), 0);
+    if (n >= 0)
+        return (long)n;
+    int e = errno;
+    ERR_clear_error();
+    if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == EBUSY)
+        return TLS_WANT_WRITE;
+    c->fail = FAIL_SYSCALL;
+    c->sys_err = e ? e : EIO;
+    errno = c->sys_err; /* the caller tells a file's fault from the client's */
+    return TLS_ERROR;
+#else
+    (void)c, (void)fd, (void)off, (void)len;
+    errno = ENOTSUP;
+    return TLS_ERROR;
+#endif
+}
+
 /* SSL_pending counts only the decrypted rest of the current record; with read-ahead, whole
  * records may wait undecrypted in OpenSSL's buffer too (SSL_has_pending), and epoll will not
  * report them. After a read that wanted more, what is buffered is an incomplete record: only

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct tls_server; /* one per TLS listener, built from config; shared by all worker threads */
 struct tls_conn;   /* one per client connection */
@@ -78,6 +79,18 @@ long tls_read(struct tls_conn *c, void *buf, size_t len);
  * TLS_* code. After TLS_WANT_*, the caller retries with the same bytes (possibly at a different
  * address) when the socket is ready. */
 long tls_write(struct tls_conn *c, const void *buf, size_t len);
+
+/* Whether the kernel encrypts what this connection sends (kTLS: the listener's context asks
+ * for it when the kernel has the tls module, and OpenSSL turned it on after the handshake for
+ * the cipher chosen). Only then can a file be sent without passing through user space. */
+bool tls_conn_ktls_send(const struct tls_conn *c);
+
+/* Up to len bytes of the regular file `fd` from `off` as TLS records, by the kernel
+ * (SSL_sendfile; only when tls_conn_ktls_send). Bytes sent (0: the file ended before off+1),
+ * TLS_WANT_WRITE (the socket is full), or TLS_ERROR with errno saying why. Nothing may wait in
+ * OpenSSL's own write buffer: a tls_write that returned TLS_WANT_* must have been completed first.
+ */
+long tls_send_file(struct tls_conn *c, int fd, uint64_t off, size_t len);
 
 /* Whether bytes already read from the socket wait inside OpenSSL: read again without waiting
  * for epoll, which will not report them. False after a tls_read that returned TLS_WANT_READ,

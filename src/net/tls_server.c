@@ -15,10 +15,15 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* ---- errors ---- */
 
@@ -53,6 +58,33 @@ static int set_ciphers(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_
     return 0;
 }
 
+/* kTLS is off unless built with -DGH_KTLS: with kTLS, OpenSSL 3.0's SSL_write sends from the
+ * caller's buffer in place and ignores SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so a write
+ * retried after WANT_WRITE from a moved buffer (our output queue gathers into a stack buffer,
+ * and handlers' buffers move) sends whatever the old address holds now: corrupted responses
+ * (openssl/openssl#21202, fixed by #31146 in 2026, after the 3.0.19 of Debian 12). Build with
+ * GH_KTLS only against an OpenSSL that has the fix. */
+#if defined(GH_KTLS) && defined(SSL_OP_ENABLE_KTLS)
+/* Whether the kernel offers kTLS (CONFIG_TLS, the "tls" TCP upper layer protocol): putting
+ * it on a TCP socket that is not connected fails with ENOTCONN when the kernel has it (loading
+ * the module if needed), with ENOENT when it has not. */
+static bool ktls_available(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int r = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", 3);
+    int e = errno;
+    close(fd);
+    return r == 0 || e == ENOTCONN;
+}
+#else
+static bool ktls_available(void)
+{
+    return false;
+}
+#endif
+
 /* Options, with why:
  * - our cipher order, not the client's: the list puts the strongest first, and a client that
  *   prefers a weaker suite it also offers does not get it (testssl.sh rates the lack HIGH);
@@ -61,7 +93,12 @@ static int set_ciphers(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_
  *   ours needs it;
  * - an EOF without close_notify reads as a close: HTTP framing, not TLS, tells a truncated
  *   message, and most clients skip close_notify;
- * - read-ahead: one read() takes in several records instead of two reads per record;
+ * - read-ahead: one read() takes in several records instead of two reads per record (it also
+ *   keeps OpenSSL 3.0 from handing the receiving side to the kernel);
+ * - kTLS for sending, when built with GH_KTLS and the kernel has it: the kernel then encrypts
+ *   (for the ciphers it knows: AES-GCM in TLS 1.2 and 1.3), and a static file goes out with
+ *   SSL_sendfile without passing through user space (docs/internals.md, "Static files and
+ *   sendfile");
  * - partial writes and a moving write buffer: the caller's output buffers move and drain
  *   piecemeal. */
 static int set_options(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_t errlen)
@@ -76,6 +113,10 @@ static int set_options(SSL_CTX *ctx, const struct cfg_tls *cfg, char *err, size_
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
                                  SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
                                  SSL_OP_NO_COMPRESSION);
+#ifdef SSL_OP_ENABLE_KTLS
+    if (ktls_available())
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+#endif
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
