@@ -315,6 +315,8 @@ struct config {
     size_t nsites;
     struct cfg_cidr *trusted_proxies; /* peers whose forwarding headers are kept and extended */
     size_t ntrusted_proxies;
+    bool proxy_protocol_out; /* some upstream sends the PROXY protocol (connections then note
+                              * the address the client connected to) */
 };
 
 /* Whether `sa` lies in one of the blocks (IPv4-mapped IPv6 addresses match IPv4 blocks). */

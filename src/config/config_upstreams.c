@@ -682,6 +682,7 @@ void cfg_conv_upstreams(struct load *ld, const struct field *f, const struct yno
         struct cfg_upstream *u = &c->upstreams[i];
         u->index = i;
         upstream(ld, val->items[2 * i], val->items[2 * i + 1], u);
+        c->proxy_protocol_out |= u->proxy_protocol != CFG_PP_OFF;
         keys[i] = (struct cfg_key){u->name ? u->name : "", u->name ? strlen(u->name) : 0, i,
                                    val->items[2 * i]};
     }
