@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 static struct logger *pa_log(const struct conn *c)
@@ -75,7 +76,8 @@ static bool pa_consume(struct conn *c, size_t len)
     return n == (ssize_t)len;
 }
 
-static void pa_read(struct conn *c)
+/* `ended`: the client's FIN (or an error) came with this event: no more bytes will come. */
+static void pa_read(struct conn *c, bool ended)
 {
     uint8_t buf[PP_MAX];
     struct pp_header h;
@@ -95,8 +97,12 @@ static void pa_read(struct conn *c)
         return;
     }
     ssize_t len = pp_parse(buf, (size_t)n, &h, &why);
-    if (len == PP_NEED_MORE)
-        return; /* the next packet's edge brings us back */
+    if (len == PP_NEED_MORE) {
+        /* Peeking never sees the end behind unread bytes: epoll told us of it. */
+        if (ended)
+            pa_fail(c, "closed by the client before a complete header");
+        return; /* else the next packet's edge brings us back */
+    }
     if (len < 0) {
         pa_fail(c, why);
         return;
@@ -117,9 +123,8 @@ static void pa_read(struct conn *c)
 static void pa_on_io(struct ev_io *io, uint32_t events)
 {
     struct conn *c = container_of(io, struct conn, hs_io);
-    (void)events;
     if (c->fd >= 0)
-        pa_read(c);
+        pa_read(c, events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
 }
 
 static void pa_on_timer(struct ev_timer *t)
