@@ -151,7 +151,7 @@ static void tlv_text(char *dst, size_t cap, const uint8_t *v, size_t len)
 {
     size_t n = len < cap - 1 ? len : cap - 1;
     for (size_t i = 0; i < n; i++)
-        dst[i] = v[i] >= 0x20 && v[i] < 0x7f ? (char)v[i] : '?';
+        dst[i] = (char)(v[i] >= 0x20 && v[i] < 0x7f ? v[i] : '?');
     dst[n] = '\0';
 }
 
