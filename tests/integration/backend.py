@@ -304,10 +304,11 @@ class Backend:
     # ---- lifecycle -------------------------------------------------------------------------
     def _listen(self, port, control):
         if self.host.startswith("unix:"):   # host "unix:/path": a Unix socket (control on TCP)
-            return self._listen_unix(control)
-        lsn = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsn.bind((self.host, port))
+            lsn = self._unix_socket(control)
+        else:
+            lsn = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+            lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsn.bind((self.host, port))
         lsn.listen(1024)
         t = threading.Thread(target=self._accept_loop, args=(lsn, control), daemon=True,
                              name=f"{self.name}-accept{'-control' if control else ''}")
@@ -315,20 +316,15 @@ class Backend:
         self.threads.append(t)
         return lsn
 
-    def _listen_unix(self, control):
+    def _unix_socket(self, control):
         if control:
             lsn = socket.socket(socket.AF_INET)
             lsn.bind(("127.0.0.1", 0))
-        else:
-            lsn = socket.socket(socket.AF_UNIX)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.host[5:])
-            lsn.bind(self.host[5:])
-        lsn.listen(1024)
-        t = threading.Thread(target=self._accept_loop, args=(lsn, control), daemon=True,
-                             name=f"{self.name}-accept{'-control' if control else ''}")
-        t.start()
-        self.threads.append(t)
+            return lsn
+        lsn = socket.socket(socket.AF_UNIX)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.host[5:])
+        lsn.bind(self.host[5:])
         return lsn
 
     def start(self, control_port=None):

@@ -258,25 +258,33 @@ def test_hash_client_ip_uses_the_named_client(gatehouse, backend_factory):
     assert len(set().union(*ports.values())) == 2                   # and clients spread
 
 
-def test_tls_listener_header_then_handshake(gatehouse, backend, tmp_path):
+def tls_listener(tmp_path):
+    """A certificate for main.example: (its path, the listener's `tls` map)."""
     d = tmp_path / "certs"
     d.mkdir()
     crt, key = make_cert(d, "main", ["main.example"])
-    gh = gatehouse(pp_config(backend, tls={"certificates": [{"cert": str(crt), "key": str(key)}]}))
-    raw = socket.create_connection(("127.0.0.1", gh.port), timeout=T(5))
-    raw.sendall(v2_inet("203.0.113.50", "10.0.0.1", 4444, 443))
+    return crt, {"certificates": [{"cert": str(crt), "key": str(key)}]}
+
+
+def tls_get(sock, crt):
+    """GET /echo over TLS on `sock` (already past any PROXY header): (head, echo JSON)."""
     ctx = ssl.create_default_context(cafile=str(crt))
-    with ctx.wrap_socket(raw, server_hostname="main.example") as s:
+    with ctx.wrap_socket(sock, server_hostname="main.example") as s:
         s.sendall(b"GET /echo HTTP/1.1\r\nHost: main.example\r\nConnection: close\r\n\r\n")
         data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
+        while chunk := s.recv(65536):
             data += chunk
     head, body = data.split(b"\r\n\r\n", 1)
+    return head, json.loads(body)
+
+
+def test_tls_listener_header_then_handshake(gatehouse, backend, tmp_path):
+    crt, tls = tls_listener(tmp_path)
+    gh = gatehouse(pp_config(backend, tls=tls))
+    raw = socket.create_connection(("127.0.0.1", gh.port), timeout=T(5))
+    raw.sendall(v2_inet("203.0.113.50", "10.0.0.1", 4444, 443))
+    head, echo = tls_get(raw, crt)
     assert head.startswith(b"HTTP/1.1 200")
-    echo = json.loads(body)
     assert header_of(echo, "X-Forwarded-For") == ["203.0.113.50"]
     assert header_of(echo, "X-Forwarded-Proto") == ["https"]
 
@@ -338,6 +346,19 @@ defaults
 """
 
 
+def ha_tcp_front(port, gh_port, send):
+    """HAProxy in TCP mode on `port`, passing connections to Gatehouse with `send`."""
+    return HA_GLOBAL + f"""
+frontend fe
+    mode tcp
+    bind 127.0.0.1:{port}
+    default_backend gh
+backend gh
+    mode tcp
+    server gh 127.0.0.1:{gh_port} {send}
+"""
+
+
 def from_127_0_0_2(port):
     """A client connection from 127.0.0.2 (loopback too), so the header's source differs from
     the balancer's own 127.0.0.1."""
@@ -352,15 +373,7 @@ def from_127_0_0_2(port):
 def test_haproxy_in_front_sends_the_client(gatehouse, backend, haproxy, send):
     gh = gatehouse(pp_config(backend))
     port = free_port()
-    haproxy(HA_GLOBAL + f"""
-frontend fe
-    mode tcp
-    bind 127.0.0.1:{port}
-    default_backend gh
-backend gh
-    mode tcp
-    server gh 127.0.0.1:{gh.port} {send}
-""", port)
+    haproxy(ha_tcp_front(port, gh.port, send), port)
     s = from_127_0_0_2(port)
     c = H1.__new__(H1)
     c.sock, c.buf, c.eof = s, bytearray(), False
@@ -373,30 +386,13 @@ backend gh
 
 
 def test_haproxy_in_front_with_tls_passthrough(gatehouse, backend, haproxy, tmp_path):
-    d = tmp_path / "certs"
-    d.mkdir()
-    crt, key = make_cert(d, "main", ["main.example"])
-    gh = gatehouse(pp_config(backend, tls={"certificates": [{"cert": str(crt), "key": str(key)}]}))
+    crt, tls = tls_listener(tmp_path)
+    gh = gatehouse(pp_config(backend, tls=tls))
     port = free_port()
-    haproxy(HA_GLOBAL + f"""
-frontend fe
-    mode tcp
-    bind 127.0.0.1:{port}
-    default_backend gh
-backend gh
-    mode tcp
-    server gh 127.0.0.1:{gh.port} send-proxy-v2
-""", port)
-    ctx = ssl.create_default_context(cafile=str(crt))
-    with ctx.wrap_socket(from_127_0_0_2(port), server_hostname="main.example") as s:
-        s.sendall(b"GET /echo HTTP/1.1\r\nHost: main.example\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    assert header_of(json.loads(data.split(b"\r\n\r\n", 1)[1]), "X-Forwarded-For") == ["127.0.0.2"]
+    haproxy(ha_tcp_front(port, gh.port, "send-proxy-v2"), port)
+    head, echo = tls_get(from_127_0_0_2(port), crt)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert header_of(echo, "X-Forwarded-For") == ["127.0.0.2"]
 
 
 # ---- out -----------------------------------------------------------------------------------
