@@ -543,3 +543,17 @@ backend be
     assert wait_until(lambda: sum(1 for r in backend.requests if r[2] == "/health") >= 2,
                       timeout=5)
     assert "is down" not in gh.stderr_text()
+
+
+def test_connect_and_close_without_a_byte_is_not_logged_at_info(gatehouse, backend):
+    cfg = pp_config(backend)
+    cfg["logs"]["level"] = "info"
+    gh = gatehouse(cfg)
+    mark = gh.err_mark()
+    socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)).close()  # a TCP health check
+    assert closed_without_answer(gh.port, b"XYZ")  # a line for this one, after the first
+    gh.wait_err(r"client 127\.0\.0\.1: PROXY protocol: not a PROXY protocol header; closing",
+                since=mark)
+    assert len(gh.err_lines(since=mark)) == 1, gh.err_lines(since=mark)
+    r = send_and_read(gh.port, b"PROXY TCP4 203.0.113.9 10.0.0.1 1 80\r\n" + GET)
+    assert r.status == 200  # and the listener still serves
