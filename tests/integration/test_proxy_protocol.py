@@ -557,3 +557,28 @@ def test_connect_and_close_without_a_byte_is_not_logged_at_info(gatehouse, backe
     assert len(gh.err_lines(since=mark)) == 1, gh.err_lines(since=mark)
     r = send_and_read(gh.port, b"PROXY TCP4 203.0.113.9 10.0.0.1 1 80\r\n" + GET)
     assert r.status == 200  # and the listener still serves
+
+
+def test_tls_listener_header_then_http2(gatehouse, backend, tmp_path):
+    import h2.config
+    import h2.connection
+    from test_h2_server import H2Client
+
+    crt, tls = tls_listener(tmp_path)
+    gh = gatehouse(pp_config(backend, tls=tls))
+    raw = socket.create_connection(("127.0.0.1", gh.port), timeout=T(5))
+    raw.sendall(b"PROXY TCP6 2001:db8::5 2001:db8::1 50000 443\r\n")
+    ctx = ssl.create_default_context(cafile=str(crt))
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(raw, server_hostname="main.example")
+    assert s.selected_alpn_protocol() == "h2"
+    c = H2Client.__new__(H2Client)  # its own __init__ connects; this one is past the header
+    c.sock, c.auto_ack, c.events, c.eof = s, True, [], False
+    c.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(
+        client_side=True, header_encoding=None))
+    c.conn.initiate_connection()
+    c.flush()
+    status, _, body = c.response(c.request("/echo", authority="main.example"))
+    assert status == 200
+    assert header_of(json.loads(body), "X-Forwarded-For") == ["2001:db8::5"]
+    c.close()
