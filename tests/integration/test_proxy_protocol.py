@@ -582,3 +582,30 @@ def test_tls_listener_header_then_http2(gatehouse, backend, tmp_path):
     assert status == 200
     assert header_of(json.loads(body), "X-Forwarded-For") == ["2001:db8::5"]
     c.close()
+
+
+def test_out_header_goes_before_tls_to_haproxy_accept_proxy_ssl(gatehouse, backend, haproxy,
+                                                                 tmp_path):
+    crt, tls = tls_listener(tmp_path)
+    pem = tmp_path / "certs" / "main.pem"
+    pem.write_bytes(crt.read_bytes() + (tmp_path / "certs" / "main.key").read_bytes())
+    port = free_port()
+    haproxy(HA_GLOBAL + f"""
+frontend fe
+    mode http
+    bind 127.0.0.1:{port} accept-proxy ssl crt {pem}
+    http-request set-header X-PP-Src %[src]
+    http-request set-header X-TLS %[ssl_fc]
+    default_backend be
+backend be
+    mode http
+    server b {backend.address}
+""", port)
+    cfg = pp_config(f"127.0.0.1:{port}", upstream={
+        "proxy_protocol": "v2", "tls": {"ca": str(crt), "server_name": "main.example"}})
+    gh = gatehouse(cfg)
+    r = send_and_read(gh.port, b"PROXY TCP4 198.51.100.33 192.0.2.1 5000 443\r\n" + GET)
+    assert r.status == 200
+    echo = r.json()
+    assert header_of(echo, "X-PP-Src") == ["198.51.100.33"]
+    assert header_of(echo, "X-TLS") == ["1"]
