@@ -168,6 +168,7 @@ static const struct field listener_fields[] = {
     {FIELD("tls", cfg_conv_tls, struct cfg_listener, tls, NULL)},
     {FIELD("h2c", cfg_conv_bool, struct cfg_listener, h2c, "false")},
     {FIELD("redirect_to_https", cfg_conv_bool, struct cfg_listener, redirect_to_https, "false")},
+    {FIELD("proxy_protocol", cfg_conv_bool, struct cfg_listener, proxy_protocol, "false")},
 };
 static const struct fields listener_table = FIELDS(listener_fields);
 
@@ -212,6 +213,11 @@ static void conv_listen(struct load *ld, const struct field *f, const struct yno
             snprintf(where, sizeof where, "in listener #%zu", i + 1);
         if (cfg_want(ld, "each item of 'listen'", item, YNODE_MAP))
             cfg_walk(ld, item, item, &listener_table, &c->listeners[i], where);
+        /* Every connection would be closed: say so now rather than at the first client. */
+        if (c->listeners[i].proxy_protocol && !c->ntrusted_proxies)
+            cfg_report(ld, cfg_get(item, "proxy_protocol"),
+                       "'proxy_protocol' needs 'trusted_proxies' (the balancers that may send "
+                       "the header)");
     }
     check_listeners(ld, c, list);
     cfg_check_listener_hosts(ld);

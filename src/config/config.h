@@ -21,7 +21,8 @@ struct cfg_addr {
                  * upstream server written as a host name, that and the address it stands for:
                  * "app.internal:5000@10.0.0.5" (logs, /status, the server's identity) */
     char *host; /* upstream servers: the address as written, "app.internal:5000" (== text for a
-                 * literal address): what Host headers and TLS server names are made of */
+                 * literal address): what Host headers and TLS server names are made of;
+                 * "localhost" for a Unix socket "unix:/run/app.sock" (sa is AF_UNIX) */
 };
 
 /* An address block for trusted_proxies: "10.0.0.0/8", "::1/128", or a bare address (/32, /128). */
@@ -200,6 +201,9 @@ struct cfg_upstream {
     /* queue: { size, timeout }: requests wait this long for a server under max_conns. */
     uint32_t queue_size;    /* all workers together; 0 = no queue (503 at once) */
     uint32_t queue_timeout; /* ms, default 5000 */
+    /* proxy_protocol: v1 | v2: each connection to a server starts with a PROXY protocol header
+     * naming the client; such connections serve only that client (upstream.h). */
+    enum cfg_proxy_protocol { CFG_PP_OFF, CFG_PP_V1, CFG_PP_V2 } proxy_protocol;
     /* Run-time state shared by the workers (proxy/upstate.h), built by upstate_attach when the
      * snapshot goes live and freed with it; NULL in a snapshot only checked (gatehouse -t). */
     struct upstate *state;
@@ -288,6 +292,9 @@ struct cfg_listener {
     /* The admin listener's `hosts`: the names it answers besides IP literals (lowercased). */
     char **admin_hosts;
     size_t nadmin_hosts;
+    /* Every connection starts with a PROXY protocol header (v1 or v2) naming the client; only
+     * from trusted_proxies (key `proxy_protocol`). */
+    bool proxy_protocol;
 };
 
 struct config {
@@ -308,6 +315,8 @@ struct config {
     size_t nsites;
     struct cfg_cidr *trusted_proxies; /* peers whose forwarding headers are kept and extended */
     size_t ntrusted_proxies;
+    bool proxy_protocol_out; /* some upstream sends the PROXY protocol (connections then note
+                              * the address the client connected to) */
 };
 
 /* Whether `sa` lies in one of the blocks (IPv4-mapped IPv6 addresses match IPv4 blocks). */

@@ -6,9 +6,12 @@
 
 #include <ctype.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 static const struct field server_fields[] = {
     {FIELD("address", cfg_conv_text, struct cfg_server_policy, weight, NULL), .flags = F_REQUIRED},
@@ -40,6 +43,61 @@ static const struct ynode *server_item(struct load *ld, const struct ynode *item
     return item;
 }
 
+#define UNIX_PREFIX "unix:"
+#define UNIX_PREFIX_LEN 5
+
+/* A socket path that is not there (yet) is not a fault: the app may start after us, and the
+ * server is down until it does (connects fail, health checks say so). Said once per load, in
+ * cfg_report's format. */
+static void warn_missing_socket(struct load *ld, const struct ynode *val, const char *upstream,
+                                const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        return;
+    fprintf(stderr,
+            "%s:%d:%d: warning: upstream '%.64s': '%s' is %s: the server is down until "
+            "it is\n",
+            ld->name, val->line, val->col, upstream ? upstream : "?", path,
+            stat(path, &st) == 0 ? "not a socket" : "missing");
+}
+
+/* "unix:/run/app.sock": an absolute path that fits sockaddr_un, as one AF_UNIX address. */
+static bool unix_addr(struct load *ld, const struct ynode *val, const char *upstream, const char *s,
+                      struct cfg_resolved *r)
+{
+    const char *path = s + UNIX_PREFIX_LEN;
+    size_t len = strlen(path);
+    struct sockaddr_un *un;
+
+    if (path[0] != '/' || strlen(s) != val->len) {
+        cfg_report(ld, val, "bad address '%.64s' (a Unix socket is 'unix:' and an absolute path)",
+                   s);
+        return false;
+    }
+    if (len >= sizeof un->sun_path) {
+        cfg_report(ld, val, "bad address '%.64s...' (a Unix socket path has at most %zu bytes)", s,
+                   sizeof un->sun_path - 1);
+        return false;
+    }
+    if (!(r->sa = calloc(1, sizeof *r->sa))) {
+        ld->oom = true;
+        return false;
+    }
+    un = (struct sockaddr_un *)r->sa;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, len + 1);
+    r->n = 1;
+    warn_missing_socket(ld, val, upstream, path);
+    return true;
+}
+
+static bool is_unix(const struct sockaddr_storage *sa)
+{
+    return sa->ss_family == AF_UNIX;
+}
+
 /* Resolves a server's address into *r: one address, or every address of a host name. */
 static bool server_addrs(struct load *ld, const char *key, const char *upstream,
                          const struct ynode *val, struct cfg_resolved *r)
@@ -49,6 +107,8 @@ static bool server_addrs(struct load *ld, const char *key, const char *upstream,
 
     if (!s)
         return false;
+    if (strncmp(s, UNIX_PREFIX, UNIX_PREFIX_LEN) == 0)
+        return unix_addr(ld, val, upstream, s, r);
     if (cfg_resolve_server(s, upstream, ld->opts, r, why, sizeof why)) {
         cfg_report(ld, val, "bad address '%.64s' (%s)", s, why);
         return false;
@@ -70,7 +130,12 @@ static void add_server(struct cfg_upstream *u, const struct sockaddr_storage *sa
     struct cfg_addr *a = &u->servers[u->nservers];
 
     a->sa = *sa;
-    a->len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (is_unix(sa))
+        a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+                             strlen(((const struct sockaddr_un *)sa)->sun_path) + 1);
+    else
+        a->len =
+            sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     a->text = text;
     a->host = host;
     u->policies[u->nservers++] = *pol;
@@ -112,6 +177,8 @@ static void fill_servers(struct load *ld, struct cfg_upstream *u, const struct y
             continue;
         if (res[i].named)
             add_named(ld, u, &res[i], written, &pol[i]);
+        else if (is_unix(&res[i].sa[0])) /* Host and TLS name: a socket has no host name */
+            add_server(u, &res[i].sa[0], written, cfg_strdup(ld, "localhost", 9), &pol[i]);
         else
             add_server(u, &res[i].sa[0], written, written, &pol[i]);
     }
@@ -422,6 +489,8 @@ static void conv_queue(struct load *ld, const struct field *f, const struct ynod
         cfg_walk(ld, val, val, &queue_table, base, "in 'queue'");
 }
 
+static const char *const proxy_protocol_names[] = {"off", "v1", "v2", NULL};
+
 static const char *const balance_names[] = {"round_robin", "least_requests", "power_of_two", "hash",
                                             NULL};
 
@@ -543,6 +612,8 @@ static const struct field upstream_fields[] = {
      .sub = &passive_table},
     {FIELD("sticky", conv_sticky, struct cfg_upstream, sticky_cookie, NULL)},
     {FIELD("queue", conv_queue, struct cfg_upstream, queue_size, NULL)},
+    {FIELD("proxy_protocol", cfg_conv_enum, struct cfg_upstream, proxy_protocol, "off"),
+     .names = proxy_protocol_names},
 };
 static const struct fields upstream_table = FIELDS(upstream_fields);
 
@@ -611,6 +682,7 @@ void cfg_conv_upstreams(struct load *ld, const struct field *f, const struct yno
         struct cfg_upstream *u = &c->upstreams[i];
         u->index = i;
         upstream(ld, val->items[2 * i], val->items[2 * i + 1], u);
+        c->proxy_protocol_out |= u->proxy_protocol != CFG_PP_OFF;
         keys[i] = (struct cfg_key){u->name ? u->name : "", u->name ? strlen(u->name) : 0, i,
                                    val->items[2 * i]};
     }

@@ -158,8 +158,7 @@ static bool make_room(struct worker *w)
     return false;
 }
 
-/* Past max_connections_per_client: answer 503 at once, without reading, and close. */
-static void refuse_client(struct worker *w, int fd, const struct sockaddr *peer)
+void worker_refuse_answer(struct worker *w, int fd, const struct sockaddr *peer)
 {
     static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                "Content-Type: text/plain; charset=utf-8\r\n"
@@ -171,11 +170,16 @@ static void refuse_client(struct worker *w, int fd, const struct sockaddr *peer)
     ssize_t n = send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
     shutdown(fd, SHUT_WR);
+}
+
+/* Past max_connections_per_client: answer 503 at once, without reading, and close. */
+static void refuse_client(struct worker *w, int fd, const struct sockaddr *peer)
+{
+    worker_refuse_answer(w, fd, peer);
     close(fd);
 }
 
-/* Whether this peer may open one more connection; counts it if so. */
-static bool admit_client(struct worker *w, const struct sockaddr *peer, bool *counted)
+bool worker_admit_client(struct worker *w, const struct sockaddr *peer, bool *counted)
 {
     uint32_t limit = w->config->limits.max_connections_per_client;
     *counted = false;
@@ -202,8 +206,12 @@ static bool admit_client(struct worker *w, const struct sockaddr *peer, bool *co
 static void serve_client(struct worker *w, int listener, unsigned short port, int fd,
                          const struct sockaddr *peer, socklen_t plen)
 {
-    bool counted;
-    if (!admit_client(w, peer, &counted)) {
+    bool counted = false;
+    /* Behind a PROXY protocol listener the peer is the balancer: the client is admitted once
+     * the header names it (net/proxy_accept.c). */
+    const struct config *c = w->config;
+    bool named_later = (size_t)listener < c->nlisteners && c->listeners[listener].proxy_protocol;
+    if (!named_later && !worker_admit_client(w, peer, &counted)) {
         refuse_client(w, fd, peer);
         return;
     }

@@ -175,6 +175,12 @@ int worker_listener_match(const struct config *from, int index, const struct con
 /* The port listener `index` of snapshot `c` is bound to (a configured port 0 resolved). */
 unsigned short worker_listener_port(const struct worker *w, const struct config *c, int index);
 
+/* max_connections_per_client: whether `peer` may open one more connection; counts it (and sets
+ * *counted) if so. worker_refuse_answer: the 503 a refused client gets, logged, then the FIN
+ * (the caller closes `fd`). For clients named after accept (the PROXY protocol). */
+bool worker_admit_client(struct worker *w, const struct sockaddr *peer, bool *counted);
+void worker_refuse_answer(struct worker *w, int fd, const struct sockaddr *peer);
+
 /* A client connection ended (the connection layer counts each out once, net/conn.c):
  * `counted_peer` is the address it was counted under for max_connections_per_client, or
  * NULL. */

@@ -131,6 +131,8 @@ struct http_stream {
     struct http_request req;
     const char *peer; /* client address text */
     const struct sockaddr *peer_addr;
+    /* Where the client connected to (family 0: not known). */
+    const struct sockaddr *local_addr;
     int listener;               /* index in config->listeners the client connected to */
     unsigned short local_port;  /* the port the client connected to */
     bool secure;                /* arrived over TLS */

@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "core/sock.h"
 #include "net/outq.h"
+#include "net/proxy_accept.h"
 #include "net/tls.h"
 
 #include <errno.h>
@@ -168,7 +169,7 @@ static const struct conn_ops hs_conn_ops;
 
 /* Closing is deferred to the end of the loop turn, as the codecs' is, so that no caller is
  * left holding a freed connection. No close_notify: the handshake did not finish. */
-static void hs_close(struct conn *c)
+void conn_preamble_close(struct conn *c)
 {
     if (c->fd < 0)
         return;
@@ -208,9 +209,7 @@ static void answer_plaintext(struct conn *c)
  * request may already wait inside OpenSSL, so the codec reads at once. */
 static void hs_done(struct conn *c)
 {
-    ev_io_del(&c->w->loop, &c->hs_io); /* before the codec registers the same fd */
-    ev_timer_stop(&c->w->loop, &c->hs_timer);
-    dlist_remove(&c->hs_base.link);
+    conn_preamble_unwatch(c); /* before the codec registers the same fd */
     c->client_subject = tls_conn_client_subject_dup(c->tls);
     const char *alpn = tls_conn_alpn(c->tls);
     c->start(c, alpn && strcmp(alpn, "h2") == 0 ? CONN_HTTP2 : CONN_HTTP1, NULL, 0, true);
@@ -225,7 +224,7 @@ static void handshake(struct conn *c)
         /* Port scans and TCP health checks connect and leave: routine, not worth a line. */
         log_msg(&c->w->srv->log, LOG_DEBUG, "client %s: TLS handshake: closed by the client",
                 c->peer);
-        hs_close(c);
+        conn_preamble_close(c);
         return;
     }
     if (r != TLS_DONE) {
@@ -234,7 +233,7 @@ static void handshake(struct conn *c)
         log_msg(&c->w->srv->log, LOG_INFO, "client %s: TLS handshake failed: %s", c->peer, what);
         if (strstr(what, "plaintext"))
             answer_plaintext(c);
-        hs_close(c);
+        conn_preamble_close(c);
         return;
     }
     hs_done(c);
@@ -254,7 +253,7 @@ static void hs_on_timer(struct ev_timer *t)
     log_msg(&c->w->srv->log, LOG_INFO,
             "client %s: TLS handshake timed out (handshake_timeout %u ms)", c->peer,
             c->handshake_timeout);
-    hs_close(c);
+    conn_preamble_close(c);
 }
 
 /* A shutdown or a reload lets a handshake finish: the codec then serves one request or sees
@@ -272,7 +271,7 @@ static bool hs_close_if_idle(struct conn_base *b)
 
 static void hs_force_close(struct conn_base *b)
 {
-    hs_close(container_of(b, struct conn, hs_base));
+    conn_preamble_close(container_of(b, struct conn, hs_base));
 }
 
 static const struct conn_ops hs_conn_ops = {
@@ -291,15 +290,28 @@ static int hs_start(struct conn *c, const struct cfg_listener *l)
     c->io = &tls_ops;
     c->secure = true;
     c->handshake_timeout = l->tls->handshake_timeout;
-    c->hs_io = (struct ev_io){.fd = c->fd, .cb = hs_on_io};
-    c->hs_timer.cb = hs_on_timer;
+    return conn_preamble_watch(c, hs_on_io, hs_on_timer, c->handshake_timeout);
+}
+
+int conn_preamble_watch(struct conn *c, void (*on_io)(struct ev_io *, uint32_t),
+                        void (*on_timer)(struct ev_timer *), uint32_t ms)
+{
+    c->hs_io = (struct ev_io){.fd = c->fd, .cb = on_io};
+    c->hs_timer.cb = on_timer;
     c->hs_free.cb = hs_on_free;
     if (ev_io_add(&c->w->loop, &c->hs_io, 0) < 0)
         return -1;
     c->hs_base.ops = &hs_conn_ops;
     dlist_push(&c->w->conns, &c->hs_base.link);
-    ev_timer_start(&c->w->loop, &c->hs_timer, c->handshake_timeout);
+    ev_timer_start(&c->w->loop, &c->hs_timer, ms);
     return 0;
+}
+
+void conn_preamble_unwatch(struct conn *c)
+{
+    ev_io_del(&c->w->loop, &c->hs_io);
+    ev_timer_stop(&c->w->loop, &c->hs_timer);
+    dlist_remove(&c->hs_base.link);
 }
 
 /* ---- accept ------------------------------------------------------------------------------- */
@@ -330,10 +342,17 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     memcpy(&c->peer_addr, peer, peer_len < sizeof(c->peer_addr) ? peer_len : sizeof(c->peer_addr));
     c->listener = listener;
     c->local_port = local_port;
-    /* A PROXY protocol header, when the listener asks for one, will be read here: it names
-     * the client before TLS or HTTP see a byte. */
+    if (c->config->proxy_protocol_out) { /* the upstream's header names where the client came */
+        socklen_t len = sizeof(c->local_addr);
+        if (getsockname(fd, (struct sockaddr *)&c->local_addr, &len) < 0)
+            c->local_addr.ss_family = 0;
+    }
+    /* A PROXY protocol header, when the listener asks for one, is read first: it names the
+     * client before TLS or HTTP see a byte. */
     const struct cfg_listener *l = conn_listener(c);
-    if (l && l->tls && (!l->tls->server || hs_start(c, l) < 0)) {
+    bool header = l && l->proxy_protocol;
+    if (header ? proxy_accept_start(c) < 0
+               : l && l->tls && (!l->tls->server || hs_start(c, l) < 0)) {
         tls_conn_free(c->tls);
         config_unref(c->config);
         free(c);
@@ -342,6 +361,18 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_
     }
     c->counted = counted;
     w->nconns++;
-    if (!c->tls)
+    if (!c->tls && !header)
         start(c, CONN_HTTP1, NULL, 0, false);
+}
+
+void conn_proceed(struct conn *c)
+{
+    const struct cfg_listener *l = conn_listener(c);
+    if (l && l->tls && (!l->tls->server || hs_start(c, l) < 0)) {
+        conn_close_fd(c);
+        conn_free(c);
+        return;
+    }
+    if (!c->tls) /* bytes behind the header may be waiting already: read at once */
+        c->start(c, CONN_HTTP1, NULL, 0, true);
 }

@@ -4,8 +4,9 @@
  *
  * The transport is chosen once, at accept, as an ops table (as nginx's c->recv / c->send that
  * TLS swaps): the codecs read and write through it and never ask whether the connection is
- * TLS. conn.c also runs what happens before a codec: accept -> (PROXY protocol header, later)
- * -> TLS handshake -> ALPN -> start the HTTP/1.1 or HTTP/2 codec through one callback. */
+ * TLS. conn.c also runs what happens before a codec: accept -> PROXY protocol header (when the
+ * listener asks for one, net/proxy_accept.c) -> TLS handshake -> ALPN -> start the HTTP/1.1 or
+ * HTTP/2 codec through one callback. */
 #ifndef GH_CONN_H
 #define GH_CONN_H
 
@@ -66,6 +67,9 @@ struct conn {
     bool counted; /* in the worker's per-client count (worker_conn_closed) */
     char peer[64];
     struct sockaddr_storage peer_addr;
+    /* The address the client connected to: a PROXY protocol header's destination, else the
+     * socket's own when some upstream sends the PROXY protocol (family 0 otherwise). */
+    struct sockaddr_storage local_addr;
     conn_start_fn start;
     /* Before the codec: the handshake, in the worker's connection list on its own. */
     struct conn_base hs_base;
@@ -93,6 +97,17 @@ void conn_free(struct conn *c);
 void conn_close_fd(struct conn *c);
 
 const char *conn_sni(const struct conn *c); /* the TLS server name the client asked for, or NULL */
+
+/* Before the codec (the PROXY protocol header, the TLS handshake) a connection waits in the
+ * worker's connection list on its own, with c->hs_io and c->hs_timer: watch registers them
+ * with these callbacks and a deadline of `ms`; unwatch takes them away again (the next step
+ * registers its own); close closes and frees the connection at the end of the loop turn.
+ * proceed runs what follows the PROXY protocol header: the TLS handshake or the codec. */
+int conn_preamble_watch(struct conn *c, void (*on_io)(struct ev_io *, uint32_t),
+                        void (*on_timer)(struct ev_timer *), uint32_t ms);
+void conn_preamble_unwatch(struct conn *c);
+void conn_preamble_close(struct conn *c);
+void conn_proceed(struct conn *c);
 
 static inline ssize_t conn_recv(struct conn *c, char *p, size_t len)
 {

@@ -185,6 +185,11 @@ static int step_connect(struct check *c, uint32_t events)
         fail_errno(c, "connect", err);
         return -1;
     }
+    /* A check names no client: v1 UNKNOWN, v2 LOCAL (the receiver keeps our address). */
+    if (upstream_send_proxy_header(c->t.fd, c->up, NULL, NULL) < 0) {
+        finish(c, false, "could not send the PROXY protocol header");
+        return -1;
+    }
     if (upstream_transport_start(&c->t, c->up, c->server, NULL) < 0) {
         finish(c, false, "TLS handshake failed: cannot set up the connection");
         return -1;

@@ -492,7 +492,7 @@ static int attempt_failed(struct proxy *p, int status, const char *what)
 /* Acquire a connection to `server` and queue the request on it. */
 static int start_on(struct proxy *p, size_t server, bool fresh)
 {
-    p->uc = upconn_acquire_server(p->pool, server, fresh);
+    p->uc = upconn_acquire_client(p->pool, server, fresh, p->s->peer_addr, p->s->local_addr);
     set_text(p->addr, sizeof(p->addr), p->up->servers[server].text);
     if (!p->uc) {
         char what[128];

@@ -4,10 +4,12 @@
 #include "core/bug.h"
 #include "core/sock.h"
 #include "core/worker.h"
+#include "net/proxy_proto.h"
 #include "net/tls_client.h"
 #include "proxy/upstate.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,14 +200,55 @@ static void upconn_on_timer(struct ev_timer *t)
     uc->on_event(uc, UPCONN_TIMEOUT);
 }
 
-/* The most recently used idle connection to `server` that is quiet. One that is readable (bytes
- * or a close that arrived in this loop turn, before its event was handled) is closed: its bytes
- * would be read as the response to the request we are about to send. */
-static struct upconn *take_idle(struct upool *p, size_t server)
+/* Whether two addresses (IP, or none: family 0) are the same address and port. */
+static bool same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    while (!dlist_empty(&p->idle[server])) {
-        struct upconn *uc = container_of(p->idle[server].next, struct upconn, idle_link);
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return a->ss_family == 0;
+}
+
+/* The client a connection is for (PROXY protocol upstreams): family 0 for none. */
+static void set_client(struct sockaddr_storage *out, const struct sockaddr *sa)
+{
+    memset(out, 0, sizeof *out);
+    if (sa && sa->sa_family == AF_INET)
+        memcpy(out, sa, sizeof(struct sockaddr_in));
+    else if (sa && sa->sa_family == AF_INET6)
+        memcpy(out, sa, sizeof(struct sockaddr_in6));
+}
+
+/* Under the PROXY protocol an idle connection serves only the client its header named. */
+static bool idle_fits(const struct upool *p, const struct upconn *uc,
+                      const struct sockaddr_storage *src, const struct sockaddr_storage *dst)
+{
+    return p->up->proxy_protocol == CFG_PP_OFF ||
+           (same_endpoint(&uc->pp_src, src) && same_endpoint(&uc->pp_dst, dst));
+}
+
+/* The most recently used idle connection to `server` that is quiet (and, under the PROXY
+ * protocol, for this client). One that is readable (bytes or a close that arrived in this loop
+ * turn, before its event was handled) is closed: its bytes would be read as the response to
+ * the request we are about to send. */
+static struct upconn *take_idle(struct upool *p, size_t server, const struct sockaddr_storage *src,
+                                const struct sockaddr_storage *dst)
+{
+    struct dlist *n = p->idle[server].next;
+    while (n != &p->idle[server]) {
+        struct upconn *uc = container_of(n, struct upconn, idle_link);
+        n = n->next;
         GH_BUG_ON(!uc->idle || uc->closed); /* upconn_close takes a connection off the list */
+        if (!idle_fits(p, uc, src, dst))
+            continue;
         enum upconn_peek k = upconn_peek(uc);
         if (k != PEEK_QUIET) {
             if (k == PEEK_DATA)
@@ -223,7 +266,9 @@ static struct upconn *take_idle(struct upool *p, size_t server)
     return NULL;
 }
 
-static struct upconn *connect_new(struct upool *p, size_t server)
+static struct upconn *connect_new(struct upool *p, size_t server,
+                                  const struct sockaddr_storage *src,
+                                  const struct sockaddr_storage *dst)
 {
     const struct cfg_addr *a = &p->up->servers[server];
     int fd = sock_connect((const struct sockaddr *)&a->sa, a->len);
@@ -238,6 +283,8 @@ static struct upconn *connect_new(struct upool *p, size_t server)
     uc->w = p->w;
     uc->pool = p;
     uc->server = server;
+    uc->pp_src = *src;
+    uc->pp_dst = *dst;
     transport_plain(&uc->t, fd);
     uc->io = (struct ev_io){.fd = fd, .cb = upconn_on_io};
     uc->timer.cb = upconn_on_timer;
@@ -261,10 +308,50 @@ struct upconn *upconn_acquire(struct upool *p, bool fresh)
 
 struct upconn *upconn_acquire_server(struct upool *p, size_t server, bool fresh)
 {
-    struct upconn *uc = fresh ? NULL : take_idle(p, server);
+    return upconn_acquire_client(p, server, fresh, NULL, NULL);
+}
+
+struct upconn *upconn_acquire_client(struct upool *p, size_t server, bool fresh,
+                                     const struct sockaddr *src, const struct sockaddr *dst)
+{
+    struct sockaddr_storage s, d;
+    set_client(&s, p->up->proxy_protocol ? src : NULL);
+    set_client(&d, p->up->proxy_protocol ? dst : NULL);
+    struct upconn *uc = fresh ? NULL : take_idle(p, server, &s, &d);
     if (uc)
         return uc;
-    return connect_new(p, server);
+    return connect_new(p, server, &s, &d);
+}
+
+int upstream_send_proxy_header(int fd, const struct cfg_upstream *up, const struct sockaddr *src,
+                               const struct sockaddr *dst)
+{
+    uint8_t hdr[PP_V1_MAX + 1];
+    size_t len;
+    ssize_t n;
+
+    if (up->proxy_protocol == CFG_PP_OFF)
+        return 0;
+    if (up->proxy_protocol == CFG_PP_V1)
+        len = pp_write_v1((char *)hdr, sizeof hdr, src, dst);
+    else
+        len = pp_write_v2(hdr, sizeof hdr, src, dst, !src);
+    if (!len)
+        return -1;
+    /* A socket just connected has an empty send buffer: the header goes in one call. */
+    do
+        n = send(fd, hdr, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len ? 0 : -1;
+}
+
+/* The connection's PROXY header: the client it was made for. */
+static int send_proxy_header(struct upconn *uc)
+{
+    const struct sockaddr *src = (const struct sockaddr *)&uc->pp_src;
+    const struct sockaddr *dst = (const struct sockaddr *)&uc->pp_dst;
+    return upstream_send_proxy_header(uc->t.fd, uc->pool->up, src->sa_family ? src : NULL,
+                                      dst->sa_family ? dst : NULL);
 }
 
 /* The name a TLS server must prove: the configured one, else the host part of the address as
@@ -342,6 +429,10 @@ int upconn_connected(struct upconn *uc, char *why, size_t len)
         int err = sock_error(uc->t.fd);
         if (err) {
             snprintf(why, len, "connect failed: %s", strerror(err));
+            return -1;
+        }
+        if (send_proxy_header(uc) < 0) {
+            snprintf(why, len, "could not send the PROXY protocol header");
             return -1;
         }
         if (start_transport(uc, why, len) < 0)

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct worker;
 struct config;
@@ -38,6 +39,9 @@ struct upconn {
     bool handshaking; /* TCP is up, the transport's handshake (TLS) is not done yet */
     bool rd_ready, wr_ready, eof;
     bool rdhup; /* the peer closed its side (seen by epoll, maybe not yet by read) */
+    /* proxy_protocol upstreams: the client the connection's PROXY header names (source, and
+     * the address it connected to). Only a request of the same client may reuse it. */
+    struct sockaddr_storage pp_src, pp_dst;
     /* The user while busy; NULL while idle in the pool. */
     void (*on_event)(struct upconn *uc, enum upconn_event ev);
     void *user;
@@ -65,6 +69,17 @@ void upool_drop(struct upool *p);
 struct upconn *upconn_acquire(struct upool *p, bool fresh);
 /* The same for a server the caller chose (upstate_pick). */
 struct upconn *upconn_acquire_server(struct upool *p, size_t server, bool fresh);
+/* The same for client `src` that connected to `dst` (either may be NULL): for an upstream with
+ * proxy_protocol, the PROXY header of a new connection names them, and an idle one is reused
+ * only when it names the same (the header speaks for the whole connection). */
+struct upconn *upconn_acquire_client(struct upool *p, size_t server, bool fresh,
+                                     const struct sockaddr *src, const struct sockaddr *dst);
+/* Write the upstream's PROXY protocol header (proxy_protocol v1 or v2; nothing when off) on a
+ * connected socket, before any other byte (before TLS too): `src` and `dst` as the client's
+ * addresses; NULL for both says none (v1 UNKNOWN, v2 LOCAL: a health check). 0, or -1 when the
+ * socket did not take it whole. */
+int upstream_send_proxy_header(int fd, const struct cfg_upstream *up, const struct sockaddr *src,
+                               const struct sockaddr *dst);
 const char *upconn_addr_text(const struct upconn *uc);
 /* Drives a new connection to where it can carry requests, on each event until then: the TCP
  * connect, then for a TLS upstream the handshake. 1 when uc->connected, 0 while in progress, -1

@@ -12,7 +12,8 @@ request whole, then close with a TCP reset (RST, no response byte): the app that
 handling it. `reset=0` restores normal service. Such requests count in `dropped`.
 `GET /misbehave?status=N` there makes it answer every request with status N (a short text
 body), whatever the path: the app that fails everything; `status=0` restores normal service.
-It is also usable in-process: Backend().start() returns the bound port.
+It is also usable in-process: Backend().start() returns the bound port. Backend(host="unix:/path")
+listens on a Unix socket at /path instead (its control port, if any, on 127.0.0.1).
 
 Commands (path [?options]); every command also accepts `set=Name:Value` (repeatable) to add a
 response header, and those answering with a fixed body (/echo, /status/N, ...) `split_ms=MS`:
@@ -69,8 +70,10 @@ send the head, wait MS ms, then send the body (two segments, as many app servers
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
+import os
 import random
 import signal
 import socket
@@ -300,9 +303,12 @@ class Backend:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def _listen(self, port, control):
-        lsn = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsn.bind((self.host, port))
+        if self.host.startswith("unix:"):   # host "unix:/path": a Unix socket (control on TCP)
+            lsn = self._unix_socket(control)
+        else:
+            lsn = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+            lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsn.bind((self.host, port))
         lsn.listen(1024)
         t = threading.Thread(target=self._accept_loop, args=(lsn, control), daemon=True,
                              name=f"{self.name}-accept{'-control' if control else ''}")
@@ -310,10 +316,21 @@ class Backend:
         self.threads.append(t)
         return lsn
 
+    def _unix_socket(self, control):
+        if control:
+            lsn = socket.socket(socket.AF_INET)
+            lsn.bind(("127.0.0.1", 0))
+            return lsn
+        lsn = socket.socket(socket.AF_UNIX)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.host[5:])
+        lsn.bind(self.host[5:])
+        return lsn
+
     def start(self, control_port=None):
         """Starts listening (and on control_port, if not None, for GET /stats); returns the port."""
         self.listener = self._listen(self.port, False)
-        self.port = self.listener.getsockname()[1]
+        self.port = 0 if self.host.startswith("unix:") else self.listener.getsockname()[1]
         self.control = self._listen(control_port, True) if control_port is not None else None
         self.control_port = self.control.getsockname()[1] if self.control else None
         return self.port
@@ -326,6 +343,8 @@ class Backend:
 
     @property
     def address(self):
+        if self.host.startswith("unix:"):
+            return self.host
         return f"{self.host}:{self.port}"
 
     def stop(self):
@@ -365,7 +384,8 @@ class Backend:
                 sock, _ = lsn.accept()
             except OSError:
                 return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
                 if not control:
                     self.connections += 1
