@@ -173,6 +173,13 @@ void cfg_conv_routes(struct load *ld, const struct field *f, const struct ynode 
 /* The upstream named `name`, or NULL. Valid once `upstreams` has been converted. */
 struct cfg_upstream *cfg_find_upstream(struct load *ld, const char *name);
 
+/* app: the servers Gatehouse runs (config_apps.c): the `app` map into the upstream at base,
+ * with the instances serving now as its servers. cfg_check_servers_or_app: an upstream has one
+ * of `servers` and `app`. */
+void cfg_conv_app(struct load *ld, const struct field *f, const struct ynode *val, void *base);
+void cfg_check_servers_or_app(struct load *ld, const struct ynode *val, const struct ynode *key,
+                              const char *where);
+
 /* The `tls` map of a listener (config_tls.c), into the struct cfg_tls * at base + f->offset;
  * builds the listener's tls_server. cfg_tls_free frees the servers of a snapshot, complete or
  * half-built. */
