@@ -110,6 +110,12 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Time since `t`: 0 when t is later than the turn's `now` (set while the turn ran). */
+static uint64_t since(uint64_t now, uint64_t t)
+{
+    return now > t ? now - t : 0;
+}
+
 /* ---- links and what loads see -------------------------------------------------------------- */
 
 static struct app *app_find(struct apps *s, const char *name)
@@ -201,6 +207,8 @@ static bool republish(struct app *p)
 /* ---- describing an app's version ---------------------------------------------------------------
  */
 
+/* What a change of replaces the app, as one string (fields apart by US, entries by RS: bytes a
+ * configuration value cannot hold, as it is printable text). */
 static char *signature(const struct cfg_app *a)
 {
     char *text = NULL;
@@ -211,11 +219,11 @@ static char *signature(const struct cfg_app *a)
         return NULL;
     fprintf(f, "%s", a->exe ? a->exe : "");
     for (size_t i = 0; i < a->ncommand; i++)
-        fprintf(f, "%c%s", 0, a->command[i]);
+        fprintf(f, "\x1e%s", a->command[i]);
     for (size_t i = 0; i < a->nenv; i++)
-        fprintf(f, "%cenv%c%s=%s", 1, 0, a->env[i].name, a->env[i].value);
-    fprintf(f, "%c%s%c%s%c%s%c%d%c%s%c%u", 2, a->cwd ? a->cwd : "", 0, a->user ? a->user : "", 0,
-            a->group ? a->group : "", 0, (int)a->listen, 0, a->port_env, 0, a->instances);
+        fprintf(f, "\x1f%s=%s", a->env[i].name, a->env[i].value);
+    fprintf(f, "\x1d%s\x1d%s\x1d%s\x1d%d\x1d%s\x1d%u", a->cwd ? a->cwd : "", a->user ? a->user : "",
+            a->group ? a->group : "", (int)a->listen, a->port_env, a->instances);
     fclose(f);
     return text;
 }
@@ -501,7 +509,7 @@ static void drain_inst(struct inst *i, uint64_t now)
 
 static void drain_tick(struct inst *i, uint64_t now)
 {
-    uint64_t in = now - i->since_ms;
+    uint64_t in = since(now, i->since_ms);
 
     if (in < DRAIN_GRACE_MS)
         return;
@@ -758,10 +766,10 @@ static void probe_tick(struct app *p, struct inst *i, uint64_t now)
         i->st = I_READY;
         i->ready_ms = i->since_ms = now;
         log_msg(p->sup->log, LOG_INFO, "app %s[%d]: ready after %llu ms", p->link.name, i->index,
-                (unsigned long long)(now - i->started_ms));
+                (unsigned long long)since(now, i->started_ms));
         return;
     }
-    if (now - i->started_ms >= i->ready_timeout) {
+    if (since(now, i->started_ms) >= i->ready_timeout) {
         i->never_ready = true;
         term_inst(i, now);
         signal_group(i, SIGKILL);
@@ -775,14 +783,14 @@ static void inst_tick(struct app *p, struct inst *i, uint64_t now)
         probe_tick(p, i, now);
         break;
     case I_READY:
-        if (now - i->ready_ms > STABLE_MS && !i->pending)
+        if (since(now, i->ready_ms) > STABLE_MS && !i->pending)
             p->fails[i->index] = 0;
         break;
     case I_DRAINING:
         drain_tick(i, now);
         break;
     case I_STOPPING:
-        if (now - i->since_ms >= i->stop_timeout)
+        if (since(now, i->since_ms) >= i->stop_timeout)
             signal_group(i, SIGKILL);
         break;
     }
