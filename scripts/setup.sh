@@ -11,6 +11,7 @@ PACKAGES=(
   python3 python3-pytest python3-requests python3-h2 python3-hpack python3-websockets
   curl nginx-light haproxy wrk nghttp2-client testssl.sh strace
   python3-brotli python3-zstandard brotli zstd
+  nodejs
 )
 
 missing=()

@@ -336,7 +336,6 @@ void cfg_conv_app(struct load *ld, const struct field *f, const struct ynode *va
 {
     struct cfg_upstream *u = base;
     struct cfg_app *a;
-    size_t before = ld->nproblems;
     char where[100];
 
     (void)f;
@@ -350,7 +349,7 @@ void cfg_conv_app(struct load *ld, const struct field *f, const struct ynode *va
     cfg_walk(ld, val, val, &app_table, a, where);
     if (a->idle_stop && a->start != CFG_APP_ON_DEMAND)
         cfg_report(ld, cfg_get(val, "idle_stop"), "'idle_stop' is for 'start: on_demand' only");
-    if (a->command && ld->nproblems == before)
+    if (a->ncommand) /* also when other keys are wrong: -t says everything at once */
         find_exe(ld, cfg_get(val, "command")->items[0], a);
     u->app = a;
     app_servers(ld, u, a);

@@ -334,3 +334,21 @@ def test_config_check_errors(tmp_path):
     p = subprocess.run([GATEHOUSE_BIN, "-t", "-c", str(path)], capture_output=True, text=True,
                        timeout=T(10))
     assert p.returncode == 0, p.stderr
+
+
+# ---- output ---------------------------------------------------------------------------------------
+
+def test_output_lines_capped_and_logs_to_a_file(gatehouse, tmp_path):
+    # A 3000-byte line: three log lines of at most 1024 bytes, and the app still starts.
+    cmd = ["/bin/sh", "-c", "head -c 3000 /dev/zero | tr '\\0' x; echo; exec " + " ".join(PYAPP)]
+    gh = gatehouse(app_config({"start": "always", "command": cmd}))
+    ready_line(gh)
+    gh.wait_err(r"app py\[0\]: pyapp v1 listening")
+    pieces = [l.split("app py[0]: ", 1)[1] for l in gh.err_lines() if "app py[0]: xxx" in l]
+    assert [len(p) for p in pieces] == [1024, 1024, 952], [len(p) for p in pieces]
+    # logs: FILE gets the output itself; the error log gets none of it.
+    log = tmp_path / "app.log"
+    gh2 = gatehouse(app_config({"start": "always", "logs": str(log)}))
+    ready_line(gh2)
+    assert wait_until(lambda: log.exists() and "pyapp v1 listening" in log.read_text())
+    assert not [l for l in gh2.err_lines() if "app py[0]: pyapp" in l]
