@@ -310,6 +310,10 @@ struct config {
     uint32_t shutdown_grace; /* ms, default 30000 (key `shutdown_timeout`) */
     struct cfg_logs logs;
     struct cfg_limits limits;
+    /* Some upstream sends the PROXY protocol: connections note where the client connected. */
+    bool proxy_protocol_out;
+    /* Who said which app instances serve (config_load_opts.apps), for building it again. */
+    const struct cfg_app_provider *apps;
     struct cfg_listener *listeners; /* those of `listen`, then the admin one if any */
     size_t nlisteners;
     struct cfg_listener *admin; /* key `admin: { address }`: the last of listeners, or NULL */
@@ -319,10 +323,6 @@ struct config {
     size_t nsites;
     struct cfg_cidr *trusted_proxies; /* peers whose forwarding headers are kept and extended */
     size_t ntrusted_proxies;
-    bool proxy_protocol_out; /* some upstream sends the PROXY protocol (connections then note
-                              * the address the client connected to) */
-    /* Who said which app instances serve (config_load_opts.apps), for building it again. */
-    const struct cfg_app_provider *apps;
 };
 
 /* Whether `sa` lies in one of the blocks (IPv4-mapped IPv6 addresses match IPv4 blocks). */

@@ -88,7 +88,9 @@ static void pa_read(struct conn *c, bool ended)
         n = recv(c->fd, buf, sizeof buf, MSG_PEEK);
     while (n < 0 && errno == EINTR);
     if (n == 0) {
-        pa_fail(c, "closed by the client before a complete header");
+        /* Port scans and TCP health checks (an NLB's) connect and leave: not worth a line. */
+        log_msg(pa_log(c), LOG_DEBUG, "client %s: PROXY protocol: closed before a header", c->peer);
+        conn_preamble_close(c);
         return;
     }
     if (n < 0) {

@@ -543,3 +543,69 @@ backend be
     assert wait_until(lambda: sum(1 for r in backend.requests if r[2] == "/health") >= 2,
                       timeout=5)
     assert "is down" not in gh.stderr_text()
+
+
+def test_connect_and_close_without_a_byte_is_not_logged_at_info(gatehouse, backend):
+    cfg = pp_config(backend)
+    cfg["logs"]["level"] = "info"
+    gh = gatehouse(cfg)
+    mark = gh.err_mark()
+    socket.create_connection(("127.0.0.1", gh.port), timeout=T(5)).close()  # a TCP health check
+    assert closed_without_answer(gh.port, b"XYZ")  # a line for this one, after the first
+    gh.wait_err(r"client 127\.0\.0\.1: PROXY protocol: not a PROXY protocol header; closing",
+                since=mark)
+    assert len(gh.err_lines(since=mark)) == 1, gh.err_lines(since=mark)
+    r = send_and_read(gh.port, b"PROXY TCP4 203.0.113.9 10.0.0.1 1 80\r\n" + GET)
+    assert r.status == 200  # and the listener still serves
+
+
+def test_tls_listener_header_then_http2(gatehouse, backend, tmp_path):
+    import h2.config
+    import h2.connection
+    from test_h2_server import H2Client
+
+    crt, tls = tls_listener(tmp_path)
+    gh = gatehouse(pp_config(backend, tls=tls))
+    raw = socket.create_connection(("127.0.0.1", gh.port), timeout=T(5))
+    raw.sendall(b"PROXY TCP6 2001:db8::5 2001:db8::1 50000 443\r\n")
+    ctx = ssl.create_default_context(cafile=str(crt))
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(raw, server_hostname="main.example")
+    assert s.selected_alpn_protocol() == "h2"
+    c = H2Client.__new__(H2Client)  # its own __init__ connects; this one is past the header
+    c.sock, c.auto_ack, c.events, c.eof = s, True, [], False
+    c.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(
+        client_side=True, header_encoding=None))
+    c.conn.initiate_connection()
+    c.flush()
+    status, _, body = c.response(c.request("/echo", authority="main.example"))
+    assert status == 200
+    assert header_of(json.loads(body), "X-Forwarded-For") == ["2001:db8::5"]
+    c.close()
+
+
+def test_out_header_goes_before_tls_to_haproxy_accept_proxy_ssl(gatehouse, backend, haproxy,
+                                                                 tmp_path):
+    crt, tls = tls_listener(tmp_path)
+    pem = tmp_path / "certs" / "main.pem"
+    pem.write_bytes(crt.read_bytes() + (tmp_path / "certs" / "main.key").read_bytes())
+    port = free_port()
+    haproxy(HA_GLOBAL + f"""
+frontend fe
+    mode http
+    bind 127.0.0.1:{port} accept-proxy ssl crt {pem}
+    http-request set-header X-PP-Src %[src]
+    http-request set-header X-TLS %[ssl_fc]
+    default_backend be
+backend be
+    mode http
+    server b {backend.address}
+""", port)
+    cfg = pp_config(f"127.0.0.1:{port}", upstream={
+        "proxy_protocol": "v2", "tls": {"ca": str(crt), "server_name": "main.example"}})
+    gh = gatehouse(cfg)
+    r = send_and_read(gh.port, b"PROXY TCP4 198.51.100.33 192.0.2.1 5000 443\r\n" + GET)
+    assert r.status == 200
+    echo = r.json()
+    assert header_of(echo, "X-PP-Src") == ["198.51.100.33"]
+    assert header_of(echo, "X-TLS") == ["1"]

@@ -1446,6 +1446,54 @@ static void test_cidr_match(void)
 
 /* ---- value parsers ---- */
 
+/* Unix socket servers and the PROXY protocol keys (issue 14). */
+static void test_unix_and_proxy_protocol(void)
+{
+    struct config *c = NULL;
+    CHECK(load("trusted_proxies: [\"10.0.0.0/8\"]\n"
+               "upstreams:\n"
+               "  app:\n"
+               "    servers: [\"unix:/nonexistent/app.sock\", \"127.0.0.1:81\"]\n"
+               "    proxy_protocol: v2\n"
+               "  plain: {servers: [\"127.0.0.1:82\"]}\n"
+               "listen:\n  - {address: \":0\", proxy_protocol: true}\n  - address: "
+               "\":0\"\n" MINIMAL_SITES,
+               &c) == 0);
+    if (c) {
+        const struct cfg_addr *a = &c->upstreams[0].servers[0];
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
+        CHECK_EQ_INT(a->sa.ss_family, AF_UNIX);
+        CHECK(strcmp(un->sun_path, "/nonexistent/app.sock") == 0);
+        CHECK_EQ_INT(a->len, offsetof(struct sockaddr_un, sun_path) + 22);
+        CHECK(strcmp(a->text, "unix:/nonexistent/app.sock") == 0);
+        CHECK(strcmp(a->host, "localhost") == 0);
+        CHECK_EQ_INT(c->upstreams[0].proxy_protocol, CFG_PP_V2);
+        CHECK_EQ_INT(c->upstreams[1].proxy_protocol, CFG_PP_OFF);
+        CHECK(c->listeners[0].proxy_protocol && !c->listeners[1].proxy_protocol);
+        config_unref(c);
+    }
+    char longpath[200];
+    memset(longpath, 'a', sizeof longpath);
+    memcpy(longpath, "/", 1);
+    longpath[108] = '\0'; /* 108 bytes: one more than sun_path holds with its NUL */
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "upstreams:\n  a: {servers: [\"unix:%s\"]}\n"
+             "  b: {servers: [\"unix:run/x.sock\", \"unix:\"], proxy_protocol: v3}\n"
+             "listen:\n  - {address: \":0\", proxy_protocol: true}\n" MINIMAL_SITES,
+             longpath);
+    EXPECT_ERRORS(yaml,
+                  "x.yaml:2:17: bad address 'unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                  "aaaaaaaaaaaaaa...' (a Unix socket path has at most 107 bytes)\n"
+                  "x.yaml:3:17: bad address 'unix:run/x.sock' (a Unix socket is 'unix:' and "
+                  "an absolute path)\n"
+                  "x.yaml:3:36: bad address 'unix:' (a Unix socket is 'unix:' and an "
+                  "absolute path)\n"
+                  "x.yaml:3:62: 'proxy_protocol' must be one of off, v1, v2\n"
+                  "x.yaml:5:37: 'proxy_protocol' needs 'trusted_proxies' (the balancers "
+                  "that may send the header)\n");
+}
+
 static void test_durations(void)
 {
     uint32_t ms = 7;
@@ -2552,54 +2600,6 @@ static void test_admin_hosts(void)
                   "x.yaml:1:26: unknown key 'hosts' in listener ':0'\n");
 }
 
-/* Unix socket servers and the PROXY protocol keys (issue 14). */
-static void test_unix_and_proxy_protocol(void)
-{
-    struct config *c = NULL;
-    CHECK(load("trusted_proxies: [\"10.0.0.0/8\"]\n"
-               "upstreams:\n"
-               "  app:\n"
-               "    servers: [\"unix:/nonexistent/app.sock\", \"127.0.0.1:81\"]\n"
-               "    proxy_protocol: v2\n"
-               "  plain: {servers: [\"127.0.0.1:82\"]}\n"
-               "listen:\n  - {address: \":0\", proxy_protocol: true}\n  - address: "
-               "\":0\"\n" MINIMAL_SITES,
-               &c) == 0);
-    if (c) {
-        const struct cfg_addr *a = &c->upstreams[0].servers[0];
-        const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
-        CHECK_EQ_INT(a->sa.ss_family, AF_UNIX);
-        CHECK(strcmp(un->sun_path, "/nonexistent/app.sock") == 0);
-        CHECK_EQ_INT(a->len, offsetof(struct sockaddr_un, sun_path) + 22);
-        CHECK(strcmp(a->text, "unix:/nonexistent/app.sock") == 0);
-        CHECK(strcmp(a->host, "localhost") == 0);
-        CHECK_EQ_INT(c->upstreams[0].proxy_protocol, CFG_PP_V2);
-        CHECK_EQ_INT(c->upstreams[1].proxy_protocol, CFG_PP_OFF);
-        CHECK(c->listeners[0].proxy_protocol && !c->listeners[1].proxy_protocol);
-        config_unref(c);
-    }
-    char longpath[200];
-    memset(longpath, 'a', sizeof longpath);
-    memcpy(longpath, "/", 1);
-    longpath[108] = '\0'; /* 108 bytes: one more than sun_path holds with its NUL */
-    char yaml[1024];
-    snprintf(yaml, sizeof yaml,
-             "upstreams:\n  a: {servers: [\"unix:%s\"]}\n"
-             "  b: {servers: [\"unix:run/x.sock\", \"unix:\"], proxy_protocol: v3}\n"
-             "listen:\n  - {address: \":0\", proxy_protocol: true}\n" MINIMAL_SITES,
-             longpath);
-    EXPECT_ERRORS(yaml,
-                  "x.yaml:2:17: bad address 'unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                  "aaaaaaaaaaaaaa...' (a Unix socket path has at most 107 bytes)\n"
-                  "x.yaml:3:17: bad address 'unix:run/x.sock' (a Unix socket is 'unix:' and "
-                  "an absolute path)\n"
-                  "x.yaml:3:36: bad address 'unix:' (a Unix socket is 'unix:' and an "
-                  "absolute path)\n"
-                  "x.yaml:3:62: 'proxy_protocol' must be one of off, v1, v2\n"
-                  "x.yaml:5:37: 'proxy_protocol' needs 'trusted_proxies' (the balancers "
-                  "that may send the header)\n");
-}
-
 int main(void)
 {
     test_example();
@@ -2640,6 +2640,7 @@ int main(void)
     test_cidr_match();
     test_files();
     test_file_kinds();
+    test_unix_and_proxy_protocol();
     test_durations();
     test_sizes();
     test_addresses();
@@ -2653,7 +2654,6 @@ int main(void)
     test_lookup_system();
     test_addrs_text();
     test_reresolve();
-    test_unix_and_proxy_protocol();
     free(messages);
     return check_done("config");
 }
