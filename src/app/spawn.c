@@ -14,8 +14,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define PROBE_TIMEOUT_MS 300
 
 /* ---- environment ---------------------------------------------------------------------------- */
@@ -236,7 +234,7 @@ static bool good_status(int fd)
             return false;
         got += (size_t)n;
     }
-    for (int k = 0; k < 4 && (n = recv(fd, rest, sizeof rest, 0)) > 0; k++)
+    for (int k = 0; k < 4 && recv(fd, rest, sizeof rest, 0) > 0; k++)
         ;
     return !strncmp(buf, "HTTP/1.", 7) && (buf[9] == '2' || buf[9] == '3');
 }
