@@ -5,13 +5,13 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential gcc make pkg-config
+  nodejs
   libyaml-dev libssl-dev libnghttp2-dev
   zlib1g-dev libbrotli-dev libzstd-dev
   clang libclang-rt-14-dev llvm clang-tidy cppcheck
   python3 python3-pytest python3-requests python3-h2 python3-hpack python3-websockets
   curl nginx-light haproxy wrk nghttp2-client testssl.sh strace
   python3-brotli python3-zstandard brotli zstd
-  nodejs
 )
 
 missing=()
