@@ -180,7 +180,7 @@ const struct cfg_app_provider *apps_provider(struct apps *s)
 /* The instances that serve: ready, of the running version. Publishes when they changed. */
 static bool republish(struct app *p)
 {
-    struct cfg_app_instance now[2 * CFG_APP_MAX_INSTANCES];
+    struct cfg_app_instance now[2 * CFG_APP_MAX_INSTANCES] = {0};
     size_t n = 0;
     bool changed;
     unsigned ready = 0, running = 0;
