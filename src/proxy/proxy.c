@@ -446,6 +446,9 @@ static void app_follow(struct proxy *p)
     const struct config *c = p->w->config;
     const struct cfg_upstream *u =
         p->up->index < c->nupstreams ? &c->upstreams[p->up->index] : NULL;
+    if (u && strcmp(u->name, p->up->name) != 0) /* a reload moved it */
+        for (size_t i = 0; i < c->nupstreams; i++)
+            u = strcmp(c->upstreams[i].name, p->up->name) ? u : &c->upstreams[i];
     if (!u || u == p->up || !u->app || strcmp(u->name, p->up->name) != 0)
         return;
     struct upool *pool = upool_for(p->w, u);
@@ -480,6 +483,9 @@ static bool app_wait(struct proxy *p)
     p->app_unavailable = true;
     int st = atomic_load(&l->state);
     if (st == APP_FAILED || st == APP_STOPPED)
+        return false;
+    /* Instances that serve but are all down or ejected: as for any upstream, no waiting. */
+    if (st == APP_READY && p->up->nservers && !p->app_waiting)
         return false;
     if (!p->app_waiting) {
         unsigned max = p->up->queue_size ? p->up->queue_size : APP_WAIT_MAX;

@@ -135,7 +135,7 @@ def test_client_cannot_forge_the_token(gatehouse):
 
 def test_node_app_on_demand(gatehouse):
     gh = gatehouse(app_config({"command": NODEAPP, "ready": {"timeout": "10s"}}, name="node"))
-    assert not gh.err_lines() or not any("app node[0]: started" in l for l in gh.err_lines())
+    assert children(gh.pid) == []  # on demand: nothing before the first request
     info = fetch_json(gh.port, "/pid")
     assert info["runtime"] == "node"
     assert TOKEN_RE.match(info["token_seen"])
@@ -276,6 +276,23 @@ def test_idle_stop(gatehouse):
     # The next request starts it again.
     info2 = fetch_json(gh.port)
     assert info2["pid"] != info["pid"]
+
+
+def test_reload_without_the_app_stops_it(gatehouse):
+    cfg = app_config({"start": "always"})
+    gh = gatehouse(cfg)
+    ready_line(gh)
+    pids = [p for p, _ in children(gh.pid)]
+    assert len(pids) == 1
+    cfg["upstreams"] = {"other": {"servers": ["127.0.0.1:9"]}}
+    cfg["sites"][0]["routes"] = [{"path": "/", "proxy": "other"}]
+    gh.write_config(cfg)
+    mark = gh.err_mark()
+    gh.send_signal(signal.SIGHUP)
+    gh.wait_err(r"app py: no longer configured: stopping it", since=mark)
+    gh.wait_err(r"app py\[0\]: pid %d stopped" % pids[0], since=mark)
+    assert wait_until(lambda: not alive(pids[0]))
+    assert not children(gh.pid)
 
 
 # ---- hygiene: Gatehouse's end -----------------------------------------------------------------------

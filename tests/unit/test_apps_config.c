@@ -50,6 +50,17 @@ static void expect_errors(int line, const char *yaml, const char *expected)
 }
 #define EXPECT_ERRORS(yaml, expected) expect_errors(__LINE__, yaml, expected)
 
+/* Loads `yaml`, which must load cleanly: the snapshot, or NULL after saying why. */
+static struct config *load_ok(const char *yaml)
+{
+    struct config *c = NULL;
+
+    CHECK_EQ_INT(load(yaml, &c), 0);
+    if (!c)
+        fprintf(stderr, "%s", messages);
+    return c;
+}
+
 #define HEAD                                                                                       \
     "listen: [{address: \"127.0.0.1:0\"}]\n"                                                       \
     "sites: [{hosts: [\"*\"], routes: [{path: /, proxy: blog}]}]\n"                                \
@@ -58,16 +69,11 @@ static void expect_errors(int line, const char *yaml, const char *expected)
 
 static void test_defaults(void)
 {
-    struct config *c = NULL;
-    int n = load(HEAD "    app:\n"
-                      "      command: [\"/bin/sh\", \"-c\", \"exit 0\"]\n",
-                 &c);
+    struct config *c = load_ok(HEAD "    app:\n"
+                                    "      command: [\"/bin/sh\", \"-c\", \"exit 0\"]\n");
 
-    CHECK_EQ_INT(n, 0);
-    if (!c) {
-        fprintf(stderr, "%s", messages);
+    if (!c)
         return;
-    }
     const struct cfg_upstream *u = &c->upstreams[0];
     const struct cfg_app *a = u->app;
     CHECK(a != NULL);
@@ -100,33 +106,29 @@ static void test_defaults(void)
 
 static void test_every_key(void)
 {
-    struct config *c = NULL;
-    int n = load(HEAD "    retries: 3\n"
-                      "    queue: {size: 50, timeout: 2s}\n"
-                      "    app:\n"
-                      "      command: [sh, app.sh]\n"
-                      "      cwd: /tmp\n"
-                      "      env: {ASPNETCORE_ENVIRONMENT: Production, EMPTY: \"\"}\n"
-                      "      user: root\n"
-                      "      group: root\n"
-                      "      instances: 2\n"
-                      "      listen: unix\n"
-                      "      port_env: HTTP_PORT\n"
-                      "      start: on_demand\n"
-                      "      ready: {path: /health, timeout: 5s}\n"
-                      "      idle_stop: 30m\n"
-                      "      stop_timeout: 3s\n"
-                      "      restart: {backoff: 200ms, max_backoff: 10s, rapid_fail: {count: 2, "
-                      "within: 1m}}\n"
-                      "      logs: app.log\n"
-                      "      restart_on: [/srv/blog/Blog.dll, rel.dll]\n",
-                 &c);
+    struct config *c =
+        load_ok(HEAD "    retries: 3\n"
+                     "    queue: {size: 50, timeout: 2s}\n"
+                     "    app:\n"
+                     "      command: [sh, app.sh]\n"
+                     "      cwd: /tmp\n"
+                     "      env: {ASPNETCORE_ENVIRONMENT: Production, EMPTY: \"\"}\n"
+                     "      user: root\n"
+                     "      group: root\n"
+                     "      instances: 2\n"
+                     "      listen: unix\n"
+                     "      port_env: HTTP_PORT\n"
+                     "      start: on_demand\n"
+                     "      ready: {path: /health, timeout: 5s}\n"
+                     "      idle_stop: 30m\n"
+                     "      stop_timeout: 3s\n"
+                     "      restart: {backoff: 200ms, max_backoff: 10s, rapid_fail: {count: 2, "
+                     "within: 1m}}\n"
+                     "      logs: app.log\n"
+                     "      restart_on: [/srv/blog/Blog.dll, rel.dll]\n");
 
-    CHECK_EQ_INT(n, 0);
-    if (!c) {
-        fprintf(stderr, "%s", messages);
+    if (!c)
         return;
-    }
     const struct cfg_upstream *u = &c->upstreams[0];
     const struct cfg_app *a = u->app;
     CHECK_EQ_INT(u->retries, 3);
