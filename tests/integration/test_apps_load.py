@@ -99,6 +99,7 @@ def test_kill9_an_instance_under_load_loses_nothing(gatehouse):
                     % before[0], since=mark)
         gh.wait_err(r"app py\[\d\]: ready after", since=mark)
         load.wait_requests(300)
+    print(f"kill -9 under load: {load.statuses}, failed {len(load.errors)}")
     assert load.errors == [], (load.errors[:5], load.statuses)
     assert load.statuses.get(200, 0) >= 600
     after = instance_pids(gh)
@@ -125,6 +126,7 @@ def test_sighup_replaces_a_changed_app_under_load(gatehouse):
         for p in old:
             gh.wait_err(r"app py\[\d\]: pid %d stopped" % p, since=mark, timeout=10)
         load.wait_requests(300)
+    print(f"SIGHUP under load: {load.statuses}, versions {load.versions}, failed {len(load.errors)}")
     assert load.errors == [], (load.errors[:5], load.statuses)
     assert load.versions.get("v1") and load.versions.get("v2"), load.versions
     assert all(not alive(p) for p in old)
