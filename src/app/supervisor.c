@@ -57,7 +57,7 @@ struct inst {
     char tail[TAIL_LINES][160];
     unsigned ntail;
     struct config *drain_cfg; /* while draining: the snapshot naming it, for its in-flight */
-    atomic_uint *inflight;
+    atomic_uint *inflight, *tunnels;
 };
 
 struct app {
@@ -486,6 +486,7 @@ static void find_inflight(struct app *p, struct inst *i)
         for (size_t k = 0; k < c->upstreams[u].nservers; k++)
             if (!strcmp(c->upstreams[u].servers[k].text, i->pub.text)) {
                 i->inflight = &st->servers[k]->inflight;
+                i->tunnels = &st->servers[k]->tunnels;
                 i->drain_cfg = c;
                 return;
             }
@@ -513,7 +514,9 @@ static void drain_tick(struct inst *i, uint64_t now)
 
     if (in < DRAIN_GRACE_MS)
         return;
-    if (i->inflight && atomic_load(i->inflight) > 0 && in < i->stop_timeout)
+    /* Requests in flight, and WebSockets, get up to stop_timeout to finish. */
+    if (i->inflight && (atomic_load(i->inflight) > 0 || atomic_load(i->tunnels) > 0) &&
+        in < i->stop_timeout)
         return;
     term_inst(i, now);
 }

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -247,3 +248,39 @@ def test_status_shows_rapid_fail_and_admin_starts_it_again(gatehouse, tmp_path):
     gh.wait_err(r"app py: started by the admin")
     assert wait_until(lambda: fetch(gh.port, "/")[0] == 200, timeout=10)
     assert app_status(gh)["app"]["state"] == "ready"
+
+
+def test_websocket_keeps_an_old_instance_until_it_closes(gatehouse):
+    """Blue-green with a WebSocket open to the old instance: the old process lives on while the
+    tunnel is open (up to stop_timeout), the tunnel still carries bytes after the switch, and
+    the process gets SIGTERM once the tunnel is closed."""
+    from test_apps import NODEAPP
+    cfg = app_config({"command": NODEAPP, "start": "always", "stop_timeout": "20s"}, name="node")
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    gh = gatehouse(cfg)
+    ready_line(gh, name="node")
+    assert wait_until(lambda: fetch(gh.port, "/")[0] == 200)
+    (old,) = instance_pids(gh)
+    ws = socket.create_connection(("127.0.0.1", gh.port), timeout=T(10))
+    ws.sendall(b"GET /chat HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += ws.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert b"X-App-Pid: %d" % old in head
+    mark = gh.err_mark()
+    assert admin(gh, "POST", "/apps/node/restart")[0] == 202
+    gh.wait_err(r"app node: the new version serves", since=mark, timeout=10)
+    new = wait_until(lambda: [p for p in instance_pids(gh) if p != old], timeout=5)
+    assert new and fetch(gh.port, "/")[2].endswith(b"pid %d\n" % new[0])
+    time.sleep(1.0)  # well past the drain grace: only the tunnel keeps the old one
+    assert alive(old), gh.stderr_text()
+    ws.sendall(b"still there?")
+    got = b""
+    while len(got) < 12:
+        got += ws.recv(4096)
+    assert got == b"still there?"
+    ws.close()
+    gh.wait_err(r"app node\[0\]: pid %d stopped" % old, since=mark, timeout=10)
+    assert wait_until(lambda: not alive(old))
