@@ -322,7 +322,8 @@ static int sock_dir(struct app *p, const struct cfg_app *a)
     if (!s->dir[0]) {
         const char *tmp = getenv("TMPDIR");
         snprintf(s->dir, sizeof s->dir, "%s/gatehouse-apps-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(s->dir)) {
+        /* 0711: an app's user may pass through to its own 0700 directory, and list nothing. */
+        if (!mkdtemp(s->dir) || chmod(s->dir, 0711) < 0) {
             s->dir[0] = '\0';
             return -1;
         }

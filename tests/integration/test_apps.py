@@ -369,3 +369,19 @@ def test_output_lines_capped_and_logs_to_a_file(gatehouse, tmp_path):
     ready_line(gh2)
     assert wait_until(lambda: log.exists() and "pyapp v1 listening" in log.read_text())
     assert not [l for l in gh2.err_lines() if "app py[0]: pyapp" in l]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user/group apply only when Gatehouse runs as root")
+def test_user_and_group_as_root(gatehouse):
+    import grp
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    gh = gatehouse(app_config({"start": "always", "user": "nobody", "listen": "unix"}))
+    ready_line(gh)
+    info = wait_until(lambda: fetch(gh.port, "/pid")[0] == 200 and fetch_json(gh.port))
+    assert (info["uid"], info["gid"], info["groups"]) == (nobody.pw_uid, nobody.pw_gid, [])
+    # The socket's directory is the app user's, and nobody else's.
+    st = os.stat(os.path.dirname(info["env"]["GATEHOUSE_SOCKET"]))
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o700)
+    assert group

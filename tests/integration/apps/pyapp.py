@@ -84,7 +84,9 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, json.dumps({"pid": os.getpid(), "ppid": os.getppid(),
                                         "pgid": os.getpgid(0), "fds": fds(), "version": VERSION,
                                         "token_seen": token, "env": env,
-                                        "cwd": os.getcwd()}), "application/json")
+                                        "cwd": os.getcwd(), "uid": os.getuid(),
+                                        "gid": os.getgid(), "groups": os.getgroups()}),
+                       "application/json")
         elif url.path == "/crash":
             sys.stdout.flush()
             os._exit(3)
