@@ -32,6 +32,7 @@
 #define STABLE_MS 10000    /* ready this long: the next crash restarts after `backoff` again */
 #define TAIL_LINES 4       /* lines of output kept for the "never became ready" message */
 #define LINE_CAP 1024      /* longer output lines are cut into pieces of this size */
+#define KILL_WAIT_MS 5000  /* at exit, how long SIGKILLed processes are waited for */
 
 enum inst_state { I_STARTING, I_READY, I_DRAINING, I_STOPPING };
 
@@ -984,6 +985,10 @@ static void shutdown_all(struct apps *s)
     }
     while (left) {
         uint64_t now = now_ms();
+        if (now - start >= longest + KILL_WAIT_MS) { /* stuck in the kernel (D state): go */
+            log_msg(s->log, LOG_ERROR, "apps: processes left after SIGKILL; not waiting");
+            break;
+        }
         left = false;
         for (struct app *p = s->apps; p; p = p->next) {
             for (struct inst *i = p->insts; i; i = i->next) {
@@ -1003,20 +1008,29 @@ static void *run(void *arg)
 {
     struct apps *s = arg;
     struct epoll_event evs[32];
+    uint64_t last_turn = 0;
 
     for (;;) {
-        int n = epoll_wait(s->ep, evs, 32, TICK_MS);
+        uint64_t gone = since(now_ms(), last_turn);
+        int n = epoll_wait(s->ep, evs, 32, gone >= TICK_MS ? 0 : (int)(TICK_MS - gone));
         uint64_t now = now_ms();
-        bool publish = false;
+        bool publish = false, woken = false;
 
         for (int k = 0; k < n; k++) {
-            if (!evs[k].data.ptr)
+            if (!evs[k].data.ptr) {
                 drain_wake(s->wake_fd);
-            else
+                woken = true;
+            } else {
                 read_output(evs[k].data.ptr);
+            }
         }
         if (atomic_load(&s->stopping))
             break;
+        /* Output alone does not make a turn: an app that writes all the time would have us
+         * probe and reap in a loop. */
+        if (!woken && since(now, last_turn) < TICK_MS)
+            continue;
+        last_turn = now;
         pthread_mutex_lock(&s->lock);
         struct config *c = s->new_cfg;
         s->new_cfg = NULL;

@@ -60,8 +60,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-App-Version", VERSION)
         self.send_header("X-App-Pid", str(os.getpid()))
-        self.end_headers()
-        self.wfile.write(data)
+        # Head and body in one write, as a small answer usually is: an instance killed with -9
+        # then dies before its answer or after it, never with half of it sent (no proxy can
+        # save an answer its client already has the head of).
+        self._headers_buffer.append(b"\r\n" + data)
+        self.flush_headers()
 
     def do_GET(self):
         url = urlsplit(self.path)
