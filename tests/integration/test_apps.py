@@ -385,3 +385,14 @@ def test_user_and_group_as_root(gatehouse):
     st = os.stat(os.path.dirname(info["env"]["GATEHOUSE_SOCKET"]))
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o700)
     assert group
+
+
+def test_a_chatty_app_does_not_hold_requests(gatehouse):
+    # 5 MB of output in 100-byte lines while it serves: requests are answered all along.
+    cmd = ["/bin/sh", "-c", "(head -c 5000000 /dev/zero | tr '\\0' y | fold -w 100) & exec " +
+           " ".join(PYAPP)]
+    gh = gatehouse(app_config({"start": "always", "command": cmd}))
+    ready_line(gh, timeout=20)
+    statuses = [fetch(gh.port, "/")[0] for _ in range(50)]
+    assert statuses == [200] * 50
+    gh.wait_err(r"app py\[0\]: y{100}$")
