@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import T, wait_until
+from conftest import H1, T, wait_until
 from pathlib import Path
 
 from test_apps import alive, app_config, children, fetch, fetch_json, ready_line
@@ -284,3 +284,25 @@ def test_websocket_keeps_an_old_instance_until_it_closes(gatehouse):
     ws.close()
     gh.wait_err(r"app node\[0\]: pid %d stopped" % old, since=mark, timeout=10)
     assert wait_until(lambda: not alive(old))
+
+
+def test_a_hung_request_holds_an_old_instance_only_up_to_stop_timeout(gatehouse):
+    cfg = two_instances(stop_timeout="1s", instances=1)
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    cfg["upstreams"]["py"]["read_timeout"] = "30s"
+    gh = gatehouse(cfg)
+    ready_line(gh)
+    assert wait_until(lambda: fetch(gh.port, "/")[0] == 200)
+    (old,) = instance_pids(gh)
+    hung = H1(gh.port, timeout=T(20))
+    hung.send(H1.build("GET", "/hang"))
+    assert wait_until(lambda: app_status(gh)["servers"][0]["active"] == 1)
+    mark = gh.err_mark()
+    assert admin(gh, "POST", "/apps/py/restart")[0] == 202
+    gh.wait_err(r"app py: the new version serves", since=mark, timeout=10)
+    # A request that never ends does not keep the old version: SIGTERM comes at stop_timeout
+    # with the request still in flight, which then fails (the app never answered it).
+    gh.wait_err(r"app py\[0\]: pid %d stopped \(killed by signal 15" % old, since=mark, timeout=10)
+    assert hung.read_response().status == 502
+    hung.close()
+    assert fetch(gh.port, "/")[0] == 200
