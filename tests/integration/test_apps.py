@@ -369,6 +369,12 @@ def test_output_lines_capped_and_logs_to_a_file(gatehouse, tmp_path):
     ready_line(gh2)
     assert wait_until(lambda: log.exists() and "pyapp v1 listening" in log.read_text())
     assert not [l for l in gh2.err_lines() if "app py[0]: pyapp" in l]
+    # logs: off: the output goes nowhere.
+    gh3 = gatehouse(app_config({"start": "always", "logs": "off"}))
+    ready_line(gh3)
+    info = wait_until(lambda: fetch(gh3.port, "/pid")[0] == 200 and fetch_json(gh3.port))
+    assert info["fds"]["1"] == info["fds"]["2"] == "/dev/null"
+    assert not [l for l in gh3.err_lines() if "app py[0]: pyapp" in l]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="user/group apply only when Gatehouse runs as root")
