@@ -1,7 +1,8 @@
 /* gatehouse: command line, listening sockets, workers, and the signals that reload or stop
  * them. The main thread does no request work: it waits for signals, and between them lets the
  * refresh (config/refresh.c) look up the host names of upstream servers again when they are
- * due. */
+ * due. The app supervisor (app/app.h) runs on its own thread and asks, with SIGUSR2, for the
+ * running snapshot to be built again when the app instances that serve change. */
 #include "app/app.h"
 #include "config/config.h"
 #include "config/refresh.h"
@@ -451,6 +452,7 @@ static int serve(struct server *srv, const char *path, struct apps *apps)
     struct refresh rf;
     refresh_start(&rf, &refresh_ops, srv, &srv->log, c);
     if (apps && apps_start(apps, &srv->log, &apps_ops, srv, atomic_load(&srv->config)) < 0) {
+        refresh_stop(&rf);
         stop_workers(srv);
         return 1;
     }
