@@ -89,8 +89,7 @@ static bool env_build(struct envb *e, const struct app_spawn_req *r)
            env_put(e, "GATEHOUSE_APP_NAME", r->name) && env_put(e, "GATEHOUSE_APP_INSTANCE", val);
 }
 
-/* ---- the child --------------------------------------------------------------------------------
- */
+/* ---- the child ------------------------------------------------------------------------------- */
 
 /* Between fork and exec only async-signal-safe calls: everything was prepared before. */
 static void child_fail(const char *what)
@@ -182,8 +181,7 @@ out:
     return pid;
 }
 
-/* ---- ports, tokens, readiness -----------------------------------------------------------------
- */
+/* ---- ports, tokens, readiness ---------------------------------------------------------------- */
 
 uint16_t app_free_port(void)
 {

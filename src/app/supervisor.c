@@ -205,8 +205,7 @@ static bool republish(struct app *p)
     return changed;
 }
 
-/* ---- describing an app's version ---------------------------------------------------------------
- */
+/* ---- describing an app's version ------------------------------------------------------------- */
 
 /* What a change of replaces the app, as one string (fields apart by US, entries by RS: bytes a
  * configuration value cannot hold, as it is printable text). */
@@ -312,8 +311,7 @@ static const char *tail_text(const struct inst *i, char *buf, size_t len)
     return i->ntail ? buf : "(no output)";
 }
 
-/* ---- starting ----------------------------------------------------------------------------------
- */
+/* ---- starting -------------------------------------------------------------------------------- */
 
 /* The app's socket directory, 0700, owned by its user when Gatehouse runs as root. */
 static int sock_dir(struct app *p, const struct cfg_app *a)
@@ -459,8 +457,7 @@ static struct inst *start_inst(struct app *p, const struct cfg_app *a, int index
     return i;
 }
 
-/* ---- stopping ----------------------------------------------------------------------------------
- */
+/* ---- stopping -------------------------------------------------------------------------------- */
 
 static void signal_group(struct inst *i, int sig)
 {
