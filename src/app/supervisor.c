@@ -546,12 +546,17 @@ static void drop_next(struct app *p)
     p->replacing = false;
 }
 
-/* The new version failed: it is stopped, the old one serves on. */
-static void abort_replace(struct app *p, const char *why, uint64_t now)
+/* The new version is stopped, the old one serves on: it failed (`why` says how), or it is not
+ * wanted any more. */
+static void abort_replace(struct app *p, const char *why, bool failed, uint64_t now)
 {
-    log_msg(p->sup->log, LOG_ERROR,
-            "app %s: the new version did not become ready (%s); the old one keeps serving",
-            p->link.name, why);
+    if (failed)
+        log_msg(p->sup->log, LOG_ERROR,
+                "app %s: the new version did not become ready (%s); the old one keeps serving",
+                p->link.name, why);
+    else
+        log_msg(p->sup->log, LOG_INFO, "app %s: the new version being started is dropped (%s)",
+                p->link.name, why);
     for (struct inst *i = p->insts; i; i = i->next)
         if (i->pending && i->pid > 0 && !i->stop_sent) {
             term_inst(i, now);
@@ -611,7 +616,7 @@ static void crashed(struct app *p, struct inst *i, const char *how, uint64_t now
     snprintf(p->link.last_exit, sizeof p->link.last_exit, "[%d] pid %d %.90s", i->index,
              (int)i->pid, how);
     if (i->pending) {
-        abort_replace(p, how, now);
+        abort_replace(p, how, true, now);
         return;
     }
     if (!p->a || !p->want_running) {
@@ -704,7 +709,7 @@ static void begin_replace(struct app *p, struct config *c, const struct cfg_app 
                           int64_t *m, const char *why, uint64_t now)
 {
     if (p->replacing)
-        abort_replace(p, "replaced by a newer version", now);
+        abort_replace(p, "a newer one replaces it", false, now);
     if (!runs(p)) {
         adopt(p, c, a, sig, m);
         return;
@@ -719,7 +724,7 @@ static void begin_replace(struct app *p, struct config *c, const struct cfg_app 
     p->replacing = true;
     for (uint32_t k = 0; k < a->instances; k++)
         if (!start_inst(p, a, (int)k, true)) {
-            abort_replace(p, "an instance could not be started", now);
+            abort_replace(p, "an instance could not be started", true, now);
             return;
         }
 }
@@ -912,7 +917,10 @@ static void apply_app(struct app *p, struct config *c, const struct cfg_app *a, 
     }
     bool changed = !sig || !p->sig || strcmp(sig, p->sig) != 0;
     bool files = p->a->nrestart_on == a->nrestart_on && mtimes_differ(m, p->mtimes, a->nrestart_on);
-    if (changed || files) {
+    if (changed && p->replacing && sig && p->next_sig && !strcmp(sig, p->next_sig)) {
+        free(sig); /* the version already being started: let it go on */
+        free(m);
+    } else if (changed || files) {
         begin_replace(p, c, a, sig, m,
                       changed ? "its command, environment or directory changed"
                               : "a restart_on file changed",
@@ -920,7 +928,7 @@ static void apply_app(struct app *p, struct config *c, const struct cfg_app *a, 
     } else {
         adopt(p, c, a, sig, m); /* the same version: settings such as timeouts may be new */
         if (p->replacing)       /* a version started before, not this one */
-            abort_replace(p, "the reload went back to the running version", now);
+            abort_replace(p, "the reload went back to the running version", false, now);
     }
     if (a->start == CFG_APP_ALWAYS)
         p->want_running = true;
@@ -947,7 +955,7 @@ static void apply_config(struct apps *s, struct config *c, uint64_t now)
             continue;
         log_msg(s->log, LOG_INFO, "app %s: no longer configured: stopping it", p->link.name);
         if (p->replacing)
-            abort_replace(p, "no longer configured", now);
+            abort_replace(p, "no longer configured", false, now);
         p->want_running = false;
         for (struct inst *i = p->insts; i; i = i->next)
             if (i->st == I_STARTING || i->st == I_READY)
