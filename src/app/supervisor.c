@@ -826,7 +826,8 @@ static void idle_tick(struct app *p, uint64_t now)
     uint64_t last = atomic_load(&p->link.last_request_ms);
 
     if (!p->a || !p->a->idle_stop || !p->want_running || p->replacing ||
-        atomic_load(&p->link.waiting) || now < last || now - last < p->a->idle_stop)
+        atomic_load(&p->link.waiting) || atomic_load(&p->link.active) || now < last ||
+        now - last < p->a->idle_stop)
         return;
     log_msg(p->sup->log, LOG_INFO, "app %s: no request for %u ms: stopping it", p->link.name,
             p->a->idle_stop);

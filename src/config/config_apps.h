@@ -100,7 +100,8 @@ struct app_link {
     atomic_int state;              /* enum app_state */
     atomic_uint demand;            /* a request found no instance: start one */
     atomic_uint restart;           /* the admin asked for a replacement */
-    atomic_ullong last_request_ms; /* ev_clock_ms() of the latest request: idle_stop */
+    atomic_ullong last_request_ms; /* ev_clock_ms() a request last started or ended: idle_stop */
+    atomic_uint active;            /* requests to the app now, all workers: idle_stop waits */
     atomic_uint waiting;           /* requests waiting for a start, all workers */
     atomic_uint ready, running;    /* instances */
     atomic_uint starts, crashes;   /* since Gatehouse started */

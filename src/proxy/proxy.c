@@ -67,6 +67,7 @@ struct proxy {
     /* Waiting for an app upstream's first ready instance (on-demand start, restart): polled
      * on queue_timer too; app_link is the app's, counted in its `waiting`. */
     struct app_link *app_waiting;
+    struct app_link *app_active; /* counted in its `active` until we are freed (idle_stop) */
     uint64_t app_deadline;
     bool app_unavailable; /* the app cannot serve now: the 503 carries Retry-After */
     /* sticky: the Set-Cookie naming the chosen server, when the client's cookie did not. */
@@ -148,6 +149,12 @@ static void proxy_free(struct proxy *p)
     attempt_done(p, UPSTATE_NEUTRAL, NULL);
     queue_leave(p);
     app_wait_leave(p);
+    if (p->app_active) { /* idle_stop counts from the end of the last request */
+        atomic_store_explicit(&p->app_active->last_request_ms, p->w->loop.now,
+                              memory_order_relaxed);
+        atomic_fetch_sub(&p->app_active->active, 1);
+        p->app_active = NULL;
+    }
     if (p->uc)
         upconn_close(p->uc);
     p->uc = NULL;
@@ -1281,9 +1288,12 @@ void proxy_handle(struct http_stream *s, const struct cfg_route *route)
     p->w = s->worker;
     p->pool = pool;
     p->up = route->upstream;
-    if (p->up->app && p->up->app->link) /* idle_stop counts from here */
-        atomic_store_explicit(&p->up->app->link->last_request_ms, s->worker->loop.now,
+    if (p->up->app && p->up->app->link) { /* idle_stop: a request is on its way */
+        p->app_active = p->up->app->link;
+        atomic_fetch_add(&p->app_active->active, 1);
+        atomic_store_explicit(&p->app_active->last_request_ms, s->worker->loop.now,
                               memory_order_relaxed);
+    }
     p->free_defer.cb = proxy_on_free;
     p->server = -1;
     s->handler = &proxy_handler_ops;

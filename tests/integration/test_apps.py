@@ -295,6 +295,19 @@ def test_reload_without_the_app_stops_it(gatehouse):
     assert not children(gh.pid)
 
 
+def test_idle_stop_waits_for_a_long_request(gatehouse):
+    # idle_stop 1s, a request of 2.5 s: the app is not idle while it runs (stop_timeout is
+    # short, so a stop would cut the request).
+    gh = gatehouse(app_config({"idle_stop": "1s", "stop_timeout": "300ms"}))
+    info = fetch_json(gh.port)
+    mark = gh.err_mark()
+    status, _, body = fetch(gh.port, "/slow?s=2.5")
+    assert (status, body) == (200, b"slow from v1\n")
+    assert not [l for l in gh.err_lines(mark) if "no request for" in l]
+    gh.wait_err(r"app py: no request for 1000 ms: stopping it", since=mark, timeout=5)
+    gh.wait_err(r"app py\[0\]: pid %d stopped" % info["pid"], since=mark)
+
+
 # ---- hygiene: Gatehouse's end -----------------------------------------------------------------------
 
 def test_sigterm_stops_apps_after_the_drain(gatehouse):
