@@ -19,6 +19,9 @@ KNOWN='
 # between the two handler directories).
 serve/admin.c -> proxy/tunnel.h
 serve/admin.c -> proxy/upstate.h
+# The app supervisor waits for the requests in flight of a replaced instance before its SIGTERM: it
+# reads the in-flight count of that server (sideways, between the two handler directories).
+app/supervisor.c -> proxy/upstate.h
 # config builds the snapshot: TLS contexts (net), upstream health state shared by workers
 # (proxy/upstate.h), route prefixes normalised as request paths are (http/path.h).
 config/config.c -> proxy/upstate.h
@@ -34,7 +37,7 @@ config/config_files.c -> serve/mime.h
 
 rank() {
     case $1 in
-    core) echo 0 ;; net) echo 1 ;; http) echo 2 ;; proxy | serve) echo 3 ;;
+    core) echo 0 ;; net) echo 1 ;; http) echo 2 ;; proxy | serve | app) echo 3 ;;
     route) echo 4 ;; main) echo 5 ;; config) echo side ;; *) echo unknown ;;
     esac
 }
@@ -55,7 +58,7 @@ arrows=$(
 )
 
 echo "== include listing: layer -> layers its files include (include lines)"
-for l in main route proxy serve http net core config; do
+for l in main route proxy serve app http net core config; do
     line=$(echo "$arrows" | awk -v l="$l" '$1 == l { print $2 }' | sort | uniq -c |
         awk '{ printf "%s(%d) ", $2, $1 }')
     printf '%-7s -> %s\n' "$l" "${line:-(none)}"

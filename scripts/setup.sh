@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential gcc make pkg-config
+  nodejs
   libyaml-dev libssl-dev libnghttp2-dev
   zlib1g-dev libbrotli-dev libzstd-dev
   clang libclang-rt-14-dev llvm clang-tidy cppcheck

@@ -1,9 +1,12 @@
 /* gatehouse: command line, listening sockets, workers, and the signals that reload or stop
  * them. The main thread does no request work: it waits for signals, and between them lets the
  * refresh (config/refresh.c) look up the host names of upstream servers again when they are
- * due. */
+ * due. The app supervisor (app/app.h) runs on its own thread and asks, with SIGUSR2, for the
+ * running snapshot to be built again when the app instances that serve change. */
+#include "app/app.h"
 #include "config/config.h"
 #include "config/refresh.h"
+#include "config/resolve.h"
 #include "core/sock.h"
 #include "core/worker.h"
 #include "http/h1_server.h"
@@ -180,13 +183,13 @@ static void log_lines(struct logger *lg, char *text)
 }
 
 /* SIGHUP: the file, read again. True when a new snapshot went live. */
-static bool reload(struct server *srv, const char *path)
+static bool reload(struct server *srv, const char *path, const struct config_load_opts *opts)
 {
     char *report = NULL;
     size_t report_len = 0;
     FILE *errs = open_memstream(&report, &report_len);
     struct config *c = NULL;
-    int problems = errs ? config_load(path, &c, errs) : -1;
+    int problems = errs ? config_load_with(path, opts, &c, errs) : -1;
     if (errs)
         fclose(errs);
     if (problems != 0) {
@@ -268,6 +271,48 @@ static int install_rebuilt(void *owner, const struct config *old, struct config 
 
 static const struct refresh_ops refresh_ops = {.running = running_config,
                                                .install = install_rebuilt};
+
+/* ---- app instances (app/app.h), published as new addresses are -------------------------- */
+
+/* The supervisor's thread saw the serving instances change: main's loop rebuilds (SIGUSR2). */
+static void apps_ask_publish(void *owner)
+{
+    (void)owner;
+    kill(getpid(), SIGUSR2);
+}
+
+static void announce_nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* The running snapshot built again from its own text, host names answered as they are now
+ * (no lookup), app upstreams with the instances serving now; swapped in as a refresh would. */
+static void apps_publish(struct server *srv)
+{
+    struct config *old = server_config_get(srv);
+    bool *due = calloc(old->nupstreams + 1, sizeof *due);
+    struct resolve_round r;
+    struct config *c = NULL;
+
+    if (!due || resolve_round_run(&r, old, due, NULL) < 0) {
+        log_msg(&srv->log, LOG_ERROR, "app instances changed: out of memory");
+        free(due);
+        config_unref(old);
+        return;
+    }
+    if (resolve_round_build(&r, old, &c, NULL) == 0)
+        install_rebuilt(srv, old, c, announce_nothing, NULL);
+    else
+        log_msg(&srv->log, LOG_ERROR,
+                "app instances changed, but the configuration could not "
+                "be built again; keeping the running one");
+    resolve_round_free(&r);
+    free(due);
+    config_unref(old);
+}
+
+static const struct apps_ops apps_ops = {.running = running_config, .publish = apps_ask_publish};
 
 /* ---- what the workers are plugged into ------------------------------------------------------ */
 
@@ -388,13 +433,15 @@ static int wait_signal(const sigset_t *set, long long ms)
     return sigtimedwait(set, NULL, &ts);
 }
 
-static int serve(struct server *srv, const char *path)
+static int serve(struct server *srv, const char *path, struct apps *apps)
 {
+    const struct config_load_opts opts = {.apps = apps_provider(apps)};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2); /* app instances changed (apps_ask_publish) */
     /* Blocked before the workers start, so they inherit the mask and only we take them. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     const struct config *c = atomic_load(&srv->config);
@@ -409,11 +456,20 @@ static int serve(struct server *srv, const char *path)
     }
     struct refresh rf;
     refresh_start(&rf, &refresh_ops, srv, &srv->log, c);
+    if (apps && apps_start(apps, &srv->log, &apps_ops, srv, atomic_load(&srv->config)) < 0) {
+        refresh_stop(&rf);
+        stop_workers(srv);
+        return 1;
+    }
     for (;;) {
         int sig = wait_signal(&set, refresh_wait(&rf));
         if (sig == SIGHUP) {
-            if (reload(srv, path))
+            if (reload(srv, path, &opts)) {
                 refresh_reset(&rf, atomic_load(&srv->config));
+                apps_reconfigure(apps, atomic_load(&srv->config));
+            }
+        } else if (sig == SIGUSR2) {
+            apps_publish(srv);
         } else if (sig == SIGTERM || sig == SIGINT) {
             log_msg(&srv->log, LOG_INFO, "shutting down (%s): finishing requests in flight",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -423,6 +479,7 @@ static int serve(struct server *srv, const char *path)
     }
     refresh_stop(&rf);
     stop_workers(srv);
+    apps_stop(apps); /* after the drain: requests in flight to the apps are done */
     log_msg(&srv->log, LOG_INFO, "stopped");
     return 0;
 }
@@ -434,19 +491,25 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     struct config *c = NULL;
-    int problems = config_load(o.config, &c, stderr);
+    struct apps *apps = apps_new(); /* before the first load: snapshots name its links */
+    const struct config_load_opts opts = {.apps = apps_provider(apps)};
+    int problems = config_load_with(o.config, &opts, &c, stderr);
     if (o.test) {
         if (problems == 0)
             printf("%s: configuration OK\n", o.config);
         if (c)
             config_unref(c);
+        apps_free(apps);
         return problems ? 1 : 0;
     }
-    if (problems)
+    if (problems) {
+        apps_free(apps);
         return 1;
+    }
     if (upstate_attach(c, NULL) < 0) {
         fprintf(stderr, "gatehouse: out of memory\n");
         config_unref(c);
+        apps_free(apps);
         return 1;
     }
     struct server srv = {.hooks = &worker_hooks};
@@ -456,12 +519,14 @@ int main(int argc, char **argv)
     pthread_mutex_init(&srv.config_lock, NULL);
     if (log_open(&srv.log, c->logs.error, c->logs.access, (int)c->logs.level) < 0) {
         config_unref(c);
+        apps_free(apps);
         return 1;
     }
     atomic_init(&srv.config, c);
-    int rc = serve(&srv, o.config);
+    int rc = serve(&srv, o.config, apps);
     /* The last lines, given a moment to reach a sink that is slow (never one not read at all). */
     log_writer_stop(&srv.log, 1000);
     config_unref(atomic_load(&srv.config));
+    apps_free(apps);
     return rc;
 }

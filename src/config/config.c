@@ -323,6 +323,7 @@ int config_load_string_with(const char *name, const char *yaml, size_t len,
         /* Kept for building again with host names looked up anew (config/resolve.h). */
         s->cfg.source = cfg_strdup(&ld, yaml, len);
         s->cfg.source_len = len;
+        s->cfg.apps = ld.opts->apps;
         build(&ld, doc.root);
     } else {
         ld.oom = true;

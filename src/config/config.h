@@ -155,6 +155,8 @@ struct cfg_server_name {
 };
 
 struct upstate;
+struct cfg_app;          /* config/config_apps.h */
+struct cfg_app_provider; /* config/config_apps.h */
 
 struct cfg_upstream {
     char *name;
@@ -204,6 +206,8 @@ struct cfg_upstream {
     /* proxy_protocol: v1 | v2: each connection to a server starts with a PROXY protocol header
      * naming the client; such connections serve only that client (upstream.h). */
     enum cfg_proxy_protocol { CFG_PP_OFF, CFG_PP_V1, CFG_PP_V2 } proxy_protocol;
+    /* app: Gatehouse runs the servers (config/config_apps.h); NULL for `servers`. */
+    struct cfg_app *app;
     /* Run-time state shared by the workers (proxy/upstate.h), built by upstate_attach when the
      * snapshot goes live and freed with it; NULL in a snapshot only checked (gatehouse -t). */
     struct upstate *state;
@@ -338,6 +342,8 @@ struct config {
     struct cfg_limits limits;
     /* Some upstream sends the PROXY protocol: connections note where the client connected. */
     bool proxy_protocol_out;
+    /* Who said which app instances serve (config_load_opts.apps), for building it again. */
+    const struct cfg_app_provider *apps;
     struct cfg_listener *listeners; /* those of `listen`, then the admin one if any */
     size_t nlisteners;
     struct cfg_listener *admin; /* key `admin: { address }`: the last of listeners, or NULL */
@@ -372,6 +378,8 @@ struct config_load_opts {
     /* The answers for the host names of upstream servers, taken instead of looking them up:
      * set by resolve_round_build (config/resolve.h). NULL: every name is looked up. */
     const struct resolve_round *answers;
+    /* The instances of `app` upstreams (config/config_apps.h). NULL: none serve. */
+    const struct cfg_app_provider *apps;
 };
 
 /* Parse and validate `path`. On success returns 0 and stores a snapshot with one reference in

@@ -584,7 +584,8 @@ static void conv_tls(struct load *ld, const struct field *f, const struct ynode 
 }
 
 static const struct field upstream_fields[] = {
-    {FIELD("servers", conv_servers, struct cfg_upstream, servers, NULL), .flags = F_REQUIRED},
+    {FIELD("servers", conv_servers, struct cfg_upstream, servers, NULL)},
+    {FIELD("app", cfg_conv_app, struct cfg_upstream, app, NULL)},
     {FIELD("resolve_interval", conv_resolve_interval, struct cfg_upstream, resolve_interval,
            "30s")},
     {FIELD("connect_timeout", cfg_conv_duration, struct cfg_upstream, connect_timeout, "5s"),
@@ -661,6 +662,7 @@ static void upstream(struct load *ld, const struct ynode *key, const struct ynod
         cfg_walk(ld, val, val, &upstream_table, u, where);
         check_hash_key(ld, val, u);
     }
+    cfg_check_servers_or_app(ld, val, key, where);
     passive_default_statuses(&u->passive_health);
 }
 

@@ -161,6 +161,12 @@ void cfg_conv_map(struct load *ld, const struct field *f, const struct ynode *va
  * (config_routes.c). */
 void cfg_conv_upstreams(struct load *ld, const struct field *f, const struct ynode *val,
                         void *base);
+/* app: the servers Gatehouse runs (config_apps.c): the `app` map into the upstream at base,
+ * with the instances serving now as its servers. cfg_check_servers_or_app: an upstream has one
+ * of `servers` and `app`. */
+void cfg_conv_app(struct load *ld, const struct field *f, const struct ynode *val, void *base);
+void cfg_check_servers_or_app(struct load *ld, const struct ynode *val, const struct ynode *key,
+                              const char *where);
 void cfg_conv_sites(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 /* admin.hosts: a list of DNS names (no wildcards; IP literals are always accepted). */
 void cfg_conv_admin_hosts(struct load *ld, const struct field *f, const struct ynode *val,

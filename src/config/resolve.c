@@ -120,7 +120,7 @@ int resolve_round_run(struct resolve_round *r, const struct config *c, const boo
 int resolve_round_build(const struct resolve_round *r, const struct config *c, struct config **out,
                         FILE *errs)
 {
-    const struct config_load_opts opts = {.resolver = r->resolver, .answers = r};
+    const struct config_load_opts opts = {.resolver = r->resolver, .answers = r, .apps = c->apps};
 
     return config_load_string_with(c->path, c->source, c->source_len, &opts, out, errs);
 }

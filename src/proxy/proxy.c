@@ -10,6 +10,7 @@
 #include "proxy/proxy.h"
 
 #include "config/config.h"
+#include "config/config_apps.h"
 #include "core/bug.h"
 #include "core/worker.h"
 #include "http/fields.h"
@@ -63,6 +64,12 @@ struct proxy {
     bool queued;
     uint64_t queue_deadline;
     struct ev_timer queue_timer;
+    /* Waiting for an app upstream's first ready instance (on-demand start, restart): polled
+     * on queue_timer too; app_link is the app's, counted in its `waiting`. */
+    struct app_link *app_waiting;
+    struct app_link *app_active; /* counted in its `active` until we are freed (idle_stop) */
+    uint64_t app_deadline;
+    bool app_unavailable; /* the app cannot serve now: the 503 carries Retry-After */
     /* sticky: the Set-Cookie naming the chosen server, when the client's cookie did not. */
     bool set_sticky;
     char sticky_set[192];
@@ -116,6 +123,15 @@ static void queue_leave(struct proxy *p)
     upstate_queue_leave(p->up->state);
 }
 
+static void app_wait_leave(struct proxy *p)
+{
+    if (!p->app_waiting)
+        return;
+    atomic_fetch_sub(&p->app_waiting->waiting, 1);
+    p->app_waiting = NULL;
+    ev_timer_stop(&p->w->loop, &p->queue_timer);
+}
+
 static void proxy_on_free(struct ev_defer *d)
 {
     struct proxy *p = container_of(d, struct proxy, free_defer);
@@ -132,6 +148,13 @@ static void proxy_free(struct proxy *p)
     p->dead = true;
     attempt_done(p, UPSTATE_NEUTRAL, NULL);
     queue_leave(p);
+    app_wait_leave(p);
+    if (p->app_active) { /* idle_stop counts from the end of the last request */
+        atomic_store_explicit(&p->app_active->last_request_ms, p->w->loop.now,
+                              memory_order_relaxed);
+        atomic_fetch_sub(&p->app_active->active, 1);
+        p->app_active = NULL;
+    }
     if (p->uc)
         upconn_close(p->uc);
     p->uc = NULL;
@@ -152,6 +175,14 @@ static void proxy_fail(struct proxy *p, int status, const char *what)
         return;
     }
     s->handler = NULL;
+    if (status == 503 && p->app_unavailable) {
+        /* An app starting, restarting or stopped after crashes: worth asking again soon. */
+        static const struct http_field retry = {
+            .name = "Retry-After", .name_len = 11, .value = "5", .value_len = 1};
+        static const char body[] = "503 Service Unavailable\n";
+        http_respond(s, 503, "text/plain; charset=utf-8", body, sizeof body - 1, &retry, 1);
+        return;
+    }
     http_respond_text(s, status, NULL);
 }
 
@@ -233,6 +264,8 @@ static bool replaced_field(const struct proxy *p, const struct hop_set *hop, boo
     if (up->secret_name && strlen(up->secret_name) == f->name_len &&
         strncasecmp(up->secret_name, f->name, f->name_len) == 0)
         return true; /* only we may send the secret */
+    if (up->app && http_token_eq(f->name, f->name_len, "x-gatehouse-app-token", 21))
+        return true; /* the pairing token says the request came through us */
     if (p->ws_key[0] && http_token_eq(f->name, f->name_len, "sec-websocket-key", 17))
         return true; /* the key is ours: we check the upstream's answer to it */
     const char *subject_header = client_subject_header(p->s);
@@ -293,6 +326,11 @@ static int put_added_fields(struct proxy *p, bool host_passed, bool trusted)
     if (p->up->secret_name &&
         h1_client_put_field(&uc->out, &p->w->bufs, p->up->secret_name, strlen(p->up->secret_name),
                             p->up->secret_value, strlen(p->up->secret_value)))
+        return -1;
+    const struct cfg_app *app = p->up->app;
+    if (app && app->tokens &&
+        h1_client_put_field(&uc->out, &p->w->bufs, APP_TOKEN_HEADER, sizeof APP_TOKEN_HEADER - 1,
+                            app->tokens[uc->server], strlen(app->tokens[uc->server])))
         return -1;
     const char *subject_header = client_subject_header(p->s);
     if (subject_header && p->s->client_subject &&
@@ -408,6 +446,73 @@ static bool queue_wait(struct proxy *p)
     return true;
 }
 
+/* The worker's newer snapshot of the same upstream, when it has one: an app's instances come
+ * with new snapshots (config/config_apps.h), and a request waiting for them moves over. */
+static void app_follow(struct proxy *p)
+{
+    const struct config *c = p->w->config;
+    const struct cfg_upstream *u =
+        p->up->index < c->nupstreams ? &c->upstreams[p->up->index] : NULL;
+    if (u && strcmp(u->name, p->up->name) != 0) /* a reload moved it */
+        for (size_t i = 0; i < c->nupstreams; i++)
+            u = strcmp(c->upstreams[i].name, p->up->name) ? u : &c->upstreams[i];
+    if (!u || u == p->up || !u->app || strcmp(u->name, p->up->name) != 0)
+        return;
+    struct upool *pool = upool_for(p->w, u);
+    if (!pool)
+        return;
+    upool_hold(pool);
+    upool_drop(p->pool);
+    p->pool = pool;
+    p->up = u;
+}
+
+static void app_on_tick(struct ev_timer *t)
+{
+    struct proxy *p = container_of(t, struct proxy, queue_timer);
+    if (p->dead)
+        return;
+    app_follow(p);
+    start_upstream(p, p->upgrade, NULL);
+}
+
+/* No instance of an app upstream serves: ask the supervisor for one (the first request of an
+ * on-demand app starts it) and wait up to ready.timeout, with at most queue.size (or 1000)
+ * requests waiting, all workers together. True while waiting. */
+#define APP_WAIT_MAX 1000
+static bool app_wait(struct proxy *p)
+{
+    const struct cfg_app *app = p->up->app;
+    struct app_link *l = app->link;
+    uint64_t now = p->w->loop.now;
+    if (!l)
+        return false;
+    p->app_unavailable = true;
+    int st = atomic_load(&l->state);
+    if (st == APP_FAILED || st == APP_STOPPED)
+        return false;
+    /* Instances that serve but are all down or ejected: as for any upstream, no waiting. */
+    if (st == APP_READY && p->up->nservers && !p->app_waiting)
+        return false;
+    if (!p->app_waiting) {
+        unsigned max = p->up->queue_size ? p->up->queue_size : APP_WAIT_MAX;
+        if (atomic_fetch_add(&l->waiting, 1) >= max) {
+            atomic_fetch_sub(&l->waiting, 1);
+            return false;
+        }
+        p->app_waiting = l;
+        p->app_deadline = now + app->ready_timeout;
+        p->queue_timer.cb = app_on_tick;
+        if (st == APP_IDLE && !atomic_exchange(&l->demand, 1))
+            app_link_wake(l);
+    }
+    if (now >= p->app_deadline)
+        return false;
+    uint64_t left = p->app_deadline - now;
+    ev_timer_start(&p->w->loop, &p->queue_timer, left < QUEUE_TICK_MS ? left : QUEUE_TICK_MS);
+    return true;
+}
+
 /* A client whose cookie does not name the chosen server gets one that does. */
 static void sticky_prepare(struct proxy *p, size_t server, const struct upstate_req *r)
 {
@@ -435,7 +540,10 @@ static int start_upstream(struct proxy *p, bool fresh, const char *why)
     int i = upstate_pick(st, &r);
     if (i == UPSTATE_ALL_FULL && !why && queue_wait(p))
         return 0;
+    if (i == UPSTATE_NONE_UP && !why && p->up->app && app_wait(p))
+        return 0;
     queue_leave(p);
+    app_wait_leave(p);
     if (i < 0) {
         if (why)
             proxy_fail(p, 502, why);
@@ -444,6 +552,7 @@ static int start_upstream(struct proxy *p, bool fresh, const char *why)
                        i == UPSTATE_ALL_FULL ? (p->up->queue_size ? "queue full or timed out"
                                                                   : "every usable server is at "
                                                                     "max_conns")
+                       : p->up->app          ? "no instance of the app is ready"
                                              : "no server is up");
         return -1;
     }
@@ -1179,6 +1288,12 @@ void proxy_handle(struct http_stream *s, const struct cfg_route *route)
     p->w = s->worker;
     p->pool = pool;
     p->up = route->upstream;
+    if (p->up->app && p->up->app->link) { /* idle_stop: a request is on its way */
+        p->app_active = p->up->app->link;
+        atomic_fetch_add(&p->app_active->active, 1);
+        atomic_store_explicit(&p->app_active->last_request_ms, s->worker->loop.now,
+                              memory_order_relaxed);
+    }
     p->free_defer.cb = proxy_on_free;
     p->server = -1;
     s->handler = &proxy_handler_ops;

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "http/request.h"
+#include "proxy/upstate.h"
 #include "proxy/upstream.h"
 
 #include <errno.h>
@@ -27,7 +28,8 @@ struct tunnel {
     struct upool *pool; /* held: keeps `up` and its snapshot alive through reloads */
     struct upconn *uc;
     const struct cfg_upstream *up;
-    uint64_t last_ms; /* loop time of the last byte either way */
+    atomic_uint *srv_tunnels; /* its server's count of open tunnels (upstate.h), or NULL */
+    uint64_t last_ms;         /* loop time of the last byte either way */
     /* Client to upstream. */
     const char *up_slice; /* the client's bytes queued on uc->out, borrowed from its buffer */
     size_t up_slice_len;
@@ -74,6 +76,8 @@ static void tunnel_free(struct tunnel *t)
     upool_drop(t->pool);
     t->w->tunnels--;
     atomic_fetch_sub_explicit(&t->w->srv->tunnels, 1, memory_order_relaxed);
+    if (t->srv_tunnels)
+        atomic_fetch_sub_explicit(t->srv_tunnels, 1, memory_order_relaxed);
     ev_defer(&t->w->loop, &t->free_defer);
 }
 
@@ -324,6 +328,11 @@ int tunnel_start(struct http_stream *s, struct upconn *uc, struct upool *pool,
     ev_timer_start(&t->w->loop, &uc->timer, up->tunnel_idle_timeout);
     t->w->tunnels++;
     atomic_fetch_add_explicit(&t->w->srv->tunnels, 1, memory_order_relaxed);
+    /* A server being replaced (an app's old instance) waits for its tunnels, up to a bound. */
+    if (up->state && uc->server < up->nservers) {
+        t->srv_tunnels = &up->state->servers[uc->server]->tunnels;
+        atomic_fetch_add_explicit(t->srv_tunnels, 1, memory_order_relaxed);
+    }
     if (s->worker->draining)
         on_drain(s);
     ev_defer(&t->w->loop, &t->kick);

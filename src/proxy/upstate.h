@@ -41,6 +41,7 @@ struct upsrv {
     _Atomic(struct logger *) eject_log;
     /* Load. */
     atomic_uint inflight;   /* requests sent and not yet finished */
+    atomic_uint tunnels;    /* upgraded connections open to it now (tunnel.c) */
     atomic_ullong requests; /* totals, for /status */
     atomic_ullong failures;
     /* Failed requests per second over the last UPSRV_RECENT_SECONDS: each slot holds its

@@ -4,6 +4,7 @@
 #include "serve/admin.h"
 
 #include "config/config.h"
+#include "config/config_apps.h"
 #include "core/worker.h"
 #include "http/request.h"
 #include "http/respond.h"
@@ -168,15 +169,35 @@ static void status_server(struct jbuf *b, const struct cfg_upstream *u, size_t i
               atomic_load(&v->check_ok), atomic_load(&v->check_fail));
 }
 
+/* An app upstream (config/config_apps.h): what its supervisor says. */
+static void status_app(struct jbuf *b, const struct app_link *l)
+{
+    char last[sizeof l->last_exit];
+
+    memcpy(last, l->last_exit, sizeof last); /* racy text: copied, then terminated */
+    last[sizeof last - 1] = '\0';
+    jb_printf(b,
+              ", \"app\": {\"state\": \"%s\", \"ready\": %u, \"running\": %u, \"starts\": %u, "
+              "\"crashes\": %u, \"replaced\": %llu, \"waiting\": %u, \"last_exit\": ",
+              app_state_name(atomic_load(&l->state)), atomic_load(&l->ready),
+              atomic_load(&l->running), atomic_load(&l->starts), atomic_load(&l->crashes),
+              (unsigned long long)atomic_load(&l->replaced), atomic_load(&l->waiting));
+    jb_str(b, last, sizeof last);
+    jb_put(b, "}", 1);
+}
+
 static void status_upstream(struct jbuf *b, const struct cfg_upstream *u, uint64_t now)
 {
     jb_put(b, "{\"name\": ", 9);
     jb_str(b, u->name, 300);
-    jb_printf(b, ", \"balance\": \"%s\", \"queued\": %u, \"health_check\": %s, \"servers\": [",
+    jb_printf(b, ", \"balance\": \"%s\", \"queued\": %u, \"health_check\": %s",
               balance_names[u->balance], u->state ? atomic_load(&u->state->queued) : 0,
               !u->health_check.enabled                 ? "null"
               : u->health_check.type == CFG_CHECK_HTTP ? "\"http\""
                                                        : "\"tcp\"");
+    if (u->app && u->app->link)
+        status_app(b, u->app->link);
+    jb_put(b, ", \"servers\": [", 14);
     for (size_t i = 0; i < u->nservers; i++) {
         if (i)
             jb_put(b, ", ", 2);
@@ -266,6 +287,42 @@ bool admin_host_allowed(const struct cfg_listener *l, const char *authority, siz
     return false;
 }
 
+/* POST /apps/NAME/restart: the app is replaced blue-green (or started again when rapid-fail
+ * protection stopped it). 202: the supervisor does it on its own time. */
+static void admin_app_action(struct http_stream *s, struct slice rest)
+{
+    static const char suffix[] = "/restart";
+    const struct config *c = s->config;
+    const size_t slen = sizeof suffix - 1;
+    if (rest.len <= slen || memcmp(rest.p + rest.len - slen, suffix, slen) != 0) {
+        http_respond_text(s, 404, NULL);
+        return;
+    }
+    struct slice name = {rest.p, rest.len - slen};
+    const struct cfg_upstream *u = NULL;
+    for (size_t i = 0; i < c->nupstreams && !u; i++)
+        if (slice_is(name, c->upstreams[i].name) && c->upstreams[i].app)
+            u = &c->upstreams[i];
+    if (!u || !u->app->link) {
+        http_respond_text(s, 404, NULL);
+        return;
+    }
+    if (!slice_is(s->req.method, "POST")) {
+        static const struct http_field allow = {"Allow", "POST", 5, 4};
+        http_respond(s, 405, "text/plain; charset=utf-8", "405 Method Not Allowed\n", 23, &allow,
+                     1);
+        return;
+    }
+    atomic_store(&u->app->link->restart, 1);
+    app_link_wake(u->app->link);
+    log_msg(&s->worker->srv->log, LOG_INFO, "client %s: admin: restart of app %s", s->peer,
+            u->name);
+    char body[160];
+    int n =
+        snprintf(body, sizeof body, "{\"app\": \"%.64s\", \"restart\": \"requested\"}\n", u->name);
+    http_respond(s, 202, "application/json", body, (size_t)n, NULL, 0);
+}
+
 void admin_handle(struct http_stream *s)
 {
     const struct http_request *r = &s->req;
@@ -284,6 +341,10 @@ void admin_handle(struct http_stream *s)
         return;
     }
 
+    if (r->path.len > 6 && !memcmp(r->path.p, "/apps/", 6)) {
+        admin_app_action(s, (struct slice){r->path.p + 6, r->path.len - 6});
+        return;
+    }
     if (!slice_is(r->path, "/status")) {
         http_respond_text(s, 404, NULL);
         return;
