@@ -243,6 +243,7 @@ struct compress {
     struct encoder *enc;
     struct buf *out; /* encoded bytes [start, end); [start, start + held) lent to the codec */
     size_t held;
+    bool blocked;   /* the codec answered SEND_PENDING: nothing more until its on_writable */
     const char *in; /* the handler's input not yet taken by the encoder */
     size_t in_len;
     enum encoder_flush op; /* the FLUSH or FINISH in progress when busy */
@@ -272,6 +273,55 @@ static struct compress *of_handler(struct http_stream *s)
     return container_of(s->handler, struct compress, handler);
 }
 
+/* ---- idle encoders of a worker ---- */
+
+/* Encoders kept per worker and coding: an encoder's tables cost an allocation and page faults
+ * to set up (a quarter of the CPU of a small compressed response when made afresh each time);
+ * a reset one costs a clear. Bounded, so the idle ones hold a few MiB at most. */
+#define COMPRESS_IDLE_MAX 4
+
+struct compress_worker {
+    struct encoder *idle[ENCODER_KIND_COUNT][COMPRESS_IDLE_MAX];
+    unsigned nidle[ENCODER_KIND_COUNT];
+};
+
+static struct encoder *encoder_get(struct worker *w, enum encoder_kind kind, int level)
+{
+    struct compress_worker *cw = w->compress;
+    while (cw && cw->nidle[kind]) {
+        struct encoder *e = cw->idle[kind][--cw->nidle[kind]];
+        if (encoder_reset(e, level))
+            return e;
+        encoder_free(e);
+    }
+    return encoder_start(kind, level);
+}
+
+static void encoder_put(struct worker *w, struct encoder *e)
+{
+    enum encoder_kind k = encoder_kind_of(e);
+    if (k != ENCODER_BR && !w->compress) /* brotli has no reset: never kept */
+        w->compress = calloc(1, sizeof *w->compress);
+    struct compress_worker *cw = w->compress;
+    if (k == ENCODER_BR || !cw || cw->nidle[k] == COMPRESS_IDLE_MAX) {
+        encoder_free(e);
+        return;
+    }
+    cw->idle[k][cw->nidle[k]++] = e;
+}
+
+void compress_worker_fini(struct worker *w)
+{
+    struct compress_worker *cw = w->compress;
+    if (!cw)
+        return;
+    for (int k = 0; k < ENCODER_KIND_COUNT; k++)
+        for (unsigned i = 0; i < cw->nidle[k]; i++)
+            encoder_free(cw->idle[k][i]);
+    free(cw);
+    w->compress = NULL;
+}
+
 static struct logger *filter_log(const struct compress *f)
 {
     return &f->s->worker->srv->log;
@@ -282,7 +332,7 @@ static struct logger *filter_log(const struct compress *f)
 static void filter_free(struct compress *f)
 {
     if (f->enc)
-        encoder_free(f->enc);
+        encoder_put(f->s->worker, f->enc);
     f->enc = NULL;
     if (f->out)
         buf_put(&f->s->worker->bufs, f->out);
@@ -354,25 +404,50 @@ static int produce(struct compress *f)
     return 1;
 }
 
+/* The last bytes of a body, when this small, go as slices the codec copies: HTTP/1.1 writes a
+ * borrowed slice at once, and the last chunk after it, where copied ones leave in one write with
+ * the head and the end (one system call per small response instead of two). */
+#define COMPRESS_COPY_TAIL (8 * SEND_COPY_MAX)
+
+/* Hands out's bytes to the codec: SEND_DONE when it took them all. */
+static enum send_result send_out(struct compress *f)
+{
+    struct buf *b = f->out;
+    enum send_result r = SEND_DONE;
+    f->send_wanted = false;
+    if (f->finished && buf_len(b) <= COMPRESS_COPY_TAIL) {
+        while (buf_len(b) && r == SEND_DONE) {
+            size_t n = buf_len(b) < SEND_COPY_MAX ? buf_len(b) : SEND_COPY_MAX;
+            r = f->next->send_body(f->s, b->data + b->start, n);
+            if (r != SEND_ERROR)
+                b->start += (uint32_t)n; /* copied, even with SEND_PENDING */
+        }
+    } else {
+        r = f->next->send_body(f->s, b->data + b->start, buf_len(b));
+        if (r == SEND_PENDING)
+            f->held = buf_len(b); /* lent until on_writable */
+        else if (r == SEND_DONE)
+            b->start = b->end;
+    }
+    if (b->start == b->end)
+        b->start = b->end = 0;
+    if (r == SEND_ERROR)
+        f->failed = true;
+    else if (r == SEND_PENDING)
+        f->blocked = true;
+    return r;
+}
+
 /* Encoded bytes to the codec and input into the encoder, until both are done or blocked.
- * SEND_PENDING: the codec holds our bytes (on_writable comes); SEND_ERROR: the codec or the
- * encoder failed. */
+ * SEND_PENDING: the codec is full (on_writable comes); SEND_ERROR: the codec or the encoder
+ * failed. */
 static enum send_result pump(struct compress *f)
 {
     for (;;) {
         struct buf *b = f->out;
-        if (!f->held && buf_len(b) && (f->send_wanted || buf_room(b) < COMPRESS_ROOM_MIN)) {
-            enum send_result r = f->next->send_body(f->s, b->data + b->start, buf_len(b));
-            f->send_wanted = false;
-            if (r == SEND_ERROR) {
-                f->failed = true;
+        if (!f->blocked && buf_len(b) && (f->send_wanted || buf_room(b) < COMPRESS_ROOM_MIN)) {
+            if (send_out(f) == SEND_ERROR)
                 return SEND_ERROR;
-            }
-            if (r == SEND_PENDING) {
-                f->held = buf_len(b);
-            } else {
-                b->start = b->end = 0;
-            }
             continue;
         }
         int p = produce(f);
@@ -384,7 +459,7 @@ static enum send_result pump(struct compress *f)
             return SEND_ERROR;
         }
         if (p == 0)
-            return f->held ? SEND_PENDING : SEND_DONE;
+            return f->blocked ? SEND_PENDING : SEND_DONE;
     }
 }
 
@@ -404,7 +479,7 @@ static void advance(struct compress *f)
     if (pump(f) == SEND_ERROR)
         return; /* the codec's on_close, or our defer, follows */
     if (f->handler_done) {
-        if (f->finished && !f->held && !buf_len(f->out))
+        if (f->finished && !f->blocked && !buf_len(f->out))
             complete(f);
         return;
     }
@@ -475,7 +550,7 @@ static enum send_result cf_send_end(struct http_stream *s)
         return complete(f);
     if (pump(f) == SEND_ERROR)
         return SEND_PENDING; /* the codec's on_close, or our defer, ends it */
-    if (f->finished && !f->held && !buf_len(f->out))
+    if (f->finished && !f->blocked && !buf_len(f->out))
         return complete(f);
     return SEND_PENDING; /* the filter drains on its own, then ends the exchange */
 }
@@ -498,6 +573,7 @@ static void cf_on_writable(struct http_stream *s)
     struct buf *b = f->out;
     b->start += (uint32_t)f->held;
     f->held = 0;
+    f->blocked = false;
     if (b->start == b->end)
         b->start = b->end = 0;
     advance(f);
@@ -568,7 +644,7 @@ static struct compress *filter_new(struct http_stream *s, const struct cfg_compr
     f->s = s;
     f->sse = sse;
     f->defer.cb = cf_defer;
-    f->enc = encoder_start(kind, c->level[kind]);
+    f->enc = encoder_get(s->worker, kind, c->level[kind]);
     f->out = buf_get(&s->worker->bufs);
     if (!f->enc || !f->out) {
         filter_free(f);

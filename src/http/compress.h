@@ -21,9 +21,13 @@
 
 struct http_stream;
 struct http_response;
+struct worker;
 
 /* Sends the final head `res` (status >= 200) through s->ops, compressed as said above when
  * eligible. Returns what the codec's send_head returned. */
 int compress_send_head(struct http_stream *s, const struct http_response *res);
+
+/* Frees the worker's idle encoders (kept for reuse between responses). */
+void compress_worker_fini(struct worker *w);
 
 #endif
