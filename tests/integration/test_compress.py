@@ -361,3 +361,31 @@ def test_tls_h1_and_h2_round_trip(tmp_path, backend, gatehouse):
             head = p.stdout.decode().lower()
             assert f"content-encoding: {coding}" in head, head
             assert decode(coding, out.read_bytes()) == text_bytes(0, 120000)
+
+
+def test_interim_passes_untouched(env):
+    """1xx heads are never filtered: the 103 keeps its fields, the final 200 is compressed."""
+    gh, _ = env
+    r = req(gh, "/small/interim?set=Content-Type:text/plain", ae="gzip")
+    assert [s for s, _ in r.interims] == [103]
+    ih = dict((k.lower(), v) for k, v in r.interims[0][1])
+    assert ih.get("link") == "</style.css>; rel=preload"
+    assert "content-encoding" not in ih and "vary" not in ih
+    assert r.status == 200 and r.header("content-encoding") == "gzip"
+    assert decode("gzip", r.body) == b"final\n"
+
+
+def test_h2_large_body_with_flow_control(env):
+    """HTTP/2 with a small stream window: the codec's SEND_PENDING and on_writable drive the
+    filter; the body decodes whole."""
+    gh, _ = env
+    from test_h2_server import H2Client
+    n = 8 << 20
+    c = H2Client(gh.port, window=16384)
+    try:
+        sid = c.request(f"/text?n={n}&chunk=262144", headers=[("accept-encoding", "zstd")])
+        status, headers, body = c.response(sid, timeout=60)
+        assert status == 200 and headers["content-encoding"] == "zstd"
+        assert decode("zstd", body) == text_bytes(0, n)
+    finally:
+        c.close()
