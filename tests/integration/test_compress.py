@@ -389,3 +389,13 @@ def test_h2_large_body_with_flow_control(env):
         assert decode("zstd", body) == text_bytes(0, n)
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("n", [500, 5000])
+def test_head_below_and_above_min_size(env, n):
+    gh, _ = env
+    g = req(gh, f"/text?n={n}", ae="gzip")
+    h = req(gh, f"/text?n={n}", ae="gzip", method="HEAD")
+    assert h.header("content-encoding") == g.header("content-encoding")
+    assert h.headers_named("vary") == g.headers_named("vary")
+    assert h.header("content-length") == g.header("content-length")
