@@ -379,6 +379,12 @@ static int produce(struct compress *f)
         encoder_push(f->enc, in, in_len, &used, b->data + b->end, buf_room(b), &n, op);
     if (r == ENCODER_ERROR)
         return -1;
+    if (r == ENCODER_FULL && !used && !n) {
+        /* No progress although there was room: only sending what is out can help; with
+         * nothing out, the library would spin us for ever. */
+        f->send_wanted = true;
+        return buf_len(b) ? 0 : -1;
+    }
     b->end += (uint32_t)n;
     if (op == ENCODER_RUN) {
         f->in += used;
@@ -458,7 +464,7 @@ static enum send_result pump(struct compress *f)
             ev_defer(&f->s->worker->loop, &f->defer);
             return SEND_ERROR;
         }
-        if (p == 0)
+        if (p == 0 && !(f->send_wanted && !f->blocked && buf_len(b)))
             return f->blocked ? SEND_PENDING : SEND_DONE;
     }
 }
