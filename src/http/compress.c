@@ -150,19 +150,25 @@ static bool rewrite_fields(const struct http_response *res, const struct head_sc
 {
     if (res->nfields + 2 > COMPRESS_MAX_FIELDS)
         return false;
+    bool merge =
+        !h->vary_covers && h->vary >= 0 && res->fields[h->vary].value_len + 17 <= sizeof o->vary;
+    bool etag_seen = false;
     o->n = 0;
     for (size_t i = 0; i < res->nfields; i++) {
         struct http_field f = res->fields[i];
         if (kind != ENCODER_IDENTITY && http_token_eq(f.name, f.name_len, "content-length", 14))
             continue;
         if (kind != ENCODER_IDENTITY && http_token_eq(f.name, f.name_len, "etag", 4)) {
-            size_t n = accept_encoding_weaken_etag(f.value, f.value_len, o->etag, sizeof o->etag);
+            size_t n = etag_seen ? 0
+                                 : accept_encoding_weaken_etag(f.value, f.value_len, o->etag,
+                                                               sizeof o->etag);
+            etag_seen = true;
             if (!n)
-                continue; /* a strong validator must not describe other bytes */
+                continue; /* a strong validator must not describe other bytes; one ETag only */
             f.value = o->etag;
             f.value_len = (uint32_t)n;
         }
-        if ((long)i == h->vary && !h->vary_covers && f.value_len + 17 <= sizeof o->vary) {
+        if (merge && (long)i == h->vary) {
             memcpy(o->vary, f.value, f.value_len);
             memcpy(o->vary + f.value_len, ", Accept-Encoding", 17);
             f.value = o->vary;
@@ -170,8 +176,7 @@ static bool rewrite_fields(const struct http_response *res, const struct head_sc
         }
         o->f[o->n++] = f;
     }
-    bool merged = h->vary >= 0 && res->fields[h->vary].value_len + 17 <= sizeof o->vary;
-    if (!h->vary_covers && !merged)
+    if (!h->vary_covers && !merge)
         o->f[o->n++] = vary_field;
     if (kind != ENCODER_IDENTITY) {
         const char *name = encoder_kind_name(kind);

@@ -385,3 +385,15 @@ def test_head_below_and_above_min_size(env, n):
     assert h.header("content-encoding") == g.header("content-encoding")
     assert h.headers_named("vary") == g.headers_named("vary")
     assert h.header("content-length") == g.header("content-length")
+
+
+def test_long_vary_gets_a_second_line(env):
+    """A Vary too long to merge into: Accept-Encoding comes as a field line of its own (RFC 9110
+    section 5.3: the lines form one list)."""
+    gh, _ = env
+    long = ",%20".join(f"X-Header-Number-{i}" for i in range(40))
+    r = req(gh, f"/text?n=5000&set=Vary:{long}", ae="gzip")
+    assert r.header("content-encoding") == "gzip"
+    assert len(r.headers_named("vary")) == 2
+    assert r.headers_named("vary")[1] == "Accept-Encoding"
+    assert vary_lists_ae(r) == 1
