@@ -268,9 +268,18 @@ struct compress {
     char stage[COMPRESS_STAGE];
 };
 
+/* The filter of a stream, from one of its ops the handler called. A handler may install its
+ * callbacks after sending its head (the files handler does, once it knows how it sends the
+ * body): they are taken over here, at its first call after that, so that the codec's
+ * on_writable and on_close still come through the filter. */
 static struct compress *of_ops(struct http_stream *s)
 {
-    return container_of(s->ops, struct compress, ops);
+    struct compress *f = container_of(s->ops, struct compress, ops);
+    if (s->handler != &f->handler) {
+        f->inner = s->handler;
+        s->handler = &f->handler;
+    }
+    return f;
 }
 
 static struct compress *of_handler(struct http_stream *s)
