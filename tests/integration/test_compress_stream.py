@@ -229,3 +229,41 @@ def test_client_gone_mid_body_frees_the_filter(gatehouse, backend):
     with H1(gh.port) as c:
         r = c.request("GET", "/text?n=5000", [("Accept-Encoding", "gzip")])
     assert r.status == 200 and r.header("content-encoding") == "gzip"
+
+
+def test_large_body_slow_h2_client_bounded_rss(gatehouse, backend):
+    """The same over HTTP/2, where the client's flow-control window holds the stream back."""
+    from test_h2_server import H2Client
+    n = (16 if SANITIZER else 48) * MiB
+    cfg = compress_proxy(backend, compress={"algorithms": ["gzip"]},
+                         listen=[{"address": "127.0.0.1:0", "h2c": True}])
+    gh = gatehouse(cfg)
+    dec = Stream("gzip")
+    c = H2Client(gh.port, auto_ack=False)
+    got, off, ok = 0, 0, True
+    try:
+        with RssSampler(gh.pid) as rss:
+            sid = c.request(f"/text?n={n}&chunk=262144", headers=[("accept-encoding", "gzip")])
+            used, slow = 0, 0
+            while True:
+                c.pump(lambda evs: len(c.of(h2.events.DataReceived, sid)) > used or
+                       c.of(h2.events.StreamEnded, sid), timeout=30)
+                data = c.of(h2.events.DataReceived, sid)
+                for e in data[used:]:
+                    out = dec.feed(e.data)
+                    ok = ok and out == text_bytes(off, len(out))
+                    off += len(out)
+                    c.conn.acknowledge_received_data(e.flow_controlled_length, sid)
+                c.flush()
+                used = len(data)
+                c.events = [e for e in c.events if not isinstance(e, h2.events.DataReceived)]
+                used = 0
+                if c.of(h2.events.StreamEnded, sid):
+                    break
+                slow += 1
+                if slow < 100:
+                    time.sleep(0.02)   # slow at first: the upstream runs ahead
+    finally:
+        c.close()
+    assert off == n and ok
+    assert rss.max_kib < 32 * 1024, f"RSS peaked at {rss.max_kib} KiB"
