@@ -196,7 +196,8 @@ int compress_send_head(struct http_stream *s, const struct http_response *res)
     const struct cfg_compress *c = effective(s);
     struct head_scan h;
 
-    if (!c || s->coding_chosen || res->status < 200)
+    /* An empty body has nothing to compress, whatever min_size says. */
+    if (!c || s->coding_chosen || res->status < 200 || res->content_length == 0)
         return s->ops->send_head(s, res);
     scan_head(res, &h);
     if (!eligible(s, c, res, &h))

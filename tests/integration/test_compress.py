@@ -397,3 +397,10 @@ def test_long_vary_gets_a_second_line(env):
     assert len(r.headers_named("vary")) == 2
     assert r.headers_named("vary")[1] == "Accept-Encoding"
     assert vary_lists_ae(r) == 1
+
+
+def test_empty_body_not_compressed(env):
+    gh, _ = env
+    r = req(gh, "/small/text?n=0", ae="gzip")
+    assert r.status == 200 and r.header("content-length") == "0"
+    assert r.header("content-encoding") is None and r.body == b""
