@@ -75,6 +75,13 @@ static void test_reset(enum encoder_kind kind, int level2)
     n = encode_all(e, b, N, enc, CAP);
     d = kind == ENCODER_GZIP ? decode_gzip(enc, n, dec, CAP) : decode_zstd(enc, n, dec, CAP);
     CHECK(d == N && memcmp(dec, b, N) == 0);
+    /* The new level is in force: the same bytes as a fresh encoder at that level. */
+    char *fresh = malloc(CAP);
+    struct encoder *e2 = encoder_start(kind, level2);
+    size_t n2 = encode_all(e2, b, N, fresh, CAP);
+    CHECK(n2 == n && memcmp(fresh, enc, n) == 0);
+    encoder_free(e2);
+    free(fresh);
     unsigned long long tin, tout;
     encoder_totals(e, &tin, &tout);
     CHECK(tin == N && tout == n);
