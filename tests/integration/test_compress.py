@@ -404,3 +404,13 @@ def test_empty_body_not_compressed(env):
     r = req(gh, "/small/text?n=0", ae="gzip")
     assert r.status == 200 and r.header("content-length") == "0"
     assert r.header("content-encoding") is None and r.body == b""
+
+
+def test_http10_client_gets_close_delimited_body(env):
+    """No chunked framing on HTTP/1.0: the compressed body ends with the connection."""
+    gh, _ = env
+    with H1(gh.port) as c:
+        r = c.request("GET", "/text?n=50000", [("Accept-Encoding", "gzip")], version="HTTP/1.0")
+    assert r.header("content-encoding") == "gzip"
+    assert r.header("transfer-encoding") is None and r.header("content-length") is None
+    assert decode("gzip", r.body) == text_bytes(0, 50000)
