@@ -67,7 +67,6 @@ printf 'scenario\tround\tname\trequests\trps\tp50_ms\tp99_ms\terrors\tcpu_us\tcp
 [[ " $SCENARIOS " =~ \ (https|handshake|h2)\  ]] && make_cert
 
 GATEHOUSE_DESC="not measured"
-declare -A GATEHOUSE_FAILED=()     # scenario -> why Gatehouse was skipped or dropped
 
 # start_all SCENARIO : start the proxies of PROXIES for SCENARIO; sets ACTIVE
 start_all() {
@@ -151,84 +150,6 @@ parse_load() {
     esac
 }
 
-# run_once NAME OUT : one timed wrk run; sets R_* globals with the run's counters
-run_once() {
-    local name=$1 out=$2 pid=${PID_OF[$1]} bpid=${PID_OF[backend]}
-    local p0 p1 b0 b1 w0 w1 s0 s1 c0b c0t c1b c1t d0b d0t d1b d1t _
-    p0=$(cpu_ticks "$pid")
-    b0=$(cpu_ticks "$bpid")
-    read -r c0b c0t _ < <(cpu_jiffies "$PROXY_CPU")
-    read -r c1b c1t _ < <(cpu_jiffies "$AUX_CPU")
-    w0=$(children_ticks)
-    s0=$(date +%s%N)
-    run_load "$name" "$DURATION" "$out" || { log "load generator ($SCENARIO) failed against $name"; tail -n 30 "$out" >&2; return 1; }
-    s1=$(date +%s%N)
-    w1=$(children_ticks)
-    read -r d0b d0t _ < <(cpu_jiffies "$PROXY_CPU")
-    read -r d1b d1t _ < <(cpu_jiffies "$AUX_CPU")
-    p1=$(cpu_ticks "$pid")
-    b1=$(cpu_ticks "$bpid")
-    alive "$pid" || { log "$name died during the run"; show_log "$name"; return 1; }
-
-    read -r R_REQUESTS R_RPS R_P50 R_P99 R_ERRORS < <(parse_load "$out")
-    [[ -n ${R_REQUESTS:-} ]] || { log "$name: cannot parse the load generator output"; tail -n 30 "$out" >&2; return 1; }
-    ((R_REQUESTS > 0)) || { log "$name: the load generator completed no request"; tail -n 30 "$out" >&2; return 1; }
-    R_WALL_US=$(((s1 - s0) / 1000))
-    [[ $R_RPS == nan ]] && R_RPS=$(awk -v n="$R_REQUESTS" -v w="$R_WALL_US" 'BEGIN { printf "%.2f", n * 1e6 / w }')
-    R_CPU_US=$(((p1 - p0) * 1000000 / CLK_TCK))
-    R_CORE0_US=$(((d0b - c0b) * 1000000 / CLK_TCK))
-    R_CORE1_BUSY=$(((d1b - c1b) * 1000 / (d1t - c1t > 0 ? d1t - c1t : 1)))       # per mille
-    # CPU used on either core by anything but proxy, backend and wrk (softirq time is
-    # charged to the task it interrupted, so it is in theirs): other engineers' builds
-    # and tests share this box and skew req/s.
-    local other=$(((d0b - c0b) + (d1b - c1b) - (p1 - p0) - (b1 - b0) - (w1 - w0)))
-    ((other > 0)) || other=0
-    R_OTHER=$((other * 1000 / ((d0t - c0t) + (d1t - c1t) > 0 ? (d0t - c0t) + (d1t - c1t) : 1)))  # per mille
-}
-
-# wait_quiet : wait (at most QUIET_WAIT s) for a second in which the two cores were busy
-# less than NOISE_MAX % (our servers idle in between runs, so that is other work)
-wait_quiet() {
-    local waited b0 t0 b1 t1 x0 y0 x1 y1 busy
-    ((QUIET_WAIT > 0)) || return 0
-    for ((waited = 0; waited < QUIET_WAIT; waited++)); do
-        read -r b0 t0 _ < <(cpu_jiffies "$PROXY_CPU")
-        read -r b1 t1 _ < <(cpu_jiffies "$AUX_CPU")
-        sleep 1
-        read -r x0 y0 _ < <(cpu_jiffies "$PROXY_CPU")
-        read -r x1 y1 _ < <(cpu_jiffies "$AUX_CPU")
-        busy=$((((x0 - b0) + (x1 - b1)) * 1000 / ((y0 - t0) + (y1 - t1) > 0 ? (y0 - t0) + (y1 - t1) : 1)))
-        ((busy <= NOISE_MAX * 10)) && return 0
-        ((waited % 10 == 0)) && log "waiting for other work to calm down (CPUs $(pm "$busy")% busy)"
-    done
-    log "still busy after ${QUIET_WAIT}s, measuring anyway"
-}
-
-# measure ROUND NAME : a timed run, repeated (up to RETRIES times) while other
-# processes used more than NOISE_MAX % of the machine; appends a row to $RUNS_TSV
-measure() {
-    local round=$1 name=$2 attempt out
-    for ((attempt = 0; ; attempt++)); do
-        wait_quiet
-        out=$WORK/load-$SCENARIO-$name-r$round-a$attempt.txt
-        run_once "$name" "$out" || return 1
-        ((R_OTHER <= NOISE_MAX * 10 || attempt >= RETRIES)) && break
-        log "round $round $name: other processes used $(pm "$R_OTHER")% of the CPUs, repeating the run"
-    done
-    ((R_ERRORS == 0)) || log "WARNING: $name: $R_ERRORS socket errors / non-2xx responses"
-    awk -v OFS='\t' -v sc="$SCENARIO" -v r="$round" -v n="$name" -v req="$R_REQUESTS" -v rps="$R_RPS" -v p50="$R_P50" \
-        -v p99="$R_P99" -v err="$R_ERRORS" -v cpu="$R_CPU_US" -v core0="$R_CORE0_US" -v wall="$R_WALL_US" \
-        -v c1="$R_CORE1_BUSY" -v other="$R_OTHER" -v tries="$((attempt + 1))" \
-        'BEGIN { print sc, r, n, req, rps, p50, p99, err, cpu, sprintf("%.3f", cpu / req),
-                 sprintf("%.3f", core0 / req), sprintf("%.1f", 100 * cpu / wall),
-                 sprintf("%.1f", c1 / 10), sprintf("%.1f", other / 10), tries }' >>"$RUNS_TSV"
-    log "$(printf '%s round %s %-9s %7.0f req/s  %6.2f us CPU/req  proxy %5.1f%% CPU  p99 %s ms  other %s%%' \
-        "$SCENARIO" "$round" "$name" "$R_RPS" "$(awk -v c="$R_CPU_US" -v r="$R_REQUESTS" 'BEGIN { print c / r }')" \
-        "$(awk -v c="$R_CPU_US" -v w="$R_WALL_US" 'BEGIN { print 100 * c / w }')" "$R_P99" "$(pm "$R_OTHER")")"
-}
-
-pm() { printf '%d.%d' $(($1 / 10)) $(($1 % 10)); }   # per mille -> percent with one decimal
-
 log "work dir $WORK; backend + load generator on core $AUX_CPU, proxies on core $PROXY_CPU"
 start_backend "$BODY_SIZE"
 log "backend nginx on port ${PORT_OF[backend]} (${BODY_SIZE}-byte body); scenarios: $SCENARIOS"
@@ -239,29 +160,7 @@ for SCENARIO in $SCENARIOS; do
     [[ $SCENARIO == h2 ]] && CHECK_H2=1
     log "==== scenario $SCENARIO"
     start_all "$SCENARIO"
-    if ((WARMUP > 0)); then
-        for name in "${ACTIVE[@]}"; do
-            log "warm-up $name (${WARMUP}s)"
-            if ! run_load "$name" "$WARMUP" "$WORK/warmup-$SCENARIO-$name.txt"; then
-                [[ $name == gatehouse ]] || die "warm-up against $name failed"
-                log "warm-up against gatehouse failed:"; tail -n 30 "$WORK/warmup-$SCENARIO-$name.txt" >&2
-            fi
-        done
-    fi
-    DROPPED=""
-    for ((round = 1; round <= ROUNDS; round++)); do
-        n=${#ACTIVE[@]}
-        for ((i = 0; i < n; i++)); do
-            name=${ACTIVE[$(((i + round - 1) % n))]}     # rotate the order every round
-            [[ $name == "$DROPPED" ]] && continue
-            if ! measure "$round" "$name"; then
-                [[ $name == gatehouse ]] || die "measurement of $name failed ($SCENARIO)"
-                log "dropping gatehouse from the remaining runs of $SCENARIO"
-                GATEHOUSE_FAILED[$SCENARIO]="run failed in round $round (see the log above)"
-                DROPPED=gatehouse
-            fi
-        done
-    done
+    warm_up_and_measure
     for name in "${ACTIVE[@]}"; do stop_tree "${PID_OF[$name]}"; done
 done
 

@@ -15,6 +15,7 @@
 #include "proxy/upstate.h"
 #include "proxy/upstream.h"
 #include "route/dispatch.h"
+#include "serve/files.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -283,6 +284,8 @@ static void worker_accept(struct worker *w, int fd, const struct sockaddr *peer,
 static int worker_modules_init(struct worker *w)
 {
     freelist_init(&w->proxies, proxy_object_size(), 256);
+    if (files_worker_init(w) < 0)
+        return -1;
     return upool_set_config(w, w->config);
 }
 
@@ -295,6 +298,7 @@ static void worker_modules_start(struct worker *w)
 static void worker_modules_reload(struct worker *w, struct config *c)
 {
     upool_set_config(w, c);
+    files_worker_reload(w, c);
     if (w->id == 0 && !w->draining)
         health_set_config(w, c);
 }
@@ -315,6 +319,7 @@ static void worker_modules_stop(struct worker *w)
 static void worker_modules_fini(struct worker *w)
 {
     freelist_fini(&w->proxies);
+    files_worker_fini(w);
     h1_worker_fini(w);
     compress_worker_fini(w);
 }

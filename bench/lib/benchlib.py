@@ -9,6 +9,8 @@
   benchlib.py summary RUNS.tsv [SCENARIO]        print the per-proxy median table (of SCENARIO)
   benchlib.py overview RUNS.tsv                  one line per scenario and proxy, with ratios
   benchlib.py memory MEM.tsv                     print the RSS table of bench/memory.sh
+  benchlib.py throughput RUNS.tsv SCENARIO BYTES MB/s and CPU ns per byte (BYTES per response)
+  benchlib.py slow SLOW.tsv                      print the RSS table of files.sh's slow_reader
 """
 import re
 import statistics
@@ -212,6 +214,54 @@ def memory(path):
             print("  ".join("-" * w for w in widths))
 
 
+def _print_table(table):
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for i, row in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def throughput(path, scenario, nbytes):
+    """Medians of a scenario whose every response is `nbytes` long, as bytes: MB/s (10^6) and
+    the server's CPU per byte, with Gatehouse's ratios."""
+    nbytes = int(nbytes)
+    rows = [r for r in _read_tsv(path) if r["scenario"] == scenario]
+    med = {}
+    for n in ORDER + sorted({r["name"] for r in rows} - set(ORDER)):
+        runs = [r for r in rows if r["name"] == n]
+        if runs:
+            rps = statistics.median(float(r["rps"]) for r in runs)
+            cpu = statistics.median(float(r["cpu_us_per_req"]) for r in runs)
+            med[n] = (rps * nbytes / 1e6, cpu * 1000 / nbytes)
+    table = [["server", "MB/s", "CPU ns/byte", "GH MB/s ratio", "GH CPU ratio"]]
+    g = med.get("gatehouse")
+    for n, (mbs, ns) in med.items():
+        rr = cr = ""
+        if g and n != "gatehouse":
+            rr, cr = _fmt_ratio(g[0], mbs), _fmt_ratio(ns, g[1])
+        table.append([n, "%.0f" % mbs, "%.4f" % ns, rr, cr])
+    print()
+    _print_table(table)
+    print("(MB/s = median req/s x %d bytes; CPU ns/byte = median CPU us/req / bytes. GH MB/s ratio:"
+          " gatehouse/other, GH CPU ratio: other/gatehouse, >1 = Gatehouse better)" % nbytes)
+
+
+def slow(path):
+    rows = _read_tsv(path)
+    if not rows:
+        print("no runs")
+        return
+    table = [["server", "RSS before KiB", "RSS peak KiB", "growth KiB", "bytes read", "clients",
+              "bytes/s each", "seconds"]]
+    for r in rows:
+        before, peak = int(r["rss_before_kib"]), int(r["rss_max_kib"])
+        table.append([r["name"], str(before), str(peak), str(peak - before), r["bytes_read"],
+                      r["clients"], r["rate"], r["seconds"]])
+    _print_table(table)
+    print("(RSS of the server's processes, summed over the process tree, sampled every 100 ms)")
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -230,6 +280,10 @@ def main(argv):
         overview(args[0])
     elif cmd == "memory" and len(args) == 1:
         memory(args[0])
+    elif cmd == "throughput" and len(args) == 3:
+        throughput(*args)
+    elif cmd == "slow" and len(args) == 1:
+        slow(args[0])
     else:
         sys.exit(__doc__)
 

@@ -270,6 +270,8 @@ static const struct field top_fields[] = {
     {FIELD("sites", cfg_conv_sites, struct config, sites, NULL), .flags = F_REQUIRED},
     {FIELD("listen", conv_listen, struct config, listeners, NULL), .flags = F_REQUIRED},
     {FIELD("admin", conv_admin, struct config, admin, NULL)},
+    {FIELD("files_cache", cfg_conv_map, struct config, files_cache, NULL),
+     .sub = &cfg_files_cache_table},
 };
 static const struct fields top_table = FIELDS(top_fields);
 
@@ -285,6 +287,7 @@ static void build(struct load *ld, const struct ynode *root)
 static void snapshot_free(struct snapshot *s)
 {
     cfg_tls_free(&s->cfg);
+    cfg_files_free(&s->cfg);
     upstate_detach(&s->cfg);
     arena_free(&s->mem);
     free(s);

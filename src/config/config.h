@@ -205,7 +205,36 @@ struct cfg_upstream {
     struct upstate *state;
 };
 
-enum cfg_action { CFG_ACTION_PROXY, CFG_ACTION_REDIRECT, CFG_ACTION_RESPOND };
+enum cfg_action { CFG_ACTION_PROXY, CFG_ACTION_REDIRECT, CFG_ACTION_RESPOND, CFG_ACTION_FILES };
+
+/* A `files` route (config_files.c; docs/files.md). */
+enum cfg_follow { CFG_FOLLOW_INSIDE_ROOT, CFG_FOLLOW_ALWAYS, CFG_FOLLOW_NEVER };
+#define CFG_FILES_CODINGS 3 /* br, zstd, gzip */
+struct mime_table;
+struct cfg_files {
+    char *root;  /* as resolved (a relative one from the config file's directory) */
+    int root_fd; /* O_PATH|O_DIRECTORY of root, opened at load, closed with the snapshot */
+    uint64_t root_dev, root_ino; /* root's identity: keys the open-file cache across reloads */
+    char **index;                /* file names tried in a directory, default [index.html] */
+    size_t nindex;
+    bool listing;        /* directory listing when no index (default false) */
+    bool hidden;         /* serve names starting with '.' (default false: 404) */
+    int follow_symlinks; /* enum cfg_follow, default inside_root */
+    char *fallback;      /* path under root without its leading '/', for a missing file; NULL */
+    size_t fallback_len;
+    uint8_t precompressed[CFG_FILES_CODINGS]; /* enum encoder_kind values, preference order */
+    size_t nprecompressed;
+    char *cache_control;           /* Cache-Control value, or NULL */
+    const struct mime_table *mime; /* the route's table: mime_own, else the snapshot's base */
+    struct mime_table *mime_own;   /* built from mime_types, freed with the snapshot */
+    struct cfg_files *next;        /* every files route of the snapshot (for freeing) */
+};
+
+/* Top-level `files_cache`: the per-worker open-file cache. */
+struct cfg_files_cache {
+    uint32_t entries; /* default 1024; 0 disables the cache */
+    uint32_t valid;   /* ms, default 1000: older entries are revalidated with one stat */
+};
 
 /* Compression of responses (key `compress`, on a site or a route; config_compress.c). `true` is
  * every default, `false` is off (a route's turns its site's off). The codings are values of
@@ -243,6 +272,7 @@ struct cfg_route {
     const struct cfg_compress *compress;      /* NULL: the site's; else replaces it */
     struct cfg_header_rules request_headers;  /* to the upstream */
     struct cfg_header_rules response_headers; /* to the client, after the site's */
+    struct cfg_files *files;                  /* files routes */
 };
 
 struct cfg_site {
@@ -324,6 +354,9 @@ struct config {
     size_t nsites;
     struct cfg_cidr *trusted_proxies; /* peers whose forwarding headers are kept and extended */
     size_t ntrusted_proxies;
+    struct cfg_files_cache files_cache;
+    struct cfg_files *files;      /* list of every files route's settings (cfg_files.next) */
+    struct mime_table *mime_base; /* built-in types + /etc/mime.types, when a route serves files */
 };
 
 /* Whether `sa` lies in one of the blocks (IPv4-mapped IPv6 addresses match IPv4 blocks). */

@@ -243,13 +243,14 @@ static void conv_rewrite_names(struct load *ld, const struct field *f, const str
 
 /* ---- routes ---- */
 
-enum { R_PATH, R_PROXY, R_REDIRECT, R_RESPOND };
+enum { R_PATH, R_PROXY, R_REDIRECT, R_RESPOND, R_FILES };
 
 static const struct field route_fields[] = {
     [R_PATH] = {FIELD("path", conv_path, struct cfg_route, path, NULL), .flags = F_REQUIRED},
     [R_PROXY] = {FIELD("proxy", conv_proxy, struct cfg_route, upstream, NULL)},
     [R_REDIRECT] = {FIELD("redirect", conv_redirect, struct cfg_route, location, NULL)},
     [R_RESPOND] = {FIELD("respond", conv_respond, struct cfg_route, body, NULL)},
+    [R_FILES] = {FIELD("files", cfg_conv_files, struct cfg_route, files, NULL)},
     {FIELD("strip_prefix", cfg_conv_bool, struct cfg_route, strip_prefix, "false"),
      .flags = F_PROXY},
     {FIELD("forward_headers", conv_forward_headers, struct cfg_route, forward_headers, "all"),
@@ -291,19 +292,21 @@ static int check_action(struct load *ld, const struct ynode *item, const struct 
         [R_PROXY] = CFG_ACTION_PROXY,
         [R_REDIRECT] = CFG_ACTION_REDIRECT,
         [R_RESPOND] = CFG_ACTION_RESPOND,
+        [R_FILES] = CFG_ACTION_FILES,
     };
     int first = -1;
 
-    for (int i = R_PROXY; i <= R_RESPOND; i++) {
+    for (int i = R_PROXY; i <= R_FILES; i++) {
         if (vals[i] && !vals[i]->is_null && (first < 0 || earlier(vals[i], vals[first])))
             first = i;
     }
     if (first < 0) {
-        cfg_report(ld, item, "route %s needs one of 'proxy', 'redirect' or 'respond'", label);
+        cfg_report(ld, item, "route %s needs one of 'proxy', 'redirect', 'respond' or 'files'",
+                   label);
         return -1;
     }
     r->action = actions[first];
-    for (int i = R_PROXY; i <= R_RESPOND; i++) {
+    for (int i = R_PROXY; i <= R_FILES; i++) {
         if (i != first && vals[i] && !vals[i]->is_null)
             cfg_report(ld, vals[i], "route %s has both '%s' and '%s' (a route has one action)",
                        label, route_fields[first].key, route_fields[i].key);

@@ -177,6 +177,13 @@ struct cfg_upstream *cfg_find_upstream(struct load *ld, const char *name);
  * const struct cfg_compress * at base + f->offset. */
 void cfg_conv_compress(struct load *ld, const struct field *f, const struct ynode *val, void *base);
 
+/* Static files (config_files.c): a route's `files` (a map, or the root alone) into the route at
+ * base; the top-level `files_cache` table; cfg_files_free closes the roots' descriptors and
+ * frees the type tables of a snapshot, complete or half-built. */
+void cfg_conv_files(struct load *ld, const struct field *f, const struct ynode *val, void *base);
+extern const struct fields cfg_files_cache_table;
+void cfg_files_free(struct config *c);
+
 /* The `tls` map of a listener (config_tls.c), into the struct cfg_tls * at base + f->offset;
  * builds the listener's tls_server. cfg_tls_free frees the servers of a snapshot, complete or
  * half-built. */

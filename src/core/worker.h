@@ -20,6 +20,7 @@ struct config;
 struct upool;
 struct checker;
 struct compress_worker;
+struct files_worker;
 struct worker;
 
 /* What the layers above the core plug into every worker; installed by main before worker_init.
@@ -144,6 +145,9 @@ struct worker {
     struct checker *health;   /* worker 0: the active health checks of its snapshot (health.c) */
     unsigned tunnels;         /* upgraded connections open on this worker (tunnel.c) */
     bool tunnels_drain_noted; /* the drain logged how many there were */
+
+    /* The files handler's open-file cache and transfers (serve/files_worker.c). */
+    struct files_worker *files;
 };
 
 /* Create a worker's loop and state. Its listening sockets come through server_give_listeners

@@ -23,25 +23,6 @@ static size_t ae_token_end(const char *s, size_t i, size_t end)
     return i;
 }
 
-/* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths; -1 if not. */
-static int ae_qvalue(const char *s, size_t len)
-{
-    if (len == 0 || (s[0] != '0' && s[0] != '1'))
-        return -1;
-    int q = (s[0] - '0') * 1000;
-    if (len == 1)
-        return q;
-    if (s[1] != '.' || len > 5)
-        return -1;
-    int scale = 100;
-    for (size_t i = 2; i < len; i++, scale /= 10) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        q += (s[i] - '0') * scale;
-    }
-    return q > 1000 ? -1 : q;
-}
-
 /* One member, s[i..end): `coding [ OWS ";" OWS "q=" qvalue ] OWS`. Returns false if malformed;
  * The coding is s[*tok .. *tok + *tok_len), its weight *q. */
 static bool ae_member(const char *s, size_t i, size_t end, size_t *tok, size_t *tok_len, int *q)
@@ -67,7 +48,7 @@ static bool ae_member(const char *s, size_t i, size_t end, size_t *tok, size_t *
         ve++;
     if (ae_skip_ows(s, ve, end) != end)
         return false;
-    *q = ae_qvalue(s + i, ve - i);
+    *q = http_token_qvalue(s + i, ve - i);
     return *q >= 0;
 }
 

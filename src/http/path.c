@@ -153,3 +153,18 @@ size_t http_path_normalize(const char *p, size_t len, char *out)
     }
     return remove_dots(out, canonical_copy(p, len, out));
 }
+
+size_t http_path_decode(const char *p, size_t len, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        int c = p[i] == '%' ? pct_at(p + i, len - i) : -1;
+        if (c >= 0) {
+            out[n++] = (char)c;
+            i += 3;
+        } else {
+            out[n++] = p[i++];
+        }
+    }
+    return n;
+}

@@ -24,4 +24,9 @@ size_t http_path_normalize(const char *p, size_t len, char *out);
  * leaves such a path undecoded. */
 bool http_path_pct_valid(const char *p, size_t len);
 
+/* Every percent-encoding of the path decoded, once (for a file name: the files handler looks the
+ * normalised path up on disk). Decoding may produce '/', '\\' or NUL: the caller refuses what it
+ * must before or after. `out` needs `len` bytes; returns the new length. */
+size_t http_path_decode(const char *p, size_t len, char *out);
+
 #endif

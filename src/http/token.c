@@ -19,3 +19,21 @@ const uint8_t http_ctype[256] = {
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xE0 */
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xF0 */
 };
+
+int http_token_qvalue(const char *s, size_t len)
+{
+    if (len == 0 || (s[0] != '0' && s[0] != '1'))
+        return -1;
+    int q = (s[0] - '0') * 1000;
+    if (len == 1)
+        return q;
+    if (s[1] != '.' || len > 5)
+        return -1;
+    int scale = 100;
+    for (size_t i = 2; i < len; i++, scale /= 10) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        q += (s[i] - '0') * scale;
+    }
+    return q > 1000 ? -1 : q;
+}

@@ -35,4 +35,9 @@ enum {
 };
 extern const uint8_t http_ctype[256];
 
+/* A qvalue (RFC 9110 section 12.4.2: "0" [ "." 0*3DIGIT ] / "1" [ "." 0*3("0") ]), the value
+ * of a weight's "q=", in thousandths (0-1000); -1 if s[0..len) is not one. Shared by the
+ * Accept-Encoding negotiation and the listing's Accept preference. */
+int http_token_qvalue(const char *s, size_t len);
+
 #endif

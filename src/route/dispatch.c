@@ -9,6 +9,7 @@
 #include "route/router.h"
 #include "route/target.h"
 #include "serve/admin.h"
+#include "serve/files.h"
 #include "serve/serve.h"
 #include "core/worker.h"
 
@@ -162,6 +163,9 @@ void handler_dispatch(struct http_stream *s)
         break;
     case CFG_ACTION_RESPOND:
         serve_respond(s, s->route);
+        break;
+    case CFG_ACTION_FILES:
+        files_handle(s, s->route);
         break;
     }
 }

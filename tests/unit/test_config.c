@@ -8,6 +8,7 @@
 #include "route/router.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -535,7 +536,7 @@ static void test_error_routes(void)
                   "        redirect: {to: \"http://x/a b\"}\n",
                   "x.yaml:8:18: route '/a' has both 'proxy' and 'respond' (a route has one "
                   "action)\n"
-                  "x.yaml:9:9: route '/b' needs one of 'proxy', 'redirect' or 'respond'\n"
+                  "x.yaml:9:9: route '/b' needs one of 'proxy', 'redirect', 'respond' or 'files'\n"
                   "x.yaml:10:15: route path 'b' must start with '/'\n"
                   "x.yaml:12:15: duplicate route path '/a'\n"
                   "x.yaml:13:36: 'status' must be one of 301, 302, 303, 307, 308\n"
@@ -2551,6 +2552,152 @@ static void test_admin_hosts(void)
                   "x.yaml:1:26: unknown key 'hosts' in listener ':0'\n");
 }
 
+/* ---- files routes (config_files.c) ---- */
+
+static char files_top[64];
+static char messages_cmd[128];
+
+static void files_tree(void)
+{
+    char p[128];
+    snprintf(files_top, sizeof files_top, "/tmp/gh-config-files-XXXXXX");
+    CHECK(mkdtemp(files_top) != NULL);
+    snprintf(p, sizeof p, "%s/www", files_top);
+    CHECK(mkdir(p, 0755) == 0);
+    snprintf(p, sizeof p, "%s/file", files_top);
+    int fd = open(p, O_WRONLY | O_CREAT, 0644);
+    CHECK(fd >= 0);
+    close(fd);
+}
+
+static char *files_yaml(const char *files_part, const char *top_part)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof buf,
+             "listen: [{address: \":0\"}]\n%s"
+             "sites:\n"
+             "  - hosts: [\"*\"]\n"
+             "    routes:\n"
+             "      - path: /\n"
+             "        files:\n%s",
+             top_part, files_part);
+    return buf;
+}
+
+static void test_files_route(void)
+{
+    struct config *c = NULL;
+    char part[1024];
+    struct stat st;
+
+    files_tree();
+    snprintf(part, sizeof part,
+             "          root: %s/www\n"
+             "          index: [a.html, b.html]\n"
+             "          listing: true\n"
+             "          hidden: true\n"
+             "          follow_symlinks: never\n"
+             "          fallback: /app/index.html\n"
+             "          precompressed: [zstd, gzip, br]\n"
+             "          cache_control: \"public, max-age=60\"\n"
+             "          mime_types: {\".wasm\": application/x-mine, map: application/json}\n",
+             files_top);
+    CHECK_EQ_INT(load(files_yaml(part, "files_cache: {entries: 7, valid: 250ms}\n"), &c), 0);
+    if (!c) {
+        fprintf(stderr, "%s", messages);
+        return;
+    }
+    const struct cfg_route *r = &c->sites[0].routes[0];
+    const struct cfg_files *fs = r->files;
+    CHECK(r->action == CFG_ACTION_FILES && fs);
+    CHECK(fs->root_fd >= 0 && fstat(fs->root_fd, &st) == 0 && S_ISDIR(st.st_mode));
+    CHECK(fs->root_ino == (uint64_t)st.st_ino && fs->root_dev == (uint64_t)st.st_dev);
+    CHECK((fcntl(fs->root_fd, F_GETFL) & O_PATH) && (fcntl(fs->root_fd, F_GETFD) & FD_CLOEXEC));
+    CHECK(fs->nindex == 2 && !strcmp(fs->index[0], "a.html") && !strcmp(fs->index[1], "b.html"));
+    CHECK(fs->listing && fs->hidden && fs->follow_symlinks == CFG_FOLLOW_NEVER);
+    CHECK(fs->fallback && !strcmp(fs->fallback, "app/index.html") && fs->fallback_len == 14);
+    CHECK(fs->nprecompressed == 3);
+    CHECK(fs->precompressed[0] == 3 && fs->precompressed[1] == 1 && fs->precompressed[2] == 2);
+    CHECK(fs->cache_control && !strcmp(fs->cache_control, "public, max-age=60"));
+    CHECK(fs->mime && fs->mime == fs->mime_own && c->mime_base);
+    CHECK_EQ_INT(c->files_cache.entries, 7);
+    CHECK_EQ_INT(c->files_cache.valid, 250);
+    int fd = fs->root_fd;
+    config_unref(c);
+    CHECK(fcntl(fd, F_GETFD) < 0 && errno == EBADF); /* closed with the snapshot */
+
+    /* The short form, and the defaults. */
+    snprintf(part, sizeof part,
+             "listen: [{address: \":0\"}]\n"
+             "sites: [{hosts: [\"*\"], routes: [{path: /s, files: %s/www}]}]\n",
+             files_top);
+    CHECK_EQ_INT(load(part, &c), 0);
+    if (!c)
+        return;
+    fs = c->sites[0].routes[0].files;
+    CHECK(fs && fs->root_fd >= 0);
+    CHECK(fs->nindex == 1 && !strcmp(fs->index[0], "index.html"));
+    CHECK(!fs->listing && !fs->hidden && fs->follow_symlinks == CFG_FOLLOW_INSIDE_ROOT);
+    CHECK(!fs->fallback && !fs->nprecompressed && !fs->cache_control && !fs->mime_own);
+    CHECK(fs->mime == c->mime_base);
+    CHECK_EQ_INT(c->files_cache.entries, 1024);
+    CHECK_EQ_INT(c->files_cache.valid, 1000);
+    config_unref(c);
+
+    /* No files route: no table, no descriptor. */
+    CHECK_EQ_INT(load("listen: [{address: \":0\"}]\n"
+                      "sites: [{hosts: [\"*\"], routes: [{path: /, respond: {}}]}]\n",
+                      &c),
+                 0);
+    CHECK(c && !c->mime_base && !c->files);
+    config_unref(c);
+}
+
+static void test_error_files_route(void)
+{
+    char part[1024], want[2048];
+
+    snprintf(part, sizeof part,
+             "          root: %s/nothing\n"
+             "      - path: /b\n"
+             "        files: %s/file\n"
+             "      - path: /c\n"
+             "        files:\n"
+             "          root: %s/www\n"
+             "          precompressed: [br, deflate, br]\n"
+             "          follow_symlinks: sometimes\n"
+             "          mime_types: {\".x\": \"not a type\", \"a/b\": text/plain}\n"
+             "          fallback: index.html\n"
+             "          index: [\"..\", ok.html]\n"
+             "          cache_control: \"\"\n"
+             "          strip_prefix: true\n"
+             "      - path: /d\n"
+             "        files: {listing: true}\n"
+             "      - path: /e\n"
+             "        files: /\n"
+             "        proxy: nowhere\n",
+             files_top, files_top, files_top);
+    snprintf(want, sizeof want,
+             "x.yaml:2:24: 'entries' must be an integer 0..1048576\n"
+             "x.yaml:8:17: files root '%s/nothing' does not exist\n"
+             "x.yaml:10:16: files root '%s/file' is not a directory\n"
+             "x.yaml:14:31: unknown precompressed coding 'deflate' (expected br, zstd or gzip)\n"
+             "x.yaml:14:40: precompressed coding 'br' is listed twice\n"
+             "x.yaml:15:28: 'follow_symlinks' must be one of inside_root, always, never\n"
+             "x.yaml:16:30: bad media type 'not a type' for '.x' (like application/wasm)\n"
+             "x.yaml:16:44: bad extension 'a/b' in 'mime_types' (like .wasm)\n"
+             "x.yaml:17:21: fallback 'index.html' must be a file's path under root, like "
+             "/index.html (no '.' or '..' segments, '?', '#' or '\\')\n"
+             "x.yaml:18:19: index '..' must be a file name (no '/', not '.' or '..')\n"
+             "x.yaml:19:26: 'cache_control' must be a header value (printable, one line)\n"
+             "x.yaml:20:11: unknown key 'strip_prefix' in 'files'\n"
+             "x.yaml:22:16: missing required key 'root' in 'files'\n"
+             "x.yaml:25:16: route '/e' has both 'files' and 'proxy' (a route has one action)\n"
+             "x.yaml:25:16: undefined upstream 'nowhere'\n",
+             files_top, files_top);
+    EXPECT_ERRORS(files_yaml(part, "files_cache: {entries: 2000000}\n"), want);
+}
+
 int main(void)
 {
     test_example();
@@ -2604,6 +2751,10 @@ int main(void)
     test_lookup_system();
     test_addrs_text();
     test_reresolve();
+    test_files_route();
+    test_error_files_route();
+    snprintf(messages_cmd, sizeof messages_cmd, "rm -rf '%s'", files_top);
+    CHECK(system(messages_cmd) == 0);
     free(messages);
     return check_done("config");
 }

@@ -79,9 +79,29 @@ static void test_token_eq(void)
     CHECK_EQ_INT(bad, 0);
 }
 
+static void test_qvalue(void)
+{
+    static const struct {
+        const char *s;
+        int q;
+    } cases[] = {
+        {"0", 0},      {"1", 1000},     {"0.5", 500},   {"0.25", 250},  {"0.125", 125},
+        {"1.0", 1000}, {"1.000", 1000}, {"0.", 0},      {"1.", 1000},   {"0.000", 0},
+        {"", -1},      {"2", -1},       {"1.001", -1},  {"0.1234", -1}, {".5", -1},
+        {"0,5", -1},   {"0.5 ", -1},    {"1.0000", -1}, {"-0", -1},     {"0.a", -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int q = http_token_qvalue(cases[i].s, strlen(cases[i].s));
+        if (q != cases[i].q)
+            fprintf(stderr, "qvalue \"%s\": %d, want %d\n", cases[i].s, q, cases[i].q);
+        CHECK(q == cases[i].q);
+    }
+}
+
 int main(void)
 {
     test_classes();
     test_token_eq();
+    test_qvalue();
     return check_done("token");
 }
