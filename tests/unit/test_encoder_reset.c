@@ -1,10 +1,10 @@
 /* encoder_reset: a used encoder (finished, or left mid-body) encodes the next body from scratch
  * at the new level, decodable on its own; brotli has no reset and says so. */
 #include "check.h"
+#include "gunzip.h"
 #include "http/encoder.h"
 
 #include <stdlib.h>
-#include <zlib.h>
 #include <zstd.h>
 
 static size_t encode_all(struct encoder *e, const char *in, size_t len, char *out, size_t cap)
@@ -31,15 +31,8 @@ static size_t encode_all(struct encoder *e, const char *in, size_t len, char *ou
 
 static size_t decode_gzip(const char *in, size_t len, char *out, size_t cap)
 {
-    z_stream z = {0};
-    inflateInit2(&z, 15 + 16);
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)len;
-    z.next_out = (Bytef *)out;
-    z.avail_out = (uInt)cap;
-    int r = inflate(&z, Z_FINISH);
-    size_t n = cap - z.avail_out;
-    inflateEnd(&z);
+    int r;
+    size_t n = gunzip(in, len, out, cap, &r);
     return r == Z_STREAM_END ? n : 0;
 }
 
