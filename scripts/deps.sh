@@ -26,6 +26,8 @@ config/config_routes.c -> http/path.h
 config/config_tls.c -> net/tls.h
 config/config_tls.c -> net/tls_client.h
 config/config_upstreams.c -> net/tls_client.h
+# compress: codings and levels are checked with the names and limits of the encoder.
+config/config_compress.c -> http/encoder.h
 # files routes: the Content-Type tables are built once per snapshot (serve/mime.h), and the
 # precompressed codings are stored as encoder kinds (http/encoder.h).
 config/config_files.c -> http/encoder.h

@@ -9,6 +9,7 @@ PACKAGES=(
   zlib1g-dev libbrotli-dev libzstd-dev
   clang libclang-rt-14-dev llvm clang-tidy cppcheck
   python3 python3-pytest python3-requests python3-h2 python3-hpack python3-websockets
+  python3-brotli python3-zstandard
   curl nginx-light haproxy wrk nghttp2-client testssl.sh
 )
 

@@ -6,6 +6,7 @@
 #include "config/refresh.h"
 #include "core/sock.h"
 #include "core/worker.h"
+#include "http/compress.h"
 #include "http/h1_server.h"
 #include "http/http_conn.h"
 #include "net/conn.h"
@@ -320,6 +321,7 @@ static void worker_modules_fini(struct worker *w)
     freelist_fini(&w->proxies);
     files_worker_fini(w);
     h1_worker_fini(w);
+    compress_worker_fini(w);
 }
 
 static const struct worker_hooks worker_hooks = {

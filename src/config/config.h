@@ -236,6 +236,20 @@ struct cfg_files_cache {
     uint32_t valid;   /* ms, default 1000: older entries are revalidated with one stat */
 };
 
+/* Compression of responses (key `compress`, on a site or a route; config_compress.c). `true` is
+ * every default, `false` is off (a route's turns its site's off). The codings are values of
+ * enum encoder_kind (http/encoder.h), kept as ints so that config.h stays below http. */
+#define CFG_COMPRESS_KINDS 4 /* enum encoder_kind's ENCODER_KIND_COUNT */
+struct cfg_compress {
+    bool on;
+    int algorithms[CFG_COMPRESS_KINDS]; /* server preference; default zstd, br, gzip */
+    size_t nalgorithms;
+    int level[CFG_COMPRESS_KINDS]; /* by coding; defaults gzip 5, br 4, zstd 3 */
+    uint64_t min_size;             /* bytes, default 1k; by Content-Length */
+    const char *const *types;      /* media ranges: type/subtype, type/star, star/star */
+    size_t ntypes;
+};
+
 struct cfg_route {
     char *path; /* prefix, starts with '/', no trailing '/' unless it is "/" */
     size_t path_len;
@@ -255,6 +269,7 @@ struct cfg_route {
     char **rewrite_names;             /* extra internal origins, e.g. "http://jenkins:8080" */
     size_t nrewrite_names;
     uint64_t max_body_size;                   /* 0 = limits.max_body_size applies */
+    const struct cfg_compress *compress;      /* NULL: the site's; else replaces it */
     struct cfg_header_rules request_headers;  /* to the upstream */
     struct cfg_header_rules response_headers; /* to the client, after the site's */
     struct cfg_files *files;                  /* files routes */
@@ -270,6 +285,7 @@ struct cfg_site {
     struct cfg_header_rules response_headers; /* every response of the site */
     char *hsts; /* Strict-Transport-Security value on HTTPS responses (key `hsts`), or NULL */
     bool case_insensitive_paths; /* route prefixes ignore ASCII case (key of that name) */
+    const struct cfg_compress *compress; /* NULL: no compression (or a route's) */
 };
 
 /* A listener's TLS settings (key `tls:`). The certificates are loaded and checked when the

@@ -262,6 +262,7 @@ static const struct field route_fields[] = {
     {FIELD("rewrite_names", conv_rewrite_names, struct cfg_route, rewrite_names, NULL),
      .flags = F_PROXY},
     {FIELD("max_body_size", cfg_conv_size64, struct cfg_route, max_body_size, "0")},
+    {FIELD("compress", cfg_conv_compress, struct cfg_route, compress, NULL)},
     {FIELD("request_headers", cfg_conv_header_rules, struct cfg_route, request_headers, NULL),
      .flags = F_PROXY, .sub = &cfg_request_rules},
     {FIELD("response_headers", cfg_conv_header_rules, struct cfg_route, response_headers, NULL),

@@ -133,6 +133,7 @@ static const struct field site_fields[] = {
     {FIELD("hsts", cfg_conv_text, struct cfg_site, hsts, NULL)},
     {FIELD("case_insensitive_paths", cfg_conv_bool, struct cfg_site, case_insensitive_paths,
            "false")},
+    {FIELD("compress", cfg_conv_compress, struct cfg_site, compress, NULL)},
 };
 static const struct fields site_table = FIELDS(site_fields);
 

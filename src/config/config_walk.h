@@ -173,6 +173,10 @@ void cfg_conv_routes(struct load *ld, const struct field *f, const struct ynode 
 /* The upstream named `name`, or NULL. Valid once `upstreams` has been converted. */
 struct cfg_upstream *cfg_find_upstream(struct load *ld, const char *name);
 
+/* `compress` of a site or a route (config_compress.c): true, false or a map, into the
+ * const struct cfg_compress * at base + f->offset. */
+void cfg_conv_compress(struct load *ld, const struct field *f, const struct ynode *val, void *base);
+
 /* Static files (config_files.c): a route's `files` (a map, or the root alone) into the route at
  * base; the top-level `files_cache` table; cfg_files_free closes the roots' descriptors and
  * frees the type tables of a snapshot, complete or half-built. */

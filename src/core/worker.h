@@ -19,6 +19,7 @@
 struct config;
 struct upool;
 struct checker;
+struct compress_worker;
 struct files_worker;
 struct worker;
 
@@ -107,6 +108,7 @@ struct worker {
     struct freelist proxies;   /* struct proxy, one per proxied exchange */
     struct h1_heads *h1_heads; /* free header arrays for request heads (see h1_server.c) */
     unsigned h1_nheads;
+    struct compress_worker *compress; /* idle encoders for reuse (http/compress.c) */
     struct log_buf access;
     struct ev_defer access_flush;
     struct config *config; /* snapshot for new requests; the worker holds one reference */

@@ -167,12 +167,8 @@ static bool encoder_zstd_set(ZSTD_CCtx *c, ZSTD_cParameter p, int v)
     return !ZSTD_isError(ZSTD_CCtx_setParameter(c, p, v));
 }
 
-static bool encoder_start_zstd(struct encoder *enc, int level)
+static bool encoder_zstd_params(ZSTD_CCtx *c, int level)
 {
-    enc->u.zstd = ZSTD_createCCtx();
-    if (!enc->u.zstd)
-        return false;
-    ZSTD_CCtx *c = enc->u.zstd;
     if (!encoder_zstd_set(c, ZSTD_c_compressionLevel, level) ||
         !encoder_zstd_set(c, ZSTD_c_windowLog, ENCODER_ZSTD_WINDOWLOG))
         return false;
@@ -181,6 +177,12 @@ static bool encoder_start_zstd(struct encoder *enc, int level)
                        !encoder_zstd_set(c, ZSTD_c_chainLog, ENCODER_ZSTD_TABLELOG_MAX)))
         return false;
     return true;
+}
+
+static bool encoder_start_zstd(struct encoder *enc, int level)
+{
+    enc->u.zstd = ZSTD_createCCtx();
+    return enc->u.zstd && encoder_zstd_params(enc->u.zstd, level);
 }
 
 static void encoder_end_library(struct encoder *enc)
@@ -221,6 +223,32 @@ struct encoder *encoder_start(enum encoder_kind kind, int level)
         encoder_end_library(enc);
     free(enc);
     return NULL;
+}
+
+/* A used encoder made new: same kind, the library's memory kept (zlib's deflateReset, zstd's
+ * session reset), so a worker that compresses many small responses does not allocate and
+ * fault in an encoder's tables for each. Brotli has no reset. */
+bool encoder_reset(struct encoder *enc, int level)
+{
+    if (level < 0)
+        level = encoder_default_level(enc->kind);
+    if (!encoder_level_valid(enc->kind, level))
+        return false;
+    enc->finished = false;
+    enc->total_in = enc->total_out = 0;
+    switch (enc->kind) {
+    case ENCODER_GZIP:
+        return deflateReset(&enc->u.gz) == Z_OK &&
+               deflateParams(&enc->u.gz, level, Z_DEFAULT_STRATEGY) == Z_OK;
+    case ENCODER_ZSTD: {
+        ZSTD_CCtx *c = enc->u.zstd;
+        if (ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters)))
+            return false;
+        return encoder_zstd_params(c, level);
+    }
+    default:
+        return false;
+    }
 }
 
 /* ---- push ---- */

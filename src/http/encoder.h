@@ -82,6 +82,10 @@ enum encoder_kind encoder_kind_parse(const char *s, size_t len);
  * memory. */
 struct encoder *encoder_start(enum encoder_kind kind, int level);
 
+/* Makes a used encoder new for another body at `level` (< 0: the default), keeping the library's
+ * allocations. False when its kind has no reset (br) or on error: free it and start another. */
+bool encoder_reset(struct encoder *enc, int level);
+
 /* Compress in[0..in_len) into out[0..out_cap), out_cap >= ENCODER_OUT_MIN. *in_used and *out_len
  * say how much was consumed and produced by this call. See the top of this file for the loop. */
 enum encoder_result encoder_push(struct encoder *enc, const void *in, size_t in_len,

@@ -3,6 +3,7 @@
 #include "http/respond.h"
 
 #include "config/config.h"
+#include "http/compress.h"
 #include "http/fields.h"
 #include "http/request.h"
 #include "http/token.h"
@@ -29,21 +30,23 @@ int handler_send_head(struct http_stream *s, const struct http_response *res)
     const struct cfg_header_rules *site = s->site ? &s->site->response_headers : NULL;
     const struct cfg_header_rules *route = s->route ? &s->route->response_headers : NULL;
     bool hsts = res->status >= 200 && wants_hsts(s, res);
-    if (res->status < 200 || (!site && !route && !hsts))
+    if (res->status < 200)
         return s->ops->send_head(s, res);
+    if (!site && !route && !hsts)
+        return compress_send_head(s, res);
     struct http_field a[MAX_OUT_FIELDS], b[MAX_OUT_FIELDS];
     long n = fields_apply(res->fields, res->nfields, site, a, MAX_OUT_FIELDS);
     if (n >= 0)
         n = fields_apply(a, (size_t)n, route, b, MAX_OUT_FIELDS - 1);
     if (n < 0)
-        return s->ops->send_head(s, res); /* too many to filter: send as produced */
+        return compress_send_head(s, res); /* too many to filter: send as produced */
     if (hsts)
         b[n++] = (struct http_field){"Strict-Transport-Security", s->site->hsts, 25,
                                      (uint32_t)strlen(s->site->hsts)};
     struct http_response out = *res;
     out.fields = b;
     out.nfields = (size_t)n;
-    return s->ops->send_head(s, &out);
+    return compress_send_head(s, &out);
 }
 
 void http_respond(struct http_stream *s, int status, const char *ctype, const char *body,

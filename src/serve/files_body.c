@@ -103,6 +103,7 @@ static enum step send_framing(struct files_xfer *x)
 static void log_short(struct files_xfer *x, ssize_t got, int err)
 {
     struct http_stream *s = x->s;
+    unsigned long long at = x->off + (got > 0 ? (uint64_t)got : 0);
     if (got < 0)
         log_msg(&s->worker->srv->log, LOG_WARN,
                 "files: client %s: reading '%s' failed at offset %llu: %s; response aborted",
@@ -111,8 +112,7 @@ static void log_short(struct files_xfer *x, ssize_t got, int err)
         log_msg(&s->worker->srv->log, LOG_WARN,
                 "files: client %s: '%s' ended at offset %llu of the %llu bytes it had "
                 "(truncated while being sent); response aborted",
-                s->peer, x->e->rel, (unsigned long long)(x->off + (uint64_t)got),
-                (unsigned long long)x->plan.size);
+                s->peer, x->e->rel, at, (unsigned long long)x->plan.size);
 }
 
 static enum step send_copy(struct files_xfer *x)

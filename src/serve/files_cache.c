@@ -173,6 +173,7 @@ static struct files_entry *entry_open(const struct cfg_files *fs, const char *re
     } else if (S_ISREG(e->st.st_mode)) {
         e->etag_len = http_etag_file(e->etag, (uint64_t)e->st.st_ino, (uint64_t)e->st.st_size,
                                      e->st.st_mtim.tv_sec, e->st.st_mtim.tv_nsec);
+        httpdate_format(e->st.st_mtim.tv_sec, e->last_modified);
     }
     return e;
 }

@@ -12,6 +12,7 @@
 #ifndef GH_SERVE_FILES_CACHE_H
 #define GH_SERVE_FILES_CACHE_H
 
+#include "core/httpdate.h"
 #include "http/conditional.h"
 
 #include <stdbool.h>
@@ -28,6 +29,7 @@ struct files_entry {
     struct stat st;
     char etag[HTTP_ETAG_FILE_MAX]; /* regular files: the strong validator, quotes included */
     size_t etag_len;
+    char last_modified[HTTPDATE_LEN + 1]; /* regular files: the mtime as an IMF-fixdate */
     /* The cache's own bookkeeping. */
     unsigned refs;
     bool cached; /* in the table (else freed at its last reference) */

@@ -3,7 +3,6 @@
  * response carries: Content-Type, ETag, Last-Modified, Accept-Ranges, nosniff, Cache-Control,
  * Vary. The body goes to files_body.c. */
 #include "config/config.h"
-#include "core/httpdate.h"
 #include "core/worker.h"
 #include "http/accept_encoding.h"
 #include "http/conditional.h"
@@ -134,7 +133,6 @@ static int choose_sibling(struct files_req *q, struct siblings *sb)
 struct answer {
     struct http_field f[FIELDS_MAX];
     size_t n;
-    char last_modified[HTTPDATE_LEN + 1];
     char content_range[HTTP_RANGE_CR_MAX];
     char multipart_type[64 + HTTP_RANGE_BOUNDARY_LEN];
     char boundary[HTTP_RANGE_BOUNDARY_LEN + 1];
@@ -151,9 +149,8 @@ static void add(struct answer *a, const char *name, const char *value, size_t vl
 static void validators(struct answer *a, const struct files_req *q, const struct files_entry *e,
                        bool vary)
 {
-    httpdate_format(e->st.st_mtim.tv_sec, a->last_modified);
     add(a, "ETag", e->etag, e->etag_len);
-    add(a, "Last-Modified", a->last_modified, HTTPDATE_LEN);
+    add(a, "Last-Modified", e->last_modified, HTTPDATE_LEN);
     if (q->fs->cache_control)
         add(a, "Cache-Control", q->fs->cache_control, strlen(q->fs->cache_control));
     if (vary)

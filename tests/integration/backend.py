@@ -65,6 +65,13 @@ send the head, wait MS ms, then send the body (two segments, as many app servers
   /upgrade-echo           101 switching to the Upgrade asked for (default "echo"), then every
                           byte back as it comes; at the client's FIN, FIN back (half-close)
       greet=TEXT            bytes sent in the same segment as the 101 head
+  /text?n=N               N bytes of compressible text (text_bytes(): numbered lines of words),
+                          Content-Type text/plain (ctype=T replaces it, e.g. application/json),
+                          Content-Length; chunked=1 -> chunked; chunk=K -> size of each write
+                          (default 64 KiB); pause_at=K&pause_ms=MS as /bytes; HEAD: head only
+  /sse?events=N           text/event-stream, chunked: N events "id: I\ndata: ...\n\n" (about
+                          200 bytes each), interval_ms=MS apart (default 200), then the last chunk;
+                          every event counts in bytes_sent once written
 """
 
 import argparse
@@ -99,6 +106,21 @@ def pattern_bytes(n):
     out = bytearray()
     while len(out) < n:
         out += pattern(len(out), min(MAX_SLICE, n - len(out)))
+    return bytes(out)
+
+
+_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+          "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo")
+_TEXT = "".join(f"{i:06d} {' '.join(_WORDS[(i * 7 + j) % len(_WORDS)] for j in range(8))}\n"
+                for i in range(24000)).encode()  # about 1.3 MiB: compresses like real text
+
+
+def text_bytes(offset, length):
+    """length bytes of the compressible text from absolute offset (it repeats)."""
+    out = bytearray()
+    while len(out) < length:
+        p = (offset + len(out)) % len(_TEXT)
+        out += _TEXT[p:p + length - len(out)]
     return bytes(out)
 
 
@@ -565,6 +587,10 @@ class Backend:
             return False
         if path == "/ws":
             return self._websocket(conn, req)
+        if path == "/text":
+            return self._text(conn, req)
+        if path == "/sse":
+            return self._sse(conn, req)
         if path == "/upgrade-echo":
             return self._upgrade_echo(conn, req)
         if path == "/health" or path.startswith("/health/"):
@@ -687,6 +713,45 @@ class Backend:
         if chunked:
             conn.sock.sendall(b"0\r\n\r\n")
         return ka
+
+    def _text(self, conn, req):
+        n = req.qint("n", 0)
+        step = max(1, min(req.qint("chunk", 65536), MAX_SLICE))
+        chunked = req.q("chunked") == "1"
+        ka = req.keep_alive()
+        hdrs = [("Content-Type", req.q("ctype", "text/plain"))]
+        hdrs.append(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(n)))
+        self._send_head(conn, req, 200, hdrs, ka)
+        if req.method == "HEAD":
+            return ka
+        sent, pause_at = 0, req.qint("pause_at", -1)
+        while sent < n:
+            if sent == pause_at:
+                self.stopping.wait(req.qint("pause_ms", 1000) / 1000)
+            k = min(step, n - sent, pause_at - sent if pause_at > sent else n)
+            data = text_bytes(sent, k)
+            conn.sock.sendall(b"%x\r\n%s\r\n" % (k, data) if chunked else data)
+            sent += k
+            with self.lock:
+                self.bytes_sent += k
+        if chunked:
+            conn.sock.sendall(b"0\r\n\r\n")
+        return ka
+
+    def _sse(self, conn, req):
+        hdrs = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
+                ("Transfer-Encoding", "chunked")]
+        self._send_head(conn, req, 200, hdrs, req.keep_alive())
+        interval = req.qint("interval_ms", 200) / 1000
+        for i in range(req.qint("events", 5)):
+            if i:
+                self.stopping.wait(interval)
+            ev = b"id: %d\ndata: %s\n\n" % (i, text_bytes(i * 180, 180).replace(b"\n", b" "))
+            conn.sock.sendall(b"%x\r\n%s\r\n" % (len(ev), ev))
+            with self.lock:
+                self.bytes_sent += len(ev)
+        conn.sock.sendall(b"0\r\n\r\n")
+        return req.keep_alive()
 
 
 def main():

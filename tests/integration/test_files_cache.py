@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, SANITIZER, T, Gatehouse, H1, base_config, get, wait_until
+from conftest import GATEHOUSE_BIN, T, Gatehouse, H1, get, wait_until
 from test_files_handler import NUMBERS, files_config, make_tree
 
 MiB = 1 << 20
@@ -280,3 +280,87 @@ def test_check_short_form_and_files_cache_bounds(tmp_path):
     assert f"{cfg}:2:24: " in p.stderr and "entries" in p.stderr
     assert "files root '/nonexistent-root' does not exist" in p.stderr
     assert str(root) not in p.stderr
+
+
+# ---- reload -----------------------------------------------------------------------------------
+
+def test_reload_switches_root_and_cache_settings(tmp_path, gatehouse):
+    import signal
+    a = make_tree(tmp_path / "a")
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "numbers.txt").write_bytes(b"from b\n")
+    gh = gatehouse(files_config(a, files_cache={"entries": 8, "valid": "1h"}))
+    with H1(gh.port) as kept:               # a connection from before the reload
+        assert kept.request("GET", "/numbers.txt").body == NUMBERS
+        gh.write_config(files_config(b, files_cache={"entries": 0}))
+        mark = gh.err_mark()
+        gh.send_signal(signal.SIGHUP)
+        gh.wait_err(r"configuration reloaded", since=mark, timeout=10)
+        assert get(gh.port, "/numbers.txt").body == b"from b\n"   # not a's cached entry
+        assert kept.request("GET", "/numbers.txt").body == b"from b\n"
+    # A root that no longer exists on reload: refused, the running one is kept.
+    gh.write_config(files_config(tmp_path / "gone"))
+    mark = gh.err_mark()
+    gh.send_signal(signal.SIGHUP)
+    gh.wait_err(r"does not exist", since=mark, timeout=10)
+    assert get(gh.port, "/numbers.txt").body == b"from b\n"
+
+
+# ---- back-pressure: a client that stops reading holds one buffer ---------------------------
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_stalled_clients_hold_no_more_than_a_buffer_each(tmp_path, gatehouse, tls):
+    import ssl
+    from conftest import RssSampler, rss_kib
+    from test_files_handler import make_cert
+    root = make_tree(tmp_path / "www")
+    size = 256 * MiB
+    with open(root / "huge.bin", "wb") as f:      # sparse: cheap to make, real bytes to send
+        f.truncate(size)
+        f.seek(size - 5)
+        f.write(b"tail!")
+    listen = [{"address": "127.0.0.1:0"}]
+    if tls:
+        crt, key = make_cert(tmp_path)
+        listen[0]["tls"] = {"certificates": [{"cert": str(crt), "key": str(key)}]}
+    gh = gatehouse(files_config(root, listen=listen, limits={"send_timeout": "30s"}))
+
+    def connect():
+        s = socket.create_connection(("127.0.0.1", gh.port), timeout=T(20))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s = ctx.wrap_socket(s, server_hostname="files.example")
+        s.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        got = b""
+        while len(got) < MiB:
+            got += s.recv(65536)
+        return s, got
+
+    before = rss_kib(gh.pid)
+    clients = []
+    with RssSampler(gh.pid) as rss:
+        for _ in range(8):
+            clients.append(connect())
+        time.sleep(1.5)                           # every worker-side buffer has filled by now
+    grown = rss.max_kib - before
+    # Eight transfers, each with its one 64 KiB buffer (and, over TLS, OpenSSL's record
+    # buffers): far below one MiB each, where reading ahead of the client would cost 256 MiB.
+    assert grown < 8 * 1024, f"RSS grew {grown} KiB for 8 stalled clients"
+    s, got = clients[0]
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % size in head
+    n = len(body)
+    tail = body[-5:]
+    while n < size:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        n += len(d)
+        tail = (tail + d)[-5:]
+    assert n == size and tail == b"tail!"
+    for c, _ in clients:
+        c.close()

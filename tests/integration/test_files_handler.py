@@ -683,3 +683,16 @@ def test_over_tls(tmp_path, gatehouse, proto):
     status, h, body = curl_get(url + "/app.js", *args, "-H", "Accept-Encoding: zstd")
     assert h["content-encoding"] == "zstd" and decode("zstd", body) == JS
     assert h["vary"] == "Accept-Encoding"
+
+
+def test_a_route_of_its_own_serves_a_dot_directory(tmp_path, gatehouse):
+    root = make_tree(tmp_path / "www")
+    acme = tmp_path / "acme"
+    acme.mkdir()
+    (acme / "tok123").write_bytes(b"tok123.key\n")
+    gh = gatehouse(files_config(root, routes=[
+        {"path": "/.well-known/acme-challenge", "files": {"root": str(acme)}},
+        {"path": "/", "files": {"root": str(root)}}]))
+    assert get(gh.port, "/.well-known/acme-challenge/tok123").body == b"tok123.key\n"
+    assert get(gh.port, "/.well-known/other").status == 404
+    assert get(gh.port, "/.env").status == 404

@@ -3,6 +3,7 @@
  * rechecked), reference counts that keep an evicted entry's descriptor open, and the key
  * (root identity, path, symlink mode). */
 #include "check.h"
+#include "tmp_tree.h"
 #include "config/config.h"
 #include "serve/files_cache.h"
 
@@ -12,16 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char top[64];
+static struct tmp_tree tree;
 
 static void put(const char *rel, const char *body)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", top, rel);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    CHECK(fd >= 0);
-    CHECK(write(fd, body, strlen(body)) == (ssize_t)strlen(body));
-    close(fd);
+    tmp_tree_put(&tree, rel, body);
 }
 
 static struct cfg_files files_at(const char *dir, int follow)
@@ -180,16 +176,15 @@ static void test_no_cache(struct cfg_files *fs)
 int main(void)
 {
     char path[128];
-    snprintf(top, sizeof top, "/tmp/gh-files-cache-XXXXXX");
-    CHECK(mkdtemp(top) != NULL);
+    tmp_tree_make(&tree, "files-cache");
     put("a.txt", "a");
     put("b.txt", "b");
     put("c.txt", "c");
-    snprintf(path, sizeof path, "%s/link", top);
+    tmp_tree_at(&tree, "link", path, sizeof path);
     CHECK(symlink("a.txt", path) == 0);
-    snprintf(path, sizeof path, "%s/other", top);
+    tmp_tree_at(&tree, "other", path, sizeof path);
     CHECK(mkdir(path, 0755) == 0);
-    struct cfg_files fs = files_at(top, CFG_FOLLOW_INSIDE_ROOT);
+    struct cfg_files fs = files_at(tree.top, CFG_FOLLOW_INSIDE_ROOT);
     struct cfg_files other = files_at(path, CFG_FOLLOW_INSIDE_ROOT);
     test_hits_and_lru(&fs);
     test_in_use_survives_eviction(&fs);
@@ -198,7 +193,6 @@ int main(void)
     test_no_cache(&fs);
     close(fs.root_fd);
     close(other.root_fd);
-    snprintf(path, sizeof path, "rm -rf '%s'", top);
-    CHECK(system(path) == 0);
+    tmp_tree_remove(&tree);
     return check_done("files_cache");
 }

@@ -2,6 +2,7 @@
  * refused when it holds NUL, a backslash, an encoded separator or a dot-file), and openat2 below
  * root in each follow_symlinks mode, over a temporary tree. */
 #include "check.h"
+#include "tmp_tree.h"
 #include "config/config.h"
 #include "serve/files_path.h"
 
@@ -13,29 +14,23 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static char top[64];
+static struct tmp_tree tree;
 static int root_fd = -1;
 
 static void put(const char *rel, const char *body)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", top, rel);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    CHECK(fd >= 0);
-    CHECK(write(fd, body, strlen(body)) == (ssize_t)strlen(body));
-    close(fd);
+    tmp_tree_put(&tree, rel, body);
 }
 
 static void at(const char *rel, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/%s", top, rel);
+    tmp_tree_at(&tree, rel, out, cap);
 }
 
 static void make_tree(void)
 {
     char p[256], q[256];
-    snprintf(top, sizeof top, "/tmp/gh-files-path-XXXXXX");
-    CHECK(mkdtemp(top) != NULL);
+    tmp_tree_make(&tree, "files-path");
     at("www", p, sizeof p);
     mkdir(p, 0755);
     at("www/sub", p, sizeof p);
@@ -61,10 +56,8 @@ static void make_tree(void)
 
 static void remove_tree(void)
 {
-    char cmd[128];
     close(root_fd);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
-    CHECK(system(cmd) == 0);
+    tmp_tree_remove(&tree);
 }
 
 /* ---- files_path_relative ---- */
