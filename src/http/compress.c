@@ -466,7 +466,10 @@ static enum send_result pump(struct compress *f)
 {
     for (;;) {
         struct buf *b = f->out;
-        if (!f->blocked && buf_len(b) && (f->send_wanted || buf_room(b) < COMPRESS_ROOM_MIN)) {
+        /* Out goes when full, when a flush completed, and once the trailer is in: all of it,
+         * even when the codec took only part of a copied tail before it filled up. */
+        bool want = f->send_wanted || f->finished || buf_room(b) < COMPRESS_ROOM_MIN;
+        if (!f->blocked && buf_len(b) && want) {
             if (send_out(f) == SEND_ERROR)
                 return SEND_ERROR;
             continue;
