@@ -276,8 +276,9 @@ def test_file_above_4gib_downloads_whole_over_plain_h1(gatehouse, site, big_file
         rest += s.recv(100)
     assert status == 200 and rest == b"small file\n"
     s.close()
-    line = [l for l in gh.access_lines() if "/big.bin" in l][-1]
-    assert f" 200 {BIG_SIZE} " in line, line
+    # The log line is written when the exchange ends; the test reads stdout on its own thread.
+    lines = wait_until(lambda: [l for l in gh.access_lines() if "/big.bin" in l])
+    assert lines and f" 200 {BIG_SIZE} " in lines[-1], gh.access_lines()
 
 
 # ---- (c) a client that stops reading -------------------------------------------------------------
