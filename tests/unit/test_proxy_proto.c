@@ -116,7 +116,8 @@ static size_t v2(uint8_t *out, uint8_t cmd, uint8_t fam, const uint8_t *body, si
     out[13] = fam;
     out[14] = (uint8_t)(blen >> 8);
     out[15] = (uint8_t)blen;
-    memcpy(out + 16, body, blen);
+    if (blen) /* body may be NULL for an empty address block */
+        memcpy(out + 16, body, blen);
     return 16 + blen;
 }
 
