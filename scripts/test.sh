@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: setup, build, unit tests, static analysis (make lint: clang-tidy and
 # cppcheck), integration tests, the sanitizer pass (ASan+UBSan, slow tests excluded) and each
-# libFuzzer harness for FUZZ_SECONDS (default 15).
+# libFuzzer harness for FUZZ_SECONDS (default 10).
 # Exits non-zero if anything failed; the last line is always `N passed, N failed`, summing the
 # pytest counts, the unit-test counts, one for lint and one per fuzz harness.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 JOBS=$(nproc 2>/dev/null || echo 2)
 LOGS=build/test-logs
 PASSED=0
