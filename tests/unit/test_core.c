@@ -126,6 +126,43 @@ static void test_timers(void)
     ev_loop_fini(&l);
 }
 
+static int next_runs;
+static struct ev_loop *next_loop;
+static struct ev_timer next_timer, next_peer;
+
+static void on_next(struct ev_timer *t)
+{
+    next_runs++;
+    ev_timer_start(next_loop, t, 0); /* yields: continue on the next turn */
+}
+
+static void on_next_peer(struct ev_timer *t)
+{
+    (void)t;
+    next_runs += 1000;
+}
+
+/* A timer re-armed with 0 ms by its own callback runs once per turn, not again in the same
+ * pass (which would loop within one turn and starve the I/O); a timer armed before the pass
+ * with the same deadline still runs in it. */
+static void test_timer_next_turn(void)
+{
+    struct ev_loop l;
+    CHECK(ev_loop_init(&l) == 0);
+    next_loop = &l;
+    next_timer.cb = on_next;
+    next_peer.cb = on_next_peer;
+    ev_timer_start(&l, &next_timer, 0);
+    ev_timer_start(&l, &next_peer, 0);
+    ev_loop_turn(&l, 0);
+    CHECK_EQ_INT(next_runs, 1001);
+    ev_loop_turn(&l, 0);
+    CHECK_EQ_INT(next_runs, 1002);
+    CHECK(ev_timer_armed(&next_timer));
+    ev_timer_stop(&l, &next_timer);
+    ev_loop_fini(&l);
+}
+
 static int defer_runs;
 static struct ev_defer d1, d2;
 static struct ev_loop *defer_loop;
@@ -164,6 +201,7 @@ int main(void)
     test_freelist();
     test_outq();
     test_timers();
+    test_timer_next_turn();
     test_defer();
     return check_done("core");
 }
