@@ -141,12 +141,11 @@ void ev_defer(struct ev_loop *l, struct ev_defer *d)
     l->defer_tail = &d->next;
 }
 
-/* The timers due now and armed before the pass: one armed by a callback (0 ms, to continue
- * after the next turn's I/O) sorts after every timer due now, so the pass ends there rather
- * than running it again and again within one turn. */
-static void run_timers(struct ev_loop *l)
+/* The timers due now and armed before this turn's epoll_wait. One armed since (with 0 ms, to
+ * continue after other connections' I/O) sorts after every timer due now, so the pass ends
+ * there: it runs after the next epoll_wait, not again and again within this turn. */
+static void run_timers(struct ev_loop *l, uint64_t last)
 {
-    uint64_t last = l->timer_seq;
     while (l->nheap && l->heap[0]->deadline <= l->now && l->heap[0]->seq <= last) {
         struct ev_timer *t = l->heap[0];
         ev_timer_stop(l, t);
@@ -170,6 +169,7 @@ void ev_run_defers(struct ev_loop *l)
 void ev_loop_turn(struct ev_loop *l, int max_wait_ms)
 {
     struct epoll_event evs[256];
+    uint64_t armed_before = l->timer_seq;
     int wait = max_wait_ms;
     if (l->defer_head)
         wait = 0;
@@ -187,6 +187,6 @@ void ev_loop_turn(struct ev_loop *l, int max_wait_ms)
     }
     if (n < 0 && errno != EINTR)
         l->stop = true;
-    run_timers(l);
+    run_timers(l, armed_before);
     ev_run_defers(l);
 }

@@ -45,9 +45,9 @@ int ev_io_add(struct ev_loop *l, struct ev_io *io, uint32_t events);
 void ev_io_del(struct ev_loop *l, struct ev_io *io);
 
 /* Arm (or re-arm) a timer `ms` from now; stop it. Stopping an unarmed timer is a no-op.
- * A timer armed with 0 ms runs in this turn's timer pass when armed before it (during I/O), in
- * the next turn's (after its I/O) when armed by a timer's callback: "continue on the next turn"
- * for work that yields to other connections. */
+ * A timer armed with 0 ms runs in the next turn, after that turn's epoll_wait and I/O (never in
+ * the pass of the turn that armed it): "continue on the next turn" for work that yields to the
+ * other connections. */
 void ev_timer_start(struct ev_loop *l, struct ev_timer *t, uint64_t ms);
 void ev_timer_stop(struct ev_loop *l, struct ev_timer *t);
 static inline bool ev_timer_armed(const struct ev_timer *t)
