@@ -6,6 +6,7 @@
 #include "net/outq.h"
 
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -163,6 +164,46 @@ static void test_timer_next_turn(void)
     ev_loop_fini(&l);
 }
 
+static struct ev_timer io_armed;
+static int io_armed_runs;
+
+static void on_io_armed(struct ev_timer *t)
+{
+    (void)t;
+    io_armed_runs++;
+}
+
+static void on_io_arm(struct ev_io *io, uint32_t events)
+{
+    (void)io;
+    (void)events;
+    ev_timer_start(next_loop, &io_armed, 0);
+}
+
+/* A 0 ms timer armed by I/O runs after the next epoll_wait, not in the pass of its own turn:
+ * a connection that yields from its I/O gives the others a poll first. */
+static void test_timer_armed_by_io(void)
+{
+    struct ev_loop l;
+    CHECK(ev_loop_init(&l) == 0);
+    next_loop = &l;
+    int p[2];
+    CHECK(pipe(p) == 0);
+    CHECK(write(p[1], "x", 1) == 1);
+    struct ev_io io = {.fd = p[0], .cb = on_io_arm};
+    io_armed.cb = on_io_armed;
+    CHECK(ev_io_add(&l, &io, EPOLLIN) == 0);
+    ev_loop_turn(&l, 0);
+    CHECK(ev_timer_armed(&io_armed));
+    CHECK_EQ_INT(io_armed_runs, 0);
+    ev_io_del(&l, &io);
+    ev_loop_turn(&l, 0);
+    CHECK_EQ_INT(io_armed_runs, 1);
+    close(p[0]);
+    close(p[1]);
+    ev_loop_fini(&l);
+}
+
 static int defer_runs;
 static struct ev_defer d1, d2;
 static struct ev_loop *defer_loop;
@@ -202,6 +243,7 @@ int main(void)
     test_outq();
     test_timers();
     test_timer_next_turn();
+    test_timer_armed_by_io();
     test_defer();
     return check_done("core");
 }
