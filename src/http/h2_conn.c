@@ -531,7 +531,8 @@ static int conn_feed(struct h2_conn *c, const char *p, size_t n)
         nghttp2_session_terminate_session(c->ng,
                                           c->goaway_code ? c->goaway_code : NGHTTP2_PROTOCOL_ERROR);
         c->failed = true;
-        conn_write(c); /* best effort: the GOAWAY if the socket takes it now */
+        c->write_budget = H2_WRITE_BUDGET; /* the last frames: not held back for fairness */
+        conn_write(c);                     /* best effort: the GOAWAY if the socket takes it now */
         /* Closing with the client's bytes unread would reset the connection and destroy the
          * GOAWAY on its way; linger when it is out, unless the client does not read at all. */
         if (c->state != H2C_CLOSED && !c->pend_len && !(c->wbuf && buf_len(c->wbuf))) {
@@ -801,6 +802,7 @@ static bool h2_close_if_idle(struct conn_base *b)
     if (c->state == H2C_CLOSED || c->nstreams || c->in_run)
         return false;
     nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+    c->write_budget = H2_WRITE_BUDGET;
     conn_write(c); /* best effort */
     conn_close(c);
     return true;
@@ -846,6 +848,7 @@ void h2_conn_start(struct conn *conn, const char *initial, size_t initial_len)
     c->send_timer.cb = conn_on_send_timer;
     c->goaway_timer.cb = conn_on_goaway_timer;
     c->yield_timer.cb = conn_on_yield;
+    c->write_budget = H2_WRITE_BUDGET;
     c->run_defer.cb = conn_on_run;
     c->close_defer.cb = conn_on_close;
     dlist_init(&c->streams);
