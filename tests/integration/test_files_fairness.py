@@ -101,23 +101,14 @@ def big_site(site):  # noqa: F811
     return site
 
 
-def test_plain_http11_sendfile_yields_each_budget(gatehouse, big_site, tmp_path):
-    gh = gatehouse(files_config(big_site, tls=False))
-    run_case(gh, tmp_path, ["--http1.1"], gh.url("/big.bin"))
-
-
-def test_tls_http11_copy_path_yields_each_budget(gatehouse, big_site, tmp_path):
-    gh = gatehouse(files_config(big_site))
-    url = f"https://127.0.0.1:{gh.ports[1]}/big.bin"
-    run_case(gh, tmp_path, ["--http1.1"], url)
-
-
-def test_h2c_yields_each_budget(gatehouse, big_site, tmp_path):
-    gh = gatehouse(files_config(big_site, tls=False))
-    run_case(gh, tmp_path, ["--http2-prior-knowledge"], gh.url("/big.bin"))
-
-
-def test_h2_over_tls_yields_each_budget(gatehouse, big_site, tmp_path):
-    gh = gatehouse(files_config(big_site))
-    url = f"https://127.0.0.1:{gh.ports[1]}/big.bin"
-    run_case(gh, tmp_path, ["--http2"], url)
+@pytest.mark.parametrize("tls,curl_args", [
+    (False, ["--http1.1"]),                # sendfile (outq_flush)
+    (True, ["--http1.1"]),                 # the files handler's copy path (pread + SSL_write)
+    (False, ["--http2-prior-knowledge"]),  # h2c: nghttp2's frames
+    (True, ["--http2"]),                   # h2 over TLS
+], ids=["plain-h1-sendfile", "tls-h1-copy", "h2c", "h2-tls"])
+def test_one_budget_per_turn_while_another_connection_is_served(gatehouse, big_site, tmp_path,
+                                                                 tls, curl_args):
+    gh = gatehouse(files_config(big_site, tls=tls))
+    url = f"https://127.0.0.1:{gh.ports[1]}/big.bin" if tls else gh.url("/big.bin")
+    run_case(gh, tmp_path, curl_args, url)
