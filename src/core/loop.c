@@ -45,11 +45,17 @@ void ev_io_del(struct ev_loop *l, struct ev_io *io)
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 }
 
-/* Binary min-heap on deadline; slot is the 1-based index so that 0 means "not armed". */
+/* Binary min-heap on (deadline, arming order); slot is the 1-based index so that 0 means "not
+ * armed". */
 static void heap_place(struct ev_loop *l, uint32_t i, struct ev_timer *t)
 {
     l->heap[i] = t;
     t->slot = i + 1;
+}
+
+static bool timer_before(const struct ev_timer *a, const struct ev_timer *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
 static void heap_up(struct ev_loop *l, uint32_t i)
@@ -57,7 +63,7 @@ static void heap_up(struct ev_loop *l, uint32_t i)
     struct ev_timer *t = l->heap[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (l->heap[parent]->deadline <= t->deadline)
+        if (!timer_before(t, l->heap[parent]))
             break;
         heap_place(l, i, l->heap[parent]);
         i = parent;
@@ -72,9 +78,9 @@ static void heap_down(struct ev_loop *l, uint32_t i)
         uint32_t c = 2 * i + 1;
         if (c >= l->nheap)
             break;
-        if (c + 1 < l->nheap && l->heap[c + 1]->deadline < l->heap[c]->deadline)
+        if (c + 1 < l->nheap && timer_before(l->heap[c + 1], l->heap[c]))
             c++;
-        if (t->deadline <= l->heap[c]->deadline)
+        if (!timer_before(l->heap[c], t))
             break;
         heap_place(l, i, l->heap[c]);
         i = c;
@@ -104,6 +110,7 @@ void ev_timer_start(struct ev_loop *l, struct ev_timer *t, uint64_t ms)
         uint32_t i = t->slot - 1;
         uint64_t old = t->deadline;
         t->deadline = deadline;
+        t->seq = ++l->timer_seq;
         if (deadline < old)
             heap_up(l, i);
         else
@@ -119,6 +126,7 @@ void ev_timer_start(struct ev_loop *l, struct ev_timer *t, uint64_t ms)
         l->capheap = cap;
     }
     t->deadline = deadline;
+    t->seq = ++l->timer_seq;
     heap_place(l, l->nheap++, t);
     heap_up(l, l->nheap - 1);
 }
@@ -133,9 +141,12 @@ void ev_defer(struct ev_loop *l, struct ev_defer *d)
     l->defer_tail = &d->next;
 }
 
-static void run_timers(struct ev_loop *l)
+/* The timers due now and armed before this turn's epoll_wait. One armed since (with 0 ms, to
+ * continue after other connections' I/O) sorts after every timer due now, so the pass ends
+ * there: it runs after the next epoll_wait, not again and again within this turn. */
+static void run_timers(struct ev_loop *l, uint64_t last)
 {
-    while (l->nheap && l->heap[0]->deadline <= l->now) {
+    while (l->nheap && l->heap[0]->deadline <= l->now && l->heap[0]->seq <= last) {
         struct ev_timer *t = l->heap[0];
         ev_timer_stop(l, t);
         t->cb(t);
@@ -158,6 +169,7 @@ void ev_run_defers(struct ev_loop *l)
 void ev_loop_turn(struct ev_loop *l, int max_wait_ms)
 {
     struct epoll_event evs[256];
+    uint64_t armed_before = l->timer_seq;
     int wait = max_wait_ms;
     if (l->defer_head)
         wait = 0;
@@ -175,6 +187,6 @@ void ev_loop_turn(struct ev_loop *l, int max_wait_ms)
     }
     if (n < 0 && errno != EINTR)
         l->stop = true;
-    run_timers(l);
+    run_timers(l, armed_before);
     ev_run_defers(l);
 }

@@ -17,6 +17,7 @@ struct ev_io {
 struct ev_timer {
     uint64_t deadline; /* ms, loop clock */
     uint32_t slot;     /* position in the heap + 1; 0 = not armed */
+    uint64_t seq;      /* when it was armed: equal deadlines run in arming order */
     void (*cb)(struct ev_timer *t);
 };
 
@@ -32,6 +33,7 @@ struct ev_loop {
     uint64_t now; /* ms, CLOCK_MONOTONIC, refreshed once per turn */
     struct ev_timer **heap;
     uint32_t nheap, capheap;
+    uint64_t timer_seq; /* timers armed so far */
     struct ev_defer *defer_head, **defer_tail;
 };
 
@@ -42,7 +44,10 @@ void ev_loop_fini(struct ev_loop *l);
 int ev_io_add(struct ev_loop *l, struct ev_io *io, uint32_t events);
 void ev_io_del(struct ev_loop *l, struct ev_io *io);
 
-/* Arm (or re-arm) a timer `ms` from now; stop it. Stopping an unarmed timer is a no-op. */
+/* Arm (or re-arm) a timer `ms` from now; stop it. Stopping an unarmed timer is a no-op.
+ * A timer armed with 0 ms runs in the next turn, after that turn's epoll_wait and I/O (never in
+ * the pass of the turn that armed it): "continue on the next turn" for work that yields to the
+ * other connections. */
 void ev_timer_start(struct ev_loop *l, struct ev_timer *t, uint64_t ms);
 void ev_timer_stop(struct ev_loop *l, struct ev_timer *t);
 static inline bool ev_timer_armed(const struct ev_timer *t)

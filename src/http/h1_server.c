@@ -44,8 +44,9 @@ struct h1_conn {
     struct conn *conn;     /* transport, peer, listener and snapshot (net/conn.h) */
     enum conn_state state;
     struct ev_io io;
-    struct ev_timer timer;      /* head, body, keep-alive and linger deadlines */
-    struct ev_timer send_timer; /* the client is not taking our response (send_timeout) */
+    struct ev_timer timer;       /* head, body, keep-alive and linger deadlines */
+    struct ev_timer send_timer;  /* the client is not taking our response (send_timeout) */
+    struct ev_timer yield_timer; /* 0 ms: a file's next budget, after other connections' I/O */
     struct ev_defer flush_defer;
     struct ev_defer process_defer; /* continue with the next request outside the handler's call */
     struct ev_defer fail_defer;    /* answer fail_status outside the handler's call */
@@ -146,6 +147,7 @@ static const struct http_stream_ops h1_stream_ops;
 static void conn_on_io(struct ev_io *io, uint32_t events);
 static void conn_on_timer(struct ev_timer *t);
 static void conn_on_send_timer(struct ev_timer *t);
+static void conn_on_yield(struct ev_timer *t);
 static void conn_on_flush(struct ev_defer *d);
 static void conn_on_close(struct ev_defer *d);
 static void conn_on_process(struct ev_defer *d);
@@ -181,6 +183,7 @@ void h1_conn_start(struct conn *conn, bool ready)
     c->io = (struct ev_io){.fd = conn->fd, .cb = conn_on_io};
     c->timer.cb = conn_on_timer;
     c->send_timer.cb = conn_on_send_timer;
+    c->yield_timer.cb = conn_on_yield;
     c->flush_defer.cb = conn_on_flush;
     c->close_defer.cb = conn_on_close;
     c->process_defer.cb = conn_on_process;
@@ -217,6 +220,7 @@ static void conn_close(struct h1_conn *c)
         ev_io_del(&c->w->loop, &c->io);
     ev_timer_stop(&c->w->loop, &c->timer);
     ev_timer_stop(&c->w->loop, &c->send_timer);
+    ev_timer_stop(&c->w->loop, &c->yield_timer);
     if (!c->handed_over)
         conn_close_fd(c->conn);
     ev_defer(&c->w->loop, &c->close_defer);
@@ -239,6 +243,7 @@ static void conn_on_close(struct ev_defer *d)
     /* Backstop: nothing may leave a timer pointing into freed memory. */
     ev_timer_stop(&c->w->loop, &c->timer);
     ev_timer_stop(&c->w->loop, &c->send_timer);
+    ev_timer_stop(&c->w->loop, &c->yield_timer);
     dlist_remove(&c->base.link);
     buf_put(&c->w->bufs, c->in);
     outq_release(&c->out, &c->w->bufs);
@@ -317,6 +322,11 @@ static int conn_flush(struct h1_conn *c)
     if (r == OUTQ_AGAIN) {
         c->wr_ready = false;
         arm_send_timer(c);
+    } else if (r == OUTQ_YIELD) {
+        /* The client takes all we give it: the rest of the file on the next turn, after the
+         * other connections had theirs. No send_timeout: the client is reading. */
+        if (c->state != CS_CLOSED)
+            ev_timer_start(&c->w->loop, &c->yield_timer, 0);
     } else if (r == OUTQ_DONE) {
         ev_timer_stop(&c->w->loop, &c->send_timer);
         if (c->shut_pending)
@@ -331,10 +341,23 @@ static int conn_flush(struct h1_conn *c)
     return r;
 }
 
+/* The next budget of a file segment (conn_flush yielded); more EPOLLOUT may have flushed it
+ * meanwhile. */
+static void conn_on_yield(struct ev_timer *t)
+{
+    struct h1_conn *c = container_of(t, struct h1_conn, yield_timer);
+    if (c->state == CS_CLOSED || outq_empty(&c->out) || !c->wr_ready)
+        return;
+    if (conn_flush(c) == OUTQ_DONE)
+        conn_process(c);
+}
+
 static void conn_on_flush(struct ev_defer *d)
 {
     struct h1_conn *c = container_of(d, struct h1_conn, flush_defer);
-    if (c->state == CS_CLOSED || outq_empty(&c->out) || !c->wr_ready)
+    /* A flush that yielded this turn goes on with its timer, not with a second budget now. */
+    if (c->state == CS_CLOSED || outq_empty(&c->out) || !c->wr_ready ||
+        ev_timer_armed(&c->yield_timer))
         return;
     if (conn_flush(c) == OUTQ_DONE)
         conn_process(c);
@@ -509,7 +532,7 @@ static enum send_result send_result_of(struct h1_conn *c, int r)
 {
     if (r == OUTQ_DONE)
         return SEND_DONE;
-    if (r == OUTQ_AGAIN) {
+    if (r == OUTQ_AGAIN || r == OUTQ_YIELD) {
         c->send_pending = true;
         return SEND_PENDING;
     }
@@ -597,7 +620,7 @@ static enum send_result h1_send_end(struct http_stream *s)
     int r = conn_flush(c);
     if (r == OUTQ_DONE)
         exchange_finished(c);
-    return r == OUTQ_DONE ? SEND_DONE : r == OUTQ_AGAIN ? SEND_PENDING : SEND_ERROR;
+    return r == OUTQ_DONE ? SEND_DONE : r == OUTQ_ERROR ? SEND_ERROR : SEND_PENDING;
 }
 
 static void h1_abort(struct http_stream *s)

@@ -455,6 +455,11 @@ static int flush_out(struct h2_conn *c)
     return 1;
 }
 
+/* Bytes one connection writes per loop turn at most (as OUTQ_FILE_BUDGET for HTTP/1.1): a
+ * client that reads as fast as we write and opens wide flow-control windows (curl: tens of MiB)
+ * would otherwise keep the worker in one write loop for as long as it has file bytes to take. */
+#define H2_WRITE_BUDGET ((size_t)1 << 20)
+
 static void conn_write(struct h2_conn *c)
 {
     for (;;) {
@@ -466,6 +471,14 @@ static void conn_write(struct h2_conn *c)
             ev_timer_stop(&c->w->loop, &c->send_timer);
             return;
         }
+        if (c->wr_ready && !c->write_budget) {
+            /* The rest on the next turn, after the other connections' I/O; no send_timeout,
+             * the client is reading. */
+            if (!ev_timer_armed(&c->yield_timer))
+                ev_timer_start(&c->w->loop, &c->yield_timer, 0);
+            return;
+        }
+        size_t len = buf_len(c->wbuf);
         int r = c->wr_ready ? flush_out(c) : 0;
         if (r < 0) {
             log_msg(conn_log(c), LOG_DEBUG, "client %s: write failed: %s", c->conn->peer,
@@ -481,6 +494,7 @@ static void conn_write(struct h2_conn *c)
                 ev_timer_start(&c->w->loop, &c->send_timer, conn_limits(c)->send_timeout);
             return;
         }
+        c->write_budget -= len < c->write_budget ? len : c->write_budget;
         ev_timer_stop(&c->w->loop, &c->send_timer);
     }
 }
@@ -517,7 +531,8 @@ static int conn_feed(struct h2_conn *c, const char *p, size_t n)
         nghttp2_session_terminate_session(c->ng,
                                           c->goaway_code ? c->goaway_code : NGHTTP2_PROTOCOL_ERROR);
         c->failed = true;
-        conn_write(c); /* best effort: the GOAWAY if the socket takes it now */
+        c->write_budget = H2_WRITE_BUDGET; /* the last frames: not held back for fairness */
+        conn_write(c);                     /* best effort: the GOAWAY if the socket takes it now */
         /* Closing with the client's bytes unread would reset the connection and destroy the
          * GOAWAY on its way; linger when it is out, unless the client does not read at all. */
         if (c->state != H2C_CLOSED && !c->pend_len && !(c->wbuf && buf_len(c->wbuf))) {
@@ -607,6 +622,10 @@ void h2_conn_run(struct h2_conn *c)
         return;
     }
     c->in_run = true;
+    /* A connection that yielded writes on from its timer, later in this turn, with a new
+     * budget; until then (its client's WINDOW_UPDATEs read here) it writes nothing. */
+    if (!ev_timer_armed(&c->yield_timer))
+        c->write_budget = H2_WRITE_BUDGET;
     conn_read(c);
     if (c->state == H2C_LINGERING) {
         c->in_run = false;
@@ -665,6 +684,11 @@ static void conn_on_idle(struct ev_timer *t)
     h2_conn_run(c);
 }
 
+static void conn_on_yield(struct ev_timer *t)
+{
+    h2_conn_run(container_of(t, struct h2_conn, yield_timer)); /* not armed: a new budget */
+}
+
 static void conn_on_send_timer(struct ev_timer *t)
 {
     struct h2_conn *c = container_of(t, struct h2_conn, send_timer);
@@ -701,6 +725,7 @@ static void conn_close(struct h2_conn *c)
     ev_timer_stop(&c->w->loop, &c->idle_timer);
     ev_timer_stop(&c->w->loop, &c->send_timer);
     ev_timer_stop(&c->w->loop, &c->goaway_timer);
+    ev_timer_stop(&c->w->loop, &c->yield_timer);
     conn_close_fd(c->conn);
     ev_defer(&c->w->loop, &c->close_defer);
 }
@@ -777,6 +802,7 @@ static bool h2_close_if_idle(struct conn_base *b)
     if (c->state == H2C_CLOSED || c->nstreams || c->in_run)
         return false;
     nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR);
+    c->write_budget = H2_WRITE_BUDGET;
     conn_write(c); /* best effort */
     conn_close(c);
     return true;
@@ -821,6 +847,8 @@ void h2_conn_start(struct conn *conn, const char *initial, size_t initial_len)
     c->idle_timer.cb = conn_on_idle;
     c->send_timer.cb = conn_on_send_timer;
     c->goaway_timer.cb = conn_on_goaway_timer;
+    c->yield_timer.cb = conn_on_yield;
+    c->write_budget = H2_WRITE_BUDGET;
     c->run_defer.cb = conn_on_run;
     c->close_defer.cb = conn_on_close;
     dlist_init(&c->streams);

@@ -195,6 +195,8 @@ struct h2_conn {
     struct ev_timer idle_timer;   /* no stream open: keepalive; lingering: the linger time */
     struct ev_timer send_timer;   /* the client is not taking our frames */
     struct ev_timer goaway_timer; /* draining: the final GOAWAY after the notice */
+    struct ev_timer yield_timer;  /* 0 ms: write on after H2_WRITE_BUDGET, next turn */
+    size_t write_budget;          /* bytes this turn's writes may still send */
     struct ev_defer run_defer;    /* frame and write what the streams produced */
     struct ev_defer close_defer;
     nghttp2_session *ng;

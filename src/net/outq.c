@@ -78,14 +78,11 @@ static size_t tail_ready(const struct outq *q)
     return q->file_left ? 0 : (size_t)(q->tail_len - q->tail_off);
 }
 
-/* sendfile(2) takes at most about 2 GiB per call; a smaller step changes nothing, the socket
- * takes less than that anyway. */
-#define OUTQ_FILE_STEP ((size_t)1 << 30)
-
-/* One sendfile step of the file segment. 0 bytes before the segment's end: the file shrank. */
-static int file_step(struct outq *q, outq_sendfile_fn sendfile_fn, void *ctx)
+/* One sendfile step of the file segment, at most what is left of this flush's `budget` (which
+ * it reduces). 0 bytes before the segment's end: the file shrank. */
+static int file_step(struct outq *q, outq_sendfile_fn sendfile_fn, void *ctx, uint64_t *budget)
 {
-    size_t len = q->file_left < OUTQ_FILE_STEP ? (size_t)q->file_left : OUTQ_FILE_STEP;
+    size_t len = q->file_left < *budget ? (size_t)q->file_left : (size_t)*budget;
     long n = sendfile_fn(ctx, q->file_fd, q->file_off, len);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? OUTQ_AGAIN : OUTQ_ERROR;
@@ -96,6 +93,7 @@ static int file_step(struct outq *q, outq_sendfile_fn sendfile_fn, void *ctx)
     q->file_off += (uint64_t)n;
     q->file_left -= (uint64_t)n;
     q->sent += (uint64_t)n;
+    *budget -= (uint64_t)n;
     return OUTQ_DONE;
 }
 
@@ -165,9 +163,16 @@ static int outq_done(struct outq *q, struct buf_pool *pool)
 
 int outq_flush(struct outq *q, int fd, struct buf_pool *pool)
 {
+    uint64_t budget = OUTQ_FILE_BUDGET;
     while (!outq_empty(q)) {
-        int r = q->file_left && !mem_before_file(q) ? file_step(q, socket_sendfile, &fd)
-                                                    : write_parts(q, fd);
+        int r;
+        if (q->file_left && !mem_before_file(q)) {
+            if (!budget)
+                return OUTQ_YIELD;
+            r = file_step(q, socket_sendfile, &fd, &budget);
+        } else {
+            r = write_parts(q, fd);
+        }
         if (r != OUTQ_DONE)
             return r;
     }
@@ -223,13 +228,16 @@ int outq_flush_files(struct outq *q, outq_write_fn write, outq_sendfile_fn sendf
                      struct buf_pool *pool)
 {
     char staged[OUTQ_GATHER_MAX];
+    uint64_t budget = OUTQ_FILE_BUDGET;
     while (!outq_empty(q)) {
         if (q->file_left && !mem_before_file(q)) {
             if (!sendfile_fn) {
                 errno = ENOTSUP;
                 return OUTQ_ERROR;
             }
-            int r = file_step(q, sendfile_fn, ctx);
+            if (!budget)
+                return OUTQ_YIELD;
+            int r = file_step(q, sendfile_fn, ctx, &budget);
             if (r != OUTQ_DONE)
                 return r;
             continue;

@@ -20,6 +20,12 @@
 #include <unistd.h>
 
 enum xfer_phase { X_PART_HEAD, X_DATA, X_TAIL, X_END };
+
+/* Bytes one pump copies at most (as the codecs' own budgets for a file, OUTQ_FILE_BUDGET): a
+ * client that takes every buffer at once (over TLS on loopback or a LAN) would otherwise keep
+ * the worker copying its whole file in one call while the other connections wait. The rest
+ * follows on the next loop turn. */
+#define FILES_COPY_BUDGET ((uint64_t)1 << 20)
 enum step { STEP_NEXT, STEP_WAIT, STEP_DONE, STEP_FAIL };
 
 struct files_xfer {
@@ -35,14 +41,16 @@ struct files_xfer {
     size_t ctype_len;
     unsigned part;
     enum xfer_phase phase;
-    uint64_t off, left; /* what is still to send of the current range */
-    struct buf *buf;    /* copy mode: the one buffer, untouched while a send is pending */
-    bool copy;          /* the connection cannot send from the file: pread + send_body */
-    bool pumping;       /* inside pump(): callbacks only leave notes */
-    bool woken;         /* on_writable came while pumping */
-    bool gone;          /* on_close: the stream is not ours any more */
-    bool ended;         /* send_end or abort was called */
-    bool broken;        /* the file or memory failed us, not the connection: abort */
+    uint64_t off, left;          /* what is still to send of the current range */
+    struct buf *buf;             /* copy mode: the one buffer, untouched while a send is pending */
+    struct ev_timer yield_timer; /* copy mode: the next budget, on the next loop turn */
+    uint64_t copied;             /* bytes this pump copied */
+    bool copy;                   /* the connection cannot send from the file: pread + send_body */
+    bool pumping;                /* inside pump(): callbacks only leave notes */
+    bool woken;                  /* on_writable came while pumping */
+    bool gone;                   /* on_close: the stream is not ours any more */
+    bool ended;                  /* send_end or abort was called */
+    bool broken;                 /* the file or memory failed us, not the connection: abort */
 };
 
 size_t files_xfer_size(void)
@@ -53,6 +61,7 @@ size_t files_xfer_size(void)
 /* Not through x->s: after on_close the stream may be gone. */
 static void xfer_free(struct files_xfer *x)
 {
+    ev_timer_stop(&x->w->loop, &x->yield_timer);
     if (x->buf)
         buf_put(&x->w->bufs, x->buf);
     files_entry_put(x->fw->cache, x->e);
@@ -133,6 +142,7 @@ static enum step send_copy(struct files_xfer *x)
     }
     x->off += (uint64_t)got;
     x->left -= (uint64_t)got;
+    x->copied += (uint64_t)got;
     enum step st = sent(x->s->ops->send_body(x->s, x->buf->data, (size_t)got));
     if (st == STEP_FAIL || x->left)
         return st;
@@ -191,9 +201,15 @@ static void pump(struct files_xfer *x)
 {
     struct http_stream *s = x->s;
     x->pumping = true;
+    x->copied = 0;
     while (!x->gone && !x->ended) {
         x->woken = false;
         enum step st = step(x);
+        bool ready = st == STEP_NEXT || (st == STEP_WAIT && x->woken);
+        if (ready && x->copied >= FILES_COPY_BUDGET && x->phase != X_END) {
+            ev_timer_start(&x->w->loop, &x->yield_timer, 0); /* the rest on the next turn */
+            break;
+        }
         if (st == STEP_NEXT)
             continue;
         if (st == STEP_WAIT) {
@@ -216,6 +232,11 @@ static void pump(struct files_xfer *x)
     x->pumping = false;
     if (x->gone || x->ended)
         xfer_free(x);
+}
+
+static void on_yield(struct ev_timer *t)
+{
+    pump(container_of(t, struct files_xfer, yield_timer));
 }
 
 static void on_writable(struct http_stream *s)
@@ -257,6 +278,7 @@ static struct files_xfer *xfer_new(struct http_stream *s)
     x->s = s;
     x->w = s->worker;
     x->fw = fw;
+    x->yield_timer.cb = on_yield;
     return x;
 }
 

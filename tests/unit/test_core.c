@@ -6,6 +6,7 @@
 #include "net/outq.h"
 
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -126,6 +127,83 @@ static void test_timers(void)
     ev_loop_fini(&l);
 }
 
+static int next_runs;
+static struct ev_loop *next_loop;
+static struct ev_timer next_timer, next_peer;
+
+static void on_next(struct ev_timer *t)
+{
+    next_runs++;
+    ev_timer_start(next_loop, t, 0); /* yields: continue on the next turn */
+}
+
+static void on_next_peer(struct ev_timer *t)
+{
+    (void)t;
+    next_runs += 1000;
+}
+
+/* A timer re-armed with 0 ms by its own callback runs once per turn, not again in the same
+ * pass (which would loop within one turn and starve the I/O); a timer armed before the pass
+ * with the same deadline still runs in it. */
+static void test_timer_next_turn(void)
+{
+    struct ev_loop l;
+    CHECK(ev_loop_init(&l) == 0);
+    next_loop = &l;
+    next_timer.cb = on_next;
+    next_peer.cb = on_next_peer;
+    ev_timer_start(&l, &next_timer, 0);
+    ev_timer_start(&l, &next_peer, 0);
+    ev_loop_turn(&l, 0);
+    CHECK_EQ_INT(next_runs, 1001);
+    ev_loop_turn(&l, 0);
+    CHECK_EQ_INT(next_runs, 1002);
+    CHECK(ev_timer_armed(&next_timer));
+    ev_timer_stop(&l, &next_timer);
+    ev_loop_fini(&l);
+}
+
+static struct ev_timer io_armed;
+static int io_armed_runs;
+
+static void on_io_armed(struct ev_timer *t)
+{
+    (void)t;
+    io_armed_runs++;
+}
+
+static void on_io_arm(struct ev_io *io, uint32_t events)
+{
+    (void)io;
+    (void)events;
+    ev_timer_start(next_loop, &io_armed, 0);
+}
+
+/* A 0 ms timer armed by I/O runs after the next epoll_wait, not in the pass of its own turn:
+ * a connection that yields from its I/O gives the others a poll first. */
+static void test_timer_armed_by_io(void)
+{
+    struct ev_loop l;
+    CHECK(ev_loop_init(&l) == 0);
+    next_loop = &l;
+    int p[2];
+    CHECK(pipe(p) == 0);
+    CHECK(write(p[1], "x", 1) == 1);
+    struct ev_io io = {.fd = p[0], .cb = on_io_arm};
+    io_armed.cb = on_io_armed;
+    CHECK(ev_io_add(&l, &io, EPOLLIN) == 0);
+    ev_loop_turn(&l, 0);
+    CHECK(ev_timer_armed(&io_armed));
+    CHECK_EQ_INT(io_armed_runs, 0);
+    ev_io_del(&l, &io);
+    ev_loop_turn(&l, 0);
+    CHECK_EQ_INT(io_armed_runs, 1);
+    close(p[0]);
+    close(p[1]);
+    ev_loop_fini(&l);
+}
+
 static int defer_runs;
 static struct ev_defer d1, d2;
 static struct ev_loop *defer_loop;
@@ -164,6 +242,8 @@ int main(void)
     test_freelist();
     test_outq();
     test_timers();
+    test_timer_next_turn();
+    test_timer_armed_by_io();
     test_defer();
     return check_done("core");
 }

@@ -184,6 +184,8 @@ static int flush_all(struct fcase *t, struct buf_pool *p)
         int r = outq_flush(&t->q, t->sv[0], p);
         int e = errno;
         drain(t);
+        if (r == OUTQ_YIELD)
+            continue;
         if (r != OUTQ_AGAIN) {
             errno = e;
             return r;
@@ -325,6 +327,59 @@ static void test_file_writer(struct buf_pool *p)
     free(content);
 }
 
+/* A socket that takes all it is given (a fast client): each call sends what it is asked. */
+struct fast_sink {
+    uint64_t file_bytes, calls, largest;
+};
+
+static long fast_sendfile(void *ctx, int fd, uint64_t off, size_t len)
+{
+    struct fast_sink *k = ctx;
+    (void)fd;
+    (void)off;
+    k->file_bytes += len;
+    k->calls++;
+    if (len > k->largest)
+        k->largest = len;
+    return (long)len;
+}
+
+static long fast_write(void *ctx, const char *p, size_t len)
+{
+    (void)ctx;
+    (void)p;
+    return (long)len;
+}
+
+/* One flush sends at most OUTQ_FILE_BUDGET bytes of a file to a client that takes everything,
+ * then yields with the rest still queued; the flush after it goes on from there, and the last
+ * one ends with the tail. A file no larger than the budget is done in one flush. */
+static void test_file_budget(struct buf_pool *p)
+{
+    struct fast_sink k = {0};
+    struct outq q = {0};
+    uint64_t len = 2 * OUTQ_FILE_BUDGET + 100;
+    CHECK(outq_append(&q, p, "head", 4) == 0);
+    outq_set_file(&q, 99, 0, len, "\r\n", 2);
+    CHECK_EQ_INT(outq_flush_files(&q, fast_write, fast_sendfile, &k, p), OUTQ_YIELD);
+    CHECK_EQ_INT(k.file_bytes, OUTQ_FILE_BUDGET);
+    CHECK_EQ_INT(q.file_left, len - OUTQ_FILE_BUDGET);
+    CHECK(!outq_empty(&q));
+    CHECK_EQ_INT(outq_flush_files(&q, fast_write, fast_sendfile, &k, p), OUTQ_YIELD);
+    CHECK_EQ_INT(k.file_bytes, 2 * OUTQ_FILE_BUDGET);
+    CHECK_EQ_INT(outq_flush_files(&q, fast_write, fast_sendfile, &k, p), OUTQ_DONE);
+    CHECK_EQ_INT(k.file_bytes, len);
+    CHECK(outq_empty(&q));
+    CHECK_EQ_INT(q.sent, 4 + len + 2);
+    CHECK(k.largest <= OUTQ_FILE_BUDGET);
+
+    k = (struct fast_sink){0};
+    outq_set_file(&q, 99, 0, OUTQ_FILE_BUDGET, "", 0);
+    CHECK_EQ_INT(outq_flush_files(&q, fast_write, fast_sendfile, &k, p), OUTQ_DONE);
+    CHECK_EQ_INT(k.file_bytes, OUTQ_FILE_BUDGET);
+    outq_release(&q, p);
+}
+
 int main(void)
 {
     struct buf_pool p;
@@ -337,6 +392,7 @@ int main(void)
     test_file_truncated(&p);
     test_file_unreadable(&p);
     test_file_writer(&p);
+    test_file_budget(&p);
     buf_pool_fini(&p);
     return check_done("outq");
 }
