@@ -1,6 +1,7 @@
 /* Unit tests for the configuration module: the documented example, defaults, every class of
  * problem with its exact "FILE:LINE:COL: message" line, value parsers, and refcounting. */
 #include "check.h"
+#include "config_check.h"
 #include "config/config.h"
 #include "config/config_values.h"
 #include "config/resolve.h"
@@ -104,18 +105,9 @@ static int load(const char *yaml, struct config **c)
 static void expect_errors(int line, const char *yaml, const char *expected)
 {
     struct config *c = (struct config *)1;
-    int lines = 0, n = load(yaml, &c);
+    int n = load(yaml, &c);
 
-    for (const char *p = expected; *p; p++)
-        lines += *p == '\n';
-    CHECK(c == NULL);
-    if (n == lines && !strcmp(messages, expected)) {
-        check_passed++;
-        return;
-    }
-    check_failed++;
-    fprintf(stderr, "%s:%d: %d problems, expected %d:\n--- got\n%s--- expected\n%s", __FILE__, line,
-            n, lines, messages, expected);
+    check_config_errors(__FILE__, line, c, n, messages, expected);
 }
 #define EXPECT_ERRORS(yaml, expected) expect_errors(__LINE__, yaml, expected)
 
