@@ -687,11 +687,17 @@ _edge_probe = itertools.count()
 def edge_env(tmp_path_factory, name, limits):
     """A module's Gatehouse in front of one backend on the edge site, as a generator for a
     module-scoped fixture (`yield from edge_env(...)`): yields (gatehouse, backend)."""
+    yield from backend_env(tmp_path_factory, name, lambda be: edge_config(
+        be, routes=[{"path": "/", "proxy": "app"}], limits=limits))
+
+
+def backend_env(tmp_path_factory, name, make_config):
+    """A module's Gatehouse running make_config(backend) in front of one backend, as a generator
+    for a module-scoped fixture: yields (gatehouse, backend), checks sanitizer reports at the end."""
     d = tmp_path_factory.mktemp(name)
     be = BackendProcess(d / "backend.log")
     be.start()
-    gh = Gatehouse(d / "gh", edge_config(be, routes=[{"path": "/", "proxy": "app"}],
-                                         limits=limits))
+    gh = Gatehouse(d / "gh", make_config(be))
     try:
         gh.start()
         yield gh, be

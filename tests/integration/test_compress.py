@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from backend import text_bytes
-from conftest import (H1, BackendProcess, Gatehouse, SANITIZER, T, base_config, curl,
+from conftest import (H1, T, backend_env, base_config, curl,
                       refused_port)
 
 CODINGS = ("gzip", "br", "zstd")
@@ -64,18 +64,8 @@ def compress_config(be, dead_port):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    d = tmp_path_factory.mktemp("compress")
-    be = BackendProcess(d / "backend.log")
-    be.start()
-    gh = Gatehouse(d / "gh", compress_config(be, refused_port()))
-    try:
-        gh.start()
-        yield gh, be
-    finally:
-        gh.cleanup()
-        be.stop()
-    if SANITIZER:
-        assert not gh.sanitizer_reports(), gh.sanitizer_reports()
+    yield from backend_env(tmp_path_factory, "compress",
+                           lambda be: compress_config(be, refused_port()))
 
 
 def req(gh, target, ae=None, method="GET", headers=()):
